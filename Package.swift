@@ -1,0 +1,40 @@
+// swift-tools-version: 6.0
+// sl — secure email for anyone, as Unix filters.
+// Dependencies point one way: executables -> SLCommand -> SLPolicy -> SLMessage.
+// Only modules that need a C library import one, and no C type crosses a public API.
+import PackageDescription
+
+let package = Package(
+    name: "sl",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "sl-classify", targets: ["sl-classify"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, used behind owning wrappers only.
+        .systemLibrary(name: "CGPGME", pkgConfig: "gpgme",
+                       providers: [.apt(["libgpgme-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+
+        // RFC 5322, MIME, mboxrd, the X-SL-* envelope fields. Foundation only.
+        .target(name: "SLMessage"),
+        // Configuration, address books, TLS capability, the per-recipient decision.
+        .target(name: "SLPolicy", dependencies: ["SLMessage", "COpenSSL"]),
+        // Shared command plumbing: stream loop, staged output, sysexits, audit log.
+        .target(name: "SLCommand", dependencies: [
+            "SLMessage", "SLPolicy",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .executableTarget(name: "sl-classify", dependencies: ["SLCommand"]),
+
+        .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"],
+                    resources: [.copy("Corpus")]),
+        .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
+        .testTarget(name: "ToolTests", dependencies: ["SLMessage"]),
+    ]
+)

@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Something messages can be read from: a file descriptor or bytes in memory.
+public protocol ByteSource {
+    /// Reads up to `max` bytes into `buffer` (replacing its contents); empty at the end.
+    mutating func read(max: Int) throws -> Bytes
+}
+
+public struct FileDescriptorSource: ByteSource {
+    let fd: Int32
+    public init(fd: Int32) { self.fd = fd }
+    public mutating func read(max: Int) throws -> Bytes {
+        var buffer = Bytes(repeating: 0, count: max)
+        let n = try FileDescriptorIO.read(fd, into: &buffer, count: max)
+        buffer.removeSubrange(n...)
+        return buffer
+    }
+}
+
+public struct MemorySource: ByteSource {
+    var bytes: Bytes
+    var offset = 0
+    public init(_ bytes: Bytes) { self.bytes = bytes }
+    public mutating func read(max: Int) throws -> Bytes {
+        let end = min(bytes.count, offset + max)
+        defer { offset = end }
+        return Array(bytes[offset..<end])
+    }
+}
+
+/// Splits a byte source into lines, each with its terminator. A line longer than
+/// `maxPiece` comes out in several pieces so that a hostile input with no line breaks
+/// never has to be held whole; `atLineStart` says whether a piece begins a line.
+public struct LineReader<Source: ByteSource> {
+    var source: Source
+    var buffer = Bytes()
+    var position = 0
+    var eof = false
+    public private(set) var atLineStart = true
+    let maxPiece: Int
+
+    public init(_ source: Source, maxPiece: Int = 64 << 10) {
+        self.source = source
+        self.maxPiece = maxPiece
+    }
+
+    /// The next piece: a whole line (ending in LF) or up to `maxPiece` bytes of one.
+    /// Returns nil at the end of input. `startsLine` is true when the piece is the start
+    /// of a line.
+    public mutating func next() throws -> (piece: ArraySlice<UInt8>, startsLine: Bool)? {
+        while true {
+            if let lf = buffer[position...].firstIndex(of: ASCII.lf), lf - position < maxPiece {
+                return take(upTo: lf + 1)
+            }
+            if buffer.count - position >= maxPiece { return take(upTo: position + maxPiece) }
+            if eof {
+                return position < buffer.count ? take(upTo: buffer.count) : nil
+            }
+            if position > 0 {
+                buffer.removeSubrange(0..<position)
+                position = 0
+            }
+            let more = try source.read(max: 64 << 10)
+            if more.isEmpty { eof = true } else { buffer += more }
+        }
+    }
+
+    private mutating func take(upTo end: Int) -> (piece: ArraySlice<UInt8>, startsLine: Bool) {
+        let piece = buffer[position..<end]
+        position = end
+        let starts = atLineStart
+        atLineStart = piece.last == ASCII.lf
+        return (piece, starts)
+    }
+}
+
+/// Where messages are written: stdout, a staging file, or memory (tests).
+public protocol ByteSink: AnyObject {
+    func write(_ bytes: ArraySlice<UInt8>) throws
+}
+
+extension ByteSink {
+    public func write(_ bytes: Bytes) throws { try write(bytes[...]) }
+}
+
+public final class MemorySink: ByteSink {
+    public private(set) var bytes = Bytes()
+    public init() {}
+    public func write(_ b: ArraySlice<UInt8>) throws { bytes += b }
+}
+
+/// A buffered writer to a file descriptor.
+public final class FileDescriptorSink: ByteSink {
+    public let fd: Int32
+    private var buffer = Bytes()
+    public init(fd: Int32) { self.fd = fd; buffer.reserveCapacity(1 << 16) }
+    public func write(_ b: ArraySlice<UInt8>) throws {
+        if buffer.count + b.count > 1 << 16 { try flush() }
+        if b.count >= 1 << 16 {
+            try b.withUnsafeBytes { try FileDescriptorIO.writeAll(fd, $0) }
+        } else {
+            buffer += b
+        }
+    }
+    public func flush() throws {
+        try FileDescriptorIO.writeAll(fd, buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,223 @@
+import Foundation
+
+/// Reads a stream of messages: mboxrd (a `From ` line before each message, `>From`
+/// quoting undone on the way in), or a bare RFC 5322 message taken as a stream of one.
+/// Headers are held in memory (bounded by HeaderSection.maximumSize); bodies go to a
+/// Spool, so memory stays flat whatever the message size.
+public struct MessageStreamReader<Source: ByteSource> {
+    private enum Mode { case undetermined, mbox, bare, done }
+    private var lines: LineReader<Source>
+    private var mode: Mode
+    private var nextFromLine: Bytes?
+    private var firstPiece: (piece: ArraySlice<UInt8>, startsLine: Bool)?
+    private let spoolMemoryLimit: Int
+    public private(set) var count = 0
+
+    /// - Parameter bare: force the input to be read as one bare message, even if its
+    ///   first line begins with `From `.
+    public init(_ source: Source, bare: Bool = false, spoolMemoryLimit: Int = Spool.defaultMemoryLimit) {
+        lines = LineReader(source)
+        mode = bare ? .bare : .undetermined
+        self.spoolMemoryLimit = spoolMemoryLimit
+    }
+
+    /// True once the input was recognised as mboxrd (false for a bare message).
+    public var isMbox: Bool { nextFromLine != nil || count > 0 && mode == .mbox || mode == .mbox }
+
+    public mutating func next() throws -> Message? {
+        switch mode {
+        case .done:
+            return nil
+        case .undetermined:
+            guard let p = try lines.next() else { mode = .done; return nil }
+            if p.piece.hasBytePrefix("From ") {
+                mode = .mbox
+                nextFromLine = try restOfLine(p.piece)
+            } else {
+                mode = .bare
+                firstPiece = p
+            }
+        case .bare:
+            if count > 0 { mode = .done; return nil }
+        case .mbox:
+            if nextFromLine == nil { mode = .done; return nil }
+        }
+        return try readMessage()
+    }
+
+    private mutating func restOfLine(_ first: ArraySlice<UInt8>) throws -> Bytes {
+        var line = Array(first)
+        while line.last != ASCII.lf, let p = try lines.next() {
+            line += p.piece
+            if line.count > 64 << 10 { throw MessageError.malformed("mbox From line longer than 64 KiB") }
+        }
+        return line
+    }
+
+    private mutating func readMessage() throws -> Message? {
+        count += 1
+        let index = count
+        let inMbox = mode == .mbox
+        let fromLine = nextFromLine
+        nextFromLine = nil
+        var headerBytes = Bytes()
+        var inHeader = true
+        var headerOpen = false           // a field has started, so continuations belong
+        let body = Spool(memoryLimit: spoolMemoryLimit)
+        var heldBlankLine = false        // mboxrd: a "\n" line that may be the separator
+
+        func nextPiece() throws -> (piece: ArraySlice<UInt8>, startsLine: Bool)? {
+            if let f = firstPiece { firstPiece = nil; return f }
+            return try lines.next()
+        }
+
+        while let next = try nextPiece() {
+            var piece = next.piece
+            let startsLine = next.startsLine
+            if inMbox && startsLine {
+                if piece.hasBytePrefix("From ") {
+                    nextFromLine = try restOfLine(piece)
+                    break
+                }
+                if piece.first == ASCII.greaterThan, piece.drop(while: { $0 == ASCII.greaterThan }).hasBytePrefix("From ") {
+                    piece = piece.dropFirst()
+                }
+            }
+            if inHeader {
+                if startsLine {
+                    switch HeaderSection.kind(ofLine: piece) {
+                    case .separator:
+                        headerBytes += piece
+                        inHeader = false
+                        continue
+                    case .field:
+                        headerOpen = true
+                    case .continuation where headerOpen:
+                        break
+                    case .continuation, .other:
+                        inHeader = false
+                    }
+                }
+                if inHeader {
+                    headerBytes += piece
+                    if headerBytes.count > HeaderSection.maximumSize {
+                        throw MessageError.malformed("message \(index): header section larger than \(HeaderSection.maximumSize >> 20) MiB")
+                    }
+                    continue
+                }
+            }
+            if inMbox && startsLine && piece.count == 1 && piece.first == ASCII.lf {
+                if heldBlankLine { try body.append(piece) }
+                heldBlankLine = true
+                continue
+            }
+            if heldBlankLine { try body.append([ASCII.lf]); heldBlankLine = false }
+            try body.append(piece)
+        }
+        if !inMbox { mode = .done }
+        let scan: HeaderSection.Scan
+        do {
+            scan = try HeaderSection.scan(headerBytes[...])
+        } catch let MessageError.malformed(why) {
+            throw MessageError.malformed("message \(index): \(why)")
+        }
+        precondition(scan.bodyStart == headerBytes.count, "streaming and in-memory header parsers disagree")
+        return Message(fromLine: fromLine, header: scan.header, body: body, index: index)
+    }
+}
+
+/// Writes messages as mboxrd: the `From ` line (kept from input or made from the
+/// envelope sender), every line matching `^>*From ` quoted with one more `>`, and an
+/// empty line after each message. A message not ending in a line break gets one.
+public final class MboxWriter {
+    let sink: ByteSink
+    public init(sink: ByteSink) { self.sink = sink }
+
+    public func write(_ message: Message, envelopeSender: String? = nil) throws {
+        try sink.write(message.fromLine ?? Self.fromLine(sender: envelopeSender))
+        let quoter = FromQuoter(sink: sink)
+        try quoter.write(message.header.bytes[...])
+        try message.body.forEachChunk { try quoter.write($0) }
+        try quoter.finish()
+        if !quoter.endsWithLineFeed { try sink.write([ASCII.lf]) }
+        try sink.write([ASCII.lf])
+    }
+
+    /// `From sender Sun Nov 29 02:50:32 2026` — asctime(3) format, UTC.
+    public static func fromLine(sender: String?, date: Date = Date()) -> Bytes {
+        var who = sender ?? ""
+        if who.isEmpty || who.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) { who = "MAILER-DAEMON" }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "EEE MMM d HH:mm:ss yyyy"
+        var d = f.string(from: date)
+        // asctime pads the day of month to two characters with a space
+        let parts = d.split(separator: " ", omittingEmptySubsequences: false)
+        if parts.count == 5, parts[2].count == 1 { d = "\(parts[0]) \(parts[1])  \(parts[2]) \(parts[3]) \(parts[4])" }
+        return Array("From \(who) \(d)\n".utf8)
+    }
+}
+
+/// Adds one `>` before every line matching `^>*From `, across chunk boundaries.
+final class FromQuoter {
+    private let sink: ByteSink
+    private var atLineStart = true
+    private var carry = Bytes()          // a line start that may still become ">*From "
+    private(set) var endsWithLineFeed = true
+
+    init(sink: ByteSink) { self.sink = sink }
+
+    func write(_ chunk: ArraySlice<UInt8>) throws {
+        guard !chunk.isEmpty else { return }
+        var data = chunk
+        if !carry.isEmpty { data = (carry + chunk)[...]; carry = [] }
+        var runStart = data.startIndex
+        var i = data.startIndex
+        while i < data.endIndex {
+            if atLineStart {
+                switch Self.fromPrefixState(data[i...]) {
+                case .quote:
+                    try sink.write(data[runStart..<i])
+                    try sink.write([ASCII.greaterThan])
+                    runStart = i
+                case .undecided:
+                    try sink.write(data[runStart..<i])
+                    carry = Array(data[i...])
+                    return
+                case .no:
+                    break
+                }
+                atLineStart = false
+            }
+            guard let lf = data[i...].firstIndex(of: ASCII.lf) else { i = data.endIndex; break }
+            i = lf + 1
+            atLineStart = true
+        }
+        try sink.write(data[runStart..<data.endIndex])
+        endsWithLineFeed = data.last == ASCII.lf
+    }
+
+    func finish() throws {
+        if !carry.isEmpty {
+            try sink.write(carry[...])
+            endsWithLineFeed = carry.last == ASCII.lf
+            carry = []
+        }
+    }
+
+    enum PrefixState { case quote, no, undecided }
+
+    static func fromPrefixState(_ s: ArraySlice<UInt8>) -> PrefixState {
+        let from: [UInt8] = Array("From ".utf8)
+        var i = s.startIndex
+        while i < s.endIndex && s[i] == ASCII.greaterThan { i += 1 }
+        var k = 0
+        while k < from.count {
+            if i == s.endIndex { return .undecided }
+            if s[i] != from[k] { return .no }
+            i += 1; k += 1
+        }
+        return .quote
+    }
+}

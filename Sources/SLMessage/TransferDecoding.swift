@@ -1,0 +1,55 @@
+/// Content-Transfer-Encoding decoders shared by RFC 2047 words and MIME bodies.
+public enum TransferDecoding {
+    static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x30...0x39: return b - 0x30
+        case 0x41...0x46: return b - 0x41 + 10
+        case 0x61...0x66: return b - 0x61 + 10
+        default: return nil
+        }
+    }
+
+    private static let base64Table: [UInt8] = {
+        var t = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+            t[Int(c)] = UInt8(i)
+        }
+        return t
+    }()
+
+    /// Decodes base64. With `strict`, any character outside the alphabet (other than
+    /// trailing padding) fails the decode, as RFC 2047 words require; otherwise such
+    /// characters (line breaks, stray junk) are skipped the way RFC 2045 6.8 says.
+    public static func base64<C: Collection>(_ input: C, strict: Bool = false) -> Bytes? where C.Element == UInt8 {
+        var out = Bytes()
+        out.reserveCapacity(input.count / 4 * 3)
+        var acc: UInt32 = 0
+        var n = 0
+        var sawPad = false
+        for c in input {
+            if c == UInt8(ascii: "=") { sawPad = true; continue }
+            let v = base64Table[Int(c)]
+            if v == 0xFF || sawPad {
+                if strict { return nil }
+                continue
+            }
+            acc = acc << 6 | UInt32(v)
+            n += 1
+            if n == 4 {
+                out.append(UInt8(truncatingIfNeeded: acc >> 16))
+                out.append(UInt8(truncatingIfNeeded: acc >> 8))
+                out.append(UInt8(truncatingIfNeeded: acc))
+                acc = 0; n = 0
+            }
+        }
+        switch n {
+        case 0: break
+        case 2: out.append(UInt8(truncatingIfNeeded: acc >> 4))
+        case 3:
+            out.append(UInt8(truncatingIfNeeded: acc >> 10))
+            out.append(UInt8(truncatingIfNeeded: acc >> 2))
+        default: if strict { return nil }
+        }
+        return out
+    }
+}
