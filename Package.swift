@@ -32,8 +32,7 @@ let package = Package(
 
         .executableTarget(name: "sl-classify", dependencies: ["SLCommand"]),
 
-        .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"],
-                    resources: [.copy("Corpus")]),
+        .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
         .testTarget(name: "ToolTests", dependencies: ["SLMessage"]),
     ]

@@ -192,3 +192,32 @@ extension String {
         return String(s)
     }
 }
+
+extension HeaderSection {
+    /// Removes the first case-insensitive occurrence of the ASCII `text` from the raw
+    /// value of field `name` (and one space next to it), keeping everything else of the
+    /// field byte for byte. Used to take a subject trigger such as `+encrypt+` out.
+    /// Text inside an RFC 2047 encoded word is left alone.
+    public mutating func removeText(_ text: String, fromField name: String) {
+        guard let i = fields.firstIndex(where: { $0.hasName(name) }) else { return }
+        let f = fields[i]
+        let needle = Array(text.lowercased().utf8)
+        guard !needle.isEmpty else { return }
+        let raw = f.raw
+        let lower = raw.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }
+        var k = f.valueStart
+        while k + needle.count <= raw.count {
+            if lower[k..<k + needle.count].elementsEqual(needle) {
+                var start = k, end = k + needle.count
+                if end < raw.count && raw[end] == ASCII.space { end += 1 }
+                else if start > f.valueStart + 1 && raw[start - 1] == ASCII.space { start -= 1 }
+                var newRaw = Array(raw[..<start]) + raw[end...]
+                // keep "Subject: " readable when the trigger was the whole value
+                if newRaw.count == f.valueStart + raw.lineTerminatorLength { newRaw.insert(ASCII.space, at: f.valueStart) }
+                fields[i] = HeaderField(raw: newRaw, name: f.name, valueStart: f.valueStart)
+                return
+            }
+            k += 1
+        }
+    }
+}

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// Reads a stream of messages: mboxrd (a `From ` line before each message, `>From`
@@ -5,7 +8,18 @@ import Foundation
 /// Headers are held in memory (bounded by HeaderSection.maximumSize); bodies go to a
 /// Spool, so memory stays flat whatever the message size.
 public struct MessageStreamReader<Source: ByteSource> {
-    private enum Mode { case undetermined, mbox, bare, done }
+    /// How the input is framed.
+    public enum Framing: Sendable {
+        /// mboxrd when the first line begins with `From `, else one bare message.
+        case automatic
+        /// Exactly one message, as procmail and Postfix pipe(8) with the F flag hand it
+        /// over: a leading `From ` line is its envelope line, and no later line splits
+        /// it or is unquoted (those programs do not quote body lines).
+        case single
+        /// Exactly one message with no `From ` line at all.
+        case bare
+    }
+    private enum Mode { case undetermined, single, mbox, bare, done }
     private var lines: LineReader<Source>
     private var mode: Mode
     private var nextFromLine: Bytes?
@@ -13,16 +27,15 @@ public struct MessageStreamReader<Source: ByteSource> {
     private let spoolMemoryLimit: Int
     public private(set) var count = 0
 
-    /// - Parameter bare: force the input to be read as one bare message, even if its
-    ///   first line begins with `From `.
-    public init(_ source: Source, bare: Bool = false, spoolMemoryLimit: Int = Spool.defaultMemoryLimit) {
+    public init(_ source: Source, framing: Framing = .automatic, spoolMemoryLimit: Int = Spool.defaultMemoryLimit) {
         lines = LineReader(source)
-        mode = bare ? .bare : .undetermined
+        switch framing {
+        case .automatic: mode = .undetermined
+        case .single: mode = .single
+        case .bare: mode = .bare
+        }
         self.spoolMemoryLimit = spoolMemoryLimit
     }
-
-    /// True once the input was recognised as mboxrd (false for a bare message).
-    public var isMbox: Bool { nextFromLine != nil || count > 0 && mode == .mbox || mode == .mbox }
 
     public mutating func next() throws -> Message? {
         switch mode {
@@ -37,6 +50,10 @@ public struct MessageStreamReader<Source: ByteSource> {
                 mode = .bare
                 firstPiece = p
             }
+        case .single:
+            guard let p = try lines.next() else { mode = .done; return nil }
+            mode = .bare
+            if p.piece.hasBytePrefix("From ") { nextFromLine = try restOfLine(p.piece) } else { firstPiece = p }
         case .bare:
             if count > 0 { mode = .done; return nil }
         case .mbox:
@@ -143,19 +160,20 @@ public final class MboxWriter {
         try sink.write([ASCII.lf])
     }
 
-    /// `From sender Sun Nov 29 02:50:32 2026` — asctime(3) format, UTC.
+    /// `From sender Sun Nov 29 02:50:32 2026` — asctime(3) format, UTC. Made by hand
+    /// rather than with DateFormatter, which is slow to create and runs once per message.
     public static func fromLine(sender: String?, date: Date = Date()) -> Bytes {
         var who = sender ?? ""
         if who.isEmpty || who.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) { who = "MAILER-DAEMON" }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "EEE MMM d HH:mm:ss yyyy"
-        var d = f.string(from: date)
-        // asctime pads the day of month to two characters with a space
-        let parts = d.split(separator: " ", omittingEmptySubsequences: false)
-        if parts.count == 5, parts[2].count == 1 { d = "\(parts[0]) \(parts[1])  \(parts[2]) \(parts[3]) \(parts[4])" }
-        return Array("From \(who) \(d)\n".utf8)
+        var t = time_t(date.timeIntervalSince1970)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let day = tm.tm_mday < 10 ? " \(tm.tm_mday)" : "\(tm.tm_mday)"
+        let stamp = "\(days[Int(tm.tm_wday)]) \(months[Int(tm.tm_mon)]) \(day) \(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)) \(1900 + tm.tm_year)"
+        return Array("From \(who) \(stamp)\n".utf8)
     }
 }
 

@@ -18,7 +18,7 @@ public struct Message: Sendable {
 
     /// Parses a whole message held in memory (tests, small generated messages).
     public init(bytes: Bytes) throws {
-        var reader = MessageStreamReader(MemorySource(bytes), bare: true)
+        var reader = MessageStreamReader(MemorySource(bytes), framing: .bare)
         guard let m = try reader.next() else { throw MessageError.malformed("empty message") }
         self = m
     }

@@ -1,0 +1,63 @@
+# sl — build, install, demo and test. See README.md.
+#
+#   make demo                 install build deps, build, install into ./stage, run the example
+#   make test                 install test deps and run the whole test suite
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make bench                benchmarks (on demand; never part of the tests)
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SWIFT      ?= swift
+CONFIG     ?= release
+BINDIR      = $(DESTDIR)$(PREFIX)/bin
+MANDIR      = $(DESTDIR)$(PREFIX)/share/man
+EXAMPLEDIR  = $(DESTDIR)$(PREFIX)/share/doc/sl/examples
+TOOLS       = sl-classify
+SCRIPTS     = $(wildcard bin-scripts/sl-*)
+
+# Debian packages: to build, and what the tests drive as real peers.
+BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev
+TEST_DEPS   = $(BUILD_DEPS) gnupg gpgsm openssl procmail time
+
+.PHONY: all build deps test-deps install uninstall demo test bench clean
+
+all: build
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+deps:
+	@build-aux/apt-install $(BUILD_DEPS)
+
+test-deps:
+	@build-aux/apt-install $(TEST_DEPS)
+
+install: build
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man7 $(EXAMPLEDIR)
+	for t in $(TOOLS); do install -m 0755 "$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/$$t" $(BINDIR)/; done
+	for s in $(SCRIPTS); do install -m 0755 $$s $(BINDIR)/; done
+	install -m 0644 man/man1/*.1 $(MANDIR)/man1/
+	install -m 0644 man/man5/*.5 $(MANDIR)/man5/
+	install -m 0644 man/man7/*.7 $(MANDIR)/man7/
+	cp -R examples/. $(EXAMPLEDIR)/
+
+uninstall:
+	for t in $(TOOLS) $(notdir $(SCRIPTS)); do rm -f $(BINDIR)/$$t; done
+	rm -f $(MANDIR)/man1/sl-*.1 $(MANDIR)/man5/sl.conf.5 $(MANDIR)/man7/sl.7
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/sl
+
+# The README's first command: everything from a fresh clone to a classified sample.
+demo:
+	$(MAKE) install PREFIX=$(CURDIR)/stage
+	PATH="$(CURDIR)/stage/bin:$$PATH" examples/run-demo
+
+# The README's second command, and what CI runs.
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: build
+	bench/classify
+
+clean:
+	rm -rf .build stage

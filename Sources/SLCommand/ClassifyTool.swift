@@ -1,0 +1,86 @@
+import Foundation
+import SLMessage
+import SLPolicy
+
+/// sl-classify without its argument parsing: what the executable calls.
+public struct ClassifyTool {
+    public enum Report { case none, text, json }
+
+    public var configurationPath: String?
+    public var envelope: EnvelopeOptions
+    public var report: Report = .none
+    public var ask = true
+    public var singleMessage = false
+
+    public init(configurationPath: String?, envelope: EnvelopeOptions) {
+        self.configurationPath = configurationPath
+        self.envelope = envelope
+    }
+
+    static let tool = "sl-classify"
+
+    /// Classifies stdin. With a report, prints the decisions instead of the stream and
+    /// changes nothing (no audit records, no prompt).
+    public func run() throws {
+        let configuration = try ConfigurationLocation.load(configurationPath)
+        let prompt: (any SenderPrompt)? = (ask && report == .none) ? TerminalPrompt(tool: Self.tool) : nil
+        let classifier = try Classifier(configuration: configuration, options: envelope, prompt: prompt,
+                                        hostname: ProcessInfo.processInfo.hostName)
+        var audit: [[String: Any]] = []
+        var explained: [[String: Any]] = []
+        let filter = try StreamFilter(tool: Self.tool)
+        if singleMessage { filter.framing = .single }
+        try filter.process { message in
+            let result = try classifier.classify(message)
+            let now = AuditLog.timestamp(Date())
+            for d in result.decisions {
+                var r: [String: Any] = [
+                    "recipient": d.recipient.addrSpec, "method": d.method.rawValue, "reason": d.reason,
+                    "step": d.step, "sender": result.sender, "message": message.index,
+                ]
+                if let id = result.messageID { r["message_id"] = id }
+                if report != .none {
+                    explained.append(r)
+                } else {
+                    r["time"] = now
+                    r["tool"] = Self.tool
+                    r.removeValue(forKey: "message")
+                    audit.append(r)
+                }
+            }
+            return report == .none ? result.output : []
+        }
+        switch report {
+        case .none:
+            // Audit first: if the log cannot be written, nothing has left yet and the
+            // caller retries; the other order could pass a stream on twice.
+            if let path = configuration.installation.auditLog { try AuditLog(path: path).append(audit) }
+            try filter.commit()
+        case .json:
+            let data = try JSONSerialization.data(withJSONObject: explained, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+            try FileDescriptorIO.writeAll(1, Array(data) + [0x0A])
+        case .text:
+            try FileDescriptorIO.writeAll(1, Array(Self.explanation(explained).utf8))
+        }
+    }
+
+    static func explanation(_ rows: [[String: Any]]) -> String {
+        var out = ""
+        var lastMessage = -1
+        for r in rows {
+            let m = r["message"] as? Int ?? 0
+            if m != lastMessage {
+                out += "message \(m)"
+                if let id = r["message_id"] as? String { out += " \(id)" }
+                let sender = r["sender"] as? String ?? ""
+                out += " from \(sender.isEmpty ? "<>" : sender)\n"
+                lastMessage = m
+            }
+            let recipient = r["recipient"] as? String ?? ""
+            let method = r["method"] as? String ?? ""
+            out += "  \(recipient.padding(toLength: max(28, recipient.count), withPad: " ", startingAt: 0)) "
+            out += "\(method.padding(toLength: 8, withPad: " ", startingAt: 0)) step \(r["step"] as? Int ?? 0): \(r["reason"] as? String ?? "")\n"
+        }
+        return out
+    }
+}

@@ -1,0 +1,16 @@
+import Foundation
+import SLPolicy
+
+/// Where the configuration is: `--config`, else $SL_CONFIG, else /etc/sl/sl.conf.
+public enum ConfigurationLocation {
+    public static let defaultPath = "/etc/sl/sl.conf"
+
+    public static func load(_ explicit: String?) throws -> Configuration {
+        let env = ProcessInfo.processInfo.environment["SL_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        let path = explicit ?? env ?? defaultPath
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConfigurationError(path, 0, "no configuration file; create one (see sl.conf(5) and examples/sl.conf) or give --config FILE")
+        }
+        return try Configuration.load(path: path)
+    }
+}

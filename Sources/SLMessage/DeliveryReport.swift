@@ -1,0 +1,80 @@
+import Foundation
+
+/// RFC 3464 delivery status notifications (bounces) to the envelope sender: a
+/// multipart/report with a human-readable part, the machine-readable
+/// message/delivery-status, and the original header section (never the body: a
+/// bounce must not carry the protected content back over an unprotected path).
+public enum DeliveryReport {
+    public struct Failure: Sendable {
+        public var recipient: String
+        /// RFC 3463 enhanced status code, e.g. "5.7.0".
+        public var status: String
+        public var diagnostic: String
+        public init(recipient: String, status: String, diagnostic: String) {
+            self.recipient = recipient; self.status = status; self.diagnostic = diagnostic
+        }
+    }
+
+    public static func make(for original: Message, sender: String, hostname: String, date: Date,
+                            failures: [Failure]) throws -> Message {
+        let crlf = "\r\n"
+        let boundary = "=_sl_report_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        let dateText = rfc5322Date(date)
+        func clean(_ s: String) -> String {   // attacker text must not open a new line
+            String(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
+        }
+        var human = "This is the mail system at host \(clean(hostname)).\r\n\r\n"
+        human += "Your message could not be sent securely to the recipients below, and the\r\n"
+        human += "policy for your account does not allow sending it without protection.\r\n"
+        human += "Nothing was sent to them.\r\n\r\n"
+        for f in failures { human += "<\(clean(f.recipient))>: \(clean(f.diagnostic))\r\n" }
+
+        var status = "Reporting-MTA: dns; \(clean(hostname))\r\n"
+        for f in failures {
+            status += "\r\nFinal-Recipient: rfc822; \(clean(f.recipient))\r\nAction: failed\r\nStatus: \(clean(f.status))\r\n"
+            status += "Diagnostic-Code: x-sl; \(clean(f.diagnostic))\r\n"
+        }
+        var originalHeader = original.header
+        originalHeader.removeEnvelopeFields()
+
+        var text = ""
+        text += "From: Mail Delivery System <MAILER-DAEMON@\(clean(hostname))>\r\n"
+        text += "To: \(clean(sender))\r\n"
+        text += "Subject: Undelivered Mail Returned to Sender\r\n"
+        text += "Date: \(dateText)\r\n"
+        text += "Message-ID: <\(UUID().uuidString.lowercased())@\(clean(hostname))>\r\n"
+        text += "Auto-Submitted: auto-replied\r\n"
+        text += "MIME-Version: 1.0\r\n"
+        text += "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"\(boundary)\"\r\n"
+        text += crlf
+        text += "This is a MIME-encapsulated delivery report.\r\n\r\n"
+        text += "--\(boundary)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\(human)\r\n"
+        text += "--\(boundary)\r\nContent-Type: message/delivery-status\r\n\r\n\(status)\r\n"
+        text += "--\(boundary)\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        var bytes = Array(text.utf8)
+        for f in originalHeader.fields { bytes += canonicalCRLF(f.raw) }
+        bytes += Array("\r\n--\(boundary)--\r\n".utf8)
+        var m = try Message(bytes: bytes)
+        m.index = original.index
+        return m
+    }
+
+    static func canonicalCRLF(_ raw: Bytes) -> Bytes {
+        var out = Bytes()
+        out.reserveCapacity(raw.count + 8)
+        for b in raw {
+            if b == ASCII.lf, out.last != ASCII.cr { out.append(ASCII.cr) }
+            out.append(b)
+        }
+        return out
+    }
+
+    /// RFC 5322 3.3 date-time, UTC.
+    public static func rfc5322Date(_ d: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
+        return f.string(from: d)
+    }
+}

@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SLMessage
+
+/// The configured address books, loaded on first use and kept for the whole stream
+/// (a 50,000-message bulk run reads each book once).
+public final class BookShelf: @unchecked Sendable {
+    let paths: [String: String]
+    public let defaultBook: String?
+    private var loaded: [String: AddressBook] = [:]
+
+    public init(books: [(name: String, path: String)], defaultBook: String?) {
+        paths = Dictionary(books.map { ($0.name, $0.path) }, uniquingKeysWith: { a, _ in a })
+        self.defaultBook = defaultBook
+    }
+
+    public func book(named name: String) throws -> AddressBook? {
+        if let b = loaded[name] { return b }
+        guard let path = paths[name] else { return nil }
+        let b = try AddressBook.load(name: name, path: path)
+        loaded[name] = b
+        return b
+    }
+
+    /// True when `save` has a book to write to.
+    func canSave(preferring preferred: String?) -> Bool {
+        guard let name = preferred ?? defaultBook else { return false }
+        return paths[name] != nil
+    }
+
+    /// Saves a question asked of the sender to the preferred book, else the default
+    /// book; returns the book's name, or nil when there is no book file to write.
+    func save(question: PromptedQuestion, for r: EmailAddress, preferring preferred: String?) throws -> String? {
+        guard let name = preferred ?? defaultBook, let path = paths[name] else { return nil }
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        let file = exists && isDirectory.boolValue ? path + "/" + r.key + ".vcf" : path
+        var contact = Contact(name: r.displayName, addresses: [r.addrSpec.lowercased()])
+        contact.escrow = EscrowQuestion(question: question.question, answer: question.answer)
+        try AddressBook.append(contact, toFile: file)
+        loaded[name] = nil   // re-read on next use
+        return name
+    }
+}
+
+/// Escrow answers a sender gave at the terminal without saving them to a book. Each is
+/// a 0600 file named by a random token that travels in the routing field instead of
+/// the secret; sl-escrow-pack reads and deletes it.
+public struct PendingAnswers: Sendable {
+    public let directory: String
+    public init(directory: String) { self.directory = directory }
+
+    public func store(recipient: String, question: String, answer: String) throws -> String {
+        var raw = [UInt8](repeating: 0, count: 16)
+        guard SystemRandom.fill(&raw) else { throw ConfigurationError(directory, 0, "no randomness available") }
+        let token = raw.map { String($0, radix: 16).leftPadded2 }.joined()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let body = try JSONSerialization.data(withJSONObject: ["recipient": recipient, "question": question, "answer": answer],
+                                              options: [.sortedKeys])
+        // Created 0600 by open(2) itself: the secret is never readable by others, not
+        // even for the moment between creating a file and changing its mode.
+        let path = directory + "/" + token
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw ConfigurationError(directory, 0, "cannot write a pending escrow answer here (\(String(cString: strerror(errno)))); check state_directory")
+        }
+        defer { close(fd) }
+        try FileDescriptorIO.writeAll(fd, Array(body))
+        return token
+    }
+}
+
+extension String {
+    var leftPadded2: String { count >= 2 ? self : String(repeating: "0", count: 2 - count) + self }
+}

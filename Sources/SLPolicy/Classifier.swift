@@ -1,0 +1,197 @@
+import Foundation
+import SLMessage
+
+/// The envelope as sendmail takes it on the command line.
+public struct EnvelopeOptions: Sendable {
+    /// `-f`: the envelope sender; "" or "<>" for the null sender.
+    public var sender: String?
+    /// Recipients given as arguments.
+    public var recipients: [EmailAddress]
+    /// `-t`: take recipients from To, Cc and Bcc, and remove Bcc.
+    public var takeRecipientsFromHeaders: Bool
+    /// `--account`: the policy account, instead of finding it from the sender's domain.
+    public var account: String?
+
+    public init(sender: String? = nil, recipients: [EmailAddress] = [], takeRecipientsFromHeaders: Bool = false, account: String? = nil) {
+        self.sender = sender
+        self.recipients = recipients
+        self.takeRecipientsFromHeaders = takeRecipientsFromHeaders
+        self.account = account
+    }
+}
+
+/// One input message after classification: the decision for every recipient and the
+/// messages to pass on (one per method group, plus a delivery report for bounces).
+public struct ClassifiedMessage: Sendable {
+    public var messageID: String?
+    public var sender: String
+    public var decisions: [RecipientDecision]
+    public var output: [Message]
+}
+
+/// A policy refusal that cannot become a delivery report. Exit 69 (EX_UNAVAILABLE).
+public struct PolicyRefusal: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Classifies each message of a stream: strips untrusted X-SL-* fields, works out the
+/// envelope, decides per recipient, and splits the message by method.
+public final class Classifier {
+    let configuration: Configuration
+    let options: EnvelopeOptions
+    let books: BookShelf
+    let tls: any TLSCapabilityProvider
+    let escrowAccounts: Set<String>
+    let prompt: (any SenderPrompt)?
+    let hostname: String
+    let now: () -> Date
+
+    public init(configuration: Configuration, options: EnvelopeOptions, prompt: (any SenderPrompt)?,
+                hostname: String, now: @escaping () -> Date = Date.init) throws {
+        self.configuration = configuration
+        self.options = options
+        self.prompt = configuration.installation.askSender ? prompt : nil
+        self.hostname = configuration.installation.hostname ?? hostname
+        self.now = now
+        books = BookShelf(books: configuration.installation.books, defaultBook: configuration.installation.defaultBook)
+        var providers: [any TLSCapabilityProvider] = [StaticTLSCapability(configuration.installation.tlsStatic)]
+        if let cache = configuration.installation.tlsCache { providers.append(try TLSCacheFile(path: cache, now: now())) }
+        tls = TLSCapabilityChain(providers)
+        escrowAccounts = try configuration.installation.escrowAccounts.map(EscrowAccountList.load) ?? []
+    }
+
+    public func classify(_ input: Message) throws -> ClassifiedMessage {
+        var message = input
+        message.header.removeEnvelopeFields()     // from outside: untrusted
+        let sender = try envelopeSender(of: message)
+        let senderDomain = sender.split(separator: "@").last.map(String.init) ?? ""
+        let settings = try configuration.settings(forSender: sender, senderDomain: senderDomain, account: options.account)
+
+        // Recipients: arguments, or To/Cc/Bcc with -t (Bcc then removed from the copy).
+        var recipients: [(EmailAddress, isBcc: Bool)] = options.recipients.map { ($0, false) }
+        if options.takeRecipientsFromHeaders {
+            for name in ["To", "Cc", "Bcc"] {
+                for f in message.header.all(name) {
+                    do {
+                        for a in try AddressList.parse(f.unfoldedValue) { recipients.append((a, name == "Bcc")) }
+                    } catch {
+                        throw MessageError.malformed("message \(message.index): \(name): \(error)")
+                    }
+                }
+            }
+            message.header.remove("Bcc")
+        }
+        var seen = Set<String>()
+        recipients = recipients.filter { seen.insert($0.0.key).inserted }
+        guard !recipients.isEmpty else {
+            throw options.takeRecipientsFromHeaders
+                ? MessageError.malformed("message \(message.index): no recipients in To, Cc or Bcc")
+                : MessageError.malformed("message \(message.index): no recipients (give them as arguments or use -t)")
+        }
+
+        let intent = try readIntent(&message, settings)
+        let decider = Decider(settings: settings, books: books, escrowAccounts: escrowAccounts, tls: tls, prompt: prompt,
+                              pending: configuration.installation.effectiveStateDirectory.map { PendingAnswers(directory: $0 + "/pending") })
+        let decisions = try recipients.map { try decider.decide($0.0, intent: intent, isBcc: $0.isBcc) }
+
+        var output: [Message] = []
+        for group in Self.groups(decisions) where group.method != .bounce {
+            var copy = message
+            let env = Envelope(sender: sender,
+                               recipients: group.members.map { Envelope.Recipient(address: $0.recipient.addrSpec, parameters: $0.parameters) },
+                               method: group.method, tls: group.method == .tls ? .required : .opportunistic,
+                               fallback: settings.fallback, account: settings.account)
+            try env.write(into: &copy.header)
+            if copy.fromLine == nil || options.sender != nil {
+                copy.fromLine = MboxWriter.fromLine(sender: sender, date: now())
+            }
+            output.append(copy)
+        }
+        let bounced = decisions.filter { $0.method == .bounce }
+        if !bounced.isEmpty {
+            guard !sender.isEmpty else {
+                throw PolicyRefusal(description: "message \(message.index): no secure method for \(bounced.map(\.recipient.addrSpec).joined(separator: ", ")) and the null sender cannot receive a delivery report")
+            }
+            var report = try DeliveryReport.make(
+                for: message, sender: sender, hostname: hostname, date: now(),
+                failures: bounced.map { .init(recipient: $0.recipient.addrSpec, status: "5.7.0", diagnostic: $0.reason) })
+            let env = Envelope(sender: "", recipients: [Envelope.Recipient(address: sender)], method: .insecure,
+                               tls: .opportunistic, fallback: .insecure, account: settings.account)
+            try env.write(into: &report.header)
+            report.fromLine = MboxWriter.fromLine(sender: nil, date: now())
+            output.append(report)
+        }
+        return ClassifiedMessage(messageID: message.header["Message-ID"], sender: sender, decisions: decisions, output: output)
+    }
+
+    /// -f, else the sender on the mbox From line, else the first From: address.
+    func envelopeSender(of message: Message) throws -> String {
+        if let f = options.sender {
+            if f.isEmpty || f == "<>" { return "" }
+            return try EmailAddress(parsing: f).addrSpec
+        }
+        if let line = message.fromLine {
+            let words = String(lenientUTF8: line).split(separator: " ", maxSplits: 2)
+            if words.count >= 2 {
+                if words[1] == "MAILER-DAEMON" { return "" }
+                if let a = try? EmailAddress(parsing: String(words[1])) { return a.addrSpec }
+            }
+        }
+        if let from = message.header.first("From"), let a = try? AddressList.parse(from.unfoldedValue).first {
+            return a.addrSpec
+        }
+        throw MessageError.malformed("message \(message.index): no envelope sender (give -f, or a From: field)")
+    }
+
+    /// Subject triggers and the encrypt header. A trigger is removed from the Subject
+    /// when strip_triggers is on, so the recipient never sees it.
+    func readIntent(_ message: inout Message, _ s: EffectiveSettings) throws -> MessageIntent {
+        var intent = MessageIntent()
+        let subject = message.header.first("Subject")?.decodedValue ?? ""
+        if !s.encryptTrigger.isEmpty, subject.range(of: s.encryptTrigger, options: .caseInsensitive) != nil {
+            intent.forceEncryption = "subject trigger \(s.encryptTrigger)"
+            if s.stripTriggers { message.header.removeText(s.encryptTrigger, fromField: "Subject") }
+        } else if let v = message.header[s.encryptHeader]?.lowercased(), ["yes", "true", "1", "on"].contains(v) {
+            intent.forceEncryption = "header \(s.encryptHeader)"
+            if s.stripTriggers { message.header.remove(s.encryptHeader) }
+        } else if let t = s.insecureTrigger, s.allowInsecureTrigger, subject.range(of: t, options: .caseInsensitive) != nil {
+            intent.insecureOptOut = "subject trigger \(t)"
+            if s.stripTriggers { message.header.removeText(t, fromField: "Subject") }
+        }
+        return intent
+    }
+
+    struct Group { var method: DeliveryMethod; var members: [RecipientDecision] }
+
+    /// One group per method, in a fixed method order; every Bcc recipient alone, so no
+    /// copy (and no PGP key list) ever shows a Bcc recipient to the others.
+    static func groups(_ decisions: [RecipientDecision]) -> [Group] {
+        var out: [Group] = []
+        for method in DeliveryMethod.allCases {
+            let members = decisions.filter { $0.method == method }
+            let open = members.filter { !$0.isBcc }
+            if !open.isEmpty { out.append(Group(method: method, members: open)) }
+            for b in members where b.isBcc { out.append(Group(method: method, members: [b])) }
+        }
+        return out
+    }
+}
+
+/// The list of addresses that already have escrow login accounts: one per line, `#`
+/// comments, compared by normalised address.
+public enum EscrowAccountList {
+    public static func load(_ path: String) throws -> Set<String> {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(path, 0, "cannot read the escrow account list named by escrow_accounts")
+        }
+        var keys = Set<String>()
+        for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty || t.hasPrefix("#") { continue }
+            do { keys.insert(try EmailAddress(parsing: t).key) } catch {
+                throw ConfigurationError(path, n + 1, "not an address: \(error)")
+            }
+        }
+        return keys
+    }
+}

@@ -1,0 +1,198 @@
+import Foundation
+import SLMessage
+
+/// The policy configuration, sl.conf(5). A small INI dialect admins already read:
+/// `key = value` lines, `#` comments, and sections that say whose settings follow:
+///
+///     # global settings first
+///     audit_log = /var/log/sl/audit.jsonl
+///     # an organisation and its domains
+///     [account clinic]
+///     domains = clinic.example
+///     [domain clinic.example]
+///     [user dr.smith@clinic.example]
+///
+/// `#` starts a comment only at the beginning of a line: values (escrow answers,
+/// triggers) may contain `#`.
+///
+/// Sender settings may appear at every level and the most specific level wins
+/// (user, then domain, then account, then global); installation settings (paths,
+/// books) only at the top.
+public struct Configuration: Sendable {
+    public var installation = InstallationSettings()
+    /// Global sender settings (the top of the file).
+    public var global = SenderSettings()
+    public var accounts: [String: Account] = [:]
+    public var domains: [String: SenderSettings] = [:]
+    public var users: [String: SenderSettings] = [:]
+    /// Where the configuration came from, for messages.
+    public var source: String = "(built-in defaults)"
+
+    public struct Account: Sendable {
+        public var name: String
+        public var domains: [String] = []
+        public var settings = SenderSettings()
+    }
+
+    public init() {}
+}
+
+/// Settings of the installation: where things are. Only at the top of the file.
+public struct InstallationSettings: Sendable {
+    public var auditLog: String?
+    public var tlsCache: String?
+    /// Static TLS verdicts by domain (`tls_static = example.org=verified, ...`).
+    public var tlsStatic: [String: TLSVerdict] = [:]
+    /// Address books by name, in the order they were defined.
+    public var books: [(name: String, path: String)] = []
+    public var defaultBook: String?
+    /// A file listing addresses that already have escrow login accounts.
+    public var escrowAccounts: String?
+    /// Directory for pending escrow answers the sender chose not to save. Unset:
+    /// $XDG_STATE_HOME/sl, else ~/.local/state/sl (see `effectiveStateDirectory`).
+    public var stateDirectory: String?
+
+    public var effectiveStateDirectory: String? {
+        if let stateDirectory { return stateDirectory }
+        let env = ProcessInfo.processInfo.environment
+        if let x = env["XDG_STATE_HOME"], x.hasPrefix("/") { return x + "/sl" }
+        if let h = env["HOME"], h.hasPrefix("/") { return h + "/.local/state/sl" }
+        return nil
+    }
+    /// Whether step 6 of the decision may ask the sender at a terminal.
+    public var askSender = true
+    /// Host name used in delivery reports (Reporting-MTA, MAILER-DAEMON@host).
+    public var hostname: String?
+}
+
+/// Settings that depend on the sender; every field is optional so levels can be
+/// merged, the most specific value winning.
+public struct SenderSettings: Sendable {
+    public var tlsOnly: Bool?
+    public var tlsExclude: [String]?
+    public var tlsMinimumVerdict: TLSVerdict?
+    public var escrowLogin: Bool?
+    public var escrowQuestion: String?
+    public var escrowAnswer: String?
+    public var fallback: FallbackAction?
+    public var encryptTrigger: String?
+    public var encryptHeader: String?
+    public var insecureTrigger: String?
+    public var allowInsecureTrigger: Bool?
+    public var stripTriggers: Bool?
+    public var pkiPreference: PKIPreference?
+    public var preferredBook: String?
+    public var subscribedBooks: [String]?
+
+    public init() {}
+
+    /// `self` with every unset value taken from `base`.
+    func over(_ base: SenderSettings) -> SenderSettings {
+        var r = self
+        r.tlsOnly = tlsOnly ?? base.tlsOnly
+        r.tlsExclude = tlsExclude ?? base.tlsExclude
+        r.tlsMinimumVerdict = tlsMinimumVerdict ?? base.tlsMinimumVerdict
+        r.escrowLogin = escrowLogin ?? base.escrowLogin
+        // question and answer travel together: a level that sets one sets the pair
+        if escrowQuestion == nil && escrowAnswer == nil {
+            r.escrowQuestion = base.escrowQuestion
+            r.escrowAnswer = base.escrowAnswer
+        }
+        r.fallback = fallback ?? base.fallback
+        r.encryptTrigger = encryptTrigger ?? base.encryptTrigger
+        r.encryptHeader = encryptHeader ?? base.encryptHeader
+        r.insecureTrigger = insecureTrigger ?? base.insecureTrigger
+        r.allowInsecureTrigger = allowInsecureTrigger ?? base.allowInsecureTrigger
+        r.stripTriggers = stripTriggers ?? base.stripTriggers
+        r.pkiPreference = pkiPreference ?? base.pkiPreference
+        r.preferredBook = preferredBook ?? base.preferredBook
+        r.subscribedBooks = subscribedBooks ?? base.subscribedBooks
+        return r
+    }
+}
+
+public enum PKIPreference: String, Sendable { case pgp, smime }
+
+/// Which level supplied a value: shown in `--explain` reasons and audit records.
+public enum SettingsLevel: String, Sendable { case user, domain, account, global }
+
+/// The settings in force for one sender, every value resolved.
+public struct EffectiveSettings: Sendable {
+    public var account: String?
+    public var tlsOnly: Bool
+    public var tlsExclude: [String]
+    public var tlsMinimumVerdict: TLSVerdict
+    public var escrowLogin: Bool
+    /// The default question and answer and the level that set them.
+    public var escrowDefault: (question: String, answer: String, level: SettingsLevel)?
+    public var fallback: FallbackAction
+    public var encryptTrigger: String
+    public var encryptHeader: String
+    public var insecureTrigger: String?
+    public var allowInsecureTrigger: Bool
+    public var stripTriggers: Bool
+    public var pkiPreference: PKIPreference
+    public var preferredBook: String?
+    public var subscribedBooks: [String]
+}
+
+extension Configuration {
+    /// The account a sender belongs to: the one listing the sender's domain.
+    public func account(forSenderDomain domain: String) -> Account? {
+        let d = domain.lowercased()
+        return accounts.values.sorted { $0.name < $1.name }.first { $0.domains.contains(d) }
+    }
+
+    /// Resolves the settings for `sender` (lowercased addr-spec key), most specific first.
+    public func settings(forSender sender: String, senderDomain: String, account explicitAccount: String? = nil) throws -> EffectiveSettings {
+        let account: Account?
+        if let name = explicitAccount {
+            guard let a = accounts[name] else {
+                throw ConfigurationError(source, 0, "account \"\(name)\" is not defined; add an [account \(name)] section")
+            }
+            account = a
+        } else {
+            account = self.account(forSenderDomain: senderDomain)
+        }
+        let levels: [(SettingsLevel, SenderSettings?)] = [
+            (.user, users[sender.lowercased()]),
+            (.domain, domains[senderDomain.lowercased()]),
+            (.account, account?.settings),
+            (.global, global),
+        ]
+        var merged = SenderSettings()
+        var escrowDefault: (String, String, SettingsLevel)?
+        for (level, s) in levels {
+            guard let s else { continue }
+            merged = merged.over(s)
+            if escrowDefault == nil, let q = s.escrowQuestion, let a = s.escrowAnswer { escrowDefault = (q, a, level) }
+        }
+        return EffectiveSettings(
+            account: account?.name,
+            tlsOnly: merged.tlsOnly ?? false,
+            tlsExclude: (merged.tlsExclude ?? []).map { $0.lowercased() },
+            tlsMinimumVerdict: merged.tlsMinimumVerdict ?? .verified,
+            escrowLogin: merged.escrowLogin ?? false,
+            escrowDefault: escrowDefault,
+            fallback: merged.fallback ?? .bounce,
+            encryptTrigger: merged.encryptTrigger ?? "+encrypt+",
+            encryptHeader: merged.encryptHeader ?? "X-Encrypt",
+            insecureTrigger: merged.insecureTrigger.flatMap { $0.isEmpty ? nil : $0 },
+            allowInsecureTrigger: merged.allowInsecureTrigger ?? false,
+            stripTriggers: merged.stripTriggers ?? true,
+            pkiPreference: merged.pkiPreference ?? .pgp,
+            preferredBook: merged.preferredBook.flatMap { $0.isEmpty ? nil : $0 },
+            subscribedBooks: merged.subscribedBooks ?? [])
+    }
+}
+
+/// A configuration problem: file, line and what to change. Exit 78 (EX_CONFIG).
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let line: Int
+    public let message: String
+    public init(_ file: String, _ line: Int, _ message: String) {
+        self.file = file; self.line = line; self.message = message
+    }
+    public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import SLMessage
+
+extension Configuration {
+    /// Loads and parses a configuration file.
+    public static func load(path: String) throws -> Configuration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(path, 0, "cannot read the configuration file (does it exist, and may this user read it?)")
+        }
+        guard let text = String(validating: Array(data), as: UTF8.self) else {
+            throw ConfigurationError(path, 0, "the configuration file is not UTF-8")
+        }
+        var c = try parse(text, source: path)
+        c.source = path
+        c.installation.resolvePaths(relativeTo: (path as NSString).deletingLastPathComponent)
+        return c
+    }
+
+    private enum Section {
+        case global
+        case account(String)
+        case domain(String)
+        case user(String)
+    }
+
+    /// Parses configuration text. Unknown keys, keys at the wrong level and bad values
+    /// are errors with the line number: a typo must never silently weaken policy.
+    public static func parse(_ text: String, source: String = "sl.conf") throws -> Configuration {
+        var c = Configuration()
+        c.source = source
+        var section = Section.global
+        for (n, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let lineNumber = n + 1
+            func fail(_ m: String) -> ConfigurationError { ConfigurationError(source, lineNumber, m) }
+            var line = Substring(rawLine)
+            if line.last == "\r" { line = line.dropLast() }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            if trimmed.hasPrefix("[") {
+                guard trimmed.hasSuffix("]") else { throw fail("section header must end with ]") }
+                let inner = trimmed.dropFirst().dropLast().trimmingCharacters(in: .whitespaces)
+                let words = inner.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                guard words.count == 2 else { throw fail("expected [account NAME], [domain DOMAIN] or [user ADDRESS]") }
+                let name = words[1].lowercased()
+                switch words[0].lowercased() {
+                case "account":
+                    if c.accounts[name] == nil { c.accounts[name] = Account(name: name) }
+                    section = .account(name)
+                case "domain":
+                    if c.domains[name] == nil { c.domains[name] = SenderSettings() }
+                    section = .domain(name)
+                case "user":
+                    guard name.contains("@") else { throw fail("[user \(name)] must name an address") }
+                    if c.users[name] == nil { c.users[name] = SenderSettings() }
+                    section = .user(name)
+                default:
+                    throw fail("unknown section kind \"\(words[0])\"; use account, domain or user")
+                }
+                continue
+            }
+            guard let eq = trimmed.firstIndex(of: "=") else { throw fail("expected key = value") }
+            let keyPart = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
+            let value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let keyWords = keyPart.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard let key = keyWords.first?.lowercased() else { throw fail("missing key before =") }
+
+            // Installation settings: top of the file only.
+            if ["audit_log", "tls_cache", "tls_static", "book", "default_book", "escrow_accounts",
+                "state_directory", "ask_sender", "hostname"].contains(key) {
+                guard case .global = section else { throw fail("\(key) is an installation setting; put it before the first section") }
+                switch key {
+                case "book":
+                    guard keyWords.count == 2 else { throw fail("write book NAME = PATH") }
+                    let name = keyWords[1].lowercased()
+                    guard !c.installation.books.contains(where: { $0.name == name }) else { throw fail("book \(name) is defined twice") }
+                    c.installation.books.append((name, value))
+                case "audit_log": c.installation.auditLog = value
+                case "tls_cache": c.installation.tlsCache = value
+                case "default_book": c.installation.defaultBook = value.lowercased()
+                case "escrow_accounts": c.installation.escrowAccounts = value
+                case "state_directory": c.installation.stateDirectory = value
+                case "hostname": c.installation.hostname = value
+                case "ask_sender": c.installation.askSender = try boolean(value, key, fail)
+                case "tls_static":
+                    for item in list(value) {
+                        let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+                        guard kv.count == 2, let v = TLSVerdict(rawValue: kv[1].lowercased()) else {
+                            throw fail("tls_static entries are DOMAIN=VERDICT (verified, encrypted, none, unreachable)")
+                        }
+                        c.installation.tlsStatic[kv[0].lowercased()] = v
+                    }
+                default: break
+                }
+                continue
+            }
+            guard keyWords.count == 1 else { throw fail("unexpected words in key \"\(keyPart)\"") }
+            if key == "domains" {
+                guard case .account(let name) = section else { throw fail("domains belongs in an [account NAME] section") }
+                c.accounts[name]?.domains = list(value).map { $0.lowercased() }
+                continue
+            }
+            var s: SenderSettings
+            switch section {
+            case .global: s = c.global
+            case .account(let n): s = c.accounts[n]!.settings
+            case .domain(let d): s = c.domains[d]!
+            case .user(let u): s = c.users[u]!
+            }
+            try apply(key, value, to: &s, fail)
+            switch section {
+            case .global: c.global = s
+            case .account(let n): c.accounts[n]!.settings = s
+            case .domain(let d): c.domains[d] = s
+            case .user(let u): c.users[u] = s
+            }
+        }
+        try c.validate()
+        return c
+    }
+
+    private static func apply(_ key: String, _ value: String, to s: inout SenderSettings, _ fail: (String) -> ConfigurationError) throws {
+        switch key {
+        case "tls_only": s.tlsOnly = try boolean(value, key, fail)
+        case "tls_exclude": s.tlsExclude = list(value)
+        case "tls_min_verdict":
+            guard let v = TLSVerdict(rawValue: value.lowercased()), v == .verified || v == .encrypted else {
+                throw fail("tls_min_verdict must be verified or encrypted")
+            }
+            s.tlsMinimumVerdict = v
+        case "escrow_login": s.escrowLogin = try boolean(value, key, fail)
+        case "escrow_question": s.escrowQuestion = value
+        case "escrow_answer": s.escrowAnswer = value
+        case "fallback":
+            guard let f = FallbackAction(rawValue: value.lowercased()) else { throw fail("fallback must be insecure or bounce") }
+            s.fallback = f
+        case "encrypt_trigger": s.encryptTrigger = value
+        case "encrypt_header":
+            guard !value.isEmpty, value.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
+                throw fail("encrypt_header must be a header field name")
+            }
+            guard !value.uppercased().hasPrefix(Envelope.fieldPrefix) else {
+                throw fail("encrypt_header cannot be an X-SL- field: those are removed on entry")
+            }
+            s.encryptHeader = value
+        case "insecure_trigger": s.insecureTrigger = value   // empty: none, overriding broader levels
+        case "allow_insecure_trigger": s.allowInsecureTrigger = try boolean(value, key, fail)
+        case "strip_triggers": s.stripTriggers = try boolean(value, key, fail)
+        case "pki_preference":
+            guard let p = PKIPreference(rawValue: value.lowercased()) else { throw fail("pki_preference must be pgp or smime") }
+            s.pkiPreference = p
+        case "preferred_book": s.preferredBook = value.lowercased()   // empty: none
+        case "subscribed_books": s.subscribedBooks = list(value).map { $0.lowercased() }
+        default:
+            throw fail("unknown setting \"\(key)\"; see sl.conf(5) for the list")
+        }
+    }
+
+    private func validate() throws {
+        let bookNames = Set(installation.books.map(\.name))
+        func check(_ name: String?, _ what: String) throws {
+            if let name, !name.isEmpty, !bookNames.contains(name) {
+                throw ConfigurationError(source, 0, "\(what) names book \"\(name)\", which no `book \(name) = PATH` line defines")
+            }
+        }
+        try check(installation.defaultBook, "default_book")
+        let all: [(String, SenderSettings)] = [("global", global)]
+            + accounts.values.map { ("[account \($0.name)]", $0.settings) }
+            + domains.map { ("[domain \($0.key)]", $0.value) }
+            + users.map { ("[user \($0.key)]", $0.value) }
+        var seenDomains: [String: String] = [:]
+        for a in accounts.values.sorted(by: { $0.name < $1.name }) {
+            for d in a.domains {
+                if let other = seenDomains[d] {
+                    throw ConfigurationError(source, 0, "domain \(d) is listed by both account \(other) and account \(a.name)")
+                }
+                seenDomains[d] = a.name
+            }
+        }
+        for (where_, s) in all {
+            try check(s.preferredBook, "preferred_book in \(where_)")
+            for b in s.subscribedBooks ?? [] { try check(b, "subscribed_books in \(where_)") }
+            if (s.escrowQuestion == nil) != (s.escrowAnswer == nil) {
+                throw ConfigurationError(source, 0, "\(where_) sets only one of escrow_question and escrow_answer; set both")
+            }
+        }
+    }
+
+    static func boolean(_ v: String, _ key: String, _ fail: (String) -> ConfigurationError) throws -> Bool {
+        switch v.lowercased() {
+        case "yes", "true", "on", "1": return true
+        case "no", "false", "off", "0": return false
+        default: throw fail("\(key) must be yes or no")
+        }
+    }
+
+    /// Lists are separated by commas and/or white space, as in Postfix.
+    static func list(_ v: String) -> [String] {
+        v.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }).map(String.init)
+    }
+}
+
+extension InstallationSettings {
+    /// Relative paths in a configuration file are relative to the file's directory, so
+    /// a configuration and its books can move together.
+    mutating func resolvePaths(relativeTo directory: String) {
+        func resolve(_ p: String) -> String {
+            p.hasPrefix("/") || directory.isEmpty ? p : directory + "/" + p
+        }
+        auditLog = auditLog.map(resolve)
+        tlsCache = tlsCache.map(resolve)
+        escrowAccounts = escrowAccounts.map(resolve)
+        stateDirectory = stateDirectory.map(resolve)
+        books = books.map { ($0.name, resolve($0.path)) }
+    }
+}

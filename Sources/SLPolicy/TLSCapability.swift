@@ -1,0 +1,110 @@
+import Foundation
+
+/// What is known about TLS to a domain's MX hosts (the sl-tls-probe vocabulary).
+public enum TLSVerdict: String, Sendable, Codable, CaseIterable {
+    /// Every MX host offers TLS 1.2 or later with a certificate valid for its name.
+    case verified
+    /// TLS is offered but not verifiable.
+    case encrypted
+    /// At least one MX host offers no TLS.
+    case none
+    /// The MX hosts could not be reached or looked up.
+    case unreachable
+
+    var rank: Int {
+        switch self {
+        case .verified: return 3
+        case .encrypted: return 2
+        case .none: return 1
+        case .unreachable: return 0
+        }
+    }
+
+    /// True when this verdict is at least as good as `minimum`.
+    public func satisfies(_ minimum: TLSVerdict) -> Bool { rank >= minimum.rank }
+}
+
+/// A TLS verdict for a domain and where it came from.
+public struct TLSFinding: Sendable, Equatable {
+    public var verdict: TLSVerdict
+    /// "static", "cache", or (later) "probe".
+    public var source: String
+    public init(verdict: TLSVerdict, source: String) { self.verdict = verdict; self.source = source }
+}
+
+/// Answers "may mail to this domain travel as TLS-only?" The classifier asks a chain of
+/// these: static configuration first, then the probe cache. The live probe plugs in here.
+public protocol TLSCapabilityProvider: Sendable {
+    /// The verdict for `domain` (lowercased ASCII), or nil when this provider has none.
+    func finding(for domain: String) -> TLSFinding?
+}
+
+/// Verdicts fixed by the administrator (`tls_static` in sl.conf).
+public struct StaticTLSCapability: TLSCapabilityProvider {
+    let verdicts: [String: TLSVerdict]
+    public init(_ verdicts: [String: TLSVerdict]) { self.verdicts = verdicts }
+    public func finding(for domain: String) -> TLSFinding? {
+        verdicts[domain].map { TLSFinding(verdict: $0, source: "static") }
+    }
+}
+
+/// The cache file shared with sl-tls-probe (format in sl.conf(5)). Writers replace the
+/// file by rename, so a reader sees either the old or the new file, never half of one;
+/// entries older than their TTL count as missing.
+public struct TLSCacheFile: TLSCapabilityProvider {
+    public struct Entry: Codable, Sendable {
+        public var verdict: TLSVerdict
+        /// Seconds since the epoch when the domain was probed.
+        public var checked: Double
+        /// Seconds the verdict stays valid.
+        public var ttl: Double
+        public var details: String?
+    }
+    struct Contents: Codable {
+        var version: Int
+        var domains: [String: Entry]
+    }
+
+    let entries: [String: Entry]
+    let now: Date
+
+    /// Loads the cache; a missing file is an empty cache (nothing probed yet).
+    public init(path: String, now: Date = Date()) throws {
+        self.now = now
+        guard FileManager.default.fileExists(atPath: path) else { entries = [:]; return }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(path, 0, "cannot read the TLS cache file")
+        }
+        do {
+            let c = try JSONDecoder().decode(Contents.self, from: data)
+            guard c.version == 1 else { throw ConfigurationError(path, 0, "TLS cache version \(c.version) is not supported") }
+            entries = Dictionary(c.domains.map { ($0.key.lowercased(), $0.value) }) { a, b in a.checked >= b.checked ? a : b }
+        } catch let e as ConfigurationError {
+            throw e
+        } catch {
+            throw ConfigurationError(path, 0, "the TLS cache is not valid JSON (\(error.localizedDescription)); delete it and let sl-tls-probe --warm rebuild it")
+        }
+    }
+
+    public func finding(for domain: String) -> TLSFinding? {
+        guard let e = entries[domain], e.checked + e.ttl > now.timeIntervalSince1970 else { return nil }
+        return TLSFinding(verdict: e.verdict, source: "cache")
+    }
+
+    /// Encodes a cache file (used by tests today and by sl-tls-probe).
+    public static func encode(_ domains: [String: Entry]) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return try enc.encode(Contents(version: 1, domains: domains))
+    }
+}
+
+/// Asks each provider in turn; the first with an answer wins.
+public struct TLSCapabilityChain: TLSCapabilityProvider {
+    let providers: [any TLSCapabilityProvider]
+    public init(_ providers: [any TLSCapabilityProvider]) { self.providers = providers }
+    public func finding(for domain: String) -> TLSFinding? {
+        for p in providers { if let f = p.finding(for: domain) { return f } }
+        return nil
+    }
+}

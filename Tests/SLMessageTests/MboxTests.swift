@@ -1,0 +1,108 @@
+import Testing
+@testable import SLMessage
+
+/// Reads a stream from bytes and writes it back as mboxrd.
+func roundTrip(_ input: Bytes, spoolLimit: Int = Spool.defaultMemoryLimit) throws -> (messages: [Message], output: Bytes) {
+    var reader = MessageStreamReader(MemorySource(input), spoolMemoryLimit: spoolLimit)
+    var messages: [Message] = []
+    let sink = MemorySink()
+    let writer = MboxWriter(sink: sink)
+    while let m = try reader.next() {
+        messages.append(m)
+        try writer.write(m)
+    }
+    return (messages, sink.bytes)
+}
+
+func b(_ s: String) -> Bytes { Array(s.utf8) }
+
+@Suite struct MboxTests {
+    @Test func bareMessageIsAStreamOfOne() throws {
+        let msg = b("Subject: hi\nFrom me\n\nFrom the start\n>From quoted\n")
+        let (ms, _) = try roundTrip(msg)
+        #expect(ms.count == 1)
+        // bare input: no From-line splitting and no unquoting
+        #expect(try ms[0].bytes() == msg)
+        #expect(ms[0].fromLine == nil)
+    }
+
+    @Test(arguments: [
+        "From a@b Sat Jan  3 01:05:34 1996\nSubject: one\n\nbody\n\nFrom c@d Sat Jan  3 01:05:34 1996\nSubject: two\n\n>From x\n>>From y\n\n",
+        "From a@b Sat Jan  3 01:05:34 1996\r\nSubject: crlf\r\n\r\nline\r\n>From q\r\n\n",
+        "From a@b Mon Jan  1 00:00:00 2001\nSubject: no body\n\n",
+        "From a@b Mon Jan  1 00:00:00 2001\nSubject: blank lines at end\n\nx\n\n\n\n",
+        "From a@b Mon Jan  1 00:00:00 2001\n\nonly a body\n\n",
+    ])
+    func mboxrdRoundTripsByteForByte(_ text: String) throws {
+        let (_, out) = try roundTrip(b(text))
+        #expect(out == b(text))
+    }
+
+    @Test func quotingIsUndoneOnReadAndRedoneOnWrite() throws {
+        let input = b("From a@b Mon Jan  1 00:00:00 2001\nSubject: q\n\n>From one\n>>From two\nFrom: not a header here\n\n")
+        var reader = MessageStreamReader(MemorySource(input))
+        let m = try #require(try reader.next())
+        // "From: not..." starts a new message in mboxrd, so there are two messages
+        #expect(try m.body.readAll() == b("From one\n>From two\n"))
+        let second = try #require(try reader.next())
+        #expect(second.fromLine == b("From: not a header here\n"))
+        #expect(try reader.next() == nil)
+    }
+
+    @Test func bodyLinesThatLookLikeFromAreQuotedAcrossChunkBoundaries() throws {
+        // A body built so that "From " straddles the spool's 64 KiB chunks.
+        var body = Bytes(repeating: UInt8(ascii: "x"), count: (64 << 10) - 3) + [0x0A]
+        body += b(">>>From split\nFrom again\n")
+        let msg = b("Subject: big\n\n") + body
+        let m = try Message(bytes: msg)
+        let sink = MemorySink()
+        try MboxWriter(sink: sink).write(m, envelopeSender: "a@b")
+        let text = String(decoding: sink.bytes, as: UTF8.self)
+        #expect(text.contains("\n>>>>From split\n>From again\n"))
+        var reader = MessageStreamReader(MemorySource(sink.bytes))
+        let back = try #require(try reader.next())
+        #expect(try back.bytes() == msg)
+    }
+
+    @Test func largeBodiesSpillToDisk() throws {
+        let line = b(String(repeating: "0123456789", count: 10) + "\n")
+        var msg = b("Subject: large\n\n")
+        for _ in 0..<2000 { msg += line }
+        let (ms, out) = try roundTrip(b("From a@b Mon Jan  1 00:00:00 2001\n") + msg + [0x0A], spoolLimit: 4096)
+        #expect(!ms[0].body.isInMemory)
+        #expect(ms[0].body.count == 2000 * line.count)
+        #expect(out == b("From a@b Mon Jan  1 00:00:00 2001\n") + msg + [0x0A])
+    }
+
+    @Test func emptyInputIsAnEmptyStream() throws {
+        let (ms, out) = try roundTrip([])
+        #expect(ms.isEmpty && out.isEmpty)
+    }
+
+    @Test func missingFinalNewlineGetsOne() throws {
+        let (_, out) = try roundTrip(b("Subject: x\n\nno newline"))
+        #expect(out.suffix(12) == b("no newline\n\n")[...])
+    }
+
+    @Test func fromLineIsMadeFromTheEnvelopeSender() {
+        let line = String(decoding: MboxWriter.fromLine(sender: "a@b.example", date: .init(timeIntervalSince1970: 0)), as: UTF8.self)
+        #expect(line == "From a@b.example Thu Jan  1 00:00:00 1970\n")
+        let hostile = String(decoding: MboxWriter.fromLine(sender: "a b\n@x", date: .init(timeIntervalSince1970: 0)), as: UTF8.self)
+        #expect(hostile.hasPrefix("From MAILER-DAEMON "))
+    }
+}
+
+@Suite struct SingleMessageFramingTests {
+    @Test func leadingFromLineIsTheEnvelopeAndNothingSplits() throws {
+        let input = b("From alice@clinic.example Mon Jan  1 00:00:00 2001\nSubject: lab\n\nFrom the lab: fine\n>From kept as is\n")
+        var r = MessageStreamReader(MemorySource(input), framing: .single)
+        let m = try #require(try r.next())
+        #expect(m.fromLine == b("From alice@clinic.example Mon Jan  1 00:00:00 2001\n"))
+        #expect(try m.body.readAll() == b("From the lab: fine\n>From kept as is\n"))
+        #expect(try r.next() == nil)
+        // the same input read as mboxrd splits at the body line, which is why the option exists
+        var auto = MessageStreamReader(MemorySource(input))
+        _ = try auto.next()
+        #expect(try auto.next() != nil)
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Testing
+import SLMessage
+
+/// A configuration in a scratch directory, using the example address book.
+struct PolicyFixture {
+    let dir: URL
+    var config: String { dir.appendingPathComponent("sl.conf").path }
+    var audit: String { dir.appendingPathComponent("audit.jsonl").path }
+
+    init(_ settings: String) throws {
+        dir = try Tools.scratch()
+        let head = """
+        audit_log = audit.jsonl
+        book clinic = \(Tools.examples.appendingPathComponent("books/clinic.vcf").path)
+        default_book = clinic
+        ask_sender = no
+        hostname = mx.test.example
+
+        """
+        try (head + settings).write(toFile: config, atomically: true, encoding: .utf8)
+    }
+
+    func classify(_ args: [String], _ input: Bytes) throws -> ToolRun {
+        try Tools.run("sl-classify", ["--config", config] + args, stdin: input)
+    }
+}
+
+let plainMessage = bytes("""
+From: Alice <alice@clinic.example>
+To: bob@example.org
+Subject: Hello
+Message-ID: <m1@clinic.example>
+
+Body line
+>From quoted in the original
+From unquoted in the original
+
+""")
+
+@Suite struct ClassifyToolTests {
+    @Test(arguments: [false, true])
+    func passThroughIsByteIdenticalApartFromRouting(_ crlf: Bool) throws {
+        var input = plainMessage + bytes("8-bit: Grüße\u{00}\n")
+        if crlf { input = Array(String(decoding: input, as: UTF8.self).replacingOccurrences(of: "\n", with: "\r\n").utf8) }
+        let policy = try PolicyFixture("tls_only = yes\ntls_static = example.org=verified\n")
+        let run = try policy.classify(["-f", "alice@clinic.example", "bob@example.org"], input)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try Tools.messages(run.stdout)
+        #expect(out.count == 1)
+        var m = try #require(out.first)
+        let env = try #require(try Envelope.read(from: m.header))
+        #expect(env.method == .tls && env.tls == .required && env.sender == "alice@clinic.example")
+        #expect(env.recipients.map(\.address) == ["bob@example.org"])
+        m.header.removeEnvelopeFields()
+        #expect(try m.bytes() == input)
+    }
+
+    @Test func splitsByMethodAndStripsOutsideRouting() throws {
+        let policy = try PolicyFixture("""
+        tls_static = partner.example=verified
+        escrow_accounts = \(Tools.examples.appendingPathComponent("escrow-accounts").path)
+        [account clinic]
+        domains = clinic.example
+        tls_only = yes
+        fallback = bounce
+
+        """)
+        let input = bytes("""
+        From: alice@clinic.example
+        To: bob@example.org, carol@example.net, dave@partner.example
+        Cc: erin@example.com, frank@example.net, nobody@nowhere.example
+        Bcc: secret@partner.example
+        X-SL-Method: insecure
+        X-SL-Envelope-To: attacker@evil.example
+        Subject: results
+
+        text
+
+        """)
+        let run = try policy.classify(["-t"], input)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try Tools.messages(run.stdout)
+        var byMethod: [DeliveryMethod: [[String]]] = [:]
+        for m in out {
+            let e = try #require(try Envelope.read(from: m.header))
+            byMethod[e.method, default: []].append(e.recipients.map(\.address))
+            #expect(m.header.first("Bcc") == nil)
+            #expect(m.header.all("X-SL-Envelope-To").allSatisfy { !$0.unfoldedValue.contains("attacker") })
+        }
+        #expect(byMethod[.tls] == [["dave@partner.example"], ["secret@partner.example"]])   // the Bcc alone
+        #expect(byMethod[.pgp] == [["bob@example.org"]])
+        #expect(byMethod[.smime] == [["carol@example.net"]])
+        #expect(byMethod[.escrow] == [["erin@example.com", "frank@example.net"]])
+        #expect(byMethod[.insecure] == nil)
+        // the bounce: a delivery report to the sender, from the null sender
+        let report = try #require(out.last)
+        let renv = try #require(try Envelope.read(from: report.header))
+        #expect(renv.sender == "" && renv.recipients.map(\.address) == ["alice@clinic.example"])
+        #expect(report.header["Content-Type"]?.contains("multipart/report") == true)
+        let text = String(decoding: try report.bytes(), as: UTF8.self)
+        #expect(text.contains("Final-Recipient: rfc822; nobody@nowhere.example"))
+        #expect(text.contains("Action: failed") && text.contains("Status: 5.7.0"))
+        #expect(!text.contains("\ntext\n") && !text.contains("\r\ntext\r\n"))   // no body in a bounce
+    }
+
+    @Test func mboxStreamInOneProcess() throws {
+        let policy = try PolicyFixture("fallback = insecure\n")
+        var stream = Bytes()
+        for i in 1...3 {
+            stream += bytes("From alice@clinic.example Mon Jan  1 00:00:00 2001\nFrom: alice@clinic.example\nTo: r\(i)@example.org\nSubject: \(i)\n\n>From body \(i)\n\n")
+        }
+        let run = try policy.classify(["-t"], stream)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try Tools.messages(run.stdout)
+        #expect(out.count == 3)
+        for (i, m) in out.enumerated() {
+            #expect(try Envelope.read(from: m.header)?.recipients.map(\.address) == ["r\(i + 1)@example.org"])
+            #expect(try m.body.readAll() == bytes("From body \(i + 1)\n"))
+        }
+    }
+
+    @Test func explainAndJSON() throws {
+        let policy = try PolicyFixture("fallback = bounce\n")
+        let args = ["-f", "alice@clinic.example", "bob@example.org", "zed@example.org"]
+        let json = try policy.classify(["--json"] + args, plainMessage)
+        #expect(json.status == 0, "\(json.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout)) as? [[String: Any]])
+        #expect(rows.map { $0["recipient"] as? String } == ["bob@example.org", "zed@example.org"])
+        #expect(rows.map { $0["method"] as? String } == ["pgp", "bounce"])
+        #expect(rows.allSatisfy { ($0["reason"] as? String)?.isEmpty == false })
+        let text = try policy.classify(["--explain"] + args, plainMessage)
+        #expect(text.stdoutText.contains("bob@example.org") && text.stdoutText.contains("pgp"))
+        #expect(text.stdoutText.contains("step 7"))
+        // explaining changes nothing: no audit records
+        #expect(!FileManager.default.fileExists(atPath: policy.audit))
+    }
+
+    @Test func auditRecordsHaveNoContent() throws {
+        let policy = try PolicyFixture("fallback = insecure\n")
+        let run = try policy.classify(["-t"], plainMessage)
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = try String(contentsOfFile: policy.audit, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1)
+        let rec = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(rec["recipient"] as? String == "bob@example.org")
+        #expect(rec["method"] as? String == "pgp")
+        #expect(rec["message_id"] as? String == "<m1@clinic.example>")
+        #expect(rec["sender"] as? String == "alice@clinic.example")
+        #expect(rec["time"] is String && rec["reason"] is String)
+        #expect(!lines[0].contains("Body line") && !lines[0].contains("Hello"))
+    }
+
+    @Test func triggersChangeTheDecisionAndLeaveTheSubject() throws {
+        let policy = try PolicyFixture("tls_only = yes\ntls_static = example.org=verified\nfallback = insecure\n")
+        let msg = bytes("From: a@clinic.example\nTo: zed@example.org\nSubject: Lab +encrypt+ results\n\nx\n")
+        let run = try policy.classify(["-t"], msg)
+        let out = try Tools.messages(run.stdout)
+        #expect(out.count == 1)
+        // zed has no key: TLS-only is skipped and the fallback is never insecure
+        #expect(try Envelope.read(from: out[0].header)?.method == .insecure || out[0].header["Content-Type"]?.contains("report") == true)
+        #expect(out[0].header["Content-Type"]?.contains("multipart/report") == true)
+        let optOut = try PolicyFixture("tls_only = no\ninsecure_trigger = [plain]\nallow_insecure_trigger = yes\nfallback = bounce\n")
+        let r2 = try optOut.classify(["-t"], bytes("From: a@clinic.example\nTo: zed@example.org\nSubject: [plain] newsletter\n\nx\n"))
+        let o2 = try Tools.messages(r2.stdout)
+        #expect(try Envelope.read(from: o2[0].header)?.method == .insecure)
+        #expect(o2[0].header["Subject"] == "newsletter")
+    }
+
+    @Test(arguments: [
+        // (arguments, input, exit code, words the one error line must contain)
+        (["-t"], "From: a@b.example\nSubject: x\u{0}y\nTo: c@d.example\n\n", Int32(65), "NUL"),
+        (["-t"], "From: a@b.example\nSubject: none\n\n", Int32(65), "no recipients"),
+        (["-t"], "From: a@b.example\nTo: <broken@\n\n", Int32(65), "To"),
+        (["bad address@"], "From: a@b.example\n\n", Int32(64), "recipient"),
+        ([], "From: a@b.example\n\n", Int32(64), "recipients"),
+        (["-f", "<>", "x@example.org"], "Subject: x\n\n", Int32(69), "null sender"),
+        (["--config", "/nonexistent/sl.conf", "x@example.org"], "Subject: x\n\n", Int32(78), "sl.conf"),
+    ])
+    func failuresGiveOneLineAnExitCodeAndNoOutput(_ args: [String], _ input: String, _ code: Int32, _ words: String) throws {
+        let policy = try PolicyFixture("fallback = bounce\n")
+        let run = try policy.classify(args, bytes(input))
+        #expect(run.status == code, "\(run.stderr)")
+        #expect(run.stdout.isEmpty)
+        #expect(run.stderr.hasPrefix("sl-classify:") || run.stderr.hasPrefix("Error:"))
+        #expect(run.stderr.contains(words))
+    }
+
+    @Test func aFailureInTheMiddleOfAStreamWritesNothing() throws {
+        let policy = try PolicyFixture("fallback = insecure\n")
+        let stream = bytes("From a@b Mon Jan  1 00:00:00 2001\nTo: ok@example.org\n\nfine\n\nFrom a@b Mon Jan  1 00:00:00 2001\nSubject: no recipients\n\n\n")
+        let run = try policy.classify(["-t"], stream)
+        #expect(run.status == 65)
+        #expect(run.stdout.isEmpty)
+        #expect(run.stderr.contains("message 2"))
+    }
+}
