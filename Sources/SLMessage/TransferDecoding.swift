@@ -52,4 +52,40 @@ public enum TransferDecoding {
         }
         return out
     }
+
+    /// Decodes quoted-printable (RFC 2045 6.7) leniently: trailing white space on a line
+    /// is dropped (rule 3: transports add it), `=` at the end of a line is a soft line
+    /// break, `=XX` (either case of hex) is a byte, and a `=` that starts neither is kept
+    /// literally, as 6.7 note (2) recommends. Hard line breaks are kept as written (CRLF
+    /// or LF); a bare CR is ordinary data.
+    public static func quotedPrintable<C: Collection>(_ input: C) -> Bytes where C.Element == UInt8 {
+        let p = Array(input)
+        var out = Bytes()
+        out.reserveCapacity(p.count)
+        var i = 0
+        while i < p.count {
+            let lf = p[i...].firstIndex(of: ASCII.lf) ?? p.count
+            var contentEnd = lf
+            if lf < p.count, lf > i, p[lf - 1] == ASCII.cr { contentEnd = lf - 1 }
+            var e = contentEnd
+            while e > i && ASCII.isWSP(p[e - 1]) { e -= 1 }
+            var soft = false
+            if e > i && p[e - 1] == UInt8(ascii: "=") { soft = true; e -= 1 }
+            var j = i
+            while j < e {
+                let b = p[j]
+                if b == UInt8(ascii: "="), e - j >= 3,
+                   let hi = hexValue(p[j + 1]), let lo = hexValue(p[j + 2]) {
+                    out.append(hi << 4 | lo)
+                    j += 3
+                } else {
+                    out.append(b)
+                    j += 1
+                }
+            }
+            if !soft && lf < p.count { out += p[contentEnd...lf] }
+            i = lf + 1
+        }
+        return out
+    }
 }
