@@ -82,6 +82,7 @@ public struct MessageStreamReader<Source: ByteSource> {
         var headerOpen = false           // a field has started, so continuations belong
         let body = Spool(memoryLimit: spoolMemoryLimit)
         var heldBlankLine = false        // mboxrd: a "\n" line that may be the separator
+        var heldSeparator = false        // mboxrd: the same, right after the header fields
 
         func nextPiece() throws -> (piece: ArraySlice<UInt8>, startsLine: Bool)? {
             if let f = firstPiece { firstPiece = nil; return f }
@@ -104,8 +105,14 @@ public struct MessageStreamReader<Source: ByteSource> {
                 if startsLine {
                     switch HeaderSection.kind(ofLine: piece) {
                     case .separator:
-                        headerBytes += piece
                         inHeader = false
+                        // In mboxrd a lone "\n" right before the next From line (or the
+                        // end) is the message separator, not the header's: hold it.
+                        if inMbox && piece.count == 1 {
+                            heldSeparator = true
+                        } else {
+                            headerBytes += piece
+                        }
                         continue
                     case .field:
                         headerOpen = true
@@ -122,6 +129,10 @@ public struct MessageStreamReader<Source: ByteSource> {
                     }
                     continue
                 }
+            }
+            if heldSeparator {                  // more follows: it was the header's separator
+                headerBytes.append(ASCII.lf)
+                heldSeparator = false
             }
             if inMbox && startsLine && piece.count == 1 && piece.first == ASCII.lf {
                 if heldBlankLine { try body.append(piece) }

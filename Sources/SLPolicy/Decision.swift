@@ -143,7 +143,8 @@ public struct Decider {
                               [("escrow", "question"), ("qa", "book:\(name)")])
             }
         }
-        let bookNote = order.names.isEmpty ? "no address book" : "nothing in \(order.rule) \(order.names.joined(separator: ", "))"
+        let bookNote = (order.names.isEmpty ? "no address book" : "nothing in \(order.rule) \(order.names.joined(separator: ", "))")
+            + "; \(tlsNote)"
 
         // 3 and 4. Escrow with login
         if settings.escrowLogin {
@@ -177,7 +178,7 @@ public struct Decider {
         }
 
         // Fallback
-        let noSecure = "no secure method: \(tlsNote); \(bookNote); no escrow login or default question\(unkept)"
+        let noSecure = "no secure method: \(bookNote); no escrow login or default question\(unkept)"
         if intent.forceEncryption != nil {
             return result(.bounce, 7, "\(noSecure); the sender asked for encryption, so it is not sent insecurely")
         }

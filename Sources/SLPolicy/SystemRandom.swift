@@ -1,16 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import COpenSSL
 
-/// Cryptographic randomness from the kernel (getrandom(2)).
+/// Cryptographic randomness from OpenSSL's CSPRNG (seeded from the kernel).
 enum SystemRandom {
     static func fill(_ bytes: inout [UInt8]) -> Bool {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { getrandom($0.baseAddress! + done, $0.count - done, 0) }
-            if n < 0 { if errno == EINTR { continue }; return false }
-            done += n
-        }
-        return true
+        let n = Int32(bytes.count)
+        return bytes.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, n) } == 1
     }
 }

@@ -82,7 +82,7 @@ From unquoted in the original
         #expect(run.status == 0, "\(run.stderr)")
         let out = try Tools.messages(run.stdout)
         var byMethod: [DeliveryMethod: [[String]]] = [:]
-        for m in out {
+        for m in out.dropLast() {   // the last one is the delivery report
             let e = try #require(try Envelope.read(from: m.header))
             byMethod[e.method, default: []].append(e.recipients.map(\.address))
             #expect(m.header.first("Bcc") == nil)
