@@ -67,7 +67,7 @@ public enum EncodedWords {
             let b = p[i]
             if b == UInt8(ascii: "_") { out.append(ASCII.space); i += 1; continue }
             if b == UInt8(ascii: "=") {
-                guard i + 2 < p.count + 0, i + 2 <= p.count - 1,
+                guard i + 2 < p.count,
                       let hi = TransferDecoding.hexValue(p[i + 1]), let lo = TransferDecoding.hexValue(p[i + 2]) else { return nil }
                 out.append(hi << 4 | lo)
                 i += 3

@@ -177,20 +177,7 @@ enum MIMEParameters {
 
     /// `%XX` to bytes; a `%` not followed by two hex digits is kept as written.
     static func percentDecode(_ v: ArraySlice<UInt8>) -> Bytes {
-        var out = Bytes()
-        out.reserveCapacity(v.count)
-        var i = v.startIndex
-        while i < v.endIndex {
-            if v[i] == UInt8(ascii: "%"), v.endIndex - i >= 3,
-               let hi = TransferDecoding.hexValue(v[i + 1]), let lo = TransferDecoding.hexValue(v[i + 2]) {
-                out.append(hi << 4 | lo)
-                i += 3
-            } else {
-                out.append(v[i])
-                i += 1
-            }
-        }
-        return out
+        TransferDecoding.percentDecoded(v, strict: false) ?? Array(v)
     }
 
     private static func trimmed(_ s: ArraySlice<UInt8>) -> ArraySlice<UInt8> {

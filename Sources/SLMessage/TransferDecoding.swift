@@ -1,6 +1,29 @@
 /// Content-Transfer-Encoding decoders shared by RFC 2047 words and MIME bodies.
 public enum TransferDecoding {
-    static func hexValue(_ b: UInt8) -> UInt8? {
+    /// Undoes %XX escapes (RFC 3986 2.1; RFC 2231 values; RFC 2397 data: URIs). With
+    /// `strict`, a `%` not followed by two hex digits fails the decode (nil); otherwise
+    /// it is kept as a literal `%`.
+    public static func percentDecoded<C: Collection>(_ input: C, strict: Bool) -> Bytes? where C.Element == UInt8 {
+        let v = Array(input)
+        var out = Bytes()
+        out.reserveCapacity(v.count)
+        var i = 0
+        while i < v.count {
+            if v[i] == UInt8(ascii: "%") {
+                if i + 2 < v.count, let hi = hexValue(v[i + 1]), let lo = hexValue(v[i + 2]) {
+                    out.append(hi << 4 | lo)
+                    i += 3
+                    continue
+                }
+                if strict { return nil }
+            }
+            out.append(v[i])
+            i += 1
+        }
+        return out
+    }
+
+    public static func hexValue(_ b: UInt8) -> UInt8? {
         switch b {
         case 0x30...0x39: return b - 0x30
         case 0x41...0x46: return b - 0x41 + 10

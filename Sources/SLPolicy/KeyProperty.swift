@@ -1,3 +1,4 @@
+import Foundation
 // Reading the KEY property in its many spellings:
 //   vCard 4:  KEY;MEDIATYPE=application/pgp-keys:data:application/pgp-keys;base64,<b64>
 //             KEY:data:application/pgp-keys,<percent-encoded ASCII armor>
@@ -114,53 +115,14 @@ enum KeyProperty {
     }
 
     private static func percentDecode(_ s: Substring) throws -> [UInt8] {
-        let bytes = Array(s.utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "%") {
-                guard i + 2 < bytes.count, let hi = hexDigit(bytes[i + 1]), let lo = hexDigit(bytes[i + 2]) else {
-                    throw KeyMaterialError("data: URI has a bad %-escape at character \(i + 1)")
-                }
-                out.append(hi << 4 | lo)
-                i += 3
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
+        guard let bytes = TransferDecoding.percentDecoded(s.utf8, strict: true) else {
+            throw KeyMaterialError("data: URI has a bad %-escape")
         }
-        return out
-    }
-
-    private static func hexDigit(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: return b - 0x30
-        case 0x41...0x46: return b - 0x41 + 10
-        case 0x61...0x66: return b - 0x61 + 10
-        default: return nil
-        }
+        return bytes
     }
 }
 
+/// Unwrapped base64 for data: URIs (vCard folds the line itself).
 enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    static func encode(_ data: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((data.count + 2) / 3 * 4)
-        var i = 0
-        while i < data.count {
-            let n = min(3, data.count - i)
-            var v = UInt32(data[i]) << 16
-            if n > 1 { v |= UInt32(data[i + 1]) << 8 }
-            if n > 2 { v |= UInt32(data[i + 2]) }
-            out.append(alphabet[Int(v >> 18 & 0x3F)])
-            out.append(alphabet[Int(v >> 12 & 0x3F)])
-            out.append(n > 1 ? alphabet[Int(v >> 6 & 0x3F)] : UInt8(ascii: "="))
-            out.append(n > 2 ? alphabet[Int(v & 0x3F)] : UInt8(ascii: "="))
-            i += 3
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func encode(_ data: [UInt8]) -> String { Data(data).base64EncodedString() }
 }
