@@ -26,13 +26,13 @@ public struct ClassifyTool {
         let prompt: (any SenderPrompt)? = (ask && report == .none) ? TerminalPrompt(tool: Self.tool) : nil
         let classifier = try Classifier(configuration: configuration, options: envelope, prompt: prompt,
                                         hostname: ProcessInfo.processInfo.hostName)
-        var audit: [[String: Any]] = []
+        let audit = report == .none ? configuration.installation.auditLog.map(AuditLog.init) : nil
         var explained: [[String: Any]] = []
         let filter = try StreamFilter(tool: Self.tool)
         if singleMessage { filter.framing = .single }
         try filter.process { message in
             let result = try classifier.classify(message)
-            let now = AuditLog.timestamp(Date())
+            let now = audit?.timestamp(Date())
             for d in result.decisions {
                 var r: [String: Any] = [
                     "recipient": d.recipient.addrSpec, "method": d.method.rawValue, "reason": d.reason,
@@ -41,11 +41,11 @@ public struct ClassifyTool {
                 if let id = result.messageID { r["message_id"] = id }
                 if report != .none {
                     explained.append(r)
-                } else {
+                } else if let audit, let now {
                     r["time"] = now
                     r["tool"] = Self.tool
                     r.removeValue(forKey: "message")
-                    audit.append(r)
+                    try audit.record(r)
                 }
             }
             return report == .none ? result.output : []
@@ -54,7 +54,7 @@ public struct ClassifyTool {
         case .none:
             // Audit first: if the log cannot be written, nothing has left yet and the
             // caller retries; the other order could pass a stream on twice.
-            if let path = configuration.installation.auditLog { try AuditLog(path: path).append(audit) }
+            try audit?.commit()
             try filter.commit()
         case .json:
             let data = try JSONSerialization.data(withJSONObject: explained, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])

@@ -14,6 +14,10 @@ public final class Spool: @unchecked Sendable {
 
     private var memory = Bytes()
     private var fd: Int32 = -1
+    /// Bytes bound for the file, written in large blocks: a body arrives a line at a
+    /// time, and a write(2) per line made big messages crawl.
+    private var pending = Bytes()
+    private static let blockSize = 64 << 10
     public private(set) var count = 0
     private let memoryLimit: Int
 
@@ -39,11 +43,19 @@ public final class Spool: @unchecked Sendable {
         }
         if fd < 0 {
             fd = try TemporaryFile.openUnlinked()
-            try FileDescriptorIO.writeAll(fd, memory)
+            pending = memory
+            pending.reserveCapacity(Self.blockSize + memoryLimit)
             memory = []
         }
-        try FileDescriptorIO.writeAll(fd, Array(bytes))
+        pending.append(contentsOf: bytes)
         count += bytes.count
+        if pending.count >= Self.blockSize { try flushPending() }
+    }
+
+    private func flushPending() throws {
+        guard !pending.isEmpty else { return }
+        try FileDescriptorIO.writeAll(fd, pending)
+        pending.removeAll(keepingCapacity: true)
     }
 
     /// Calls `body` with successive chunks of the content, in order.
@@ -52,6 +64,7 @@ public final class Spool: @unchecked Sendable {
             if !memory.isEmpty { try body(memory[...]) }
             return
         }
+        try flushPending()
         var offset: off_t = 0
         var buffer = Bytes(repeating: 0, count: 64 << 10)
         while true {
@@ -79,6 +92,7 @@ public final class Spool: @unchecked Sendable {
     /// The last up to `n` bytes, without reading the whole spool.
     public func suffix(_ n: Int) throws -> Bytes {
         if fd < 0 { return Array(memory.suffix(n)) }
+        try flushPending()
         let take = min(n, count)
         var buffer = Bytes(repeating: 0, count: take)
         let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, take, off_t(count - take)) }

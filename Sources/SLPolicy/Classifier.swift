@@ -44,6 +44,7 @@ public final class Classifier {
     let escrowAccounts: Set<String>
     let prompt: (any SenderPrompt)?
     let hostname: String
+    let pending: PendingAnswers?
     let now: () -> Date
 
     public init(configuration: Configuration, options: EnvelopeOptions, prompt: (any SenderPrompt)?,
@@ -58,6 +59,7 @@ public final class Classifier {
         if let cache = configuration.installation.tlsCache { providers.append(try TLSCacheFile(path: cache, now: now())) }
         tls = TLSCapabilityChain(providers)
         escrowAccounts = try configuration.installation.escrowAccounts.map(EscrowAccountList.load) ?? []
+        pending = configuration.installation.effectiveStateDirectory.map { PendingAnswers(directory: $0 + "/pending") }
     }
 
     public func classify(_ input: Message) throws -> ClassifiedMessage {
@@ -91,7 +93,7 @@ public final class Classifier {
 
         let intent = try readIntent(&message, settings)
         let decider = Decider(settings: settings, books: books, escrowAccounts: escrowAccounts, tls: tls, prompt: prompt,
-                              pending: configuration.installation.effectiveStateDirectory.map { PendingAnswers(directory: $0 + "/pending") })
+                              pending: pending)
         let decisions = try recipients.map { try decider.decide($0.0, intent: intent, isBcc: $0.isBcc) }
 
         var output: [Message] = []
