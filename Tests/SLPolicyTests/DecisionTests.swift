@@ -157,7 +157,7 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
     @Test func step6AsksTheSenderAndSavesOrKeepsPending() throws {
         let books = try BookFixture()
         let bookPath = books.path("saved.vcf")
-        FileManager.default.createFile(atPath: bookPath, contents: nil)   // a configured, still empty book
+        #expect(FileManager.default.createFile(atPath: bookPath, contents: nil))   // a configured, still empty book
         let conf = "book saved = \(bookPath)\ndefault_book = saved\nfallback = bounce\n"
         let r = try address("new@example.org")
         // saved: the book now answers, and the next decision finds it at step 2

@@ -37,8 +37,8 @@ enum Tools {
         defer { try? FileManager.default.removeItem(at: dir) }
         let inURL = dir.appendingPathComponent("in"), outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
         try Data(stdin).write(to: inURL)
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let p = Process()
         let binary = binDirectory.appendingPathComponent(tool).path
         if wrapper.isEmpty {
