@@ -24,6 +24,8 @@ let package = Package(
         .target(name: "SLMessage"),
         // Configuration, address books, TLS capability, the per-recipient decision.
         .target(name: "SLPolicy", dependencies: ["SLMessage", "COpenSSL"]),
+        // PGP through GPGME: keyrings, key selection, encryption.
+        .target(name: "SLPGP", dependencies: ["SLMessage", "CGPGME"]),
         // Shared command plumbing: stream loop, staged output, sysexits, audit log.
         .target(name: "SLCommand", dependencies: [
             "SLMessage", "SLPolicy",
@@ -34,6 +36,7 @@ let package = Package(
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
+        .testTarget(name: "SLPGPTests", dependencies: ["SLPGP"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time.
         .testTarget(name: "ToolTests", dependencies: ["SLMessage"], exclude: ["Golden"]),
     ]

@@ -1,0 +1,143 @@
+import Foundation
+import SLMessage
+
+/// Why a key cannot be used for a recipient.
+public enum KeyRejection: Equatable, Sendable, CustomStringConvertible {
+    case revoked, expired, disabled, invalid
+    case noEncryptionSubkey
+    /// No user ID of the key has exactly the recipient's address (gpg's own match is
+    /// a substring match: "bob@example.org" also finds "jacob@example.org.evil").
+    case addressMismatch
+    /// The matching user IDs are all revoked or invalid.
+    case userIDRevoked
+    /// The matching user ID is not fully valid in this keyring and no fingerprint is
+    /// pinned for the recipient.
+    case validity(PGPKey.Validity)
+
+    public var description: String {
+        switch self {
+        case .revoked: return "revoked"
+        case .expired: return "expired"
+        case .disabled: return "disabled"
+        case .invalid: return "invalid"
+        case .noEncryptionSubkey: return "no usable encryption subkey"
+        case .addressMismatch: return "no user ID with exactly this address"
+        case .userIDRevoked: return "the user ID with this address is revoked"
+        case .validity(let v): return "validity \(v) (needs full, or a fingerprint pinned in the address book)"
+        }
+    }
+}
+
+/// A recipient that cannot be encrypted to, and why. Exit 69: the message cannot go
+/// to that recipient by PGP until the keyring or address book changes.
+public struct RecipientKeyError: Error, CustomStringConvertible, Equatable {
+    public let recipient: String
+    public let problem: String
+    public var description: String { "\(recipient): \(problem)" }
+}
+
+/// A key chosen for a recipient, and whether it was pinned (which is what allows
+/// encrypting to a key whose validity gpg does not know).
+public struct SelectedKey: Sendable {
+    public let key: PGPKey
+    public let pinned: Bool
+}
+
+/// A GnuPG keyring (home directory) and the key-selection rules a reviewer signs off:
+/// exact address, not revoked/expired/disabled/invalid, able to encrypt, and fully
+/// valid or pinned. Exactly one usable key per recipient.
+public final class PGPKeyring {
+    let context: GPGMEContext
+    public let homeDirectory: String?
+
+    public init(homeDirectory: String?) throws {
+        self.homeDirectory = homeDirectory
+        context = try GPGMEContext(homeDirectory: homeDirectory)
+    }
+
+    /// Imports keys (for example from an address book) into this keyring.
+    @discardableResult
+    public func importKeys(_ bytes: Bytes) throws -> [String] { try context.importKeys(bytes) }
+
+    /// Why `key` cannot be used for `address`, or nil when it can.
+    public static func rejection(of key: PGPKey, for address: String, pinned: Bool) -> KeyRejection? {
+        if key.isRevoked { return .revoked }
+        if key.isExpired { return .expired }
+        if key.isDisabled { return .disabled }
+        if key.isInvalid { return .invalid }
+        if !key.canEncrypt { return .noEncryptionSubkey }
+        let wanted = address.lowercased()
+        let matching = key.userIDs.filter { $0.address.lowercased() == wanted }
+        if matching.isEmpty { return .addressMismatch }
+        let live = matching.filter { !$0.isRevoked && !$0.isInvalid }
+        if live.isEmpty { return .userIDRevoked }
+        if !pinned {
+            let best = live.map(\.validity).max() ?? .unknown
+            if best < .full { return .validity(best) }
+        }
+        return nil
+    }
+
+    /// The one usable key for `address`. With `pinnedFingerprint`, only that key is
+    /// considered, and its validity in this keyring does not matter (the pin is the
+    /// administrator's statement that it is the right key).
+    public func key(for address: String, pinnedFingerprint: String? = nil) throws -> SelectedKey {
+        let pin = pinnedFingerprint?.uppercased()
+        // "<addr>" asks gpg for an exact e-mail match; we check again ourselves.
+        var candidates = try context.listKeys("<\(address)>")
+        if let pin {
+            candidates = try context.listKeys(pin).filter { $0.fingerprint.uppercased() == pin }
+            guard !candidates.isEmpty else {
+                throw RecipientKeyError(recipient: address, problem: "the pinned key \(pin) is not in the keyring")
+            }
+        }
+        guard !candidates.isEmpty else {
+            throw RecipientKeyError(recipient: address, problem: "no PGP key for this address in the keyring")
+        }
+        var usable: [PGPKey] = []
+        var reasons: [String] = []
+        for k in candidates {
+            if let r = Self.rejection(of: k, for: address, pinned: pin != nil) {
+                reasons.append("key \(k.fingerprint) \(r)")
+            } else {
+                usable.append(k)
+            }
+        }
+        if usable.count == 1 { return SelectedKey(key: usable[0], pinned: pin != nil) }
+        if usable.isEmpty {
+            throw RecipientKeyError(recipient: address, problem: "no usable PGP key: " + reasons.joined(separator: "; "))
+        }
+        throw RecipientKeyError(recipient: address, problem: "\(usable.count) usable PGP keys (\(usable.map(\.fingerprint).joined(separator: ", "))); pin one with X-SL-PGP-FINGERPRINT in the address book")
+    }
+}
+
+extension PGPKeyring {
+    /// Encrypts the bytes readable from `input` (a file descriptor at offset 0) to the
+    /// selected keys, optionally signing with `signers` (secret keys in this keyring),
+    /// and writes ASCII-armored OpenPGP to `output`. Both stay owned by the caller;
+    /// data streams through GnuPG, never whole in memory.
+    public func encrypt(input: Int32, output: Int32, to recipients: [SelectedKey], signers: [PGPKey] = [],
+                        hideRecipients: Bool = false) throws {
+        let plain = try GPGMEData(fd: input)
+        let cipher = try GPGMEData(fd: output)
+        // Every key was checked by key(for:): full validity, or pinned. GnuPG's own
+        // trust check would refuse a pinned key of unknown validity, so it is skipped
+        // only when every key passed ours.
+        try context.encrypt(recipients: recipients.map(\.key), signers: signers, input: plain, output: cipher,
+                            trustedByCaller: true, hideRecipients: hideRecipients)
+    }
+
+    /// The secret key to sign with for `address`: exact address, usable, and present
+    /// as a secret key in this keyring.
+    public func signingKey(for address: String) throws -> PGPKey {
+        let keys = try context.listKeys("<\(address)>", secret: true).filter { k in
+            !k.isRevoked && !k.isExpired && !k.isDisabled && !k.isInvalid
+                && k.userIDs.contains { $0.address.lowercased() == address.lowercased() && !$0.isRevoked }
+        }
+        guard keys.count == 1 else {
+            throw RecipientKeyError(recipient: address, problem: keys.isEmpty
+                ? "no usable secret key to sign with" : "\(keys.count) secret keys to sign with; name one in the configuration")
+        }
+        return keys[0]
+    }
+}
