@@ -69,7 +69,9 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
         self.displayName = name
         self.addrSpec = spec
         self.asciiDomain = ascii
-        self.key = localPart.precomposedStringWithCanonicalMapping.lowercased() + "@" + ascii
+        // NFC only matters for non-ASCII, and is the costly step in long lists.
+        let normalized = localPart.utf8.allSatisfy({ $0 < 0x80 }) ? localPart : localPart.precomposedStringWithCanonicalMapping
+        self.key = normalized.lowercased() + "@" + ascii
     }
 
     /// Parses one address as given on a command line or in configuration: `a@b`,

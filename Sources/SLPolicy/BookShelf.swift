@@ -24,6 +24,18 @@ public final class BookShelf: @unchecked Sendable {
         return b
     }
 
+    /// A file name for a new contact in a book directory. The address key may hold
+    /// "/", ".." or anything a quoted local part allows, so only a safe alphabet
+    /// survives: a hostile recipient must not choose where we write.
+    static func fileName(for r: EmailAddress) -> String {
+        var name = String(r.key.unicodeScalars.map { c -> Character in
+            let ok = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || "@._+-".unicodeScalars.contains(c)
+            return ok ? Character(c) : "_"
+        })
+        if name.hasPrefix(".") { name = "_" + name }
+        return name + ".vcf"
+    }
+
     /// True when `save` has a book to write to.
     func canSave(preferring preferred: String?) -> Bool {
         guard let name = preferred ?? defaultBook else { return false }
@@ -36,7 +48,7 @@ public final class BookShelf: @unchecked Sendable {
         guard let name = preferred ?? defaultBook, let path = paths[name] else { return nil }
         var isDirectory: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-        let file = exists && isDirectory.boolValue ? path + "/" + r.key + ".vcf" : path
+        let file = exists && isDirectory.boolValue ? path + "/" + Self.fileName(for: r) : path
         var contact = Contact(name: r.displayName, addresses: [r.addrSpec.lowercased()])
         contact.escrow = EscrowQuestion(question: question.question, answer: question.answer)
         try AddressBook.append(contact, toFile: file)

@@ -251,3 +251,12 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
         #expect(throws: ConfigurationError.self) { try TLSCacheFile(path: dir.path("bad.json")) }
     }
 }
+
+@Suite struct BookFileNameTests {
+    @Test(arguments: ["\"../../etc/x\"@example.org", "\"a/b\"@example.org", "\".hidden\"@example.org", "plain@example.org"])
+    func savedContactFileNamesStayInTheBook(_ address: String) throws {
+        let name = BookShelf.fileName(for: try EmailAddress(parsing: address))
+        #expect(!name.contains("/") && !name.hasPrefix("."))
+        #expect(name.hasSuffix(".vcf"))
+    }
+}
