@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "sl-classify", targets: ["sl-classify"]),
+        .executable(name: "sl-encrypt-pgp", targets: ["sl-encrypt-pgp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,11 +29,12 @@ let package = Package(
         .target(name: "SLPGP", dependencies: ["SLMessage", "CGPGME"]),
         // Shared command plumbing: stream loop, staged output, sysexits, audit log.
         .target(name: "SLCommand", dependencies: [
-            "SLMessage", "SLPolicy",
+            "SLMessage", "SLPolicy", "SLPGP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .executableTarget(name: "sl-classify", dependencies: ["SLCommand"]),
+        .executableTarget(name: "sl-encrypt-pgp", dependencies: ["SLCommand"]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),

@@ -5,6 +5,15 @@ import SLPolicy
 public enum ConfigurationLocation {
     public static let defaultPath = "/etc/sl/sl.conf"
 
+    /// The configuration if one is named or present at the default place; nil when
+    /// none exists (tools that also work alone, such as sl-encrypt-pgp -r).
+    public static func loadIfPresent(_ explicit: String?) throws -> Configuration? {
+        if explicit != nil { return try load(explicit) }
+        let env = ProcessInfo.processInfo.environment["SL_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        if env != nil || FileManager.default.fileExists(atPath: defaultPath) { return try load(nil) }
+        return nil
+    }
+
     public static func load(_ explicit: String?) throws -> Configuration {
         let env = ProcessInfo.processInfo.environment["SL_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
         let path = explicit ?? env ?? defaultPath

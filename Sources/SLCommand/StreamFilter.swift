@@ -11,6 +11,9 @@ public final class StreamFilter {
     public var input: Int32 = 0
     /// `.single` for --single-message (procmail, Postfix pipe with the F flag).
     public var framing: MessageStreamReader<FileDescriptorSource>.Framing = .automatic
+    /// Write a bare message when the input was one bare message and the transform
+    /// made exactly one message of it (the encryption tools used alone).
+    public var bareOutputForBareInput = false
     /// Print a running count on stderr (only when stderr is a terminal).
     public var showProgress = Diagnostics.stderrIsTerminal
     private let staged: StagedOutput
@@ -28,7 +31,12 @@ public final class StreamFilter {
         let writer = MboxWriter(sink: staged.sink)
         var count = 0
         while let message = try reader.next() {
-            for out in try transform(message) { try writer.write(out) }
+            let outputs = try transform(message)
+            if bareOutputForBareInput && !reader.inputIsMbox && outputs.count == 1 {
+                try writer.writeBare(outputs[0])
+            } else {
+                for out in outputs { try writer.write(out) }
+            }
             count += 1
             if showProgress && count % 1000 == 0 { Diagnostics.progress(tool, "\(count) messages") }
         }

@@ -1,4 +1,5 @@
 import SLMessage
+import SLPGP
 import SLPolicy
 
 /// Exit codes are the API: sysexits(3) values as Postfix pipe(8), procmail and
@@ -47,7 +48,8 @@ extension Sysexit {
             case .io: self = .tempFail
             }
         case is ConfigurationError, is AddressBookError: self = .config
-        case is PolicyRefusal: self = .unavailable
+        case is PolicyRefusal, is RecipientKeyError: self = .unavailable
+        case is PGPError: self = .tempFail
         case is UsageError: self = .usage
         default: self = .tempFail
         }

@@ -26,6 +26,8 @@ public struct MessageStreamReader<Source: ByteSource> {
     private var firstPiece: (piece: ArraySlice<UInt8>, startsLine: Bool)?
     private let spoolMemoryLimit: Int
     public private(set) var count = 0
+    /// True once the input turned out to be mboxrd (a `From ` line first).
+    public private(set) var inputIsMbox = false
 
     public init(_ source: Source, framing: Framing = .automatic, spoolMemoryLimit: Int = Spool.defaultMemoryLimit) {
         lines = LineReader(source)
@@ -45,6 +47,7 @@ public struct MessageStreamReader<Source: ByteSource> {
             guard let p = try lines.next() else { mode = .done; return nil }
             if p.piece.hasBytePrefix("From ") {
                 mode = .mbox
+                inputIsMbox = true
                 nextFromLine = try restOfLine(p.piece)
             } else {
                 mode = .bare
@@ -169,6 +172,13 @@ public final class MboxWriter {
         try quoter.finish()
         if !quoter.endsWithLineFeed { try sink.write([ASCII.lf]) }
         try sink.write([ASCII.lf])
+    }
+
+    /// Writes one message as it is, with no mbox framing: for a tool given one bare
+    /// message that makes one message of it (`sl-encrypt-pgp -r ... < msg.eml`).
+    public func writeBare(_ message: Message) throws {
+        try sink.write(message.header.bytes)
+        try message.body.forEachChunk { try sink.write($0) }
     }
 
     /// `From sender Sun Nov 29 02:50:32 2026` — asctime(3) format, UTC. Made by hand

@@ -63,6 +63,8 @@ public struct InstallationSettings: Sendable {
     public var askSender = true
     /// Host name used in delivery reports (Reporting-MTA, MAILER-DAEMON@host).
     public var hostname: String?
+    /// The GnuPG home sl-encrypt-pgp uses (default: $GNUPGHOME, then ~/.gnupg).
+    public var pgpHomeDirectory: String?
 }
 
 /// Settings that depend on the sender; every field is optional so levels can be
@@ -83,6 +85,9 @@ public struct SenderSettings: Sendable {
     public var pkiPreference: PKIPreference?
     public var preferredBook: String?
     public var subscribedBooks: [String]?
+    public var pgpSign: Bool?
+    public var pgpEncryptToSelf: Bool?
+    public var protectedSubject: String?
 
     public init() {}
 
@@ -107,6 +112,9 @@ public struct SenderSettings: Sendable {
         r.pkiPreference = pkiPreference ?? base.pkiPreference
         r.preferredBook = preferredBook ?? base.preferredBook
         r.subscribedBooks = subscribedBooks ?? base.subscribedBooks
+        r.pgpSign = pgpSign ?? base.pgpSign
+        r.pgpEncryptToSelf = pgpEncryptToSelf ?? base.pgpEncryptToSelf
+        r.protectedSubject = protectedSubject ?? base.protectedSubject
         return r
     }
 }
@@ -134,6 +142,12 @@ public struct EffectiveSettings: Sendable {
     public var pkiPreference: PKIPreference
     public var preferredBook: String?
     public var subscribedBooks: [String]
+    /// Sign encrypted messages with the sender's key.
+    public var pgpSign: Bool
+    /// Also encrypt to the sender's own key, so the sent copy can be read.
+    public var pgpEncryptToSelf: Bool
+    /// The Subject shown outside an encrypted message (RFC 9788).
+    public var protectedSubject: String
 }
 
 extension Configuration {
@@ -182,7 +196,10 @@ extension Configuration {
             stripTriggers: merged.stripTriggers ?? true,
             pkiPreference: merged.pkiPreference ?? .pgp,
             preferredBook: merged.preferredBook.flatMap { $0.isEmpty ? nil : $0 },
-            subscribedBooks: merged.subscribedBooks ?? [])
+            subscribedBooks: merged.subscribedBooks ?? [],
+            pgpSign: merged.pgpSign ?? false,
+            pgpEncryptToSelf: merged.pgpEncryptToSelf ?? false,
+            protectedSubject: merged.protectedSubject ?? "[...]")
     }
 }
 

@@ -66,7 +66,7 @@ extension Configuration {
 
             // Installation settings: top of the file only.
             if ["audit_log", "tls_cache", "tls_static", "book", "default_book", "escrow_accounts",
-                "state_directory", "ask_sender", "hostname"].contains(key) {
+                "state_directory", "ask_sender", "hostname", "pgp_homedir"].contains(key) {
                 guard case .global = section else { throw fail("\(key) is an installation setting; put it before the first section") }
                 switch key {
                 case "book":
@@ -80,6 +80,7 @@ extension Configuration {
                 case "escrow_accounts": c.installation.escrowAccounts = value
                 case "state_directory": c.installation.stateDirectory = value
                 case "hostname": c.installation.hostname = value
+                case "pgp_homedir": c.installation.pgpHomeDirectory = value
                 case "ask_sender": c.installation.askSender = try boolean(value, key, fail)
                 case "tls_static":
                     for item in list(value) {
@@ -150,6 +151,11 @@ extension Configuration {
             s.pkiPreference = p
         case "preferred_book": s.preferredBook = value.lowercased()   // empty: none
         case "subscribed_books": s.subscribedBooks = list(value).map { $0.lowercased() }
+        case "pgp_sign": s.pgpSign = try boolean(value, key, fail)
+        case "pgp_encrypt_to_self": s.pgpEncryptToSelf = try boolean(value, key, fail)
+        case "protected_subject":
+            guard !value.contains("\r"), !value.contains("\n") else { throw fail("protected_subject must be one line") }
+            s.protectedSubject = value
         default:
             throw fail("unknown setting \"\(key)\"; see sl.conf(5) for the list")
         }
@@ -210,6 +216,7 @@ extension InstallationSettings {
         tlsCache = tlsCache.map(resolve)
         escrowAccounts = escrowAccounts.map(resolve)
         stateDirectory = stateDirectory.map(resolve)
+        pgpHomeDirectory = pgpHomeDirectory.map(resolve)
         books = books.map { ($0.name, resolve($0.path)) }
     }
 }

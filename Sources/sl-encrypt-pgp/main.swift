@@ -1,0 +1,60 @@
+import ArgumentParser
+import SLCommand
+import SLMessage
+
+/// sl-encrypt-pgp: PGP/MIME encryption through GPGME. See sl-encrypt-pgp(1).
+@main
+struct SLEncryptPGP: ParsableCommand {
+    static func main() { CommandMain.run(SLEncryptPGP.self, tool: "sl-encrypt-pgp") }
+
+    static let configuration = CommandConfiguration(
+        commandName: "sl-encrypt-pgp",
+        abstract: "Encrypt messages as PGP/MIME (RFC 3156) with protected headers (RFC 9788).",
+        discussion: """
+        In a pipeline, encrypts the messages that sl-classify routed to PGP, to the keys \
+        their routing names, and passes every other message through unchanged. With -r, \
+        encrypts every message on stdin to the named recipients. Reads one message or an \
+        mboxrd stream; writes mboxrd, or one bare message for one bare message in. \
+        See sl-encrypt-pgp(1).
+        """)
+
+    @Option(name: .customShort("r"), help: ArgumentHelp("Encrypt every message to this recipient (repeatable).", valueName: "address"))
+    var recipients: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("GnuPG home (default: pgp_homedir in sl.conf, then $GNUPGHOME, then ~/.gnupg).", valueName: "dir"))
+    var homedir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
+    var config: String?
+
+    @Flag(inversion: .prefixedNo, help: "Sign with the sender's key before encrypting (default: pgp_sign in sl.conf, else no).")
+    var sign: Bool?
+
+    @Option(name: .customLong("sign-as"), help: ArgumentHelp("Sign with the secret key of this address instead of the sender's.", valueName: "address"))
+    var signAs: String?
+
+    @Flag(name: .customLong("encrypt-to-self"), inversion: .prefixedNo, help: "Also encrypt to the sender's own key (default: pgp_encrypt_to_self, else no).")
+    var encryptToSelf: Bool?
+
+    @Flag(name: .customLong("hide-recipients"), help: "Leave the recipients' key IDs out of the encrypted message.")
+    var hideRecipients = false
+
+    @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line and no later line splits it.")
+    var singleMessage = false
+
+    func run() throws {
+        for r in recipients {
+            do { _ = try EmailAddress(parsing: r) } catch { throw UsageError("recipient \"\(r)\": \(error)") }
+        }
+        var tool = EncryptPGPTool()
+        tool.configurationPath = config
+        tool.homeDirectory = homedir
+        tool.recipients = try recipients.map { try EmailAddress(parsing: $0).addrSpec }
+        tool.sign = sign
+        tool.signAs = signAs
+        tool.encryptToSelf = encryptToSelf
+        tool.hideRecipients = hideRecipients
+        tool.singleMessage = singleMessage
+        try tool.run()
+    }
+}
