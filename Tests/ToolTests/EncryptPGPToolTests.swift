@@ -1,0 +1,237 @@
+import Foundation
+import Testing
+import SLMessage
+
+/// A GnuPG home for the tool tests, with secret keys so the tests can decrypt with
+/// the real gpg what sl-encrypt-pgp wrote.
+final class GPGHome: @unchecked Sendable {
+    let path: String
+    var fingerprints: [String: String] = [:]
+
+    static let shared: Result<GPGHome, any Error> = Result { try GPGHome() }
+
+    init() throws {
+        path = try Tools.scratch().appendingPathComponent("gnupg").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for (who, algo, sub) in [("bob@example.org", "ed25519", "cv25519"), ("carol@example.net", "rsa3072", "rsa3072"),
+                                 ("alice@clinic.example", "ed25519", "cv25519")] {
+            try gpg(["--quick-gen-key", "\(who.split(separator: "@")[0].capitalized) <\(who)>", algo, "cert,sign", "never"])
+            let f = try fingerprint(who)
+            try gpg(["--quick-add-key", f, sub, "encr", "never"])
+            fingerprints[who] = f
+        }
+        let home = path
+        GPGHome.toKill = home
+        atexit { _ = try? GPGHome.run(["gpgconf", "--homedir", GPGHome.toKill, "--kill", "gpg-agent"]) }
+    }
+
+    nonisolated(unsafe) static var toKill = ""
+
+    func fingerprint(_ who: String) throws -> String {
+        let out = String(decoding: try gpg(["--with-colons", "--list-keys", "<\(who)>"]), as: UTF8.self)
+        for line in out.split(separator: "\n") where line.hasPrefix("fpr:") {
+            return String(line.split(separator: ":", omittingEmptySubsequences: false)[9])
+        }
+        throw UsageFailure("no key for \(who)")
+    }
+
+    @discardableResult
+    func gpg(_ args: [String], stdin: Bytes? = nil, status: String? = nil) throws -> Bytes {
+        var a = ["gpg", "--homedir", path, "--batch", "--yes", "--quiet", "--passphrase", "", "--pinentry-mode", "loopback"]
+        if let status { a += ["--status-file", status] }
+        return try Self.run(a + args, stdin: stdin)
+    }
+
+    static func run(_ argv: [String], stdin: Bytes? = nil) throws -> Bytes {
+        let r = try Tools.runCommand(argv, stdin: stdin ?? [])
+        guard r.status == 0 else { throw UsageFailure("\(argv.joined(separator: " ")): \(r.stderr)") }
+        return r.stdout
+    }
+
+    /// The binary public key of `who`, for an address book.
+    func export(_ who: String) throws -> Bytes { try gpg(["--export", "<\(who)>"]) }
+}
+
+struct UsageFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+extension Tools {
+    static func runCommand(_ argv: [String], stdin: Bytes) throws -> ToolRun {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inURL = dir.appendingPathComponent("in"), outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
+        try Data(stdin).write(to: inURL)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = argv
+        p.standardInput = try FileHandle(forReadingFrom: inURL)
+        p.standardOutput = try FileHandle(forWritingTo: outURL)
+        p.standardError = try FileHandle(forWritingTo: errURL)
+        try p.run()
+        p.waitUntilExit()
+        return ToolRun(status: p.terminationStatus, signalled: p.terminationReason == .uncaughtSignal,
+                       stdout: Array(try Data(contentsOf: outURL)),
+                       stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+}
+
+/// The decrypted payload of a PGP/MIME message, and gpg's status lines.
+func decryptPGPMIME(_ message: Message, with home: GPGHome) throws -> (payload: Bytes, status: String) {
+    let entity = try MIMEEntity.parse(try message.bytes())
+    #expect(entity.contentType.mimeType == "multipart/encrypted")
+    #expect(entity.contentType.parameter("protocol") == "application/pgp-encrypted")
+    #expect(entity.parts.count == 2)
+    #expect(entity.parts.first?.contentType.mimeType == "application/pgp-encrypted")
+    let armored = try #require(entity.parts.last).body
+    let status = try Tools.scratch().appendingPathComponent("status").path
+    let payload = try home.gpg(["--decrypt"], stdin: armored, status: status)
+    return (payload, try String(contentsOfFile: status, encoding: .utf8))
+}
+
+let attachmentMessage: Bytes = {
+    var pdf = Bytes()
+    for i in 0..<3000 { pdf.append(UInt8(truncatingIfNeeded: i &* 7)) }
+    let b64 = Data(pdf).base64EncodedString(options: [.lineLength76Characters, .endLineWithLineFeed])
+    return bytes("""
+    From: Dr. Alice <alice@clinic.example>
+    To: bob@example.org, carol@example.net
+    Subject: Ergebnisse für Sie
+    Date: Sun, 29 Nov 2026 09:00:00 +0100
+    Message-ID: <att-1@clinic.example>
+    MIME-Version: 1.0
+    Content-Type: multipart/mixed; boundary="outer"
+
+    --outer
+    Content-Type: text/plain; charset=utf-8
+    Content-Transfer-Encoding: 8bit
+
+    Grüße aus der Praxis.
+    From the lab: all normal.
+
+    --outer
+    Content-Type: application/pdf; name="results.pdf"
+    Content-Disposition: attachment; filename="results.pdf"
+    Content-Transfer-Encoding: base64
+
+    \(b64)
+    --outer--
+
+    """)
+}()
+
+@Suite(.serialized) struct EncryptPGPToolTests {
+    let home: GPGHome
+    init() throws { home = try GPGHome.shared.get() }
+
+    func encrypt(_ args: [String], _ input: Bytes, env: [String: String] = [:]) throws -> ToolRun {
+        try Tools.run("sl-encrypt-pgp", ["--homedir", home.path] + args, stdin: input, env: env)
+    }
+
+    @Test func aloneItEncryptsToEachRecipientAndGPGDecryptsTheOriginalEntity() throws {
+        let run = try encrypt(["-r", "bob@example.org", "-r", "carol@example.net"], attachmentMessage)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(!run.stdoutText.hasPrefix("From "))          // one bare message in, one bare out
+        let out = try Message(bytes: run.stdout)
+        #expect(out.header["Subject"] == "[...]")
+        #expect(out.header["To"] == "bob@example.org, carol@example.net")
+        let (payload, status) = try decryptPGPMIME(out, with: home)
+        #expect(status.components(separatedBy: "ENC_TO ").count - 1 == 2)
+        // The payload is the original entity: its content fields (with hp="cipher"),
+        // the protected fields, and the original body, in canonical CRLF.
+        let inner = try MIMEEntity.parse(payload)
+        #expect(inner.contentType.parameter("hp") == "cipher")
+        #expect(inner.header["Subject"].map(EncodedWords.decode) == "Ergebnisse für Sie")
+        #expect(inner.header.all("HP-Outer").map(\.unfoldedValue).contains("Subject: [...]"))
+        let original = try MIMEEntity.parse(attachmentMessage).canonicalCRLF()
+        #expect(inner.parts.count == 2)
+        #expect(try inner.parts[0].decodedBody() == original.parts[0].decodedBody())
+        #expect(try inner.parts[1].decodedBody() == original.parts[1].decodedBody())
+        #expect(inner.parts[1].contentDisposition?.filename == "results.pdf")
+    }
+
+    @Test func signedAndEncryptedVerifiesWithGPG() throws {
+        let run = try encrypt(["-r", "bob@example.org", "--sign", "--sign-as", "alice@clinic.example"], attachmentMessage)
+        #expect(run.status == 0, "\(run.stderr)")
+        let (_, status) = try decryptPGPMIME(try Message(bytes: run.stdout), with: home)
+        #expect(status.contains("GOODSIG"))
+        #expect(status.contains("VALIDSIG \(home.fingerprints["alice@clinic.example"]!)"))
+    }
+
+    @Test func encryptToSelfAddsTheSendersKey() throws {
+        let run = try encrypt(["-r", "bob@example.org", "--encrypt-to-self"], attachmentMessage)
+        #expect(run.status == 0, "\(run.stderr)")
+        let (_, status) = try decryptPGPMIME(try Message(bytes: run.stdout), with: home)
+        #expect(status.components(separatedBy: "ENC_TO ").count - 1 == 2)
+    }
+
+    @Test func inThePipelineItEncryptsPGPRoutedCopiesAndPassesTheRestByteForByte() throws {
+        // an address book holding Bob's public key; classify routes Bob to PGP
+        let dir = try Tools.scratch()
+        let b64 = Data(try home.export("bob@example.org")).base64EncodedString()
+        let card = "BEGIN:VCARD\r\nVERSION:4.0\r\nEMAIL:bob@example.org\r\nKEY:data:application/pgp-keys;base64,\(b64)\r\nEND:VCARD\r\n"
+        try card.write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
+        let conf = dir.appendingPathComponent("sl.conf").path
+        try "book b = book.vcf\ndefault_book = b\nask_sender = no\nfallback = insecure\npgp_homedir = \(home.path)\n"
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let msg = bytes("From: alice@clinic.example\nTo: bob@example.org, zed@example.org\nSubject: lab\n\nFrom the lab\n")
+        let classified = try Tools.run("sl-classify", ["--config", conf, "-t"], stdin: msg)
+        #expect(classified.status == 0, "\(classified.stderr)")
+        let routed = try Tools.messages(classified.stdout)
+        #expect(routed.count == 2)
+        let run = try Tools.run("sl-encrypt-pgp", ["--config", conf], stdin: classified.stdout)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try Tools.messages(run.stdout)
+        #expect(out.count == 2)
+        let pgp = try #require(out.first { (try? Envelope.read(from: $0.header))??.method == .pgp })
+        let plain = try #require(out.first { (try? Envelope.read(from: $0.header))??.method == .insecure })
+        // the insecure copy is exactly what classify wrote
+        let original = try #require(routed.first { (try? Envelope.read(from: $0.header))??.method == .insecure })
+        #expect(try plain.bytes() == original.bytes())
+        // the PGP copy keeps its routing at the top and decrypts for Bob
+        #expect(pgp.header.fields.first?.name == "X-SL-Version")
+        let (payload, _) = try decryptPGPMIME(pgp, with: home)
+        #expect(String(decoding: payload, as: UTF8.self).hasSuffix("\r\n\r\nFrom the lab\r\n"))
+    }
+
+    @Test func alreadyEncryptedMessagesAreNotWrappedAgain() throws {
+        let first = try encrypt(["-r", "bob@example.org"], attachmentMessage)
+        let second = try encrypt(["-r", "bob@example.org"], first.stdout)
+        #expect(second.status == 0)
+        #expect(second.stdout == first.stdout)
+        #expect(second.stderr.contains("already PGP/MIME"))
+        let inline = bytes("From: a@b.example\nSubject: x\n\n-----BEGIN PGP MESSAGE-----\n\nhQEMA...\n-----END PGP MESSAGE-----\n")
+        let third = try encrypt(["-r", "bob@example.org"], inline)
+        #expect(third.stdout == inline)
+        let smime = bytes("From: a@b.example\nContent-Type: application/pkcs7-mime; smime-type=authEnveloped-data\n\nMIIB\n")
+        #expect(try encrypt(["-r", "bob@example.org"], smime).stdout == smime)
+    }
+
+    @Test(arguments: [
+        (["-r", "nobody@example.org"], Int32(69), "nobody@example.org"),
+        (["-r", "not an address"], Int32(64), "recipient"),
+        (["-r", "bob@example.org", "--sign", "--sign-as", "nobody@example.org"], Int32(69), "secret key"),
+    ])
+    func failuresWriteNothingAndSayWhy(_ args: [String], _ code: Int32, _ words: String) throws {
+        let run = try encrypt(args, attachmentMessage)
+        #expect(run.status == code, "\(run.stderr)")
+        #expect(run.stdout.isEmpty)
+        #expect(run.stderr.split(separator: "\n").count == 1)
+        #expect(run.stderr.contains(words))
+    }
+
+    @Test func largeMessagesStreamInBoundedMemory() throws {
+        var input = bytes("From: a@clinic.example\nTo: bob@example.org\nSubject: big\n\n")
+        let line = bytes(String(repeating: "0123456789abcdef", count: 4) + "\n")
+        while input.count < 40 << 20 { input += line }
+        let rss = try Tools.scratch().appendingPathComponent("rss").path
+        let run = try Tools.run("sl-encrypt-pgp", ["--homedir", home.path, "-r", "bob@example.org"], stdin: input,
+                                wrapper: ["/usr/bin/time", "-f", "%M", "-o", rss])
+        #expect(run.status == 0, "\(run.stderr)")
+        let kib = Int(try String(contentsOfFile: rss, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? .max
+        #expect(kib < 48 * 1024, "peak RSS \(kib) KiB for a 40 MiB message")
+    }
+}
