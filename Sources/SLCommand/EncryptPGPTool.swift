@@ -9,7 +9,7 @@ import SLPolicy
 /// routing names (imported from the address book, pinned by fingerprint), and passes
 /// every other message through byte for byte. Alone (`-r`), it encrypts every
 /// message to the named recipients' keys in the GnuPG home.
-public struct EncryptPGPTool {
+public struct EncryptPGPTool: Sendable {
     public var configurationPath: String?
     public var homeDirectory: String?
     public var recipients: [String] = []
@@ -23,57 +23,69 @@ public struct EncryptPGPTool {
 
     static let tool = "sl-encrypt-pgp"
 
+    /// Messages encrypted at once (each gpg run is its own process, so a stream uses
+    /// every core). Default: the number of processors.
+    public var jobs = ProcessInfo.processInfo.activeProcessorCount
+
     public func run() throws {
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
         let home = homeDirectory ?? configuration?.installation.pgpHomeDirectory
             ?? ProcessInfo.processInfo.environment["GNUPGHOME"].flatMap { $0.isEmpty ? nil : $0 }
-        let keyring = try PGPKeyring(homeDirectory: home)
+        let workers = max(1, jobs)
+        // one GPGME context per worker: a context is not to be shared between threads
+        let keyrings = try (0..<workers).map { _ in try PGPKeyring(homeDirectory: home) }
         let books = configuration.map { BookShelf(books: $0.installation.books, defaultBook: $0.installation.defaultBook) }
-        let encryptor = PGPMIMEEncryptor(keyring: keyring)
         let filter = try StreamFilter(tool: Self.tool)
         filter.bareOutputForBareInput = true
         if singleMessage { filter.framing = .single }
-        try filter.process { message in
-            let envelope = try Envelope.read(from: message.header)
-            var wanted: [(address: String, pin: String?, book: String?)]
-            if !recipients.isEmpty {
-                wanted = recipients.map { ($0, nil, nil) }
-            } else if let envelope, envelope.method == .pgp {
-                wanted = envelope.recipients.map { ($0.address, $0.parameter("pgp"), $0.parameter("book")) }
-            } else {
-                return [message]            // not ours: byte for byte
-            }
-            if let kind = try EncryptionDetector.existingEncryption(of: message) {
-                Diagnostics.warn(Self.tool, "message \(message.index) is already \(kind.rawValue) encrypted; passed on unchanged")
-                return [message]
-            }
-            let sender = try senderAddress(envelope, message)
-            let settings = try configuration.map { c -> EffectiveSettings in
-                let domain = sender.split(separator: "@").last.map(String.init) ?? ""
-                return try c.settings(forSender: sender, senderDomain: domain, account: envelope?.account)
-            }
-            var keys: [SelectedKey] = []
-            for w in wanted {
-                if let pin = w.pin, let bookName = w.book, let books,
-                   let contact = try books.book(named: bookName)?.contact(for: w.address),
-                   let ref = contact.pgpKeys.first(where: { $0.fingerprint.uppercased() == pin.uppercased() }) {
-                    try keyring.importKeys(ref.keyData)
-                }
-                keys.append(try keyring.key(for: w.address, pinnedFingerprint: w.pin))
-            }
-            var options = PGPMIMEOptions()
-            options.outerSubject = settings?.protectedSubject ?? "[...]"
-            options.hideRecipients = hideRecipients
-            if sign ?? settings?.pgpSign ?? false {
-                options.signer = try keyring.signingKey(for: signAs ?? sender)
-            }
-            if encryptToSelf ?? settings?.pgpEncryptToSelf ?? false, !sender.isEmpty {
-                let own = try keyring.key(for: sender)
-                if !keys.contains(where: { $0.key.fingerprint == own.key.fingerprint }) { keys.append(own) }
-            }
-            return [try encryptor.encrypt(message, to: keys, options: options)]
+        let tool = self
+        try filter.process(workers: workers) { message, worker in
+            try tool.encrypt(message, keyring: keyrings[worker], configuration: configuration, books: books)
         }
         try filter.commit()
+    }
+
+    func encrypt(_ message: Message, keyring: PGPKeyring, configuration: Configuration?, books: BookShelf?) throws -> [Message] {
+        let envelope = try Envelope.read(from: message.header)
+        var wanted: [(address: String, pin: String?, book: String?)]
+        if !recipients.isEmpty {
+            wanted = recipients.map { ($0, nil, nil) }
+        } else if let envelope, envelope.method == .pgp {
+            wanted = envelope.recipients.map { ($0.address, $0.parameter("pgp"), $0.parameter("book")) }
+        } else {
+            return [message]            // not ours: byte for byte
+        }
+        if let kind = try EncryptionDetector.existingEncryption(of: message) {
+            Diagnostics.warn(Self.tool, "message \(message.index) is already \(kind.rawValue) encrypted; passed on unchanged")
+            return [message]
+        }
+        let sender = try senderAddress(envelope, message)
+        let settings = try configuration.map { c -> EffectiveSettings in
+            let domain = sender.split(separator: "@").last.map(String.init) ?? ""
+            return try c.settings(forSender: sender, senderDomain: domain, account: envelope?.account)
+        }
+        var keys: [SelectedKey] = []
+        for w in wanted {
+            // A key the classifier found in an address book is imported and pinned by
+            // the fingerprint the routing carries.
+            if let pin = w.pin, let bookName = w.book, let books,
+               let contact = try books.book(named: bookName)?.contact(for: w.address),
+               let ref = contact.pgpKeys.first(where: { $0.fingerprint.uppercased() == pin.uppercased() }) {
+                try keyring.importKeys(ref.keyData)
+            }
+            keys.append(try keyring.key(for: w.address, pinnedFingerprint: w.pin))
+        }
+        var options = PGPMIMEOptions()
+        options.outerSubject = settings?.protectedSubject ?? "[...]"
+        options.hideRecipients = hideRecipients
+        if sign ?? settings?.pgpSign ?? false {
+            options.signer = try keyring.signingKey(for: signAs ?? sender)
+        }
+        if encryptToSelf ?? settings?.pgpEncryptToSelf ?? false, !sender.isEmpty {
+            let own = try keyring.key(for: sender)
+            if !keys.contains(where: { $0.key.fingerprint == own.key.fingerprint }) { keys.append(own) }
+        }
+        return [try PGPMIMEEncryptor(keyring: keyring).encrypt(message, to: keys, options: options)]
     }
 
     /// The envelope sender from the routing, else the first From: address.

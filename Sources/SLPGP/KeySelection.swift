@@ -46,7 +46,7 @@ public struct SelectedKey: Sendable {
 /// A GnuPG keyring (home directory) and the key-selection rules a reviewer signs off:
 /// exact address, not revoked/expired/disabled/invalid, able to encrypt, and fully
 /// valid or pinned. Exactly one usable key per recipient.
-public final class PGPKeyring {
+public final class PGPKeyring: @unchecked Sendable {   // use one per thread
     let context: GPGMEContext
     public let homeDirectory: String?
 

@@ -10,6 +10,7 @@ public final class BookShelf: @unchecked Sendable {
     let paths: [String: String]
     public let defaultBook: String?
     private var loaded: [String: AddressBook] = [:]
+    private let lock = NSLock()   // several encryption workers may ask at once
 
     public init(books: [(name: String, path: String)], defaultBook: String?) {
         paths = Dictionary(books.map { ($0.name, $0.path) }, uniquingKeysWith: { a, _ in a })
@@ -17,6 +18,8 @@ public final class BookShelf: @unchecked Sendable {
     }
 
     public func book(named name: String) throws -> AddressBook? {
+        lock.lock()
+        defer { lock.unlock() }
         if let b = loaded[name] { return b }
         guard let path = paths[name] else { return nil }
         let b = try AddressBook.load(name: name, path: path)
@@ -52,7 +55,9 @@ public final class BookShelf: @unchecked Sendable {
         var contact = Contact(name: r.displayName, addresses: [r.addrSpec.lowercased()])
         contact.escrow = EscrowQuestion(question: question.question, answer: question.answer)
         try AddressBook.append(contact, toFile: file)
+        lock.lock()
         loaded[name] = nil   // re-read on next use
+        lock.unlock()
         return name
     }
 }

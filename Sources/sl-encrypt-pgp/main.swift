@@ -39,6 +39,9 @@ struct SLEncryptPGP: ParsableCommand {
     @Flag(name: .customLong("hide-recipients"), help: "Leave the recipients' key IDs out of the encrypted message.")
     var hideRecipients = false
 
+    @Option(name: [.customShort("j"), .long], help: ArgumentHelp("Messages encrypted at once (default: the number of processors).", valueName: "n"))
+    var jobs: Int?
+
     @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line and no later line splits it.")
     var singleMessage = false
 
@@ -55,6 +58,10 @@ struct SLEncryptPGP: ParsableCommand {
         tool.encryptToSelf = encryptToSelf
         tool.hideRecipients = hideRecipients
         tool.singleMessage = singleMessage
+        if let jobs {
+            guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
+            tool.jobs = jobs
+        }
         try tool.run()
     }
 }

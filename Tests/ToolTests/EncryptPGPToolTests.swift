@@ -223,6 +223,23 @@ let attachmentMessage: Bytes = {
         #expect(run.stderr.contains(words))
     }
 
+    @Test func aStreamIsEncryptedInParallelAndWrittenInOrder() throws {
+        var stream = Bytes()
+        for i in 1...24 {
+            stream += bytes("From alice@clinic.example Mon Jan  1 00:00:00 2026\nFrom: alice@clinic.example\nTo: bob@example.org\nMessage-ID: <\(i)@clinic.example>\nSubject: \(i)\n\n>From body \(i)\n\n")
+        }
+        let run = try encrypt(["-r", "bob@example.org", "--jobs", "3"], stream)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try Tools.messages(run.stdout)
+        #expect(out.map { $0.header["Message-ID"] ?? "" } == (1...24).map { "<\($0)@clinic.example>" })
+        let (payload, _) = try decryptPGPMIME(out[23], with: home)
+        #expect(String(decoding: payload, as: UTF8.self).hasSuffix("\r\n\r\nFrom body 24\r\n"))
+        // one bad message in the stream: nothing is written
+        let bad = stream + bytes("From x@y Mon Jan  1 00:00:00 2026\nSubject: a\u{0}b\n\nx\n\n")
+        let failed = try encrypt(["-r", "bob@example.org", "--jobs", "3"], bad)
+        #expect(failed.status == 65 && failed.stdout.isEmpty)
+    }
+
     @Test func largeMessagesStreamInBoundedMemory() throws {
         var input = bytes("From: a@clinic.example\nTo: bob@example.org\nSubject: big\n\n")
         let line = bytes(String(repeating: "0123456789abcdef", count: 4) + "\n")
