@@ -46,7 +46,9 @@ public struct EncryptPGPTool: Sendable {
     }
 
     func encrypt(_ message: Message, keyring: PGPKeyring, configuration: Configuration?, books: BookShelf?) throws -> [Message] {
-        let envelope = try Envelope.read(from: message.header)
+        // Alone (-r) the routing fields do not matter: the message is the user's own
+        // and may carry any X-SL-* text; only a pipeline's routing is read.
+        let envelope = recipients.isEmpty ? try Envelope.read(from: message.header) : nil
         var wanted: [(address: String, pin: String?, book: String?)]
         if !recipients.isEmpty {
             wanted = recipients.map { ($0, nil, nil) }

@@ -153,6 +153,13 @@ let attachmentMessage: Bytes = {
         #expect(inner.parts[1].contentDisposition?.filename == "results.pdf")
     }
 
+    @Test func aloneStrayRoutingFieldsDoNotMatter() throws {
+        let msg = bytes("From: a@clinic.example\nX-SL-Method: insecure\nSubject: s\n\nbody\n")
+        let run = try encrypt(["-r", "bob@example.org"], msg)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try Message(bytes: run.stdout).header["Content-Type"]?.hasPrefix("multipart/encrypted") == true)
+    }
+
     @Test func signedAndEncryptedVerifiesWithGPG() throws {
         let run = try encrypt(["-r", "bob@example.org", "--sign", "--sign-as", "alice@clinic.example"], attachmentMessage)
         #expect(run.status == 0, "\(run.stderr)")
@@ -175,7 +182,8 @@ let attachmentMessage: Bytes = {
         let card = "BEGIN:VCARD\r\nVERSION:4.0\r\nEMAIL:bob@example.org\r\nKEY:data:application/pgp-keys;base64,\(b64)\r\nEND:VCARD\r\n"
         try card.write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
         let conf = dir.appendingPathComponent("sl.conf").path
-        try "book b = book.vcf\ndefault_book = b\nask_sender = no\nfallback = insecure\npgp_homedir = \(home.path)\n"
+        // the sender's policy signs and sets the outer subject
+        try "book b = book.vcf\ndefault_book = b\nask_sender = no\nfallback = insecure\npgp_homedir = \(home.path)\n[user alice@clinic.example]\npgp_sign = yes\nprotected_subject = (encrypted message)\n"
             .write(toFile: conf, atomically: true, encoding: .utf8)
         let msg = bytes("From: alice@clinic.example\nTo: bob@example.org, zed@example.org\nSubject: lab\n\nFrom the lab\n")
         let classified = try Tools.run("sl-classify", ["--config", conf, "-t"], stdin: msg)
@@ -193,8 +201,10 @@ let attachmentMessage: Bytes = {
         #expect(try plain.bytes() == original.bytes())
         // the PGP copy keeps its routing at the top and decrypts for Bob
         #expect(pgp.header.fields.first?.name == "X-SL-Version")
-        let (payload, _) = try decryptPGPMIME(pgp, with: home)
+        #expect(pgp.header["Subject"] == "(encrypted message)")
+        let (payload, status) = try decryptPGPMIME(pgp, with: home)
         #expect(String(decoding: payload, as: UTF8.self).hasSuffix("\r\n\r\nFrom the lab\r\n"))
+        #expect(status.contains("VALIDSIG \(home.fingerprints["alice@clinic.example"]!)"))
     }
 
     @Test func alreadyEncryptedMessagesAreNotWrappedAgain() throws {
