@@ -58,6 +58,7 @@ test: test-deps
 
 bench: build
 	bench/classify
+	bench/pgp
 
 clean:
 	rm -rf .build stage
