@@ -57,28 +57,6 @@ struct UsageFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-extension Tools {
-    static func runCommand(_ argv: [String], stdin: Bytes) throws -> ToolRun {
-        let dir = try scratch()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let inURL = dir.appendingPathComponent("in"), outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
-        try Data(stdin).write(to: inURL)
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = argv
-        p.standardInput = try FileHandle(forReadingFrom: inURL)
-        p.standardOutput = try FileHandle(forWritingTo: outURL)
-        p.standardError = try FileHandle(forWritingTo: errURL)
-        try p.run()
-        p.waitUntilExit()
-        return ToolRun(status: p.terminationStatus, signalled: p.terminationReason == .uncaughtSignal,
-                       stdout: Array(try Data(contentsOf: outURL)),
-                       stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
-    }
-}
-
 /// The decrypted payload of a PGP/MIME message, and gpg's status lines.
 func decryptPGPMIME(_ message: Message, with home: GPGHome) throws -> (payload: Bytes, status: String) {
     let entity = try MIMEEntity.parse(try message.bytes())

@@ -33,6 +33,19 @@ enum Tools {
 
     static func run(_ tool: String, _ args: [String], stdin: Bytes, env: [String: String] = [:],
                     wrapper: [String] = []) throws -> ToolRun {
+        let binary = binDirectory.appendingPathComponent(tool).path
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "SL_CONFIG")
+        for (k, v) in env { environment[k] = v }
+        return try execute(wrapper + [binary] + args, stdin: stdin, environment: environment)
+    }
+
+    /// Runs any command (found on PATH) the same way, for the peers: gpg, openssl.
+    static func runCommand(_ argv: [String], stdin: Bytes) throws -> ToolRun {
+        try execute(argv, stdin: stdin, environment: ProcessInfo.processInfo.environment)
+    }
+
+    private static func execute(_ argv: [String], stdin: Bytes, environment: [String: String]) throws -> ToolRun {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let inURL = dir.appendingPathComponent("in"), outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
@@ -40,17 +53,8 @@ enum Tools {
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let p = Process()
-        let binary = binDirectory.appendingPathComponent(tool).path
-        if wrapper.isEmpty {
-            p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = args
-        } else {
-            p.executableURL = URL(fileURLWithPath: wrapper[0])
-            p.arguments = Array(wrapper.dropFirst()) + [binary] + args
-        }
-        var environment = ProcessInfo.processInfo.environment
-        environment.removeValue(forKey: "SL_CONFIG")
-        for (k, v) in env { environment[k] = v }
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = argv
         p.environment = environment
         p.standardInput = try FileHandle(forReadingFrom: inURL)
         p.standardOutput = try FileHandle(forWritingTo: outURL)
