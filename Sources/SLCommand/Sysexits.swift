@@ -48,6 +48,7 @@ extension Sysexit {
             case .io: self = .tempFail
             }
         case is ConfigurationError, is AddressBookError: self = .config
+        case is AddressError: self = .dataError     // an address inside a message
         case is PolicyRefusal, is RecipientKeyError: self = .unavailable
         case is PGPError: self = .tempFail
         case is UsageError: self = .usage

@@ -89,6 +89,15 @@ public final class Spool: @unchecked Sendable {
         return out
     }
 
+    /// The first up to `n` bytes, without reading the whole spool.
+    public func prefix(_ n: Int) throws -> Bytes {
+        var out = Bytes()
+        try forEachChunk { chunk in
+            if out.count < n { out += chunk.prefix(n - out.count) }
+        }
+        return out
+    }
+
     /// The last up to `n` bytes, without reading the whole spool.
     public func suffix(_ n: Int) throws -> Bytes {
         if fd < 0 { return Array(memory.suffix(n)) }

@@ -29,6 +29,9 @@ final class GPGMEContext {
 
     /// GPGME must be told its version once per process before any context exists.
     private static let initialised: Bool = {
+        // Find gpg at its standard place instead of asking gpgconf three times: each
+        // engine probe is a process, and they dominated the cost of one message.
+        _ = gpgme_set_global_flag("disable-gpgconf", "1")
         _ = gpgme_check_version(nil)
         return true
     }()

@@ -30,34 +30,21 @@ public enum EncryptionDetector {
             case "multipart/encrypted": return .pgpMIME
             case "application/pgp-encrypted": return .pgpMIME
             case "application/pkcs7-mime", "application/x-pkcs7-mime":
+                // only what says it is encrypted; a signed-only or unlabelled blob is wrapped
                 let st = t.parameter("smime-type")?.lowercased()
-                if st == nil || st == "enveloped-data" || st == "authenveloped-data" { return .smime }
+                if st == "enveloped-data" || st == "authenveloped-data" { return .smime }
             default: break
             }
         }
-        // Inline PGP: an armored message block at the start of a line, anywhere in the
-        // body (scanned chunk by chunk, with an overlap so a marker split between
-        // chunks is still found).
+        // Inline PGP: the body itself is an armored message (its first non-blank
+        // line is the armor header). A mere line somewhere in the body (a quoted
+        // reply, a pasted key) does not count: passing such a message on unencrypted
+        // would send plaintext where encryption was asked for.
         let marker = Array("-----BEGIN PGP MESSAGE-----".utf8)
-        var tail = Bytes()
-        var found = false
-        try message.body.forEachChunk { chunk in
-            guard !found else { return }
-            let window = tail + chunk
-            if Self.containsAtLineStart(window, marker) { found = true }
-            tail = Array(window.suffix(marker.count))
-        }
-        return found ? .inlinePGP : nil
-    }
-
-    static func containsAtLineStart(_ hay: Bytes, _ needle: Bytes) -> Bool {
-        guard hay.count >= needle.count else { return false }
-        var i = 0
-        while i + needle.count <= hay.count {
-            if (i == 0 || hay[i - 1] == 0x0A) && hay[i] == needle[0] && hay[i..<i + needle.count].elementsEqual(needle) { return true }
-            guard let next = hay[i...].firstIndex(of: 0x0A) else { return false }
-            i = next + 1
-        }
-        return false
+        let head = try message.body.prefix(4096)
+        let firstLine = head.split(separator: 0x0A, omittingEmptySubsequences: true)
+            .first { !$0.allSatisfy { $0 == 0x0D || $0 == 0x20 || $0 == 0x09 } }
+        if let line = firstLine, Array(line.prefix(marker.count)) == marker { return .inlinePGP }
+        return nil
     }
 }

@@ -49,6 +49,12 @@ public struct SelectedKey: Sendable {
 public final class PGPKeyring: @unchecked Sendable {   // use one per thread
     let context: GPGMEContext
     public let homeDirectory: String?
+    /// Keys chosen and keys imported during this run. Every GPGME key listing or
+    /// import starts a gpg process; a bulk run to the same recipients must not pay
+    /// that per message. (A keyring is used by one thread only.)
+    private var chosen: [String: SelectedKey] = [:]
+    private var importedFingerprints = Set<String>()
+    private var signers: [String: PGPKey] = [:]
 
     public init(homeDirectory: String?) throws {
         self.homeDirectory = homeDirectory
@@ -82,6 +88,22 @@ public final class PGPKeyring: @unchecked Sendable {   // use one per thread
     /// considered, and its validity in this keyring does not matter (the pin is the
     /// administrator's statement that it is the right key).
     public func key(for address: String, pinnedFingerprint: String? = nil) throws -> SelectedKey {
+        let cacheKey = address.lowercased() + "|" + (pinnedFingerprint?.uppercased() ?? "")
+        if let k = chosen[cacheKey] { return k }
+        let k = try selectKey(for: address, pinnedFingerprint: pinnedFingerprint)
+        chosen[cacheKey] = k
+        return k
+    }
+
+    /// Imports a key once per run, keyed by its fingerprint.
+    public func importKey(fingerprint: String, keyData: Bytes) throws {
+        let f = fingerprint.uppercased()
+        guard !importedFingerprints.contains(f) else { return }
+        try importKeys(keyData)
+        importedFingerprints.insert(f)
+    }
+
+    func selectKey(for address: String, pinnedFingerprint: String?) throws -> SelectedKey {
         let pin = pinnedFingerprint?.uppercased()
         // "<addr>" asks gpg for an exact e-mail match; we check again ourselves.
         var candidates = try context.listKeys("<\(address)>")
@@ -130,6 +152,13 @@ extension PGPKeyring {
     /// The secret key to sign with for `address`: exact address, usable, and present
     /// as a secret key in this keyring.
     public func signingKey(for address: String) throws -> PGPKey {
+        if let k = signers[address.lowercased()] { return k }
+        let k = try findSigningKey(for: address)
+        signers[address.lowercased()] = k
+        return k
+    }
+
+    func findSigningKey(for address: String) throws -> PGPKey {
         let keys = try context.listKeys("<\(address)>", secret: true).filter { k in
             !k.isRevoked && !k.isExpired && !k.isDisabled && !k.isInvalid
                 && k.userIDs.contains { $0.address.lowercased() == address.lowercased() && !$0.isRevoked }

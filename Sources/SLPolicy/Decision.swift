@@ -117,9 +117,11 @@ public struct Decider {
         let order = bookSearchOrder()
         for name in order.names {
             guard let book = try books.book(named: name), let c = book.contact(for: r.addrSpec.lowercased()) ?? book.contact(for: r.key),
-                  c.hasEncryptionData else { continue }
+                  c.hasEncryptionData || c.pinnedPGPFingerprint != nil else { continue }
             let origin = "book \(name) (\(order.rule))"
-            let pgp = c.pgpKeys.first
+            // X-SL-PGP-FINGERPRINT pins the key (which may live in the keyring rather
+            // than in the card); otherwise the card's first key is the one.
+            let pgp = c.pinnedPGPFingerprint ?? c.pgpKeys.first?.fingerprint
             let cert = c.smimeCertificates.first
             let usePGP: Bool? = switch (pgp, cert) {
                 case (.some, .some): settings.pkiPreference == .pgp
@@ -130,8 +132,8 @@ public struct Decider {
             if let usePGP {
                 let both = pgp != nil && cert != nil ? ", preferred over \(usePGP ? "S/MIME" : "PGP") by pki_preference" : ""
                 if usePGP, let pgp {
-                    return result(.pgp, 2, "PGP key \(pgp.fingerprint) in \(origin)\(both); \(tlsNote)",
-                                  [("pgp", pgp.fingerprint), ("book", name)])
+                    return result(.pgp, 2, "PGP key \(pgp) in \(origin)\(both); \(tlsNote)",
+                                  [("pgp", pgp), ("book", name)])
                 } else if let cert {
                     var p: [(name: String, value: String)] = [("smime", cert.sha256Fingerprint), ("book", name)]
                     if !c.smimeReadsGCM { p.append(("gcm", "no")) }

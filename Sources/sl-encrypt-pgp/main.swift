@@ -39,7 +39,7 @@ struct SLEncryptPGP: ParsableCommand {
     @Flag(name: .customLong("hide-recipients"), help: "Leave the recipients' key IDs out of the encrypted message.")
     var hideRecipients = false
 
-    @Option(name: [.customShort("j"), .long], help: ArgumentHelp("Messages encrypted at once (default: the number of processors).", valueName: "n"))
+    @Option(name: [.customShort("j"), .long], help: ArgumentHelp("Messages encrypted at once (default 1; measure with bench/pgp before raising it).", valueName: "n"))
     var jobs: Int?
 
     @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line and no later line splits it.")

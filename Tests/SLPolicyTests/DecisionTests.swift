@@ -95,6 +95,16 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
         #expect(try tlsFirst.decide(address("bob@example.org"), intent: none).method == .tls)
     }
 
+    @Test func step2APinnedFingerprintRoutesToThatKey() throws {
+        let books = try BookFixture()
+        let pin = String(repeating: "AB", count: 20)
+        try "BEGIN:VCARD\r\nVERSION:4.0\r\nEMAIL:kim@example.org\r\nX-SL-PGP-FINGERPRINT:\(pin)\r\nEND:VCARD\r\n"
+            .write(toFile: books.path("pin.vcf"), atomically: true, encoding: .utf8)
+        let r = try decider("book p = \(books.path("pin.vcf"))\ndefault_book = p\n").decide(address("kim@example.org"), intent: none)
+        #expect(r.method == .pgp)
+        #expect(r.parameters.first { $0.name == "pgp" }?.value == pin)
+    }
+
     @Test(arguments: [
         // (book settings, the book that must win)
         ("preferred_book = p\nsubscribed_books = s1, s2\n", "p"),

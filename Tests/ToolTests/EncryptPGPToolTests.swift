@@ -196,6 +196,12 @@ let attachmentMessage: Bytes = {
         #expect(third.stdout == inline)
         let smime = bytes("From: a@b.example\nContent-Type: application/pkcs7-mime; smime-type=authEnveloped-data\n\nMIIB\n")
         #expect(try encrypt(["-r", "bob@example.org"], smime).stdout == smime)
+        // fail closed: an armor line inside the text, or an unlabelled PKCS#7 blob, is
+        // not proof of encryption, so those messages are encrypted
+        let quoted = bytes("From: a@b.example\nSubject: re\n\nYou wrote:\n> -----BEGIN PGP MESSAGE-----\n-----BEGIN PGP MESSAGE-----\nnot really\n")
+        #expect(try Message(bytes: try encrypt(["-r", "bob@example.org"], quoted).stdout).header["Content-Type"]?.hasPrefix("multipart/encrypted") == true)
+        let unlabelled = bytes("From: a@b.example\nContent-Type: application/pkcs7-mime\n\nMIIB\n")
+        #expect(try Message(bytes: try encrypt(["-r", "bob@example.org"], unlabelled).stdout).header["Content-Type"]?.hasPrefix("multipart/encrypted") == true)
     }
 
     @Test(arguments: [
