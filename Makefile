@@ -31,6 +31,7 @@ deps:
 
 test-deps:
 	@build-aux/apt-install $(TEST_DEPS)
+	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography
 
 install: build
 	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man7 $(EXAMPLEDIR)

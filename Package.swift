@@ -27,6 +27,8 @@ let package = Package(
         .target(name: "SLPolicy", dependencies: ["SLMessage", "COpenSSL"]),
         // PGP through GPGME: keyrings, key selection, encryption.
         .target(name: "SLPGP", dependencies: ["SLMessage", "CGPGME"]),
+        // S/MIME through OpenSSL CMS: certificates, checks, encryption.
+        .target(name: "SLSMIME", dependencies: ["SLMessage", "COpenSSL"]),
         // Shared command plumbing: stream loop, staged output, sysexits, audit log.
         .target(name: "SLCommand", dependencies: [
             "SLMessage", "SLPolicy", "SLPGP",
@@ -39,6 +41,7 @@ let package = Package(
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
         .testTarget(name: "SLPGPTests", dependencies: ["SLPGP"]),
+        .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time.
         .testTarget(name: "ToolTests", dependencies: ["SLMessage"], exclude: ["Golden"]),
     ]
