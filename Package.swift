@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "sl-classify", targets: ["sl-classify"]),
         .executable(name: "sl-encrypt-pgp", targets: ["sl-encrypt-pgp"]),
+        .executable(name: "sl-encrypt-smime", targets: ["sl-encrypt-smime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,12 +32,13 @@ let package = Package(
         .target(name: "SLSMIME", dependencies: ["SLMessage", "COpenSSL"]),
         // Shared command plumbing: stream loop, staged output, sysexits, audit log.
         .target(name: "SLCommand", dependencies: [
-            "SLMessage", "SLPolicy", "SLPGP",
+            "SLMessage", "SLPolicy", "SLPGP", "SLSMIME",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .executableTarget(name: "sl-classify", dependencies: ["SLCommand"]),
         .executableTarget(name: "sl-encrypt-pgp", dependencies: ["SLCommand"]),
+        .executableTarget(name: "sl-encrypt-smime", dependencies: ["SLCommand"]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),

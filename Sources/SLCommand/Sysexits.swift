@@ -1,5 +1,6 @@
 import SLMessage
 import SLPGP
+import SLSMIME
 import SLPolicy
 
 /// Exit codes are the API: sysexits(3) values as Postfix pipe(8), procmail and
@@ -49,8 +50,8 @@ extension Sysexit {
             }
         case is ConfigurationError, is AddressBookError: self = .config
         case is AddressError: self = .dataError     // an address inside a message
-        case is PolicyRefusal, is RecipientKeyError: self = .unavailable
-        case is PGPError: self = .tempFail
+        case is PolicyRefusal, is RecipientKeyError, is RecipientCertificateError: self = .unavailable
+        case is PGPError, is SMIMEError: self = .tempFail
         case is UsageError: self = .usage
         default: self = .tempFail
         }

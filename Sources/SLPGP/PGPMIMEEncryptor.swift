@@ -35,7 +35,7 @@ public struct PGPMIMEEncryptor {
         let payload = try TemporaryFile.openUnlinked()
         defer { close(payload) }
         let payloadSink = FileDescriptorSink(fd: payload)
-        try writePayload(of: message, outerSubject: options.outerSubject, to: payloadSink)
+        try HeaderProtection.writePayload(of: message, outerSubject: options.outerSubject, to: payloadSink)
         try payloadSink.flush()
         guard lseek(payload, 0, SEEK_SET) == 0 else { throw MessageError.io("cannot rewind the staged payload") }
 
@@ -47,38 +47,11 @@ public struct PGPMIMEEncryptor {
         return try outerMessage(for: message, ciphertext: cipher, outerSubject: options.outerSubject)
     }
 
-    /// The cryptographic payload: content fields (hp="cipher" added), the protected
-    /// fields, HP-Outer fields saying what the outside shows, then the body in CRLF.
-    func writePayload(of message: Message, outerSubject: String, to sink: ByteSink) throws {
-        let crlf: Bytes = [0x0D, 0x0A]
-        var contentType = ContentType(parsing: message.header["Content-Type"] ?? "text/plain; charset=us-ascii")
-        contentType.parameters["hp"] = "cipher"
-        try sink.write(Array("Content-Type: \(contentType.headerValue)".utf8) + crlf)
-        for f in message.header.fields where HeaderProtection.isContentField(f) && !f.hasName("Content-Type") && !f.hasName("MIME-Version") {
-            try sink.write(CRLF.canonical(f.raw))
-        }
-        let obscured = HeaderProtection.obscured(subject: outerSubject)
-        for name in HeaderProtection.protectedFields {
-            for f in message.header.all(name) {
-                try sink.write(CRLF.canonical(f.raw))
-                let outer = obscured[f.name] ?? obscured.first { f.hasName($0.key) }?.value
-                try sink.write(Array("HP-Outer: \(f.name): ".utf8) + Array((outer ?? f.unfoldedValue).utf8) + crlf)
-            }
-        }
-        try sink.write(crlf)
-        var state = CRLF()
-        try message.body.forEachChunk { try sink.write(state.convert($0)[...]) }
-        if !state.endsWithLineBreak { try sink.write(crlf) }
-    }
-
     func outerMessage(for message: Message, ciphertext: Int32, outerSubject: String) throws -> Message {
-        var header = message.header
-        header.remove(where: HeaderProtection.isContentField)
-        if header.first("Subject") != nil { try header.set("Subject", outerSubject) }
         let boundary = MIMEBuilder.makeBoundary()
-        try header.add("MIME-Version", "1.0")
-        try header.add("Content-Type", "multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"\(boundary)\"")
-        if header.separator.isEmpty { header.separator = header.lineEnding }
+        let header = try HeaderProtection.outerHeader(of: message, outerSubject: outerSubject, contentFields: [
+            ("Content-Type", "multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"\(boundary)\""),
+        ])
         let nl = String(decoding: header.lineEnding, as: UTF8.self)
         let body = Spool()
         func put(_ s: String) throws { try body.append(Array(s.utf8)) }
@@ -103,24 +76,3 @@ public struct PGPMIMEEncryptor {
     }
 }
 
-/// LF to CRLF conversion across chunk boundaries; existing CRLF is kept.
-struct CRLF {
-    private var previous: UInt8 = 0
-    var endsWithLineBreak: Bool { previous == 0x0A }
-
-    mutating func convert(_ chunk: ArraySlice<UInt8>) -> Bytes {
-        var out = Bytes()
-        out.reserveCapacity(chunk.count + chunk.count / 32)
-        for b in chunk {
-            if b == 0x0A && previous != 0x0D { out.append(0x0D) }
-            out.append(b)
-            previous = b
-        }
-        return out
-    }
-
-    static func canonical(_ raw: Bytes) -> Bytes {
-        var s = CRLF()
-        return s.convert(raw[...])
-    }
-}

@@ -65,6 +65,10 @@ public struct InstallationSettings: Sendable {
     public var hostname: String?
     /// The GnuPG home sl-encrypt-pgp uses (default: $GNUPGHOME, then ~/.gnupg).
     public var pgpHomeDirectory: String?
+    /// Extra trust anchors for S/MIME certificates (PEM or DER files).
+    public var smimeAnchors: [String] = []
+    /// Whether the system CA bundle is trusted for S/MIME certificates.
+    public var smimeSystemCAs = true
 }
 
 /// Settings that depend on the sender; every field is optional so levels can be

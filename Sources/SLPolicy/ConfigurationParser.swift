@@ -66,7 +66,7 @@ extension Configuration {
 
             // Installation settings: top of the file only.
             if ["audit_log", "tls_cache", "tls_static", "book", "default_book", "escrow_accounts",
-                "state_directory", "ask_sender", "hostname", "pgp_homedir"].contains(key) {
+                "state_directory", "ask_sender", "hostname", "pgp_homedir", "smime_anchors", "smime_system_cas"].contains(key) {
                 guard case .global = section else { throw fail("\(key) is an installation setting; put it before the first section") }
                 switch key {
                 case "book":
@@ -81,6 +81,8 @@ extension Configuration {
                 case "state_directory": c.installation.stateDirectory = value
                 case "hostname": c.installation.hostname = value
                 case "pgp_homedir": c.installation.pgpHomeDirectory = value
+                case "smime_anchors": c.installation.smimeAnchors = list(value)
+                case "smime_system_cas": c.installation.smimeSystemCAs = try boolean(value, key, fail)
                 case "ask_sender": c.installation.askSender = try boolean(value, key, fail)
                 case "tls_static":
                     for item in list(value) {
@@ -217,6 +219,7 @@ extension InstallationSettings {
         escrowAccounts = escrowAccounts.map(resolve)
         stateDirectory = stateDirectory.map(resolve)
         pgpHomeDirectory = pgpHomeDirectory.map(resolve)
+        smimeAnchors = smimeAnchors.map(resolve)
         books = books.map { ($0.name, resolve($0.path)) }
     }
 }

@@ -1,0 +1,95 @@
+import Foundation
+import SLMessage
+import SLPolicy
+import SLSMIME
+
+/// sl-encrypt-smime without its argument parsing.
+///
+/// In a pipeline it encrypts the messages whose routing says `smime`, to the
+/// certificate the routing names (from the address book, by SHA-256 fingerprint),
+/// and passes every other message through byte for byte. Alone (`-r`), it encrypts
+/// every message to the certificates given with `--certificate`.
+public struct EncryptSMIMETool: Sendable {
+    public var configurationPath: String?
+    public var recipients: [String] = []
+    public var certificateFiles: [String] = []
+    public var anchorFiles: [String] = []
+    public var systemCAs: Bool?
+    public var singleMessage = false
+
+    public init() {}
+
+    static let tool = "sl-encrypt-smime"
+
+    public func run() throws {
+        let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
+        let anchors = try (anchorFiles + (configuration?.installation.smimeAnchors ?? [])).map(Self.loadCertificate)
+        let checker = try CertificateChecker(systemCAs: systemCAs ?? configuration?.installation.smimeSystemCAs ?? true,
+                                             anchors: anchors)
+        let given = try certificateFiles.map(Self.loadCertificate)
+        let books = configuration.map { BookShelf(books: $0.installation.books, defaultBook: $0.installation.defaultBook) }
+        let filter = try StreamFilter(tool: Self.tool)
+        filter.bareOutputForBareInput = true
+        if singleMessage { filter.framing = .single }
+        try filter.process { message in
+            try encrypt(message, checker: checker, given: given, configuration: configuration, books: books)
+        }
+        try filter.commit()
+    }
+
+    func encrypt(_ message: Message, checker: CertificateChecker, given: [X509Certificate],
+                 configuration: Configuration?, books: BookShelf?) throws -> [Message] {
+        let envelope = recipients.isEmpty ? try Envelope.read(from: message.header) : nil
+        var chosen: [X509Certificate] = []
+        var cipher = ContentCipher.aes256GCM
+        if !recipients.isEmpty {
+            for r in recipients {
+                guard let c = given.first(where: { checker.rejection(of: $0, for: r) == nil }) else {
+                    let reasons = given.compactMap { checker.rejection(of: $0, for: r)?.description }
+                    throw RecipientCertificateError(recipient: r, problem: given.isEmpty
+                        ? "no certificate given (use --certificate FILE)"
+                        : "no usable certificate: " + Set(reasons).sorted().joined(separator: "; "))
+                }
+                chosen.append(c)
+            }
+        } else if let envelope, envelope.method == .smime {
+            for r in envelope.recipients {
+                guard let fingerprint = r.parameter("smime"), let bookName = r.parameter("book"), let books,
+                      let contact = try books.book(named: bookName)?.contact(for: r.address),
+                      let ref = contact.smimeCertificates.first(where: { $0.sha256Fingerprint.uppercased() == fingerprint.uppercased() }) else {
+                    throw RecipientCertificateError(recipient: r.address, problem: "the certificate named by the routing is not in the address book")
+                }
+                let cert = try X509Certificate(derOrPEM: ref.der)
+                if let why = checker.rejection(of: cert, for: r.address) {
+                    throw RecipientCertificateError(recipient: r.address, problem: why.description)
+                }
+                if r.parameter("gcm") == "no" { cipher = .aes256CBC }
+                chosen.append(cert)
+            }
+            if cipher == .aes256CBC {
+                Diagnostics.warn(Self.tool, "message \(message.index): a recipient cannot read AES-GCM; using AES-256-CBC for every recipient of this copy")
+            }
+        } else {
+            return [message]            // not ours: byte for byte
+        }
+        if let kind = try EncryptionDetector.existingEncryption(of: message) {
+            Diagnostics.warn(Self.tool, "message \(message.index) is already \(kind.rawValue) encrypted; passed on unchanged")
+            return [message]
+        }
+        let sender = envelope?.sender ?? ""
+        let settings = try configuration.map { c -> EffectiveSettings in
+            let domain = sender.split(separator: "@").last.map(String.init) ?? ""
+            return try c.settings(forSender: sender, senderDomain: domain, account: envelope?.account)
+        }
+        return [try SMIMEEncryptor.encrypt(message, to: chosen, cipher: cipher, outerSubject: settings?.protectedSubject ?? "[...]")]
+    }
+
+    static func loadCertificate(_ path: String) throws -> X509Certificate {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw UsageError("cannot read the certificate file \(path)")
+        }
+        do { return try X509Certificate(derOrPEM: Array(data)) } catch {
+            throw UsageError("\(path) is not a PEM or DER certificate")
+        }
+    }
+}

@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SLMessage
+
+/// A recipient whose certificate cannot be used. Exit 69, like a missing PGP key.
+public struct RecipientCertificateError: Error, CustomStringConvertible, Equatable {
+    public let recipient: String
+    public let problem: String
+    public var description: String { "\(recipient): \(problem)" }
+    public init(recipient: String, problem: String) {
+        self.recipient = recipient
+        self.problem = problem
+    }
+}
+
+/// Builds S/MIME 4.0 messages (RFC 8551) with RFC 9788 header protection:
+///
+///     <outer header: routing, From/To/Date..., Subject: [...], MIME-Version>
+///     Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data; name="smime.p7m"
+///     Content-Transfer-Encoding: base64
+///     <base64 CMS AuthEnvelopedData (or EnvelopedData) of the protected payload>
+///
+/// The payload and the CMS output are staged in unlinked temporary files.
+public enum SMIMEEncryptor {
+    public static func encrypt(_ message: Message, to recipients: [X509Certificate], cipher: ContentCipher,
+                               outerSubject: String) throws -> Message {
+        let payload = try TemporaryFile.openUnlinked()
+        defer { close(payload) }
+        let sink = FileDescriptorSink(fd: payload)
+        try HeaderProtection.writePayload(of: message, outerSubject: outerSubject, to: sink)
+        try sink.flush()
+        guard lseek(payload, 0, SEEK_SET) == 0 else { throw MessageError.io("cannot rewind the staged payload") }
+        let cms = try TemporaryFile.openUnlinked()
+        defer { close(cms) }
+        try CMSEncryptor.encrypt(input: payload, output: cms, to: recipients, cipher: cipher)
+        guard lseek(cms, 0, SEEK_SET) == 0 else { throw MessageError.io("cannot rewind the CMS output") }
+
+        let header = try HeaderProtection.outerHeader(of: message, outerSubject: outerSubject, contentFields: [
+            ("Content-Type", "application/pkcs7-mime; smime-type=\(cipher.smimeType); name=\"smime.p7m\""),
+            ("Content-Transfer-Encoding", "base64"),
+            ("Content-Disposition", "attachment; filename=\"smime.p7m\""),
+        ])
+        let body = Spool()
+        let useCRLF = header.lineEnding.count == 2
+        var state = CRLF()
+        var buffer = Bytes(repeating: 0, count: 64 << 10)
+        while true {
+            let n = try FileDescriptorIO.read(cms, into: &buffer, count: buffer.count)
+            if n == 0 { break }
+            try body.append(useCRLF ? state.convert(buffer[0..<n]) : Array(buffer[0..<n]))
+        }
+        return Message(fromLine: message.fromLine, header: header, body: body, index: message.index)
+    }
+}

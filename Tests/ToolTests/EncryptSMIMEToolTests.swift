@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+import SLMessage
+
+/// Certificates for the S/MIME tool tests, made by the same generator the SLSMIME
+/// unit tests use (Python cryptography; OpenSSL 3.0 cannot backdate).
+final class SMIMECerts: @unchecked Sendable {
+    let dir: String
+    static let shared: Result<SMIMECerts, any Error> = Result { try SMIMECerts() }
+    init() throws {
+        dir = try Tools.scratch().appendingPathComponent("certs").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let script = Tools.repository.appendingPathComponent("Tests/SLSMIMETests/Fixtures/make-certs.py").path
+        let r = try Tools.runCommand(["python3", script, dir], stdin: [])
+        guard r.status == 0 else { throw UsageFailure("make-certs.py: \(r.stderr)") }
+    }
+    func path(_ name: String, _ ext: String = "pem") -> String { "\(dir)/\(name).\(ext)" }
+    func der(_ name: String) throws -> Bytes {
+        let r = try Tools.runCommand(["openssl", "x509", "-in", path(name), "-outform", "DER"], stdin: [])
+        return r.stdout
+    }
+}
+
+/// Decrypts an S/MIME message with `openssl cms` as `who`.
+func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throws -> ToolRun {
+    try Tools.runCommand(["openssl", "cms", "-decrypt", "-recip", certs.path(who), "-inkey", certs.path(who, "key")], stdin: message)
+}
+
+@Suite(.serialized) struct EncryptSMIMEToolTests {
+    let certs: SMIMECerts
+    init() throws { certs = try SMIMECerts.shared.get() }
+
+    func encrypt(_ args: [String], _ input: Bytes) throws -> ToolRun {
+        try Tools.run("sl-encrypt-smime", ["--no-system-cas", "--anchor", certs.path("ca")] + args, stdin: input)
+    }
+
+    @Test(arguments: ["rsa", "ec"])
+    func aloneOpenSSLDecryptsTheOriginalEntity(_ who: String) throws {
+        let run = try encrypt(["-r", "\(who)@example.org", "--certificate", certs.path(who)], attachmentMessage)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try Message(bytes: run.stdout)
+        #expect(out.header["Content-Type"]?.contains("smime-type=authEnveloped-data") == true)
+        #expect(out.header["Subject"] == "[...]")
+        let plain = try opensslDecrypt(run.stdout, certs, as: who)
+        #expect(plain.status == 0, "\(plain.stderr)")
+        let inner = try MIMEEntity.parse(plain.stdout)
+        #expect(inner.contentType.parameter("hp") == "cipher")
+        #expect(inner.header["Subject"].map(EncodedWords.decode) == "Ergebnisse für Sie")
+        let original = try MIMEEntity.parse(attachmentMessage).canonicalCRLF()
+        #expect(try inner.parts[0].decodedBody() == original.parts[0].decodedBody())
+        #expect(try inner.parts[1].decodedBody() == original.parts[1].decodedBody())
+    }
+
+    @Test(arguments: [
+        ("expired", "expired"), ("future", "not yet valid"), ("wrongaddr", "not issued for this address"),
+        ("untrusted", "not trusted"), ("noeku", "emailProtection"), ("rsasignonly", "keyEncipherment"),
+    ])
+    func rejectedCertificatesSayWhichCheckFailed(_ name: String, _ words: String) throws {
+        let run = try encrypt(["-r", "\(name)@example.org", "--certificate", certs.path(name)], attachmentMessage)
+        #expect(run.status == 69, "\(run.stderr)")
+        #expect(run.stdout.isEmpty)
+        #expect(run.stderr.split(separator: "\n").count == 1)
+        #expect(run.stderr.contains("\(name)@example.org") && run.stderr.contains(words))
+    }
+
+    @Test(arguments: [false, true])
+    func inThePipelineTheBookCertificateIsUsedAndGCMCanBeTurnedOff(_ noGCM: Bool) throws {
+        let dir = try Tools.scratch()
+        let b64 = Data(try certs.der("ec")).base64EncodedString()
+        let card = "BEGIN:VCARD\r\nVERSION:4.0\r\nEMAIL:ec@example.org\r\nKEY:data:application/pkix-cert;base64,\(b64)\r\n" + (noGCM ? "X-SL-SMIME-GCM:no\r\n" : "") + "END:VCARD\r\n"
+        try card.write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
+        let conf = dir.appendingPathComponent("sl.conf").path
+        try "book b = book.vcf\ndefault_book = b\nask_sender = no\nfallback = insecure\nsmime_system_cas = no\nsmime_anchors = \(certs.path("ca"))\n"
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let msg = bytes("From: alice@clinic.example\nTo: ec@example.org, zed@example.org\nSubject: lab\n\nFrom the lab\n")
+        let classified = try Tools.run("sl-classify", ["--config", conf, "-t"], stdin: msg)
+        #expect(classified.status == 0, "\(classified.stderr)")
+        let run = try Tools.run("sl-encrypt-smime", ["--config", conf], stdin: classified.stdout)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try Tools.messages(run.stdout)
+        let smime = try #require(out.first { (try? Envelope.read(from: $0.header))??.method == .smime })
+        #expect(smime.header["Content-Type"]?.contains(noGCM ? "smime-type=enveloped-data" : "smime-type=authEnveloped-data") == true)
+        #expect(run.stderr.contains("AES-GCM") == noGCM)
+        let plain = try opensslDecrypt(try smime.bytes(), certs, as: "ec")
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(String(decoding: plain.stdout, as: UTF8.self).hasSuffix("\r\n\r\nFrom the lab\r\n"))
+        let other = try #require(out.first { (try? Envelope.read(from: $0.header))??.method == .insecure })
+        let routed = try Tools.messages(classified.stdout)
+        #expect(try other.bytes() == routed.first { (try? Envelope.read(from: $0.header))??.method == .insecure }?.bytes())
+    }
+
+    @Test func usageMistakes() throws {
+        let run = try Tools.run("sl-encrypt-smime", ["-r", "ec@example.org"], stdin: attachmentMessage)
+        #expect(run.status == 64 && run.stderr.contains("--certificate"))
+        let bad = try Tools.run("sl-encrypt-smime", ["-r", "ec@example.org", "--certificate", "/nonexistent.pem"], stdin: attachmentMessage)
+        #expect(bad.status == 64 && bad.stdout.isEmpty)
+    }
+}
