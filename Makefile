@@ -12,7 +12,7 @@ CONFIG     ?= release
 BINDIR      = $(DESTDIR)$(PREFIX)/bin
 MANDIR      = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR  = $(DESTDIR)$(PREFIX)/share/doc/sl/examples
-TOOLS       = sl-classify sl-encrypt-pgp
+TOOLS       = sl-classify sl-encrypt-pgp sl-encrypt-smime
 SCRIPTS     = $(wildcard bin-scripts/sl-*)
 
 # Debian packages: to build, and what the tests drive as real peers.

@@ -16,6 +16,10 @@ public struct EncryptSMIMETool: Sendable {
     public var anchorFiles: [String] = []
     public var systemCAs: Bool?
     public var singleMessage = false
+    public var sign: Bool?
+    public var encryptToSelf: Bool?
+    public var signerCertificateFile: String?
+    public var signerKeyFile: String?
 
     public init() {}
 
@@ -76,12 +80,35 @@ public struct EncryptSMIMETool: Sendable {
             Diagnostics.warn(Self.tool, "message \(message.index) is already \(kind.rawValue) encrypted; passed on unchanged")
             return [message]
         }
-        let sender = envelope?.sender ?? ""
+        var sender = envelope?.sender ?? ""
+        if sender.isEmpty, let from = message.header.first("From"), let a = try AddressList.parse(from.unfoldedValue).first {
+            sender = a.addrSpec
+        }
         let settings = try configuration.map { c -> EffectiveSettings in
             let domain = sender.split(separator: "@").last.map(String.init) ?? ""
             return try c.settings(forSender: sender, senderDomain: domain, account: envelope?.account)
         }
-        return [try SMIMEEncryptor.encrypt(message, to: chosen, cipher: cipher, outerSubject: settings?.protectedSubject ?? "[...]")]
+        // The sender's own certificate and key: options first, then the sender's settings.
+        let certFile = signerCertificateFile ?? settings?.smimeCertificate
+        let keyFile = signerKeyFile ?? settings?.smimeKey
+        var signer: SMIMEEncryptor.Signer?
+        let wantSign = sign ?? settings?.smimeSign ?? false
+        let wantSelf = encryptToSelf ?? settings?.smimeEncryptToSelf ?? false
+        if wantSign || wantSelf {
+            guard let certFile, let keyFile else {
+                throw UsageError("signing or encrypt-to-self needs the sender's certificate and key (--signer-certificate and --signer-key, or smime_certificate and smime_key)")
+            }
+            let cert = try Self.loadCertificate(certFile)
+            if wantSelf { chosen.append(cert) }
+            if wantSign {
+                guard let data = FileManager.default.contents(atPath: keyFile) else { throw UsageError("cannot read the key file \(keyFile)") }
+                let key = try PrivateKey(pem: Array(data))
+                guard key.matches(cert) else { throw UsageError("\(keyFile) is not the key of \(certFile)") }
+                signer = SMIMEEncryptor.Signer(certificate: cert, key: key)
+            }
+        }
+        return [try SMIMEEncryptor.encrypt(message, to: chosen, cipher: cipher, outerSubject: settings?.protectedSubject ?? "[...]",
+                                           signer: signer)]
     }
 
     static func loadCertificate(_ path: String) throws -> X509Certificate {

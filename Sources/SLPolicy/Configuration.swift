@@ -92,6 +92,10 @@ public struct SenderSettings: Sendable {
     public var pgpSign: Bool?
     public var pgpEncryptToSelf: Bool?
     public var protectedSubject: String?
+    public var smimeSign: Bool?
+    public var smimeEncryptToSelf: Bool?
+    public var smimeCertificate: String?
+    public var smimeKey: String?
 
     public init() {}
 
@@ -119,6 +123,13 @@ public struct SenderSettings: Sendable {
         r.pgpSign = pgpSign ?? base.pgpSign
         r.pgpEncryptToSelf = pgpEncryptToSelf ?? base.pgpEncryptToSelf
         r.protectedSubject = protectedSubject ?? base.protectedSubject
+        r.smimeSign = smimeSign ?? base.smimeSign
+        r.smimeEncryptToSelf = smimeEncryptToSelf ?? base.smimeEncryptToSelf
+        // certificate and key travel together, like the escrow question and answer
+        if smimeCertificate == nil && smimeKey == nil {
+            r.smimeCertificate = base.smimeCertificate
+            r.smimeKey = base.smimeKey
+        }
         return r
     }
 }
@@ -152,6 +163,13 @@ public struct EffectiveSettings: Sendable {
     public var pgpEncryptToSelf: Bool
     /// The Subject shown outside an encrypted message (RFC 9788).
     public var protectedSubject: String
+    /// S/MIME: sign (then encrypt) with the sender's certificate and key.
+    public var smimeSign: Bool
+    /// S/MIME: also encrypt to the sender's own certificate.
+    public var smimeEncryptToSelf: Bool
+    /// The sender's S/MIME certificate and unencrypted PEM key files.
+    public var smimeCertificate: String?
+    public var smimeKey: String?
 }
 
 extension Configuration {
@@ -203,7 +221,11 @@ extension Configuration {
             subscribedBooks: merged.subscribedBooks ?? [],
             pgpSign: merged.pgpSign ?? false,
             pgpEncryptToSelf: merged.pgpEncryptToSelf ?? false,
-            protectedSubject: merged.protectedSubject ?? "[...]")
+            protectedSubject: merged.protectedSubject ?? "[...]",
+            smimeSign: merged.smimeSign ?? false,
+            smimeEncryptToSelf: merged.smimeEncryptToSelf ?? false,
+            smimeCertificate: merged.smimeCertificate,
+            smimeKey: merged.smimeKey)
     }
 }
 

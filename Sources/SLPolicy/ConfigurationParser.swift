@@ -12,7 +12,12 @@ extension Configuration {
         }
         var c = try parse(text, source: path)
         c.source = path
-        c.installation.resolvePaths(relativeTo: (path as NSString).deletingLastPathComponent)
+        let directory = (path as NSString).deletingLastPathComponent
+        c.installation.resolvePaths(relativeTo: directory)
+        c.global.resolvePaths(relativeTo: directory)
+        for k in c.accounts.keys { c.accounts[k]!.settings.resolvePaths(relativeTo: directory) }
+        for k in c.domains.keys { c.domains[k]!.resolvePaths(relativeTo: directory) }
+        for k in c.users.keys { c.users[k]!.resolvePaths(relativeTo: directory) }
         return c
     }
 
@@ -154,6 +159,10 @@ extension Configuration {
         case "preferred_book": s.preferredBook = value.lowercased()   // empty: none
         case "subscribed_books": s.subscribedBooks = list(value).map { $0.lowercased() }
         case "pgp_sign": s.pgpSign = try boolean(value, key, fail)
+        case "smime_sign": s.smimeSign = try boolean(value, key, fail)
+        case "smime_encrypt_to_self": s.smimeEncryptToSelf = try boolean(value, key, fail)
+        case "smime_certificate": s.smimeCertificate = value
+        case "smime_key": s.smimeKey = value
         case "pgp_encrypt_to_self": s.pgpEncryptToSelf = try boolean(value, key, fail)
         case "protected_subject":
             guard !value.contains("\r"), !value.contains("\n") else { throw fail("protected_subject must be one line") }
@@ -187,6 +196,9 @@ extension Configuration {
         for (where_, s) in all {
             try check(s.preferredBook, "preferred_book in \(where_)")
             for b in s.subscribedBooks ?? [] { try check(b, "subscribed_books in \(where_)") }
+            if (s.smimeCertificate == nil) != (s.smimeKey == nil) {
+                throw ConfigurationError(source, 0, "\(where_) sets only one of smime_certificate and smime_key; set both")
+            }
             if (s.escrowQuestion == nil) != (s.escrowAnswer == nil) {
                 throw ConfigurationError(source, 0, "\(where_) sets only one of escrow_question and escrow_answer; set both")
             }
@@ -221,5 +233,13 @@ extension InstallationSettings {
         pgpHomeDirectory = pgpHomeDirectory.map(resolve)
         smimeAnchors = smimeAnchors.map(resolve)
         books = books.map { ($0.name, resolve($0.path)) }
+    }
+}
+
+extension SenderSettings {
+    mutating func resolvePaths(relativeTo directory: String) {
+        func resolve(_ p: String) -> String { p.hasPrefix("/") || directory.isEmpty ? p : directory + "/" + p }
+        smimeCertificate = smimeCertificate.map(resolve)
+        smimeKey = smimeKey.map(resolve)
     }
 }

@@ -23,17 +23,32 @@ public struct RecipientCertificateError: Error, CustomStringConvertible, Equatab
 ///
 /// The payload and the CMS output are staged in unlinked temporary files.
 public enum SMIMEEncryptor {
+    /// A signer for "signed, then enveloped": the sender's certificate and key.
+    public struct Signer: Sendable {
+        public var certificate: X509Certificate
+        public var key: PrivateKey
+        public init(certificate: X509Certificate, key: PrivateKey) { self.certificate = certificate; self.key = key }
+    }
+
     public static func encrypt(_ message: Message, to recipients: [X509Certificate], cipher: ContentCipher,
-                               outerSubject: String) throws -> Message {
+                               outerSubject: String, signer: Signer? = nil) throws -> Message {
         let payload = try TemporaryFile.openUnlinked()
         defer { close(payload) }
         let sink = FileDescriptorSink(fd: payload)
         try HeaderProtection.writePayload(of: message, outerSubject: outerSubject, to: sink)
         try sink.flush()
         guard lseek(payload, 0, SEEK_SET) == 0 else { throw MessageError.io("cannot rewind the staged payload") }
+        var content = payload
+        let signed = signer == nil ? -1 : try TemporaryFile.openUnlinked()
+        defer { if signed >= 0 { close(signed) } }
+        if let signer {
+            try CMSSigner.writeSignedEntity(input: payload, output: signed, signer: signer.certificate, key: signer.key)
+            guard lseek(signed, 0, SEEK_SET) == 0 else { throw MessageError.io("cannot rewind the signed entity") }
+            content = signed
+        }
         let cms = try TemporaryFile.openUnlinked()
         defer { close(cms) }
-        try CMSEncryptor.encrypt(input: payload, output: cms, to: recipients, cipher: cipher)
+        try CMSEncryptor.encrypt(input: content, output: cms, to: recipients, cipher: cipher)
         guard lseek(cms, 0, SEEK_SET) == 0 else { throw MessageError.io("cannot rewind the CMS output") }
 
         let header = try HeaderProtection.outerHeader(of: message, outerSubject: outerSubject, contentFields: [

@@ -29,6 +29,18 @@ struct SLEncryptSMIME: ParsableCommand {
     @Flag(name: .customLong("system-cas"), inversion: .prefixedNo, help: "Trust the system CA bundle (default: smime_system_cas in sl.conf, else yes).")
     var systemCAs: Bool?
 
+    @Flag(inversion: .prefixedNo, help: "Sign with the sender's certificate, then encrypt (default: smime_sign in sl.conf, else no).")
+    var sign: Bool?
+
+    @Flag(name: .customLong("encrypt-to-self"), inversion: .prefixedNo, help: "Also encrypt to the sender's certificate (default: smime_encrypt_to_self, else no).")
+    var encryptToSelf: Bool?
+
+    @Option(name: .customLong("signer-certificate"), help: ArgumentHelp("The sender's certificate (default: smime_certificate in sl.conf).", valueName: "file"))
+    var signerCertificate: String?
+
+    @Option(name: .customLong("signer-key"), help: ArgumentHelp("The sender's unencrypted PEM private key (default: smime_key).", valueName: "file"))
+    var signerKey: String?
+
     @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
     var config: String?
 
@@ -46,6 +58,10 @@ struct SLEncryptSMIME: ParsableCommand {
         tool.systemCAs = systemCAs
         tool.configurationPath = config
         tool.singleMessage = singleMessage
+        tool.sign = sign
+        tool.encryptToSelf = encryptToSelf
+        tool.signerCertificateFile = signerCertificate
+        tool.signerKeyFile = signerKey
         try tool.run()
     }
 }

@@ -89,6 +89,24 @@ func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throw
         #expect(try other.bytes() == routed.first { (try? Envelope.read(from: $0.header))??.method == .insecure }?.bytes())
     }
 
+    @Test func signedThenEnvelopedVerifiesWithOpenSSLAndEncryptToSelfWorks() throws {
+        let run = try encrypt(["-r", "rsa@example.org", "--certificate", certs.path("rsa"), "--sign", "--encrypt-to-self",
+                               "--signer-certificate", certs.path("ec"), "--signer-key", certs.path("ec", "key")], attachmentMessage)
+        #expect(run.status == 0, "\(run.stderr)")
+        for who in ["rsa", "ec"] {                        // the recipient, and the sender's own copy
+            let signed = try opensslDecrypt(run.stdout, certs, as: who)
+            #expect(signed.status == 0, "\(who): \(signed.stderr)")
+            #expect(String(decoding: signed.stdout.prefix(200), as: UTF8.self).contains("smime-type=signed-data"))
+            let verified = try Tools.runCommand(["openssl", "cms", "-verify", "-CAfile", certs.path("ca"), "-purpose", "any"], stdin: signed.stdout)
+            #expect(verified.status == 0, "\(verified.stderr)")
+            #expect(verified.stderr.contains("Verification successful"))
+            #expect(try MIMEEntity.parse(verified.stdout).contentType.parameter("hp") == "cipher")
+        }
+        let wrongKey = try encrypt(["-r", "rsa@example.org", "--certificate", certs.path("rsa"), "--sign",
+                                    "--signer-certificate", certs.path("ec"), "--signer-key", certs.path("rsa", "key")], attachmentMessage)
+        #expect(wrongKey.status == 64 && wrongKey.stdout.isEmpty && wrongKey.stderr.contains("is not the key"))
+    }
+
     @Test func usageMistakes() throws {
         let run = try Tools.run("sl-encrypt-smime", ["-r", "ec@example.org"], stdin: attachmentMessage)
         #expect(run.status == 64 && run.stderr.contains("--certificate"))
