@@ -27,38 +27,55 @@ public struct EncryptSMIMETool: Sendable {
 
     public func run() throws {
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
-        let anchors = try (anchorFiles + (configuration?.installation.smimeAnchors ?? [])).map(Self.loadCertificate)
+        var anchors = try anchorFiles.flatMap { try Self.loadCertificates($0) }
+        for file in configuration?.installation.smimeAnchors ?? [] {
+            do { anchors += try Self.loadCertificates(file) } catch {
+                throw ConfigurationError(configuration?.source ?? "sl.conf", 0, "smime_anchors: \(error)")
+            }
+        }
         let checker = try CertificateChecker(systemCAs: systemCAs ?? configuration?.installation.smimeSystemCAs ?? true,
                                              anchors: anchors)
-        let given = try certificateFiles.map(Self.loadCertificate)
+        // A --certificate file may hold the recipient's certificate followed by its
+        // intermediate CAs: the first is the recipient's, the rest complete chains.
+        let bundles = try certificateFiles.map(Self.loadCertificates)
+        let given = bundles.compactMap(\.first)
+        let intermediates = bundles.flatMap { $0.dropFirst() }
         let books = configuration.map { BookShelf(books: $0.installation.books, defaultBook: $0.installation.defaultBook) }
         let filter = try StreamFilter(tool: Self.tool)
         filter.bareOutputForBareInput = true
         if singleMessage { filter.framing = .single }
         try filter.process { message in
-            try encrypt(message, checker: checker, given: given, configuration: configuration, books: books)
+            try encrypt(message, checker: checker, given: given, intermediates: intermediates, configuration: configuration, books: books)
         }
         try filter.commit()
     }
 
-    func encrypt(_ message: Message, checker: CertificateChecker, given: [X509Certificate],
+    func encrypt(_ message: Message, checker: CertificateChecker, given: [X509Certificate], intermediates: [X509Certificate],
                  configuration: Configuration?, books: BookShelf?) throws -> [Message] {
         let envelope = recipients.isEmpty ? try Envelope.read(from: message.header) : nil
+        guard !recipients.isEmpty || envelope?.method == .smime else { return [message] }   // not ours
+        if let kind = try EncryptionDetector.existingEncryption(of: message) {
+            Diagnostics.warn(Self.tool, "message \(message.index) is already \(kind.rawValue) encrypted; passed on unchanged")
+            return [message]
+        }
         var chosen: [X509Certificate] = []
         var cipher = ContentCipher.aes256GCM
         if !recipients.isEmpty {
             for r in recipients {
-                guard let c = given.first(where: { checker.rejection(of: $0, for: r) == nil }) else {
-                    let reasons = given.compactMap { checker.rejection(of: $0, for: r)?.description }
+                guard let c = given.first(where: { checker.rejection(of: $0, for: r, intermediates: intermediates) == nil }) else {
+                    let reasons = given.compactMap { checker.rejection(of: $0, for: r, intermediates: intermediates)?.description }
                     throw RecipientCertificateError(recipient: r, problem: given.isEmpty
                         ? "no certificate given (use --certificate FILE)"
                         : "no usable certificate: " + Set(reasons).sorted().joined(separator: "; "))
                 }
                 chosen.append(c)
             }
-        } else if let envelope, envelope.method == .smime {
+        } else if let envelope {
+            guard let books else {
+                throw ConfigurationError(ConfigurationLocation.defaultPath, 0, "a pipeline run needs the configuration that names the address books (--config or $SL_CONFIG)")
+            }
             for r in envelope.recipients {
-                guard let fingerprint = r.parameter("smime"), let bookName = r.parameter("book"), let books,
+                guard let fingerprint = r.parameter("smime"), let bookName = r.parameter("book"),
                       let contact = try books.book(named: bookName)?.contact(for: r.address),
                       let ref = contact.smimeCertificates.first(where: { $0.sha256Fingerprint.uppercased() == fingerprint.uppercased() }) else {
                     throw RecipientCertificateError(recipient: r.address, problem: "the certificate named by the routing is not in the address book")
@@ -73,12 +90,6 @@ public struct EncryptSMIMETool: Sendable {
             if cipher == .aes256CBC {
                 Diagnostics.warn(Self.tool, "message \(message.index): a recipient cannot read AES-GCM; using AES-256-CBC for every recipient of this copy")
             }
-        } else {
-            return [message]            // not ours: byte for byte
-        }
-        if let kind = try EncryptionDetector.existingEncryption(of: message) {
-            Diagnostics.warn(Self.tool, "message \(message.index) is already \(kind.rawValue) encrypted; passed on unchanged")
-            return [message]
         }
         var sender = envelope?.sender ?? ""
         if sender.isEmpty, let from = message.header.first("From"), let a = try AddressList.parse(from.unfoldedValue).first {
@@ -112,10 +123,15 @@ public struct EncryptSMIMETool: Sendable {
     }
 
     static func loadCertificate(_ path: String) throws -> X509Certificate {
+        try loadCertificates(path)[0]
+    }
+
+    /// Every certificate in a PEM bundle, or the one in a DER file.
+    static func loadCertificates(_ path: String) throws -> [X509Certificate] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw UsageError("cannot read the certificate file \(path)")
         }
-        do { return try X509Certificate(derOrPEM: Array(data)) } catch {
+        do { return try X509Certificate.all(derOrPEM: Array(data)) } catch {
             throw UsageError("\(path) is not a PEM or DER certificate")
         }
     }

@@ -75,7 +75,8 @@ public final class CertificateChecker: @unchecked Sendable {
         defer { OPENSSL_sk_free(chain) }
         for i in intermediates { _ = OPENSSL_sk_push(chain, UnsafeRawPointer(i.handle)) }
         guard X509_STORE_CTX_init(ctx, store, cert.handle, chain) == 1 else { return "cannot start verification" }
-        // Verify for S/MIME use at the current time.
+        // Purpose ANY: X509_PURPOSE_SMIME_ENCRYPT would refuse EC certificates whose key
+        // usage is keyAgreement. Key usage and emailProtection are checked above.
         _ = X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_ANY)
         if X509_verify_cert(ctx) == 1 { return nil }
         let code = X509_STORE_CTX_get_error(ctx)

@@ -21,6 +21,23 @@ public final class X509Certificate: @unchecked Sendable {
         handle = parsed
     }
 
+    private init(taking handle: OpaquePointer) { self.handle = handle }
+
+    /// Every certificate in a PEM bundle (a chain, a CA bundle), or the one DER
+    /// certificate.
+    public static func all(derOrPEM bytes: Bytes) throws -> [X509Certificate] {
+        guard bytes.starts(with: Array("-----BEGIN".utf8)) else { return [try X509Certificate(derOrPEM: bytes)] }
+        var out: [X509Certificate] = []
+        bytes.withUnsafeBufferPointer { buf in
+            guard let bio = BIO_new_mem_buf(buf.baseAddress, Int32(buf.count)) else { return }
+            defer { BIO_free(bio) }
+            while let x = PEM_read_bio_X509(bio, nil, nil, nil) { out.append(X509Certificate(taking: x)) }
+        }
+        ERR_clear_error()      // the loop ends on "no start line": not an error
+        guard !out.isEmpty else { throw SMIMEError(plain: "no certificate in the PEM data") }
+        return out
+    }
+
     deinit { X509_free(handle) }
 
     /// The DER encoding.

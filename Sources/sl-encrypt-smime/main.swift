@@ -53,6 +53,7 @@ struct SLEncryptSMIME: ParsableCommand {
             do { return try EmailAddress(parsing: r).addrSpec } catch { throw UsageError("recipient \"\(r)\": \(error)") }
         }
         if !recipients.isEmpty && certificates.isEmpty { throw UsageError("-r needs at least one --certificate FILE") }
+        if recipients.isEmpty && !certificates.isEmpty { throw UsageError("--certificate is for -r; in a pipeline the routing names the certificates") }
         tool.certificateFiles = certificates
         tool.anchorFiles = anchors
         tool.systemCAs = systemCAs
