@@ -107,6 +107,46 @@ func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throw
         #expect(wrongKey.status == 64 && wrongKey.stdout.isEmpty && wrongKey.stderr.contains("is not the key"))
     }
 
+    /// gpgsm reads what we write. GnuPG 2.2 (Debian 12) cannot parse AuthEnvelopedData
+    /// (AES-GCM, "error getting IV"), so this interop test uses a contact marked
+    /// X-SL-SMIME-GCM:no, which gets AES-256-CBC EnvelopedData.
+    @Test func gpgsmDecryptsTheCBCFormForContactsWithoutGCM() throws {
+        let dir = try Tools.scratch()
+        let home = dir.appendingPathComponent("gpgsm").path
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { _ = try? Tools.runCommand(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], stdin: []) }
+        try "allow-loopback-pinentry\n".write(toFile: home + "/gpg-agent.conf", atomically: true, encoding: .utf8)
+        let p12 = dir.appendingPathComponent("rsa.p12").path
+        // gpgsm 2.2 reads only the legacy PKCS#12 algorithms
+        let export = try Tools.runCommand(["openssl", "pkcs12", "-export", "-legacy", "-certpbe", "NONE", "-keypbe", "PBE-SHA1-3DES",
+                                           "-macalg", "sha1", "-in", certs.path("rsa"), "-inkey", certs.path("rsa", "key"),
+                                           "-passout", "pass:", "-out", p12], stdin: [])
+        #expect(export.status == 0, "\(export.stderr)")
+        let gpgsm = ["gpgsm", "--homedir", home, "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+        let imported = try Tools.runCommand(gpgsm + ["--import", p12], stdin: [])
+        #expect(imported.stderr.contains("secret keys imported: 1"), "\(imported.stderr)")
+
+        let b64 = Data(try certs.der("rsa")).base64EncodedString()
+        let card = "BEGIN:VCARD\r\nVERSION:4.0\r\nEMAIL:rsa@example.org\r\nKEY:data:application/pkix-cert;base64,\(b64)\r\nX-SL-SMIME-GCM:no\r\nEND:VCARD\r\n"
+        try card.write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
+        let conf = dir.appendingPathComponent("sl.conf").path
+        try "book b = book.vcf\ndefault_book = b\nask_sender = no\nsmime_system_cas = no\nsmime_anchors = \(certs.path("ca"))\n"
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let classified = try Tools.run("sl-classify", ["--config", conf, "-f", "alice@clinic.example", "rsa@example.org"], stdin: attachmentMessage)
+        let run = try Tools.run("sl-encrypt-smime", ["--config", conf], stdin: classified.stdout)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try #require(try Tools.messages(run.stdout).first)
+        #expect(out.header["Content-Type"]?.contains("smime-type=enveloped-data") == true)
+        let der = try #require(TransferDecoding.base64(try out.body.readAll()))
+        let derFile = dir.appendingPathComponent("message.p7m").path
+        try Data(der).write(to: URL(fileURLWithPath: derFile))
+        let decrypted = try Tools.runCommand(gpgsm + ["--disable-crl-checks", "--decrypt", derFile], stdin: [])
+        #expect(decrypted.status == 0, "\(decrypted.stderr)")
+        let inner = try MIMEEntity.parse(decrypted.stdout)
+        let original = try MIMEEntity.parse(attachmentMessage).canonicalCRLF()
+        #expect(try inner.parts[1].decodedBody() == original.parts[1].decodedBody())
+    }
+
     @Test func usageMistakes() throws {
         let run = try Tools.run("sl-encrypt-smime", ["-r", "ec@example.org"], stdin: attachmentMessage)
         #expect(run.status == 64 && run.stderr.contains("--certificate"))
