@@ -147,6 +147,21 @@ func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throw
         #expect(try inner.parts[1].decodedBody() == original.parts[1].decodedBody())
     }
 
+    @Test func largeMessagesStreamInBoundedMemory() throws {
+        var input = bytes("From: a@clinic.example\nTo: ec@example.org\nSubject: big\n\n")
+        let line = bytes(String(repeating: "0123456789abcdef", count: 4) + "\n")
+        while input.count < 40 << 20 { input += line }
+        let rss = try Tools.scratch().appendingPathComponent("rss").path
+        let run = try Tools.run("sl-encrypt-smime", ["--no-system-cas", "--anchor", certs.path("ca"), "-r", "ec@example.org",
+                                                     "--certificate", certs.path("ec")], stdin: input,
+                                wrapper: ["/usr/bin/time", "-f", "%M", "-o", rss])
+        #expect(run.status == 0, "\(run.stderr)")
+        let kib = Int(try String(contentsOfFile: rss, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? .max
+        #expect(kib < 48 * 1024, "peak RSS \(kib) KiB for a 40 MiB message")
+        let plain = try opensslDecrypt(run.stdout, certs, as: "ec")
+        #expect(plain.status == 0 && plain.stdout.count > 40 << 20)
+    }
+
     @Test func usageMistakes() throws {
         let run = try Tools.run("sl-encrypt-smime", ["-r", "ec@example.org"], stdin: attachmentMessage)
         #expect(run.status == 64 && run.stderr.contains("--certificate"))
