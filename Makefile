@@ -60,6 +60,7 @@ test: test-deps
 bench: build
 	bench/classify
 	bench/pgp
+	bench/smime
 
 clean:
 	rm -rf .build stage
