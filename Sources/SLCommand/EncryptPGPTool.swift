@@ -62,10 +62,7 @@ public struct EncryptPGPTool: Sendable {
             return [message]
         }
         let sender = try senderAddress(envelope, message)
-        let settings = try configuration.map { c -> EffectiveSettings in
-            let domain = sender.split(separator: "@").last.map(String.init) ?? ""
-            return try c.settings(forSender: sender, senderDomain: domain, account: envelope?.account)
-        }
+        let settings = try configuration?.settings(forSender: sender, account: envelope?.account)
         var keys: [SelectedKey] = []
         for w in wanted {
             // A key the classifier found in an address book is imported and pinned by

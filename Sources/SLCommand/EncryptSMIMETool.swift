@@ -95,10 +95,7 @@ public struct EncryptSMIMETool: Sendable {
         if sender.isEmpty, let from = message.header.first("From"), let a = try AddressList.parse(from.unfoldedValue).first {
             sender = a.addrSpec
         }
-        let settings = try configuration.map { c -> EffectiveSettings in
-            let domain = sender.split(separator: "@").last.map(String.init) ?? ""
-            return try c.settings(forSender: sender, senderDomain: domain, account: envelope?.account)
-        }
+        let settings = try configuration?.settings(forSender: sender, account: envelope?.account)
         // The sender's own certificate and key: options first, then the sender's settings.
         let certFile = signerCertificateFile ?? settings?.smimeCertificate
         let keyFile = signerKeyFile ?? settings?.smimeKey

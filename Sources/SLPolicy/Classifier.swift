@@ -66,8 +66,7 @@ public final class Classifier {
         var message = input
         message.header.removeEnvelopeFields()     // from outside: untrusted
         let sender = try envelopeSender(of: message)
-        let senderDomain = sender.split(separator: "@").last.map(String.init) ?? ""
-        let settings = try configuration.settings(forSender: sender, senderDomain: senderDomain, account: options.account)
+        let settings = try configuration.settings(forSender: sender, account: options.account)
 
         // Recipients: arguments, or To/Cc/Bcc with -t (Bcc then removed from the copy).
         var recipients: [(EmailAddress, isBcc: Bool)] = options.recipients.map { ($0, false) }

@@ -179,6 +179,12 @@ extension Configuration {
         return accounts.values.sorted { $0.name < $1.name }.first { $0.domains.contains(d) }
     }
 
+    /// The settings for an envelope sender address ("" for the null sender).
+    public func settings(forSender sender: String, account: String?) throws -> EffectiveSettings {
+        let domain = sender.split(separator: "@").last.map(String.init) ?? ""
+        return try settings(forSender: sender, senderDomain: domain, account: account)
+    }
+
     /// Resolves the settings for `sender` (lowercased addr-spec key), most specific first.
     public func settings(forSender sender: String, senderDomain: String, account explicitAccount: String? = nil) throws -> EffectiveSettings {
         let account: Account?

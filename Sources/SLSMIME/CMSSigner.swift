@@ -31,23 +31,16 @@ public enum CMSSigner {
     /// base64 body, CRLF) whose SignedData carries the bytes readable from `input`.
     public static func writeSignedEntity(input: Int32, output: Int32, signer: X509Certificate, key: PrivateKey,
                                          chain: [X509Certificate] = []) throws {
-        ERR_clear_error()
         let header = "Content-Type: application/pkcs7-mime; smime-type=signed-data; name=\"smime.p7m\"\r\n"
             + "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n"
         try FileDescriptorIO.writeAll(output, Array(header.utf8))
-        guard let inBIO = BIO_new_fd(input, BIO_NOCLOSE) else { throw SMIMEError("cannot read the content") }
-        defer { BIO_free(inBIO) }
-        guard let fileBIO = BIO_new_fd(output, BIO_NOCLOSE) else { throw SMIMEError("cannot write the output") }
-        guard let b64 = BIO_new(BIO_f_base64()) else { BIO_free(fileBIO); throw SMIMEError("no base64 filter") }
-        let out = BIO_push(b64, fileBIO)
-        defer { BIO_free_all(out) }
-        let extra = OPENSSL_sk_new_null()
-        defer { OPENSSL_sk_free(extra) }
-        for c in chain { _ = OPENSSL_sk_push(extra, UnsafeRawPointer(c.handle)) }
         let flags = UInt32(CMS_BINARY | CMS_STREAM)
-        guard let cms = CMS_sign(signer.handle, key.handle, extra, inBIO, flags) else { throw SMIMEError("CMS signing failed") }
-        defer { CMS_ContentInfo_free(cms) }
-        guard i2d_CMS_bio_stream(out, cms, inBIO, Int32(flags)) == 1 else { throw SMIMEError("writing the signed data failed") }
-        guard BIO_ctrl(out, BIO_CTRL_FLUSH, 0, nil) == 1 else { throw SMIMEError("flushing the output failed") }
+        try CMSStreams.withBase64Output(input: input, output: output) { inBIO, out in
+            try CMSStreams.withStack(chain) { extra in
+                guard let cms = CMS_sign(signer.handle, key.handle, extra, inBIO, flags) else { throw SMIMEError("CMS signing failed") }
+                defer { CMS_ContentInfo_free(cms) }
+                guard i2d_CMS_bio_stream(out, cms, inBIO, Int32(flags)) == 1 else { throw SMIMEError("writing the signed data failed") }
+            }
+        }
     }
 }

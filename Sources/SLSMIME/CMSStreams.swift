@@ -1,0 +1,27 @@
+import COpenSSL
+
+/// The BIO plumbing CMS streaming needs, in one place: content read from one file
+/// descriptor, base64 written to another, and an OpenSSL stack of certificates.
+enum CMSStreams {
+    /// Calls `body` with a BIO reading `input` and a base64 BIO writing `output`,
+    /// then flushes and frees both. Both descriptors stay open (BIO_NOCLOSE).
+    static func withBase64Output(input: Int32, output: Int32, _ body: (_ in: OpaquePointer, _ out: OpaquePointer) throws -> Void) throws {
+        ERR_clear_error()
+        guard let inBIO = BIO_new_fd(input, BIO_NOCLOSE) else { throw SMIMEError("cannot read the content") }
+        defer { BIO_free(inBIO) }
+        guard let fileBIO = BIO_new_fd(output, BIO_NOCLOSE) else { throw SMIMEError("cannot write the output") }
+        guard let b64 = BIO_new(BIO_f_base64()) else { BIO_free(fileBIO); throw SMIMEError("no base64 filter") }
+        guard let out = BIO_push(b64, fileBIO) else { BIO_free(b64); BIO_free(fileBIO); throw SMIMEError("no base64 filter") }
+        defer { BIO_free_all(out) }
+        try body(inBIO, out)
+        guard BIO_ctrl(out, BIO_CTRL_FLUSH, 0, nil) == 1 else { throw SMIMEError("flushing the output failed") }
+    }
+
+    /// An OpenSSL stack holding `certificates` for the duration of `body`.
+    static func withStack<T>(_ certificates: [X509Certificate], _ body: (OpaquePointer?) throws -> T) rethrows -> T {
+        let stack = OPENSSL_sk_new_null()
+        defer { OPENSSL_sk_free(stack) }
+        for c in certificates { _ = OPENSSL_sk_push(stack, UnsafeRawPointer(c.handle)) }
+        return try body(stack)
+    }
+}
