@@ -82,7 +82,7 @@ public struct TLSCacheFile: TLSCapabilityProvider {
         } catch let e as ConfigurationError {
             throw e
         } catch {
-            throw ConfigurationError(path, 0, "the TLS cache is not valid JSON (\(error.localizedDescription)); delete it and let sl-tls-probe --warm rebuild it")
+            throw ConfigurationError(path, 0, "the TLS cache is not valid JSON (\(error.localizedDescription)); fix it or delete it (it only caches probe results)")
         }
     }
 
