@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import SLMessage
 import SLPolicy
@@ -25,7 +28,7 @@ public struct ClassifyTool {
         let configuration = try ConfigurationLocation.load(configurationPath)
         let prompt: (any SenderPrompt)? = (ask && report == .none) ? TerminalPrompt(tool: Self.tool) : nil
         let classifier = try Classifier(configuration: configuration, options: envelope, prompt: prompt,
-                                        hostname: ProcessInfo.processInfo.hostName)
+                                        hostname: configuration.installation.hostname ?? Self.localHostName())
         let audit = report == .none ? configuration.installation.auditLog.map(AuditLog.init) : nil
         var explained: [[String: Any]] = []
         let filter = try StreamFilter(tool: Self.tool)
@@ -62,6 +65,14 @@ public struct ClassifyTool {
         case .text:
             try FileDescriptorIO.writeAll(1, Array(Self.explanation(explained).utf8))
         }
+    }
+
+    /// The host name for delivery reports, from gethostname(2): ProcessInfo's
+    /// hostName resolves it through DNS, which can stall a filter at start-up.
+    static func localHostName() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count - 1) == 0 else { return "localhost" }
+        return String(cString: name)
     }
 
     static func explanation(_ rows: [[String: Any]]) -> String {

@@ -52,21 +52,11 @@ public enum DeliveryReport {
         text += "--\(boundary)\r\nContent-Type: message/delivery-status\r\n\r\n\(status)\r\n"
         text += "--\(boundary)\r\nContent-Type: text/rfc822-headers\r\n\r\n"
         var bytes = Array(text.utf8)
-        for f in originalHeader.fields { bytes += canonicalCRLF(f.raw) }
+        for f in originalHeader.fields { bytes += CRLF.canonical(f.raw) }
         bytes += Array("\r\n--\(boundary)--\r\n".utf8)
         var m = try Message(bytes: bytes)
         m.index = original.index
         return m
-    }
-
-    static func canonicalCRLF(_ raw: Bytes) -> Bytes {
-        var out = Bytes()
-        out.reserveCapacity(raw.count + 8)
-        for b in raw {
-            if b == ASCII.lf, out.last != ASCII.cr { out.append(ASCII.cr) }
-            out.append(b)
-        }
-        return out
     }
 
     /// RFC 5322 3.3 date-time, UTC.

@@ -27,7 +27,4 @@ public struct Message: Sendable {
     public func bytes() throws -> Bytes {
         try header.bytes + body.readAll()
     }
-
-    /// Total size in bytes as it would be written without mbox framing.
-    public var size: Int { header.bytes.count + body.count }
 }

@@ -91,20 +91,11 @@ public final class Spool: @unchecked Sendable {
 
     /// The first up to `n` bytes, without reading the whole spool.
     public func prefix(_ n: Int) throws -> Bytes {
-        var out = Bytes()
-        try forEachChunk { chunk in
-            if out.count < n { out += chunk.prefix(n - out.count) }
-        }
-        return out
-    }
-
-    /// The last up to `n` bytes, without reading the whole spool.
-    public func suffix(_ n: Int) throws -> Bytes {
-        if fd < 0 { return Array(memory.suffix(n)) }
+        if fd < 0 { return Array(memory.prefix(n)) }
         try flushPending()
         let take = min(n, count)
         var buffer = Bytes(repeating: 0, count: take)
-        let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, take, off_t(count - take)) }
+        let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, take, 0) }
         guard got == take else { throw MessageError.io("reading spooled body failed") }
         return buffer
     }

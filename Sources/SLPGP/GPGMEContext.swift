@@ -3,22 +3,17 @@ import Foundation
 import SLMessage
 
 /// An error from GnuPG (through GPGME) or from our own key checks, in words.
+/// Exit 75: the caller keeps the message and retries, which is safe whatever went wrong.
 public struct PGPError: Error, CustomStringConvertible, Equatable {
     public let description: String
-    /// True when the operation may succeed later (agent not running, resource busy).
-    public let isTemporary: Bool
-    init(_ description: String, temporary: Bool = false) {
+    init(_ description: String) {
         self.description = description
-        isTemporary = temporary
     }
 
     /// Turns a GPGME error code into words; nil for success.
     static func check(_ err: gpgme_error_t, _ what: String) -> PGPError? {
         guard err != 0 else { return nil }
-        let code = gpgme_err_code(err)
-        let text = String(cString: gpgme_strerror(err))
-        let temporary = [GPG_ERR_NO_AGENT, GPG_ERR_AGENT, GPG_ERR_EAGAIN, GPG_ERR_TIMEOUT, GPG_ERR_ENOMEM].contains(code)
-        return PGPError("\(what): \(text)", temporary: temporary)
+        return PGPError("\(what): \(String(cString: gpgme_strerror(err)))")
     }
 }
 
@@ -110,7 +105,7 @@ final class GPGMEContext {
         // them: never use it.
         if let r = gpgme_op_encrypt_result(ctx), let bad = r.pointee.invalid_recipients {
             let fpr = bad.pointee.fpr.map { String(cString: $0) } ?? "?"
-            throw PGPError("key \(fpr) was refused by GnuPG: \(String(cString: gpgme_strerror(bad.pointee.reason)))")
+            throw RecipientKeyError(recipient: fpr, problem: "key refused by GnuPG: \(String(cString: gpgme_strerror(bad.pointee.reason)))")
         }
         if let e = PGPError.check(err, signers.isEmpty ? "encryption failed" : "signing and encryption failed") { throw e }
         if !signers.isEmpty, let s = gpgme_op_sign_result(ctx), s.pointee.invalid_signers != nil {

@@ -72,7 +72,7 @@ public struct PendingAnswers: Sendable {
     public func store(recipient: String, question: String, answer: String) throws -> String {
         var raw = [UInt8](repeating: 0, count: 16)
         guard SystemRandom.fill(&raw) else { throw ConfigurationError(directory, 0, "no randomness available") }
-        let token = raw.map { String($0, radix: 16).leftPadded2 }.joined()
+        let token = hex(raw)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let body = try JSONSerialization.data(withJSONObject: ["recipient": recipient, "question": question, "answer": answer],
@@ -88,8 +88,4 @@ public struct PendingAnswers: Sendable {
         try FileDescriptorIO.writeAll(fd, Array(body))
         return token
     }
-}
-
-extension String {
-    var leftPadded2: String { count >= 2 ? self : String(repeating: "0", count: 2 - count) + self }
 }

@@ -74,6 +74,15 @@ func b(_ s: String) -> Bytes { Array(s.utf8) }
         #expect(out == b("From a@b Mon Jan  1 00:00:00 2001\n") + msg + [0x0A])
     }
 
+    @Test func prefixReadsOnlyTheStartOfASpilledBody() throws {
+        let spool = Spool(memoryLimit: 16)
+        for i in 0..<1000 { try spool.append(b("line \(i)\n")) }
+        #expect(!spool.isInMemory)
+        #expect(try spool.prefix(14) == b("line 0\nline 1\n"))
+        #expect(try spool.prefix(1 << 20) == spool.readAll())
+        #expect(try Spool(b("short")).prefix(100) == b("short"))
+    }
+
     @Test func emptyInputIsAnEmptyStream() throws {
         let (ms, out) = try roundTrip([])
         #expect(ms.isEmpty && out.isEmpty)
