@@ -8,11 +8,10 @@
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 SWIFT      ?= swift
-CONFIG     ?= release
 BINDIR      = $(DESTDIR)$(PREFIX)/bin
 MANDIR      = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR  = $(DESTDIR)$(PREFIX)/share/doc/sl/examples
-TOOLS       = sl-classify sl-encrypt-pgp sl-encrypt-smime
+TOOLS       = sl-classify sl-encrypt-pgp sl-encrypt-smime sl-tls-probe
 SCRIPTS     = $(wildcard bin-scripts/sl-*)
 
 # Debian packages: to build, and what the tests drive as real peers.
@@ -24,7 +23,7 @@ TEST_DEPS   = $(BUILD_DEPS) gnupg gpgsm openssl procmail time
 all: build
 
 build: deps
-	$(SWIFT) build -c $(CONFIG)
+	SWIFT=$(SWIFT) build-aux/release-build >/dev/null
 
 deps:
 	@build-aux/apt-install $(BUILD_DEPS)
@@ -35,7 +34,7 @@ test-deps:
 
 install: build
 	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man7 $(EXAMPLEDIR)
-	for t in $(TOOLS); do install -m 0755 "$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/$$t" $(BINDIR)/; done
+	bin="$$(SWIFT=$(SWIFT) build-aux/release-build)" && for t in $(TOOLS); do install -s -m 0755 "$$bin/$$t" $(BINDIR)/; done
 	for s in $(SCRIPTS); do install -m 0755 $$s $(BINDIR)/; done
 	install -m 0644 man/man1/*.1 $(MANDIR)/man1/
 	install -m 0644 man/man5/*.5 $(MANDIR)/man5/
@@ -53,9 +52,12 @@ demo:
 	PATH="$(CURDIR)/stage/bin:$$PATH" examples/run-demo
 
 # The README's second command, and what CI runs.
+# The tests' scratch files go to one fresh directory, removed afterwards whatever
+# the result (mode 0755: the Postfix peers drop privileges and must reach it).
 test: test-deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	@scratch=$$(mktemp -d /tmp/sl-tests.XXXXXX) && chmod 0755 "$$scratch" && \
+	  TMPDIR="$$scratch" $(SWIFT) test --skip-build; rc=$$?; rm -rf "$$scratch"; exit $$rc
 
 bench: build
 	bench/classify

@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "sl-classify", targets: ["sl-classify"]),
         .executable(name: "sl-encrypt-pgp", targets: ["sl-encrypt-pgp"]),
         .executable(name: "sl-encrypt-smime", targets: ["sl-encrypt-smime"]),
+        .executable(name: "sl-tls-probe", targets: ["sl-tls-probe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -21,6 +22,7 @@ let package = Package(
                        providers: [.apt(["libgpgme-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CResolv"),
 
         // RFC 5322, MIME, mboxrd, the X-SL-* envelope fields. Foundation only.
         .target(name: "SLMessage"),
@@ -30,15 +32,19 @@ let package = Package(
         .target(name: "SLPGP", dependencies: ["SLMessage", "CGPGME"]),
         // S/MIME through OpenSSL CMS: certificates, checks, encryption.
         .target(name: "SLSMIME", dependencies: ["SLMessage", "COpenSSL"]),
+        // DNS (libresolv), the transport table, TLS (libssl) and the SMTP client; the
+        // TLS probe. Shared by sl-tls-probe, sl-classify and sl-deliver.
+        .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "COpenSSL", "CResolv"]),
         // Shared command plumbing: stream loop, staged output, sysexits, audit log.
         .target(name: "SLCommand", dependencies: [
-            "SLMessage", "SLPolicy", "SLPGP", "SLSMIME",
+            "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .executableTarget(name: "sl-classify", dependencies: ["SLCommand"]),
         .executableTarget(name: "sl-encrypt-pgp", dependencies: ["SLCommand"]),
         .executableTarget(name: "sl-encrypt-smime", dependencies: ["SLCommand"]),
+        .executableTarget(name: "sl-tls-probe", dependencies: ["SLCommand"]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),

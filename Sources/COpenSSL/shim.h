@@ -9,4 +9,15 @@
 #include <openssl/cms.h>
 #include <openssl/ssl.h>
 #include <openssl/rand.h>
+
+// SSL_* macros that Swift cannot call.
+static inline long sl_ssl_set_sni(SSL *s, const char *name) { return SSL_set_tlsext_host_name(s, name); }
+static inline long sl_ssl_ctx_set_min_proto(SSL_CTX *c, int version) { return SSL_CTX_set_min_proto_version(c, version); }
+// The server's chain as sent (STACK_OF macros are not callable from Swift).
+static inline int sl_peer_chain_count(const SSL *s) {
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(s);
+    return chain ? sk_X509_num(chain) : 0;
+}
+static inline X509 *sl_peer_chain_at(const SSL *s, int i) { return sk_X509_value(SSL_get_peer_cert_chain(s), i); }
+static inline unsigned long sl_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
 #endif

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import SLMessage
 import SLPolicy
+import SLTransport
 
 /// sl-classify without its argument parsing: what the executable calls.
 public struct ClassifyTool {
@@ -27,8 +28,14 @@ public struct ClassifyTool {
     public func run() throws {
         let configuration = try ConfigurationLocation.load(configurationPath)
         let prompt: (any SenderPrompt)? = (ask && report == .none) ? TerminalPrompt(tool: Self.tool) : nil
+        let installation = configuration.installation
+        let live = installation.tlsProbe
+            ? LiveTLSCapability(options: try LiveTLSCapability.options(from: installation, timeout: installation.tlsProbeTimeout),
+                                cachePath: installation.tlsCache, ttl: installation.tlsCacheTTL,
+                                warn: { Diagnostics.warn(Self.tool, $0) })
+            : nil
         let classifier = try Classifier(configuration: configuration, options: envelope, prompt: prompt,
-                                        hostname: configuration.installation.hostname ?? Self.localHostName())
+                                        hostname: installation.hostname ?? Self.localHostName(), liveTLS: live)
         let audit = report == .none ? configuration.installation.auditLog.map(AuditLog.init) : nil
         var explained: [[String: Any]] = []
         let filter = try StreamFilter(tool: Self.tool)

@@ -1,4 +1,5 @@
 import Foundation
+import SLMessage
 import SLPolicy
 
 /// Where the configuration is: `--config`, else $SL_CONFIG, else /etc/sl/sl.conf.
@@ -9,13 +10,13 @@ public enum ConfigurationLocation {
     /// none exists (tools that also work alone, such as sl-encrypt-pgp -r).
     public static func loadIfPresent(_ explicit: String?) throws -> Configuration? {
         if explicit != nil { return try load(explicit) }
-        let env = ProcessInfo.processInfo.environment["SL_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        let env = environmentValue("SL_CONFIG")
         if env != nil || FileManager.default.fileExists(atPath: defaultPath) { return try load(nil) }
         return nil
     }
 
     public static func load(_ explicit: String?) throws -> Configuration {
-        let env = ProcessInfo.processInfo.environment["SL_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        let env = environmentValue("SL_CONFIG")
         let path = explicit ?? env ?? defaultPath
         guard FileManager.default.fileExists(atPath: path) else {
             throw ConfigurationError(path, 0, "no configuration file; create one (see sl.conf(5) and examples/sl.conf) or give --config FILE")

@@ -30,7 +30,7 @@ public struct EncryptPGPTool: Sendable {
     public func run() throws {
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
         let home = homeDirectory ?? configuration?.installation.pgpHomeDirectory
-            ?? ProcessInfo.processInfo.environment["GNUPGHOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? environmentValue("GNUPGHOME")
         let workers = max(1, jobs)
         // one GPGME context per worker: a context is not to be shared between threads
         let keyrings = try (0..<workers).map { _ in try PGPKeyring(homeDirectory: home) }

@@ -2,6 +2,7 @@ import SLMessage
 import SLPGP
 import SLSMIME
 import SLPolicy
+import SLTransport
 
 /// Exit codes are the API: sysexits(3) values as Postfix pipe(8), procmail and
 /// sendmail callers read them. One table gives each its RFC 3463 status and whether
@@ -48,7 +49,7 @@ extension Sysexit {
             case .malformed, .invalidField: self = .dataError
             case .io: self = .tempFail
             }
-        case is ConfigurationError, is AddressBookError: self = .config
+        case is ConfigurationError, is AddressBookError, is TransportTableError: self = .config
         case is AddressError: self = .dataError     // an address inside a message
         case is PolicyRefusal, is RecipientKeyError, is RecipientCertificateError: self = .unavailable
         case is PGPError, is SMIMEError: self = .tempFail

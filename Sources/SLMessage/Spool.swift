@@ -105,7 +105,7 @@ public final class Spool: @unchecked Sendable {
 /// mode 0600 and unlinked at once, so nothing is left behind even after `kill -9`.
 public enum TemporaryFile {
     public static func openUnlinked() throws -> Int32 {
-        let dir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let dir = environmentValue("TMPDIR") ?? "/tmp"
         var template = Array((dir + "/sl.XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
@@ -145,4 +145,13 @@ public enum FileDescriptorIO {
             return n
         }
     }
+}
+
+/// One environment variable, unset and empty alike nil. getenv(3) rather than
+/// ProcessInfo.environment, which copies the whole environment into a dictionary:
+/// measurable in a filter that procmail starts once per message.
+public func environmentValue(_ name: String) -> String? {
+    guard let raw = getenv(name) else { return nil }
+    let value = String(cString: raw)
+    return value.isEmpty ? nil : value
 }

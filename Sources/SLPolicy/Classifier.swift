@@ -48,7 +48,8 @@ public final class Classifier {
     let now: () -> Date
 
     public init(configuration: Configuration, options: EnvelopeOptions, prompt: (any SenderPrompt)?,
-                hostname: String, now: @escaping () -> Date = Date.init) throws {
+                hostname: String, liveTLS: (any TLSCapabilityProvider)? = nil,
+                now: @escaping () -> Date = Date.init) throws {
         self.configuration = configuration
         self.options = options
         self.prompt = configuration.installation.askSender ? prompt : nil
@@ -57,6 +58,7 @@ public final class Classifier {
         books = BookShelf(books: configuration.installation.books, defaultBook: configuration.installation.defaultBook)
         var providers: [any TLSCapabilityProvider] = [StaticTLSCapability(configuration.installation.tlsStatic)]
         if let cache = configuration.installation.tlsCache { providers.append(try TLSCacheFile(path: cache, now: now())) }
+        if let liveTLS { providers.append(liveTLS) }
         tls = TLSCapabilityChain(providers)
         escrowAccounts = try configuration.installation.escrowAccounts.map(EscrowAccountList.load) ?? []
         pending = configuration.installation.effectiveStateDirectory.map { PendingAnswers(directory: $0 + "/pending") }

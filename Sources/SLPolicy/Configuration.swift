@@ -39,6 +39,7 @@ public struct Configuration: Sendable {
 
 /// Settings of the installation: where things are. Only at the top of the file.
 public struct InstallationSettings: Sendable {
+    public init() {}
     public var auditLog: String?
     public var tlsCache: String?
     /// Static TLS verdicts by domain (`tls_static = example.org=verified, ...`).
@@ -54,9 +55,8 @@ public struct InstallationSettings: Sendable {
 
     public var effectiveStateDirectory: String? {
         if let stateDirectory { return stateDirectory }
-        let env = ProcessInfo.processInfo.environment
-        if let x = env["XDG_STATE_HOME"], x.hasPrefix("/") { return x + "/sl" }
-        if let h = env["HOME"], h.hasPrefix("/") { return h + "/.local/state/sl" }
+        if let x = environmentValue("XDG_STATE_HOME"), x.hasPrefix("/") { return x + "/sl" }
+        if let h = environmentValue("HOME"), h.hasPrefix("/") { return h + "/.local/state/sl" }
         return nil
     }
     /// Whether step 6 of the decision may ask the sender at a terminal.
@@ -69,6 +69,20 @@ public struct InstallationSettings: Sendable {
     public var smimeAnchors: [String] = []
     /// Whether the system CA bundle is trusted for S/MIME certificates.
     public var smimeSystemCAs = true
+    /// `HOST[:PORT]` of the DNS server for MX and address lookups (default: resolv.conf).
+    public var dnsServer: String?
+    /// A transport(5)-style routing table overriding MX hosts per domain.
+    public var transportMap: String?
+    /// The SMTP port of MX hosts (25).
+    public var smtpPort: UInt16 = 25
+    /// PEM trust anchors for SMTP server certificates (default: the system CA store).
+    public var tlsCAFile: String?
+    /// Whether sl-classify probes a domain missing from the cache.
+    public var tlsProbe = true
+    /// Seconds sl-classify's live probe may take per domain.
+    public var tlsProbeTimeout: Double = 10
+    /// Seconds a probe result stays in the cache (unreachable: at most 10 minutes).
+    public var tlsCacheTTL: Double = 86_400
 }
 
 /// Settings that depend on the sender; every field is optional so levels can be

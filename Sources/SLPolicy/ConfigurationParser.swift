@@ -71,7 +71,9 @@ extension Configuration {
 
             // Installation settings: top of the file only.
             if ["audit_log", "tls_cache", "tls_static", "book", "default_book", "escrow_accounts",
-                "state_directory", "ask_sender", "hostname", "pgp_homedir", "smime_anchors", "smime_system_cas"].contains(key) {
+                "state_directory", "ask_sender", "hostname", "pgp_homedir", "smime_anchors", "smime_system_cas",
+                "dns_server", "transport_map", "smtp_port", "tls_ca_file", "tls_probe", "tls_probe_timeout",
+                "tls_cache_ttl"].contains(key) {
                 guard case .global = section else { throw fail("\(key) is an installation setting; put it before the first section") }
                 switch key {
                 case "book":
@@ -89,6 +91,16 @@ extension Configuration {
                 case "smime_anchors": c.installation.smimeAnchors = list(value)
                 case "smime_system_cas": c.installation.smimeSystemCAs = try boolean(value, key, fail)
                 case "ask_sender": c.installation.askSender = try boolean(value, key, fail)
+                case "dns_server": c.installation.dnsServer = value
+                case "transport_map": c.installation.transportMap = value
+                case "tls_ca_file": c.installation.tlsCAFile = value
+                case "tls_probe": c.installation.tlsProbe = try boolean(value, key, fail)
+                case "smtp_port":
+                    guard let p = UInt16(value), p > 0 else { throw fail("smtp_port must be a port number (1-65535)") }
+                    c.installation.smtpPort = p
+                case "tls_probe_timeout", "tls_cache_ttl":
+                    guard let n = Double(value), n > 0, n < 1e9 else { throw fail("\(key) must be a positive number of seconds") }
+                    if key == "tls_probe_timeout" { c.installation.tlsProbeTimeout = n } else { c.installation.tlsCacheTTL = n }
                 case "tls_static":
                     for item in list(value) {
                         let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
@@ -228,6 +240,8 @@ extension InstallationSettings {
         }
         auditLog = auditLog.map(resolve)
         tlsCache = tlsCache.map(resolve)
+        transportMap = transportMap.map(resolve)
+        tlsCAFile = tlsCAFile.map(resolve)
         escrowAccounts = escrowAccounts.map(resolve)
         stateDirectory = stateDirectory.map(resolve)
         pgpHomeDirectory = pgpHomeDirectory.map(resolve)

@@ -59,6 +59,10 @@ public struct TLSCacheFile: TLSCapabilityProvider {
         /// Seconds the verdict stays valid.
         public var ttl: Double
         public var details: String?
+
+        public init(verdict: TLSVerdict, checked: Double, ttl: Double, details: String? = nil) {
+            self.verdict = verdict; self.checked = checked; self.ttl = ttl; self.details = details
+        }
     }
     struct Contents: Codable {
         var version: Int
@@ -89,6 +93,37 @@ public struct TLSCacheFile: TLSCapabilityProvider {
     public func finding(for domain: String) -> TLSFinding? {
         guard let e = entries[domain], e.checked + e.ttl > now.timeIntervalSince1970 else { return nil }
         return TLSFinding(verdict: e.verdict, source: "cache")
+    }
+
+    /// Adds or replaces entries, safely beside other processes doing the same: an
+    /// exclusive flock(2) on PATH.lock serialises writers, the file is re-read under
+    /// the lock so nobody's results are lost, expired entries are dropped, and the
+    /// new file replaces the old by rename(2) so readers never see half of one.
+    public static func merge(_ new: [String: Entry], into path: String, now: Date = Date()) throws {
+        let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else {
+            throw ConfigurationError(path, 0, "cannot open the TLS cache lock file \(path).lock: \(String(cString: strerror(errno)))")
+        }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw ConfigurationError(path, 0, "cannot lock the TLS cache: \(String(cString: strerror(errno)))") }
+        }
+        defer { _ = flock(lock, LOCK_UN) }
+        let current = try TLSCacheFile(path: path, now: now)
+        var entries = current.entries.filter { $0.value.checked + $0.value.ttl > now.timeIntervalSince1970 }
+        for (domain, entry) in new { entries[domain.lowercased()] = entry }
+        let data = try encode(entries)
+        let temporary = path + ".new.\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+            throw ConfigurationError(path, 0, "cannot write \(temporary); is the directory writable?")
+        }
+        let fd = open(temporary, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 { _ = fsync(fd); close(fd) }
+        guard rename(temporary, path) == 0 else {
+            let why = String(cString: strerror(errno))
+            unlink(temporary)
+            throw ConfigurationError(path, 0, "cannot replace the TLS cache: \(why)")
+        }
     }
 
     /// Encodes a cache file (used by tests today and by sl-tls-probe).

@@ -16,6 +16,7 @@ struct PolicyFixture {
         default_book = clinic
         ask_sender = no
         hostname = mx.test.example
+        tls_probe = no
 
         """
         try (head + settings).write(toFile: config, atomically: true, encoding: .utf8)

@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SLMessage
+import SLPolicy
+import SLTransport
+
+/// sl-tls-probe without its argument parsing.
+///
+/// Probes each domain like a sending MTA would and prints a verdict per domain
+/// (human text, or JSON lines), optionally recording the verdicts in the TLS cache
+/// that sl-classify reads.
+public struct TLSProbeTool {
+    public enum Input: Sendable { case arguments([String]), list, message }
+
+    public var configurationPath: String?
+    public var input: Input = .arguments([])
+    public var json = false
+    public var warm = false
+    /// Write results to the cache (`tls_cache`); --warm implies it.
+    public var updateCache = false
+    public var dnsServer: String?
+    public var port: UInt16?
+    public var caFile: String?
+    public var transportMap: String?
+    public var timeout: Double = 30
+    public var concurrency = 20
+    public var singleMessage = false
+
+    public init() {}
+
+    static let tool = "sl-tls-probe"
+
+    /// Exit status: 0 when every domain was reached, 75 (EX_TEMPFAIL) when any was
+    /// unreachable.
+    public func run() throws -> Sysexit {
+        let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
+        let installation = configuration?.installation ?? InstallationSettings()
+        var options = try LiveTLSCapability.options(from: installation, timeout: timeout)
+        options.operationTimeout = min(timeout, 10)
+        if let dnsServer {
+            do { options.dnsServer = try DNSServer(parsing: dnsServer) } catch { throw UsageError("--dns: \(error)") }
+        }
+        if let port { options.port = port }
+        if let caFile { options.caFile = caFile }
+        if let transportMap { options.transport = try TransportTable(path: transportMap) }
+
+        let domains = try readDomains()
+        guard !domains.isEmpty else { throw UsageError("no domains to probe (give DOMAIN or ADDRESS arguments, - for a list on stdin, or --message)") }
+        let cachePath = installation.tlsCache
+        if (warm || updateCache) && cachePath == nil {
+            throw ConfigurationError(configuration?.source ?? ConfigurationLocation.defaultPath, 0,
+                                     "--warm and --update-cache need tls_cache in sl.conf")
+        }
+
+        let prober = try TLSProber(options: options)
+        let showProgress = domains.count > 1 && Diagnostics.stderrIsTerminal
+        let results = try prober.probeAll(domains, concurrency: concurrency) { done, total, r in
+            if showProgress {
+                let line = "\r\(Self.tool): \(done)/\(total) probed, last \(r.domain): \(r.verdict.rawValue)\u{1B}[K"
+                try? FileDescriptorIO.writeAll(2, Array(line.utf8))
+                if done == total { try? FileDescriptorIO.writeAll(2, [0x0A]) }
+            }
+        }
+        if (warm || updateCache), let cachePath {
+            var entries: [String: TLSCacheFile.Entry] = [:]
+            for r in results { entries[r.domain] = r.cacheEntry(ttl: installation.tlsCacheTTL) }
+            try TLSCacheFile.merge(entries, into: cachePath)
+        }
+
+        var out = ""
+        if warm && !json {
+            var counts: [TLSVerdict: Int] = [:]
+            for r in results { counts[r.verdict, default: 0] += 1 }
+            out = "\(results.count) domains probed into \(cachePath ?? ""): "
+                + TLSVerdict.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ") + "\n"
+        } else if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            for r in results { out += String(decoding: try encoder.encode(r), as: UTF8.self) + "\n" }
+        } else {
+            for r in results { out += Self.describe(r) }
+        }
+        try FileDescriptorIO.writeAll(1, Array(out.utf8))
+        return results.contains { $0.verdict == TLSVerdict.unreachable } ? .tempFail : .ok
+    }
+
+    /// Domains from the arguments, a list on stdin, or a message's recipients; in the
+    /// order first seen, without duplicates.
+    func readDomains() throws -> [String] {
+        var items: [String] = []
+        switch input {
+        case .arguments(let args):
+            for a in args {
+                if a == "-" { items += try Self.readList() } else { items.append(a) }
+            }
+        case .list:
+            items = try Self.readList()
+        case .message:
+            let filter = try StreamFilter(tool: Self.tool)
+            if singleMessage { filter.framing = .single }
+            var found: [String] = []
+            try filter.process { message in
+                found += try Self.recipients(of: message)
+                return []
+            }
+            items = found
+        }
+        var seen = Set<String>()
+        var domains: [String] = []
+        for item in items {
+            let d = try Self.domain(of: item)
+            if seen.insert(d).inserted { domains.append(d) }
+        }
+        return domains
+    }
+
+    /// The domain of `item`: an address's domain part (IDN to A-labels), or the item.
+    static func domain(of item: String) throws -> String {
+        if item.contains("@") {
+            do { return try EmailAddress(parsing: item).asciiDomain.lowercased() } catch {
+                throw UsageError("\"\(item.prefix(80))\" is not an address: \(error)")
+            }
+        }
+        var d = item.lowercased()
+        if d.hasSuffix(".") { d.removeLast() }
+        guard DNSResolver.isHostName(d) else { throw UsageError("\"\(item.prefix(80))\" is not a domain name") }
+        return d
+    }
+
+    /// One domain or address per line; blank lines and # comments skipped.
+    static func readList() throws -> [String] {
+        var reader = LineReader(FileDescriptorSource(fd: 0), maxPiece: 1_024)
+        var out: [String] = []
+        while let (line, startsLine) = try reader.next() {
+            guard startsLine, line.last == 0x0A || line.count < 1_024 else {
+                throw UsageError("a line of the domain list on stdin is longer than 1,024 bytes")
+            }
+            let text = String(decoding: line, as: UTF8.self)
+            let item = (text.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            if !item.isEmpty { out.append(item) }
+        }
+        return out
+    }
+
+    /// The envelope recipients if sl-classify wrote them, else To, Cc and Bcc.
+    static func recipients(of message: Message) throws -> [String] {
+        if let envelope = try Envelope.read(from: message.header) {
+            return envelope.recipients.map(\.address)
+        }
+        var out: [String] = []
+        for name in ["To", "Cc", "Bcc"] {
+            for f in message.header.all(name) {
+                do { out += try AddressList.parse(f.unfoldedValue).map(\.addrSpec) } catch {
+                    throw MessageError.malformed("message \(message.index): \(name): \(error)")
+                }
+            }
+        }
+        return out
+    }
+
+    static func describe(_ r: DomainProbe) -> String {
+        var s = "\(r.domain): \(r.verdict.rawValue)"
+        if let result = r.result { s += " (\(result.rawValue))" }
+        if r.hosts.isEmpty, let reason = r.reason { s += " — \(reason)" }
+        s += "\n"
+        for h in r.hosts {
+            var where_ = h.host
+            if let a = h.address { where_ += a.contains(":") ? " [\(a)]:\(h.port)" : " \(a):\(h.port)" }
+            if let p = h.preference { where_ += " (MX \(p))" }
+            s += "  \(where_): \(h.verdict.rawValue)"
+            if let tls = h.tls {
+                s += ", \(tls.protocolVersion) \(tls.cipher), certificate " + (tls.verified ? "verified" : "not verified")
+            } else if h.address != nil {
+                s += h.starttls ? ", STARTTLS offered" : ", no STARTTLS"
+            }
+            if let reason = h.reason { s += " — \(reason)" }
+            s += "\n"
+            if let banner = h.banner { s += "    banner: \(banner)\n" }
+            if let leaf = h.tls?.chain.first {
+                s += "    certificate: \(leaf.subject), issuer \(leaf.issuer), valid until \(leaf.notAfter)\n"
+            }
+        }
+        return s
+    }
+}

@@ -1,0 +1,200 @@
+import CResolv
+import Foundation
+
+/// Why a DNS question got no usable answer. The probe turns these into verdicts;
+/// sl-deliver into temporary or permanent failures.
+public enum DNSError: Error, Equatable, CustomStringConvertible {
+    /// NXDOMAIN: the name does not exist (permanent).
+    case noSuchDomain(String)
+    /// No answer in time, or SERVFAIL (temporary).
+    case temporary(String)
+    /// A name that is not a host name, or an answer that cannot be parsed.
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .noSuchDomain(let d): return "\(d): no such domain"
+        case .temporary(let d): return "\(d): DNS lookup failed temporarily (timeout or server failure)"
+        case .invalid(let why): return why
+        }
+    }
+}
+
+/// One MX record.
+public struct MXHost: Sendable, Equatable, Codable {
+    public var preference: Int
+    public var name: String
+    public init(preference: Int, name: String) { self.preference = preference; self.name = name }
+}
+
+/// Where mail for a domain goes, per RFC 5321 section 5.1 and RFC 7505.
+public enum MXAnswer: Sendable, Equatable {
+    /// MX hosts, sorted by preference (ties in answer order).
+    case hosts([MXHost])
+    /// No MX records: the domain itself is the mail host (the implicit MX rule).
+    case implicit
+    /// A single "MX 0 ." record: the domain accepts no mail.
+    case nullMX
+}
+
+/// The DNS server to ask instead of /etc/resolv.conf's (`dns_server`, `--dns`).
+public struct DNSServer: Sendable, Equatable {
+    public var address: String
+    public var port: UInt16
+
+    /// Parses `HOST:PORT` or `HOST` (port 53); HOST is an IPv4 address, because that
+    /// is what glibc's resolver state can hold without reaching into its internals.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let host = parts.first, Self.isIPv4(String(host)) else {
+            throw DNSError.invalid("DNS server \"\(text)\" is not IPV4-ADDRESS[:PORT]")
+        }
+        address = String(host)
+        if parts.count == 2 {
+            guard let p = UInt16(parts[1]), p > 0 else { throw DNSError.invalid("DNS server \"\(text)\": bad port") }
+            port = p
+        } else {
+            port = 53
+        }
+    }
+
+    static func isIPv4(_ s: String) -> Bool {
+        var a = in_addr()
+        return inet_pton(AF_INET, s, &a) == 1
+    }
+}
+
+/// A stub resolver over glibc's libresolv. One instance per thread: the resolver
+/// state it owns is not shared.
+public final class DNSResolver {
+    private let state: res_state
+
+    /// - Parameters:
+    ///   - server: ask this server instead of the ones in /etc/resolv.conf.
+    ///   - timeout: seconds per attempt; `attempts` tries in all.
+    public init(server: DNSServer? = nil, timeout: Int = 5, attempts: Int = 2) throws {
+        guard let s = sl_res_new() else { throw DNSError.invalid("out of memory for the resolver") }
+        guard sl_res_ninit(s) == 0 else {
+            free(s)
+            throw DNSError.invalid("cannot initialise the resolver (/etc/resolv.conf)")
+        }
+        if let server {
+            var a = in_addr()
+            _ = inet_pton(AF_INET, server.address, &a)
+            sl_res_set_server(s, a, server.port)
+        }
+        sl_res_set_timeout(s, Int32(max(1, timeout)), Int32(max(1, attempts)))
+        state = s
+    }
+
+    deinit {
+        sl_res_nclose(state)
+        free(state)
+    }
+
+    /// The mail hosts for `domain` (RFC 5321 5.1): MX records in preference order;
+    /// `.implicit` when the name exists without MX records; `.nullMX` per RFC 7505.
+    public func mx(_ domain: String) throws -> MXAnswer {
+        let records = try query(domain, type: ns_t_mx)
+        guard let records else { return .implicit }
+        var hosts: [(Int, Int, MXHost)] = []
+        for (i, r) in records.enumerated() {
+            guard r.rdata.count >= 3 else { throw DNSError.invalid("\(domain): malformed MX record") }
+            let pref = Int(r.rdata[0]) << 8 | Int(r.rdata[1])
+            let name = try r.expandName(at: r.rdataOffset + 2)
+            hosts.append((pref, i, MXHost(preference: pref, name: name)))
+        }
+        if hosts.isEmpty { return .implicit }
+        // RFC 7505: a domain that takes no mail publishes exactly one MX, target ".".
+        if hosts.contains(where: { $0.2.name.isEmpty }) {
+            return .nullMX
+        }
+        for h in hosts where !Self.isHostName(h.2.name) {
+            throw DNSError.invalid("\(domain): MX target \"\(h.2.name.prefix(80))\" is not a host name")
+        }
+        return .hosts(hosts.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map(\.2))
+    }
+
+    /// IPv4 then IPv6 addresses of `host`, as text. Empty when the name exists
+    /// without addresses; NXDOMAIN throws.
+    public func addresses(_ host: String) throws -> [String] {
+        var out: [String] = []
+        for (type, family, size) in [(ns_t_a, AF_INET, 4), (ns_t_aaaa, AF_INET6, 16)] {
+            guard let records = try query(host, type: type) else { continue }
+            for r in records where r.rdata.count == size {
+                var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+                let ok = r.rdata.withUnsafeBytes { raw in inet_ntop(family, raw.baseAddress, &text, socklen_t(text.count)) }
+                if ok != nil { out.append(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
+            }
+        }
+        return out
+    }
+
+    /// A letter-digit-hyphen host name of at most 253 octets (what an MX target and a
+    /// mail domain must be); rejects anything an attacker could smuggle into a log.
+    public static func isHostName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard !bytes.isEmpty, bytes.count <= 253 else { return false }
+        for label in bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false) {
+            guard !label.isEmpty, label.count <= 63, label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-") else { return false }
+            for c in label {
+                let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
+                if !ok { return false }
+            }
+        }
+        return true
+    }
+
+    struct Record {
+        var message: [UInt8]
+        var rdataOffset: Int
+        var rdata: [UInt8]
+
+        func expandName(at offset: Int) throws -> String {
+            var name = [CChar](repeating: 0, count: Int(NS_MAXDNAME))
+            let n = message.withUnsafeBufferPointer { m in
+                dn_expand(m.baseAddress!, m.baseAddress! + m.count, m.baseAddress! + offset, &name, Int32(name.count))
+            }
+            guard n >= 0 else { throw DNSError.invalid("malformed name in a DNS answer") }
+            let s = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return s == "." ? "" : s
+        }
+    }
+
+    /// Records of `type` in the answer section; nil when the name exists but has none
+    /// (NODATA).
+    func query(_ name: String, type: ns_type) throws -> [Record]? {
+        let name = name.hasSuffix(".") ? String(name.dropLast()) : name
+        guard Self.isHostName(name) else {
+            throw DNSError.invalid("\"\(name.prefix(80))\" is not a domain name")
+        }
+        var answer = [UInt8](repeating: 0, count: 65_535)
+        let n = res_nquery(state, name + ".", Int32(ns_c_in.rawValue), Int32(type.rawValue), &answer, Int32(answer.count))
+        if n < 0 {
+            switch sl_res_h_errno(state) {
+            case HOST_NOT_FOUND: throw DNSError.noSuchDomain(name)
+            case NO_DATA: return nil
+            case NO_RECOVERY: throw DNSError.invalid("\(name): the DNS server refused the query")
+            default: throw DNSError.temporary(name)
+            }
+        }
+        answer.removeSubrange(Int(n)...)
+        // ns_msg points into the buffer: parse within one borrow of it.
+        let out: [Record] = try answer.withUnsafeBufferPointer { buf in
+            var msg = ns_msg()
+            guard ns_initparse(buf.baseAddress!, n, &msg) == 0 else { throw DNSError.invalid("\(name): malformed DNS answer") }
+            var records: [Record] = []
+            for i in 0..<sl_ns_msg_count(&msg, ns_s_an) {
+                var rr = ns_rr()
+                guard ns_parserr(&msg, ns_s_an, i, &rr) == 0 else { throw DNSError.invalid("\(name): malformed DNS answer") }
+                guard rr.type == UInt16(type.rawValue), let rdata = rr.rdata else { continue }
+                let offset = rdata - buf.baseAddress!
+                let end = offset + Int(rr.rdlength)
+                guard offset >= 0, end <= buf.count else { throw DNSError.invalid("\(name): malformed DNS answer") }
+                records.append(Record(message: answer, rdataOffset: offset, rdata: Array(answer[offset..<end])))
+            }
+            return records
+        }
+        return out.isEmpty ? nil : out
+    }
+}

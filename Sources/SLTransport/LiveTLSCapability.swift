@@ -1,0 +1,76 @@
+import Foundation
+import SLPolicy
+
+/// sl-classify's TLS capability on a cache miss: a live probe with a short time
+/// limit, its result written to the shared cache (when one is configured) and
+/// remembered for the rest of the run.
+public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable {
+    let options: ProbeOptions
+    let cachePath: String?
+    let ttl: Double
+    /// Told when the cache cannot be written (the verdict still counts for this run).
+    let warn: @Sendable (String) -> Void
+    private let lock = NSLock()
+    // Made on the first miss: loading the CA store costs start-up time that a run
+    // answered from the cache should not pay.
+    private var prober: TLSProber?
+    private var resolver: DNSResolver?
+    private var seen: [String: TLSFinding] = [:]
+
+    public init(options: ProbeOptions, cachePath: String?, ttl: Double, warn: @escaping @Sendable (String) -> Void) {
+        self.options = options
+        self.cachePath = cachePath
+        self.ttl = ttl
+        self.warn = warn
+    }
+
+    /// The probe settings in a configuration, with `timeout` seconds per domain.
+    public static func options(from installation: InstallationSettings, timeout: Double) throws -> ProbeOptions {
+        var o = ProbeOptions()
+        o.dnsServer = try installation.dnsServer.map(DNSServer.init(parsing:))
+        o.transport = try installation.transportMap.map(TransportTable.init(path:)) ?? TransportTable()
+        o.port = installation.smtpPort
+        o.caFile = installation.tlsCAFile
+        o.heloName = installation.hostname ?? "localhost"
+        o.domainTimeout = timeout
+        o.operationTimeout = min(timeout, 10)
+        return o
+    }
+
+    public func finding(for domain: String) -> TLSFinding? {
+        lock.lock(); defer { lock.unlock() }
+        if let f = seen[domain] { return f }
+        do {
+            if prober == nil { prober = try TLSProber(options: options) }
+            if resolver == nil {
+                resolver = try DNSResolver(server: options.dnsServer, timeout: Int(min(options.operationTimeout, 5).rounded(.up)))
+            }
+        } catch {
+            // No probe possible (no resolver, no CA store): no verdict, which the
+            // decision treats as "not TLS-capable" — never the other way round.
+            warn("TLS probe unavailable: \(error)")
+            seen[domain] = nil
+            return nil
+        }
+        let result = prober!.probe(domain, resolver: resolver!)
+        let finding = TLSFinding(verdict: result.verdict, source: "probe")
+        seen[domain] = finding
+        if let cachePath {
+            // A failed cache write must not stop the mail: the verdict is still good
+            // for this run, and the next run probes again.
+            do { try TLSCacheFile.merge([domain: result.cacheEntry(ttl: ttl)], into: cachePath) } catch {
+                warn("cannot record the TLS verdict for \(domain): \(error)")
+            }
+        }
+        return finding
+    }
+}
+
+extension DomainProbe {
+    /// The cache entry for this result. An unreachable domain is retried soon.
+    public func cacheEntry(ttl: Double) -> TLSCacheFile.Entry {
+        TLSCacheFile.Entry(verdict: verdict, checked: checked,
+                           ttl: verdict == .unreachable ? min(ttl, 600) : ttl,
+                           details: reason ?? hosts.first?.tls.map { "\($0.protocolVersion) \($0.cipher)" })
+    }
+}

@@ -1,0 +1,216 @@
+import COpenSSL
+import Foundation
+
+/// An OpenSSL failure in words: the error queue drained into one line, never raw.
+func openSSLReason(_ what: String) -> String {
+    var reasons: [String] = []
+    while true {
+        let e = ERR_get_error()
+        if e == 0 { break }
+        if let r = ERR_reason_error_string(e) { reasons.append(String(cString: r)) }
+    }
+    return reasons.isEmpty ? what : "\(what): \(reasons.joined(separator: "; "))"
+}
+
+/// Certificate verification failures in RFC 8460 (SMTP TLS reporting) result types.
+public enum TLSResultType: String, Codable, Sendable {
+    case starttlsNotSupported = "starttls-not-supported"
+    case certificateHostMismatch = "certificate-host-mismatch"
+    case certificateExpired = "certificate-expired"
+    case certificateNotTrusted = "certificate-not-trusted"
+    case validationFailure = "validation-failure"
+}
+
+/// What a client needs for every TLS connection: trust anchors and protocol floor.
+/// Shared by all connections of a run (an SSL_CTX may be used from several threads).
+public final class TLSClientContext: @unchecked Sendable {
+    let ctx: OpaquePointer
+
+    /// - Parameters:
+    ///   - caFile: PEM bundle of trust anchors; nil means the system CA store.
+    ///   - allowLegacyProtocols: also negotiate TLS 1.0/1.1 (the probe wants to see
+    ///     them, to call the host `encrypted`; they never count as verified).
+    public init(caFile: String?, allowLegacyProtocols: Bool = false) throws {
+        guard let c = SSL_CTX_new(TLS_client_method()) else {
+            throw TransportError.tls(openSSLReason("cannot create a TLS context"))
+        }
+        ctx = c
+        // The handshake completes whatever the certificate says; the verdict comes from
+        // SSL_get_verify_result afterwards, so that a probe can say *why* it failed and
+        // delivery can refuse with that reason.
+        SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nil)
+        if allowLegacyProtocols {
+            SSL_CTX_set_security_level(c, 0)
+            _ = sl_ssl_ctx_set_min_proto(c, TLS1_VERSION)
+        } else {
+            _ = sl_ssl_ctx_set_min_proto(c, TLS1_2_VERSION)
+        }
+        if let caFile {
+            guard SSL_CTX_load_verify_locations(c, caFile, nil) == 1 else {
+                SSL_CTX_free(c)
+                throw TransportError.tls(openSSLReason("cannot load the CA bundle \(caFile)"))
+            }
+        } else {
+            guard SSL_CTX_set_default_verify_paths(c) == 1 else {
+                SSL_CTX_free(c)
+                throw TransportError.tls(openSSLReason("cannot load the system CA store"))
+            }
+        }
+    }
+
+    deinit { SSL_CTX_free(ctx) }
+}
+
+/// One certificate, as much as an administrator wants to see of it.
+public struct CertificateSummary: Codable, Sendable, Equatable {
+    public var subject: String
+    public var issuer: String
+    public var notBefore: String
+    public var notAfter: String
+    public var sha256: String
+}
+
+/// What a TLS handshake produced.
+public struct TLSDetails: Codable, Sendable, Equatable {
+    /// "TLSv1.3", "TLSv1.2", ...
+    public var protocolVersion: String
+    public var cipher: String
+    /// True when the protocol is TLS 1.2 or later.
+    public var modernProtocol: Bool
+    /// True when the chain verifies to a trust anchor and the certificate names the host.
+    public var verified: Bool
+    /// Why verification failed (nil when verified).
+    public var failure: TLSResultType?
+    /// OpenSSL's words for the failure.
+    public var failureDetail: String?
+    /// The server's chain, leaf first, as sent.
+    public var chain: [CertificateSummary]
+}
+
+/// A TLS session over a connected, non-blocking socket. Owns the SSL object, not
+/// the descriptor.
+final class TLSSession {
+    let ssl: OpaquePointer
+
+    init(context: TLSClientContext, fd: Int32, serverName: String, verifyName: String) throws {
+        guard let s = SSL_new(context.ctx) else { throw TransportError.tls(openSSLReason("cannot create a TLS session")) }
+        ssl = s
+        // SNI takes a host name, never an address literal.
+        if DNSResolver.isHostName(serverName), !DNSServer.isIPv4(serverName) {
+            _ = sl_ssl_set_sni(s, serverName)
+        }
+        SSL_set_hostflags(s, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
+        guard SSL_set1_host(s, verifyName) == 1, SSL_set_fd(s, fd) == 1 else {
+            SSL_free(s)
+            throw TransportError.tls(openSSLReason("cannot set up the TLS session"))
+        }
+    }
+
+    deinit { SSL_free(ssl) }
+
+    /// Runs `op` until it stops asking to wait, polling the socket until `deadline`.
+    func drive(_ what: String, fd: Int32, deadline: Deadline, _ op: () -> Int32) throws -> Int32 {
+        while true {
+            ERR_clear_error()
+            let r = op()
+            if r > 0 { return r }
+            let e = SSL_get_error(ssl, r)
+            switch e {
+            case SSL_ERROR_WANT_READ: try Socket.wait(fd, for: Int16(POLLIN), until: deadline, doing: what)
+            case SSL_ERROR_WANT_WRITE: try Socket.wait(fd, for: Int16(POLLOUT), until: deadline, doing: what)
+            case SSL_ERROR_ZERO_RETURN: return 0
+            case SSL_ERROR_SYSCALL where ERR_peek_error() == 0:
+                throw TransportError.closed("the server closed the connection during \(what)")
+            default:
+                throw TransportError.tls(openSSLReason("TLS \(what) failed"))
+            }
+        }
+    }
+
+    func handshake(fd: Int32, deadline: Deadline) throws -> TLSDetails {
+        _ = try drive("handshake", fd: fd, deadline: deadline) { SSL_connect(ssl) }
+        let version = String(cString: SSL_get_version(ssl))
+        let cipher = SSL_get_current_cipher(ssl).map { String(cString: SSL_CIPHER_get_name($0)) } ?? "unknown"
+        let modern = SSL_version(ssl) >= TLS1_2_VERSION
+        var chain: [CertificateSummary] = []
+        for i in 0..<sl_peer_chain_count(ssl) {
+            if let x = sl_peer_chain_at(ssl, i) { chain.append(Self.summary(x)) }
+        }
+        let code = chain.isEmpty ? Int(X509_V_ERR_UNSPECIFIED) : SSL_get_verify_result(ssl)
+        let failure: TLSResultType? = code == X509_V_OK ? nil : Self.resultType(Int32(code))
+        let detail = code == X509_V_OK ? nil
+            : (chain.isEmpty ? "no certificate" : String(cString: X509_verify_cert_error_string(code)))
+        return TLSDetails(protocolVersion: version, cipher: cipher, modernProtocol: modern,
+                          verified: failure == nil, failure: failure, failureDetail: detail, chain: chain)
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, fd: Int32, deadline: Deadline) throws -> Int {
+        var n = 0
+        _ = try drive("read", fd: fd, deadline: deadline) {
+            SSL_read_ex(ssl, buffer.baseAddress, buffer.count, &n)
+        }
+        return n
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, fd: Int32, deadline: Deadline) throws {
+        var done = 0
+        while done < bytes.count {
+            var n = 0
+            let r = try drive("write", fd: fd, deadline: deadline) {
+                SSL_write_ex(ssl, bytes.baseAddress! + done, bytes.count - done, &n)
+            }
+            if r == 0 { throw TransportError.closed("the server closed the TLS session") }
+            done += n
+        }
+    }
+
+    /// Sends close_notify without waiting for the answer.
+    func shutdown() { ERR_clear_error(); _ = SSL_shutdown(ssl); ERR_clear_error() }
+
+    static func resultType(_ code: Int32) -> TLSResultType {
+        switch code {
+        case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
+            return .certificateHostMismatch
+        case X509_V_ERR_CERT_HAS_EXPIRED, X509_V_ERR_CERT_NOT_YET_VALID:
+            return .certificateExpired
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
+             X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT,
+             X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_CERT_UNTRUSTED:
+            return .certificateNotTrusted
+        default:
+            return .validationFailure
+        }
+    }
+
+    static func summary(_ x: OpaquePointer) -> CertificateSummary {
+        func name(_ n: OpaquePointer?) -> String {
+            guard let n, let bio = BIO_new(BIO_s_mem()) else { return "" }
+            defer { BIO_free(bio) }
+            X509_NAME_print_ex(bio, n, 0, sl_xn_flag_rfc2253())
+            var p: UnsafeMutablePointer<CChar>? = nil
+            let len = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &p)
+            guard len > 0, let p else { return "" }
+            return printable(UnsafeRawBufferPointer(start: p, count: len))
+        }
+        func time(_ t: UnsafePointer<ASN1_TIME>?) -> String {
+            guard let t else { return "" }
+            var tm = tm()
+            guard ASN1_TIME_to_tm(t, &tm) == 1 else { return "" }
+            return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                          tm.tm_hour, tm.tm_min, tm.tm_sec)
+        }
+        var md = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var len: UInt32 = 0
+        _ = X509_digest(x, EVP_sha256(), &md, &len)
+        return CertificateSummary(
+            subject: name(X509_get_subject_name(x)), issuer: name(X509_get_issuer_name(x)),
+            notBefore: time(X509_get0_notBefore(x)), notAfter: time(X509_get0_notAfter(x)),
+            sha256: md.prefix(Int(len)).map { String(format: "%02X", $0) }.joined(separator: ":"))
+    }
+}
+
+/// Text from the network made safe to print or log: control and non-ASCII bytes
+/// become "?", so a hostile server cannot write escape sequences or fake lines.
+func printable(_ bytes: some Sequence<UInt8>) -> String {
+    String(decoding: bytes.map { ($0 >= 0x20 && $0 < 0x7F) ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
+}

@@ -1,0 +1,268 @@
+import Foundation
+import SLPolicy
+
+/// How to probe: where DNS answers come from, where to connect, how long to wait.
+public struct ProbeOptions: Sendable {
+    public var dnsServer: DNSServer?
+    public var transport = TransportTable()
+    /// The SMTP port for MX hosts (25; tests and relays use others).
+    public var port: UInt16 = 25
+    /// PEM trust anchors; nil: the system CA store.
+    public var caFile: String?
+    /// Name sent in EHLO.
+    public var heloName = "localhost"
+    /// Seconds for the whole domain: DNS, every MX host, every handshake.
+    public var domainTimeout: Double = 30
+    /// Seconds for one connect, one read or one write.
+    public var operationTimeout: Double = 10
+    /// MX hosts probed per domain, best preference first (Postfix's smtp_mx_address_limit spirit).
+    public var maximumHosts = 5
+
+    public init() {}
+}
+
+/// What one MX host showed.
+public struct HostProbe: Codable, Sendable, Equatable {
+    public var host: String
+    public var preference: Int?
+    public var address: String?
+    public var port: Int
+    public var banner: String?
+    public var esmtp = false
+    public var starttls = false
+    public var tls: TLSDetails?
+    public var verdict: TLSVerdict
+    /// RFC 8460 result type, or nil.
+    public var result: TLSResultType?
+    /// Why the host is not verified, in words.
+    public var reason: String?
+}
+
+/// The verdict for one domain, with the evidence.
+public struct DomainProbe: Codable, Sendable, Equatable {
+    public var domain: String
+    public var verdict: TLSVerdict
+    public var result: TLSResultType?
+    public var reason: String?
+    public var hosts: [HostProbe]
+    /// Seconds since the epoch when the probe ran.
+    public var checked: Double
+    /// Seconds the probe took.
+    public var elapsed: Double
+}
+
+/// Decides per domain whether mail may travel as TLS-only, by doing what a sending
+/// MTA does: MX lookup (or the transport table), connect, EHLO, STARTTLS, handshake,
+/// verify. Never throws: every failure becomes a verdict with a reason.
+public final class TLSProber: @unchecked Sendable {
+    public let options: ProbeOptions
+    let context: TLSClientContext
+
+    public init(options: ProbeOptions) throws {
+        self.options = options
+        context = try TLSClientContext(caFile: options.caFile, allowLegacyProtocols: true)
+    }
+
+    /// Probes one domain. `resolver` is the calling thread's own.
+    public func probe(_ domain: String, resolver: DNSResolver) -> DomainProbe {
+        let started = Deadline.now()
+        let checked = Date().timeIntervalSince1970
+        let limit = Deadline(seconds: options.domainTimeout)
+        let domain = domain.lowercased()
+        func done(_ verdict: TLSVerdict, _ result: TLSResultType?, _ reason: String?, _ hosts: [HostProbe]) -> DomainProbe {
+            DomainProbe(domain: domain, verdict: verdict, result: result, reason: reason, hosts: hosts,
+                        checked: checked, elapsed: Double(Deadline.now() - started) / 1e9)
+        }
+        guard DNSResolver.isHostName(domain) else {
+            return done(.unreachable, nil, "not a domain name", [])
+        }
+
+        // Which hosts, in which order: the transport table, else MX, else the domain.
+        var targets: [(name: String, preference: Int?, port: UInt16)] = []
+        do {
+            let hop = options.transport.route(for: domain)
+            let port = hop?.port ?? options.port
+            let mxDomain = hop.map { $0.lookupMX ? $0.host : nil } ?? domain
+            if let mxDomain {
+                switch try resolver.mx(mxDomain) {
+                case .nullMX:
+                    return done(.unreachable, nil, "the domain accepts no mail (null MX, RFC 7505)", [])
+                case .implicit:
+                    targets = [(mxDomain, nil, port)]
+                case .hosts(let hosts):
+                    targets = hosts.prefix(options.maximumHosts).map { ($0.name.lowercased(), $0.preference, port) }
+                }
+            } else if let hop {
+                targets = [(hop.host, nil, port)]
+            }
+        } catch {
+            return done(.unreachable, nil, "DNS: \(error)", [])
+        }
+
+        var hosts: [HostProbe] = []
+        for t in targets {
+            if limit.hasPassed {
+                hosts.append(HostProbe(host: t.name, preference: t.preference, port: Int(t.port),
+                                       verdict: .unreachable, reason: "not probed: the domain's time limit ran out"))
+                continue
+            }
+            hosts.append(probeHost(t.name, preference: t.preference, port: t.port, resolver: resolver, limit: limit))
+        }
+
+        // Hosts that answered SMTP are in use; the domain is as good as the worst of them.
+        let inUse = hosts.filter { $0.verdict != .unreachable }
+        guard let worst = inUse.min(by: { !$1.verdict.satisfies($0.verdict) }) else {
+            let first = hosts.first
+            return done(.unreachable, nil, first?.reason ?? "no mail host", hosts)
+        }
+        return done(worst.verdict, worst.result, worst.reason.map { "\(worst.host): \($0)" }, hosts)
+    }
+
+    func probeHost(_ name: String, preference: Int?, port: UInt16, resolver: DNSResolver, limit: Deadline) -> HostProbe {
+        var h = HostProbe(host: name, preference: preference, port: Int(port), verdict: .unreachable)
+        let addresses: [String]
+        if NextHop.isAddress(name) {
+            addresses = [name]
+        } else {
+            do {
+                addresses = try resolver.addresses(name)
+            } catch {
+                h.reason = "DNS: \(error)"
+                return h
+            }
+        }
+        guard !addresses.isEmpty else {
+            h.reason = "\(name) has no address"
+            return h
+        }
+        // The first address that greets is the one in use, as for a sending MTA.
+        var connection: SMTPConnection?
+        var lastError = ""
+        for address in addresses {
+            do {
+                let c = try SMTPConnection(address: address, port: port, connectTimeout: options.operationTimeout,
+                                           timeout: options.operationTimeout, limit: limit)
+                h.address = address
+                h.banner = try c.greeting().lines.first
+                connection = c
+                break
+            } catch {
+                lastError = "\(address): \(error)"
+            }
+        }
+        guard let connection else {
+            h.reason = lastError
+            return h
+        }
+        defer { connection.quit() }
+
+        // From here on the host is in use: anything short of verified TLS counts against it.
+        h.verdict = .none
+        do {
+            let ehlo = try connection.ehlo(options.heloName)
+            h.esmtp = ehlo.code == 250
+            h.starttls = connection.extensions["STARTTLS"] != nil
+            guard h.starttls else {
+                h.result = .starttlsNotSupported
+                h.reason = h.esmtp ? "STARTTLS not offered" : "no ESMTP (EHLO answered \(ehlo.code))"
+                return h
+            }
+            let tls = try connection.startTLS(context: context, serverName: name, verifyName: name)
+            h.tls = tls
+            if !tls.verified {
+                h.verdict = .encrypted
+                h.result = tls.failure
+                h.reason = tls.failureDetail
+            } else if !tls.modernProtocol {
+                h.verdict = .encrypted
+                h.result = .validationFailure
+                h.reason = "\(tls.protocolVersion) is older than TLS 1.2"
+            } else {
+                h.verdict = .verified
+            }
+            // EHLO again over TLS, as a sender would; a server that breaks here is not usable.
+            let again = try connection.ehlo(options.heloName)
+            if again.code != 250 {
+                h.verdict = .none
+                h.result = .validationFailure
+                h.reason = "EHLO after STARTTLS answered \(again.text.prefix(120))"
+            }
+        } catch let refused as STARTTLSRefused {
+            h.result = .starttlsNotSupported
+            h.reason = refused.description
+        } catch {
+            h.verdict = h.tls == nil ? .none : h.verdict
+            h.result = h.result ?? .validationFailure
+            h.reason = "\(error)"
+            if h.tls != nil { h.verdict = .none }
+        }
+        return h
+    }
+
+    /// Probes `domains` with up to `concurrency` at once, each on a thread of its own
+    /// with its own resolver. Results come back in the order given. `progress` is
+    /// called (from worker threads, serialised) after each domain.
+    public func probeAll(_ domains: [String], concurrency: Int,
+                         progress: (@Sendable (Int, Int, DomainProbe) -> Void)? = nil) throws -> [DomainProbe] {
+        let total = domains.count
+        let box = ResultBox(count: total)
+        let workers = max(1, min(concurrency, total))
+        let options = self.options
+        // Each thread needs its own resolver; create them here so a bad resolv.conf
+        // is reported once, not per domain.
+        let resolvers = try (0..<workers).map { _ in
+            try DNSResolver(server: options.dnsServer, timeout: Int(min(options.operationTimeout, 5).rounded(.up)))
+        }
+        let group = DispatchGroup()
+        for w in 0..<workers {
+            let resolver = UncheckedBox(resolvers[w])
+            group.enter()
+            let thread = Thread {
+                while let i = box.claim() {
+                    let r = self.probe(domains[i], resolver: resolver.value)
+                    let finished = box.store(i, r)
+                    progress?(finished, total, r)
+                }
+                group.leave()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        group.wait()
+        return box.results()
+    }
+}
+
+/// Hands out indexes and collects results under one lock.
+final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var nextIndex = 0
+    private var finished = 0
+    private var slots: [DomainProbe?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func claim() -> Int? {
+        lock.lock(); defer { lock.unlock() }
+        guard nextIndex < slots.count else { return nil }
+        nextIndex += 1
+        return nextIndex - 1
+    }
+
+    func store(_ i: Int, _ r: DomainProbe) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        slots[i] = r
+        finished += 1
+        return finished
+    }
+
+    func results() -> [DomainProbe] {
+        lock.lock(); defer { lock.unlock() }
+        return slots.map { $0! }
+    }
+}
+
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import SLCommand
+
+/// sl-tls-probe: may mail to a domain travel as TLS-only? See sl-tls-probe(1).
+@main
+struct SLTLSProbe: ParsableCommand {
+    static func main() { CommandMain.run(SLTLSProbe.self, tool: "sl-tls-probe") }
+
+    static let configuration = CommandConfiguration(
+        commandName: "sl-tls-probe",
+        abstract: "Probe the MX hosts of domains for STARTTLS and a verifiable certificate.",
+        discussion: """
+        For each domain (or the domain of each address): looks up its MX hosts (or the \
+        transport table's next hop), connects to each, says EHLO, STARTTLS and EHLO \
+        again, and verifies the certificate against the host name. Verdicts: verified, \
+        encrypted, none, unreachable. Exit 0 when every domain was reached, 75 when \
+        any was unreachable. See sl-tls-probe(1).
+        """)
+
+    @Argument(help: ArgumentHelp("Domains or addresses; - reads a list from stdin.", valueName: "domain|address"))
+    var targets: [String] = []
+
+    @Flag(help: "Read a message (or an mbox stream) on stdin and probe its recipients' domains.")
+    var message = false
+
+    @Flag(help: "Print one JSON object per domain (JSON lines) instead of text.")
+    var json = false
+
+    @Flag(help: "Fill the TLS cache (tls_cache in sl.conf) and print a one-line summary; for cron.")
+    var warm = false
+
+    @Flag(name: .customLong("update-cache"), help: "Also record the verdicts in the TLS cache.")
+    var updateCache = false
+
+    @Option(help: ArgumentHelp("DNS server to ask instead of resolv.conf's (default: dns_server in sl.conf).", valueName: "ipv4[:port]"))
+    var dns: String?
+
+    @Option(help: ArgumentHelp("SMTP port of the MX hosts (default: smtp_port in sl.conf, else 25).", valueName: "port"))
+    var port: UInt16?
+
+    @Option(name: .customLong("ca-file"), help: ArgumentHelp("Trust anchors for server certificates, PEM (default: tls_ca_file, else the system CA store).", valueName: "file"))
+    var caFile: String?
+
+    @Option(help: ArgumentHelp("Routing table in transport(5) style (default: transport_map in sl.conf).", valueName: "file"))
+    var transport: String?
+
+    @Option(help: ArgumentHelp("Seconds allowed per domain.", valueName: "seconds"))
+    var timeout: Double = 30
+
+    @Option(help: ArgumentHelp("Domains probed at once.", valueName: "n"))
+    var concurrency: Int = 20
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
+    var config: String?
+
+    @Flag(name: .customLong("single-message"), help: "With --message: the input is one message, not an mbox stream.")
+    var singleMessage = false
+
+    func validate() throws {
+        if message && !targets.isEmpty { throw ValidationError("--message reads stdin; give no domains with it") }
+        if !message && targets.isEmpty { throw ValidationError("give domains or addresses, - for a list on stdin, or --message") }
+        if timeout <= 0 || timeout > 3600 { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
+        if concurrency < 1 || concurrency > 1000 { throw ValidationError("--concurrency must be between 1 and 1000") }
+        if port == 0 { throw ValidationError("--port must be 1-65535") }
+    }
+
+    func run() throws {
+        var tool = TLSProbeTool()
+        tool.configurationPath = config
+        tool.input = message ? .message : .arguments(targets)
+        tool.json = json
+        tool.warm = warm
+        tool.updateCache = updateCache
+        tool.dnsServer = dns
+        tool.port = port
+        tool.caFile = caFile
+        tool.transportMap = transport
+        tool.timeout = timeout
+        tool.concurrency = concurrency
+        tool.singleMessage = singleMessage
+        let status = try tool.run()
+        if status != .ok { throw ExitCode(status.rawValue) }
+    }
+}
