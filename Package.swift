@@ -50,6 +50,8 @@ let package = Package(
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
         .testTarget(name: "SLPGPTests", dependencies: ["SLPGP"]),
         // Fixtures/make-certs.py makes the test certificates at run time.
+        // Peers/ holds the scripts that start Postfix, dnsmasq and the scripted bad server.
+        .testTarget(name: "TransportTests", dependencies: ["SLTransport", "SLPolicy"], exclude: ["Peers"]),
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time.
         .testTarget(name: "ToolTests", dependencies: ["SLMessage"], exclude: ["Golden"]),

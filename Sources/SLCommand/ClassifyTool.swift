@@ -30,12 +30,12 @@ public struct ClassifyTool {
         let prompt: (any SenderPrompt)? = (ask && report == .none) ? TerminalPrompt(tool: Self.tool) : nil
         let installation = configuration.installation
         let live = installation.tlsProbe
-            ? LiveTLSCapability(options: try LiveTLSCapability.options(from: installation, timeout: installation.tlsProbeTimeout),
+            ? LiveTLSCapability(options: try LiveTLSCapability.options(from: installation, source: configuration.source, timeout: installation.tlsProbeTimeout),
                                 cachePath: installation.tlsCache, ttl: installation.tlsCacheTTL,
                                 warn: { Diagnostics.warn(Self.tool, $0) })
             : nil
         let classifier = try Classifier(configuration: configuration, options: envelope, prompt: prompt,
-                                        hostname: installation.hostname ?? Self.localHostName(), liveTLS: live)
+                                        hostname: installation.hostname ?? localHostName(), liveTLS: live)
         let audit = report == .none ? configuration.installation.auditLog.map(AuditLog.init) : nil
         var explained: [[String: Any]] = []
         let filter = try StreamFilter(tool: Self.tool)
@@ -72,14 +72,6 @@ public struct ClassifyTool {
         case .text:
             try FileDescriptorIO.writeAll(1, Array(Self.explanation(explained).utf8))
         }
-    }
-
-    /// The host name for delivery reports, from gethostname(2): ProcessInfo's
-    /// hostName resolves it through DNS, which can stall a filter at start-up.
-    static func localHostName() -> String {
-        var name = [CChar](repeating: 0, count: 256)
-        guard gethostname(&name, name.count - 1) == 0 else { return "localhost" }
-        return String(cString: name)
     }
 
     static func explanation(_ rows: [[String: Any]]) -> String {

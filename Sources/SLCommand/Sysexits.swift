@@ -49,7 +49,7 @@ extension Sysexit {
             case .malformed, .invalidField: self = .dataError
             case .io: self = .tempFail
             }
-        case is ConfigurationError, is AddressBookError, is TransportTableError: self = .config
+        case is ConfigurationError, is AddressBookError, is TransportTableError, is TLSSetupError: self = .config
         case is AddressError: self = .dataError     // an address inside a message
         case is PolicyRefusal, is RecipientKeyError, is RecipientCertificateError: self = .unavailable
         case is PGPError, is SMIMEError: self = .tempFail

@@ -12,7 +12,7 @@ import SLTransport
 /// (human text, or JSON lines), optionally recording the verdicts in the TLS cache
 /// that sl-classify reads.
 public struct TLSProbeTool {
-    public enum Input: Sendable { case arguments([String]), list, message }
+    public enum Input: Sendable { case arguments([String]), message }
 
     public var configurationPath: String?
     public var input: Input = .arguments([])
@@ -37,7 +37,7 @@ public struct TLSProbeTool {
     public func run() throws -> Sysexit {
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
         let installation = configuration?.installation ?? InstallationSettings()
-        var options = try LiveTLSCapability.options(from: installation, timeout: timeout)
+        var options = try LiveTLSCapability.options(from: installation, source: configuration?.source ?? "sl.conf", timeout: timeout)
         options.operationTimeout = min(timeout, 10)
         if let dnsServer {
             do { options.dnsServer = try DNSServer(parsing: dnsServer) } catch { throw UsageError("--dns: \(error)") }
@@ -95,8 +95,6 @@ public struct TLSProbeTool {
             for a in args {
                 if a == "-" { items += try Self.readList() } else { items.append(a) }
             }
-        case .list:
-            items = try Self.readList()
         case .message:
             let filter = try StreamFilter(tool: Self.tool)
             if singleMessage { filter.framing = .single }
@@ -110,7 +108,12 @@ public struct TLSProbeTool {
         var seen = Set<String>()
         var domains: [String] = []
         for item in items {
-            let d = try Self.domain(of: item)
+            let d: String
+            do { d = try Self.domain(of: item) } catch let e as UsageError {
+                // From a message it is the input that is bad, not the command line.
+                if case .message = input { throw MessageError.malformed(e.description) }
+                throw e
+            }
             if seen.insert(d).inserted { domains.append(d) }
         }
         return domains

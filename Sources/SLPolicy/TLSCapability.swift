@@ -95,7 +95,8 @@ public struct TLSCacheFile: TLSCapabilityProvider {
         return TLSFinding(verdict: e.verdict, source: "cache")
     }
 
-    /// Adds or replaces entries, safely beside other processes doing the same: an
+    /// Adds or replaces entries (an unreachable result never replaces a valid
+    /// reachable verdict), safely beside other processes doing the same: an
     /// exclusive flock(2) on PATH.lock serialises writers, the file is re-read under
     /// the lock so nobody's results are lost, expired entries are dropped, and the
     /// new file replaces the old by rename(2) so readers never see half of one.
@@ -111,7 +112,13 @@ public struct TLSCacheFile: TLSCapabilityProvider {
         defer { _ = flock(lock, LOCK_UN) }
         let current = try TLSCacheFile(path: path, now: now)
         var entries = current.entries.filter { $0.value.checked + $0.value.ttl > now.timeIntervalSince1970 }
-        for (domain, entry) in new { entries[domain.lowercased()] = entry }
+        for (domain, entry) in new {
+            // A failed probe does not erase what a good one found: an unreachable
+            // result leaves a still-valid reachable verdict in place.
+            let key = domain.lowercased()
+            if entry.verdict == .unreachable, let old = entries[key], old.verdict != .unreachable { continue }
+            entries[key] = entry
+        }
         let data = try encode(entries)
         let temporary = path + ".new.\(getpid())"
         guard FileManager.default.createFile(atPath: temporary, contents: data) else {

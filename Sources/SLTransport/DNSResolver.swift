@@ -104,11 +104,11 @@ public final class DNSResolver {
             let name = try r.expandName(at: r.rdataOffset + 2)
             hosts.append((pref, i, MXHost(preference: pref, name: name)))
         }
-        if hosts.isEmpty { return .implicit }
         // RFC 7505: a domain that takes no mail publishes exactly one MX, target ".".
-        if hosts.contains(where: { $0.2.name.isEmpty }) {
-            return .nullMX
-        }
+        // A "." beside real hosts is a misconfiguration: skip it, use the others.
+        if hosts.count == 1, hosts[0].2.name.isEmpty { return .nullMX }
+        hosts.removeAll { $0.2.name.isEmpty }
+        if hosts.isEmpty { return .implicit }
         for h in hosts where !Self.isHostName(h.2.name) {
             throw DNSError.invalid("\(domain): MX target \"\(h.2.name.prefix(80))\" is not a host name")
         }

@@ -16,6 +16,7 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
     private var prober: TLSProber?
     private var resolver: DNSResolver?
     private var seen: [String: TLSFinding] = [:]
+    private var unavailable = false
 
     public init(options: ProbeOptions, cachePath: String?, ttl: Double, warn: @escaping @Sendable (String) -> Void) {
         self.options = options
@@ -25,13 +26,17 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
     }
 
     /// The probe settings in a configuration, with `timeout` seconds per domain.
-    public static func options(from installation: InstallationSettings, timeout: Double) throws -> ProbeOptions {
+    public static func options(from installation: InstallationSettings, source: String, timeout: Double) throws -> ProbeOptions {
         var o = ProbeOptions()
-        o.dnsServer = try installation.dnsServer.map(DNSServer.init(parsing:))
+        do {
+            o.dnsServer = try installation.dnsServer.map(DNSServer.init(parsing:))
+        } catch {
+            throw ConfigurationError(source, 0, "dns_server: \(error)")
+        }
         o.transport = try installation.transportMap.map(TransportTable.init(path:)) ?? TransportTable()
         o.port = installation.smtpPort
         o.caFile = installation.tlsCAFile
-        o.heloName = installation.hostname ?? "localhost"
+        o.heloName = installation.hostname ?? localHostName()
         o.domainTimeout = timeout
         o.operationTimeout = min(timeout, 10)
         return o
@@ -40,16 +45,17 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
     public func finding(for domain: String) -> TLSFinding? {
         lock.lock(); defer { lock.unlock() }
         if let f = seen[domain] { return f }
+        if unavailable { return nil }
         do {
             if prober == nil { prober = try TLSProber(options: options) }
             if resolver == nil {
-                resolver = try DNSResolver(server: options.dnsServer, timeout: Int(min(options.operationTimeout, 5).rounded(.up)))
+                resolver = try options.makeResolver()
             }
         } catch {
             // No probe possible (no resolver, no CA store): no verdict, which the
             // decision treats as "not TLS-capable" — never the other way round.
             warn("TLS probe unavailable: \(error)")
-            seen[domain] = nil
+            unavailable = true
             return nil
         }
         let result = prober!.probe(domain, resolver: resolver!)

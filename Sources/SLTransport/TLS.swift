@@ -12,6 +12,13 @@ func openSSLReason(_ what: String) -> String {
     return reasons.isEmpty ? what : "\(what): \(reasons.joined(separator: "; "))"
 }
 
+/// The local TLS set-up is unusable (a CA bundle that does not load): a
+/// configuration problem, not the server's.
+public struct TLSSetupError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}
+
 /// Certificate verification failures in RFC 8460 (SMTP TLS reporting) result types.
 public enum TLSResultType: String, Codable, Sendable {
     case starttlsNotSupported = "starttls-not-supported"
@@ -26,11 +33,10 @@ public enum TLSResultType: String, Codable, Sendable {
 public final class TLSClientContext: @unchecked Sendable {
     let ctx: OpaquePointer
 
-    /// - Parameters:
-    ///   - caFile: PEM bundle of trust anchors; nil means the system CA store.
-    ///   - allowLegacyProtocols: also negotiate TLS 1.0/1.1 (the probe wants to see
-    ///     them, to call the host `encrypted`; they never count as verified).
-    public init(caFile: String?, allowLegacyProtocols: Bool = false) throws {
+    /// TLS 1.2 at least and OpenSSL's default security level: a server that offers
+    /// less does not get a session, so nothing weaker can come out "verified".
+    /// - Parameter caFile: PEM bundle of trust anchors; nil means the system CA store.
+    public init(caFile: String?) throws {
         guard let c = SSL_CTX_new(TLS_client_method()) else {
             throw TransportError.tls(openSSLReason("cannot create a TLS context"))
         }
@@ -39,21 +45,16 @@ public final class TLSClientContext: @unchecked Sendable {
         // SSL_get_verify_result afterwards, so that a probe can say *why* it failed and
         // delivery can refuse with that reason.
         SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nil)
-        if allowLegacyProtocols {
-            SSL_CTX_set_security_level(c, 0)
-            _ = sl_ssl_ctx_set_min_proto(c, TLS1_VERSION)
-        } else {
-            _ = sl_ssl_ctx_set_min_proto(c, TLS1_2_VERSION)
-        }
+        _ = sl_ssl_ctx_set_min_proto(c, TLS1_2_VERSION)
         if let caFile {
             guard SSL_CTX_load_verify_locations(c, caFile, nil) == 1 else {
                 SSL_CTX_free(c)
-                throw TransportError.tls(openSSLReason("cannot load the CA bundle \(caFile)"))
+                throw TLSSetupError(openSSLReason("cannot load the CA bundle \(caFile)"))
             }
         } else {
             guard SSL_CTX_set_default_verify_paths(c) == 1 else {
                 SSL_CTX_free(c)
-                throw TransportError.tls(openSSLReason("cannot load the system CA store"))
+                throw TLSSetupError(openSSLReason("cannot load the system CA store"))
             }
         }
     }

@@ -9,8 +9,8 @@ public struct ProbeOptions: Sendable {
     public var port: UInt16 = 25
     /// PEM trust anchors; nil: the system CA store.
     public var caFile: String?
-    /// Name sent in EHLO.
-    public var heloName = "localhost"
+    /// Name sent in EHLO (`hostname` in sl.conf, else gethostname(2)).
+    public var heloName = localHostName()
     /// Seconds for the whole domain: DNS, every MX host, every handshake.
     public var domainTimeout: Double = 30
     /// Seconds for one connect, one read or one write.
@@ -19,6 +19,20 @@ public struct ProbeOptions: Sendable {
     public var maximumHosts = 5
 
     public init() {}
+
+    /// A resolver whose two attempts fit in a quarter of the domain's time limit,
+    /// so that DNS cannot use up the time the handshakes need.
+    public func makeResolver() throws -> DNSResolver {
+        try DNSResolver(server: dnsServer, timeout: Int(max(1, min(5, domainTimeout / 8)).rounded(.up)), attempts: 2)
+    }
+}
+
+/// The host name from gethostname(2), for EHLO and delivery reports (never a DNS
+/// lookup: that can stall a filter at start-up); "localhost" if there is none.
+public func localHostName() -> String {
+    var name = [CChar](repeating: 0, count: 256)
+    guard gethostname(&name, name.count - 1) == 0, name[0] != 0 else { return "localhost" }
+    return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// What one MX host showed.
@@ -60,7 +74,7 @@ public final class TLSProber: @unchecked Sendable {
 
     public init(options: ProbeOptions) throws {
         self.options = options
-        context = try TLSClientContext(caFile: options.caFile, allowLegacyProtocols: true)
+        context = try TLSClientContext(caFile: options.caFile)
     }
 
     /// Probes one domain. `resolver` is the calling thread's own.
@@ -111,7 +125,8 @@ public final class TLSProber: @unchecked Sendable {
 
         // Hosts that answered SMTP are in use; the domain is as good as the worst of them.
         let inUse = hosts.filter { $0.verdict != .unreachable }
-        guard let worst = inUse.min(by: { !$1.verdict.satisfies($0.verdict) }) else {
+        // min under "strictly worse than": the worst host decides.
+        guard let worst = inUse.min(by: { !$0.verdict.satisfies($1.verdict) }) else {
             let first = hosts.first
             return done(.unreachable, nil, first?.reason ?? "no mail host", hosts)
         }
@@ -147,7 +162,7 @@ public final class TLSProber: @unchecked Sendable {
                 connection = c
                 break
             } catch {
-                lastError = "\(address): \(error)"
+                lastError = "\(error)"
             }
         }
         guard let connection else {
@@ -191,10 +206,11 @@ public final class TLSProber: @unchecked Sendable {
             h.result = .starttlsNotSupported
             h.reason = refused.description
         } catch {
-            h.verdict = h.tls == nil ? .none : h.verdict
+            // A failure anywhere after the greeting (injection, handshake, a server
+            // that stops answering) leaves this host without usable TLS.
+            h.verdict = .none
             h.result = h.result ?? .validationFailure
             h.reason = "\(error)"
-            if h.tls != nil { h.verdict = .none }
         }
         return h
     }
@@ -210,9 +226,7 @@ public final class TLSProber: @unchecked Sendable {
         let options = self.options
         // Each thread needs its own resolver; create them here so a bad resolv.conf
         // is reported once, not per domain.
-        let resolvers = try (0..<workers).map { _ in
-            try DNSResolver(server: options.dnsServer, timeout: Int(min(options.operationTimeout, 5).rounded(.up)))
-        }
+        let resolvers = try (0..<workers).map { _ in try options.makeResolver() }
         let group = DispatchGroup()
         for w in 0..<workers {
             let resolver = UncheckedBox(resolvers[w])

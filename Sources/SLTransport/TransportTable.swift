@@ -79,7 +79,12 @@ public struct TransportTable: Sendable {
         }
     }
 
-    struct TableLineError: Error { let line: Int; let message: String }
+    /// A line of the table that does not parse.
+    public struct TableLineError: Error, CustomStringConvertible {
+        public let line: Int
+        public let message: String
+        public var description: String { "line \(line): \(message)" }
+    }
 
     public init(text: String) throws {
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
