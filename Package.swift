@@ -50,10 +50,12 @@ let package = Package(
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
         .testTarget(name: "SLPGPTests", dependencies: ["SLPGP"]),
         // Fixtures/make-certs.py makes the test certificates at run time.
-        // Peers/ holds the scripts that start Postfix, dnsmasq and the scripted bad server.
-        .testTarget(name: "TransportTests", dependencies: ["SLTransport", "SLPolicy"], exclude: ["Peers"]),
+        // Starts the real peers (Postfix, dnsmasq) and the scripted bad server for the
+        // transport and tool tests; peers.py and its README are read at run time.
+        .target(name: "SLTestPeers", path: "Tests/SLTestPeers", exclude: ["peers.py", "README.md"]),
+        .testTarget(name: "TransportTests", dependencies: ["SLTransport", "SLPolicy", "SLTestPeers"]),
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time.
-        .testTarget(name: "ToolTests", dependencies: ["SLMessage"], exclude: ["Golden"]),
+        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLTestPeers"], exclude: ["Golden"]),
     ]
 )

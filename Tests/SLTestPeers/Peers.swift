@@ -1,0 +1,183 @@
+import Foundation
+
+/// The real peers the transport tests talk to, started on loopback by the tests
+/// themselves (Tests/SLTestPeers/peers.py does the starting; see its README):
+///
+/// - one throwaway Postfix `smtpd` per TLS case, each on its own 127.0.0.x address
+///   and all on the same port, so that MX records (which carry no port) reach them;
+/// - `dnsmasq` on 127.0.0.1 serving the test zone `.test`;
+/// - scripted misbehaving servers (`badserver`), the one stand-in: no real server
+///   misbehaves on purpose.
+///
+/// Started once per test process, stopped when it exits.
+public final class Peers: @unchecked Sendable {
+    public static let shared: Result<Peers, any Error> = Result { try Peers() }
+
+    /// One Postfix per TLS case: its domain, MX host, address, and what a probe must say.
+    public struct Server: Sendable {
+        public let domain: String
+        public let mxHost: String
+        public let address: String
+        public let tls: String
+        public let verdict: String
+        public let result: String?
+    }
+
+    public static let servers: [Server] = [
+        Server(domain: "on.test", mxHost: "mx.on.test", address: "127.0.0.2", tls: "on", verdict: "verified", result: nil),
+        Server(domain: "off.test", mxHost: "mx.off.test", address: "127.0.0.3", tls: "off", verdict: "none", result: "starttls-not-supported"),
+        Server(domain: "expired.test", mxHost: "mx.expired.test", address: "127.0.0.4", tls: "expired", verdict: "encrypted", result: "certificate-expired"),
+        Server(domain: "wrongname.test", mxHost: "mx.wrongname.test", address: "127.0.0.5", tls: "wrongname", verdict: "encrypted", result: "certificate-host-mismatch"),
+        Server(domain: "selfsigned.test", mxHost: "mx.selfsigned.test", address: "127.0.0.6", tls: "selfsigned", verdict: "encrypted", result: "certificate-not-trusted"),
+    ]
+
+    /// An address where nothing listens (connection refused).
+    public static let deadAddress = "127.0.0.9"
+
+    public let dir: String
+    public let certs: String
+    public let smtpPort: UInt16
+    public let dnsPort: UInt16
+    public var caFile: String { certs + "/ca.pem" }
+    public var dnsServer: String { "127.0.0.1:\(dnsPort)" }
+    /// The main.cf directory of a server's Postfix (MAIL_CONFIG for posttls-finger).
+    public func configDirectory(_ server: Server) -> String { "\(dir)/postfix-\(server.tls)/etc" }
+
+    public static var script: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("peers.py").path
+    }
+
+    init() throws {
+        dir = NSTemporaryDirectory() + "/sl-peers-\(getpid())-\(UUID().uuidString.prefix(8))"
+        // Postfix's daemons drop privileges: the path to their directories must be
+        // searchable by the postfix user.
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        certs = dir + "/certs"
+        smtpPort = try Self.freePort(type: SOCK_STREAM)
+        dnsPort = try Self.freePort(type: SOCK_DGRAM)
+        try Self.run([Self.script, "certs", certs, "--names", Self.servers.map(\.mxHost).joined(separator: ",")])
+
+        var records: [String] = []
+        for s in Self.servers {
+            records += ["--mx", "\(s.domain),\(s.mxHost),10", "--a", "\(s.mxHost),\(s.address)"]
+        }
+        records += [
+            // the worst host decides: verified primary, plaintext backup
+            "--mx", "mixed.test,mx.on.test,10", "--mx", "mixed.test,mx.off.test,20",
+            // a backup that does not answer is not in use
+            "--mx", "backupdown.test,mx.on.test,10", "--mx", "backupdown.test,mx.down.test,20",
+            "--a", "mx.down.test,\(Self.deadAddress)",
+            // preference order, not answer order
+            "--mx", "order.test,c.order.test,30", "--mx", "order.test,a.order.test,10", "--mx", "order.test,b.order.test,20",
+            "--a", "a.order.test,127.0.0.2", "--a", "b.order.test,127.0.0.3", "--a", "c.order.test,127.0.0.4",
+            "--aaaa", "b.order.test,::1",
+            "--nullmx", "nullmx.test",
+            // no MX: the domain's own address (RFC 5321 5.1)
+            "--a", "implicit.test,127.0.0.2",
+            "--mx", "down.test,mx.down.test,10",
+        ]
+        try Self.run([Self.script, "dnsmasq", "start", "--dir", dir + "/dns", "--port", "\(dnsPort)", "--zone", "test"] + records)
+        registerAtExit("rm -rf '\(dir)'")
+        registerAtExit("\(Self.script) dnsmasq stop --dir \(dir)/dns")
+
+        for s in Self.servers {
+            let d = "\(dir)/postfix-\(s.tls)"
+            registerAtExit("\(Self.script) postfix stop --dir \(d)")
+            try Self.run([Self.script, "postfix", "start", "--dir", d, "--address", s.address, "--port", "\(smtpPort)",
+                          "--tls", s.tls, "--certs", certs, "--hostname", s.mxHost])
+        }
+    }
+
+    /// A free port on 127.0.0.1 for `type`, as the kernel hands one out.
+    static func freePort(type: __socket_type) throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(type.rawValue), 0)
+        guard fd >= 0 else { throw PeerError("socket: \(errno)") }
+        defer { close(fd) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw PeerError("bind: \(errno)") }
+        return UInt16(bigEndian: sa.sin_port)
+    }
+
+    /// Runs a command to completion, its output in files (no pipe can fill up);
+    /// its stderr becomes the error if it fails. Returns its stdout.
+    @discardableResult
+    public static func run(_ argv: [String], stdin: String? = nil) throws -> String {
+        let base = NSTemporaryDirectory() + "/sl-peer-run-\(UUID().uuidString)"
+        defer { for s in [".in", ".out", ".err"] { unlink(base + s) } }
+        FileManager.default.createFile(atPath: base + ".in", contents: Data((stdin ?? "").utf8))
+        FileManager.default.createFile(atPath: base + ".out", contents: nil)
+        FileManager.default.createFile(atPath: base + ".err", contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = argv
+        p.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: base + ".in"))
+        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".out"))
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".err"))
+        try p.run()
+        p.waitUntilExit()
+        let out = String(decoding: FileManager.default.contents(atPath: base + ".out") ?? Data(), as: UTF8.self)
+        let err = String(decoding: FileManager.default.contents(atPath: base + ".err") ?? Data(), as: UTF8.self)
+        guard p.terminationStatus == 0 else {
+            throw PeerError("\(argv.prefix(3).joined(separator: " ")) failed (\(p.terminationStatus)): \(err.suffix(2000))")
+        }
+        return out
+    }
+}
+
+public struct PeerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Shell commands run when the test process exits: the peers outlive every test.
+nonisolated(unsafe) private var atExitCommands: [String] = []
+private let atExitLock = NSLock()
+
+func registerAtExit(_ command: String) {
+    atExitLock.lock(); defer { atExitLock.unlock() }
+    if atExitCommands.isEmpty {
+        atexit {
+            for c in atExitCommands.reversed() { _ = system(c + " >/dev/null 2>&1") }
+        }
+    }
+    atExitCommands.append(command)
+}
+
+/// A scripted misbehaving SMTP server (peers.py badserver), for as long as the
+/// value lives.
+public final class BadServer: @unchecked Sendable {
+    public let address = "127.0.0.1"
+    public let port: UInt16
+    let process: Process
+
+    public init(mode: String, certs: String) throws {
+        port = try Peers.freePort(type: SOCK_STREAM)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [Peers.script, "badserver", "--address", address, "--port", "\(port)", "--mode", mode, "--certs", certs]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // It prints "ready" once it listens.
+        var seen = Data()
+        let handle = out.fileHandleForReading
+        while !String(decoding: seen, as: UTF8.self).contains("ready") {
+            let chunk = handle.availableData
+            if chunk.isEmpty { throw PeerError("badserver \(mode) exited before it was ready") }
+            seen += chunk
+        }
+    }
+
+    deinit {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}

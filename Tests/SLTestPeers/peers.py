@@ -1,0 +1,807 @@
+#!/usr/bin/env python3
+"""Test peers for sl's TLS-probe tests: certificates, throwaway Postfix
+instances, a dnsmasq DNS server and a scripted misbehaving SMTP server.
+
+    peers.py certs DIR --names n1,n2,...
+    peers.py postfix start --dir D --address A --port N --tls MODE --certs C --hostname H
+    peers.py postfix stop --dir D
+    peers.py dnsmasq start --dir D --port N [--mx D,H,P] [--a H,IP] [--aaaa H,IP]
+                           [--nullmx D] [--records FILE] [--zone Z]
+    peers.py dnsmasq stop --dir D
+    peers.py badserver --address A --port N --mode MODE [--certs C]
+
+Standard library plus `cryptography` only.  See README.md beside this file.
+"""
+
+import argparse
+import warnings
+import datetime
+import grp
+import ipaddress
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+START_TIMEOUT = 30.0
+POSTFIX_DAEMONS = "/usr/lib/postfix/sbin"
+
+
+def die(message, code=1):
+    sys.stderr.write("peers.py: %s\n" % message)
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------- certificates
+
+def cmd_certs(args):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    names = [n.strip() for n in args.names.split(",") if n.strip()]
+    if not names:
+        die("--names needs at least one DNS name", 64)
+    os.makedirs(args.dir, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    day = datetime.timedelta(days=1)
+
+    def new_key():
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def write(stem, cert, key):
+        with open(os.path.join(args.dir, stem + ".pem"), "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        path = os.path.join(args.dir, stem + ".key")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+
+    def subject(cn):
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sl test peers"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = new_key()
+    ca_name = subject("sl throwaway test CA")
+    ca = (x509.CertificateBuilder()
+          .subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(now - day).not_valid_after(now + 3650 * day)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False,
+                                       decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                         critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    write("ca", ca, ca_key)
+
+    def leaf(stem, dns_names, not_before, not_after, self_signed=False):
+        key = new_key()
+        name = subject(dns_names[0])
+        builder = (x509.CertificateBuilder()
+                   .subject_name(name)
+                   .issuer_name(name if self_signed else ca_name)
+                   .public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(not_before).not_valid_after(not_after)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                                  critical=True)
+                   .add_extension(x509.KeyUsage(digital_signature=True,
+                                                content_commitment=False,
+                                                key_encipherment=False,
+                                                data_encipherment=False,
+                                                key_agreement=False, key_cert_sign=False,
+                                                crl_sign=False, encipher_only=False,
+                                                decipher_only=False), critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                                  critical=False)
+                   .add_extension(x509.SubjectAlternativeName(
+                       [x509.DNSName(n) for n in dns_names]), critical=False)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                                  critical=False))
+        if not self_signed:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False)
+        cert = builder.sign(key if self_signed else ca_key, hashes.SHA256())
+        write(stem, cert, key)
+
+    leaf("good", names, now - day, now + 365 * day)
+    leaf("expired", names, now - 30 * day, now - day)
+    leaf("wrongname", ["other.invalid"], now - day, now + 365 * day)
+    leaf("selfsigned", names, now - day, now + 365 * day, self_signed=True)
+
+
+# ---------------------------------------------------------------- helpers
+
+def wait_for_port(address, port, deadline, alive=None):
+    """Polls until a TCP connect to address:port succeeds. False on timeout or
+    when alive() says the server died."""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=1.0):
+                return True
+        except OSError:
+            pass
+        if alive is not None and not alive():
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def port_free(address, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie counts as gone.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def group_members(pgid):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] = state, fields[2] = pgrp
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(entry))
+    return pids
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def log_tail(path, lines=30):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return "(no log at %s)\n" % path
+    text = b"\n".join(data.splitlines()[-lines:]).decode("utf-8", "replace")
+    return text + "\n"
+
+
+def make_traversable(path):
+    """The Postfix daemons and the virtual delivery agent run as the postfix
+    user: every directory above D must let others search it (o+x)."""
+    path = os.path.abspath(path)
+    while True:
+        st = os.stat(path)
+        if not st.st_mode & 0o001:
+            os.chmod(path, (st.st_mode & 0o7777) | 0o001)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+
+
+# ---------------------------------------------------------------- postfix
+
+MASTER_CF = """\
+# service   type  private unpriv  chroot  wakeup  maxproc command
+{listen}    inet  n       -       n       -       -       smtpd
+pickup      unix  n       -       n       60      1       pickup
+cleanup     unix  n       -       n       -       0       cleanup
+qmgr        unix  n       -       n       300     1       qmgr
+tlsmgr      unix  -       -       n       1000?   1       tlsmgr
+rewrite     unix  -       -       n       -       -       trivial-rewrite
+bounce      unix  -       -       n       -       0       bounce
+defer       unix  -       -       n       -       0       bounce
+trace       unix  -       -       n       -       0       bounce
+verify      unix  -       -       n       -       1       verify
+flush       unix  n       -       n       1000?   0       flush
+proxymap    unix  -       -       n       -       -       proxymap
+smtp        unix  -       -       n       -       -       smtp
+relay       unix  -       -       n       -       -       smtp
+showq       unix  n       -       n       -       -       showq
+error       unix  -       -       n       -       -       error
+retry       unix  -       -       n       -       -       error
+discard     unix  -       -       n       -       -       discard
+local       unix  -       n       n       -       -       local
+virtual     unix  -       n       n       -       -       virtual
+anvil       unix  -       -       n       -       1       anvil
+scache      unix  -       -       n       -       1       scache
+postlog     unix-dgram n  -       n       -       1       postlogd
+"""
+
+CERT_FOR_MODE = {"on": "good", "expired": "expired", "wrongname": "wrongname",
+                 "selfsigned": "selfsigned"}
+
+
+def postfix_paths(d):
+    d = os.path.abspath(d)
+    return {
+        "dir": d,
+        "config": os.path.join(d, "etc"),
+        "queue": os.path.join(d, "queue"),
+        "data": os.path.join(d, "data"),
+        "log": os.path.join(d, "maillog"),
+        "pid": os.path.join(d, "queue", "pid", "master.pid"),
+        "maildir": os.path.join(d, "Maildir"),
+    }
+
+
+def cmd_postfix_start(args):
+    p = postfix_paths(args.dir)
+    try:
+        ipaddress.IPv4Address(args.address)
+    except ValueError:
+        die("--address must be an IPv4 address", 64)
+    pid = read_pid(p["pid"])
+    if pid is not None and pid_alive(pid):
+        die("a Postfix instance is already running in %s (pid %d)" % (p["dir"], pid))
+
+    # Postfix listens with SO_REUSEPORT: a second instance on a busy ADDRESS:PORT
+    # would start "fine" and share the connections. Refuse instead.
+    if not port_free(args.address, args.port):
+        die("%s:%d is already in use" % (args.address, args.port))
+
+    owner = pwd.getpwnam("postfix")
+    postdrop = grp.getgrnam("postdrop").gr_gid
+    uid, gid = owner.pw_uid, owner.pw_gid
+
+    os.makedirs(p["dir"], exist_ok=True)
+    os.chmod(p["dir"], 0o755)
+    make_traversable(p["dir"])
+    os.makedirs(p["config"], exist_ok=True)
+
+    # Queue layout as postfix-files would make it.
+    os.makedirs(p["queue"], exist_ok=True)
+    os.chown(p["queue"], 0, 0)
+    os.chmod(p["queue"], 0o755)
+    layout = [("pid", 0, 0, 0o755)]
+    for sub in ("active", "bounce", "corrupt", "defer", "deferred", "flush", "hold",
+                "incoming", "private", "saved", "trace"):
+        layout.append((sub, uid, 0, 0o700))
+    layout += [("maildrop", uid, postdrop, 0o730), ("public", uid, postdrop, 0o710)]
+    for sub, u, g, mode in layout:
+        path = os.path.join(p["queue"], sub)
+        os.makedirs(path, exist_ok=True)
+        os.chown(path, u, g)
+        os.chmod(path, mode)
+    os.makedirs(p["data"], exist_ok=True)
+    os.chown(p["data"], uid, gid)
+    os.chmod(p["data"], 0o700)
+    for sub in ("", "new", "cur", "tmp"):
+        path = os.path.join(p["maildir"], sub)
+        os.makedirs(path, exist_ok=True)
+        os.chown(path, uid, gid)
+        os.chmod(path, 0o755)
+
+    main = {
+        "compatibility_level": "3.6",
+        "config_directory": p["config"],
+        "queue_directory": p["queue"],
+        "data_directory": p["data"],
+        "command_directory": "/usr/sbin",
+        "daemon_directory": POSTFIX_DAEMONS,
+        "meta_directory": "/etc/postfix",
+        "shlib_directory": "/usr/lib/postfix",
+        "mail_owner": "postfix",
+        "setgid_group": "postdrop",
+        "myhostname": args.hostname,
+        "mydestination": "",
+        "relayhost": "",
+        # Postfix insists that inet_interfaces name addresses of a network
+        # interface; 127.0.0.2..255 are routed to lo but are not addresses of it.
+        # The master.cf line binds the smtpd listener to ADDRESS:PORT alone.
+        "inet_interfaces": "loopback-only",
+        "inet_protocols": "ipv4",
+        "mynetworks": "127.0.0.0/8",
+        "smtpd_banner": "$myhostname ESMTP",
+        "smtpd_peername_lookup": "no",
+        "biff": "no",
+        "alias_maps": "",
+        "alias_database": "",
+        "local_recipient_maps": "",
+        "append_dot_mydomain": "no",
+        "maillog_file": p["log"],
+        "maillog_file_prefixes": p["dir"],
+        "virtual_mailbox_domains": "static:all",
+        "virtual_mailbox_maps": "static:Maildir/",
+        "virtual_mailbox_base": p["dir"],
+        "virtual_uid_maps": "static:%d" % uid,
+        "virtual_gid_maps": "static:%d" % gid,
+        "virtual_mailbox_limit": "0",
+        "smtp_tls_security_level": "none",
+    }
+    if args.tls == "off":
+        main["smtpd_tls_security_level"] = "none"
+    else:
+        certs = os.path.abspath(args.certs or die("--certs is needed with --tls %s" % args.tls, 64))
+        stem = os.path.join(certs, CERT_FOR_MODE[args.tls])
+        for ext in (".pem", ".key"):
+            if not os.path.exists(stem + ext):
+                die("missing %s (run: peers.py certs %s --names ...)" % (stem + ext, certs), 66)
+        main.update({
+            "smtpd_tls_security_level": "may",
+            "smtpd_tls_chain_files": "%s.key, %s.pem" % (stem, stem),
+            "smtpd_tls_loglevel": "1",
+            "smtpd_tls_received_header": "yes",
+        })
+    with open(os.path.join(p["config"], "main.cf"), "w") as f:
+        f.write("# Written by Tests/Peers/peers.py; throwaway instance.\n")
+        for key, value in main.items():
+            f.write("%s = %s\n" % (key, value))
+    with open(os.path.join(p["config"], "master.cf"), "w") as f:
+        f.write(MASTER_CF.format(listen="%s:%d" % (args.address, args.port)))
+    # Postfix re-reads a configuration file modified within the last second or
+    # two until it is older (a file being edited); backdating saves ~2 s a start.
+    past = time.time() - 10
+    for name in ("main.cf", "master.cf"):
+        os.utime(os.path.join(p["config"], name), (past, past))
+    # A fresh log per start, so that a failure shows this start's story.
+    with open(p["log"], "w"):
+        pass
+    os.chmod(p["log"], 0o644)
+
+    deadline = time.monotonic() + START_TIMEOUT
+    # master -w: the foreground process returns once the daemon has initialised.
+    # Running master directly avoids `postfix -c`, which insists on
+    # /etc/postfix/main.cf listing this directory in alternate_config_directories.
+    env = dict(os.environ, MAIL_CONFIG=p["config"])
+    # Output to a file, not a pipe: the daemon inherits the descriptor for a
+    # while, and reading a pipe to its end would wait for that.
+    with open(os.path.join(p["dir"], "master.out"), "w+b") as out:
+        proc = subprocess.run([os.path.join(POSTFIX_DAEMONS, "master"), "-w",
+                               "-c", p["config"]],
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                              env=env, cwd=p["dir"], timeout=START_TIMEOUT)
+        out.seek(0)
+        master_output = out.read()
+
+    def alive():
+        pid = read_pid(p["pid"])
+        return pid is not None and pid_alive(pid)
+
+    if proc.returncode == 0 and wait_for_port(args.address, args.port, deadline, alive):
+        return
+    sys.stderr.write("peers.py: Postfix did not start in %s (master exit %d)\n"
+                     % (p["dir"], proc.returncode))
+    if master_output:
+        sys.stderr.write(master_output.decode("utf-8", "replace"))
+    sys.stderr.write(log_tail(p["log"]))
+    if os.path.getsize(p["log"]) == 0:
+        sys.stderr.write("(master reports errors before its log daemon runs only to "
+                         "syslog; try: postconf -c %s -n)\n" % p["config"])
+    stop_postfix(p)
+    sys.exit(1)
+
+
+def stop_postfix(p, timeout=START_TIMEOUT):
+    pid = read_pid(p["pid"])
+    if pid is None or not pid_alive(pid):
+        return True
+    deadline = time.monotonic() + timeout
+    # master is a session and process group leader; its children share its group.
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    while time.monotonic() < deadline:
+        if not pid_alive(pid) and not group_members(pid):
+            return True
+        time.sleep(0.05)
+    for member in group_members(pid):
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return False
+
+
+def cmd_postfix_stop(args):
+    p = postfix_paths(args.dir)
+    if not stop_postfix(p):
+        die("Postfix in %s did not stop in time; killed" % p["dir"])
+
+
+# ---------------------------------------------------------------- dnsmasq
+
+RECORD_KINDS = ("mx", "a", "aaaa", "nullmx", "zone")
+
+
+def dns_query(server, port, name, qtype=1, timeout=1.0):
+    """One UDP query; returns the rcode, or None without an answer."""
+    qid = random.randrange(65536)
+    packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        packet += bytes([len(label)]) + label.encode("ascii")
+    packet += b"\x00" + struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            # Connected, so that a port nobody listens on yet fails at once.
+            s.connect((server, port))
+            s.send(packet)
+            reply = s.recv(4096)
+        except OSError:
+            return None
+    if len(reply) < 12 or struct.unpack(">H", reply[:2])[0] != qid:
+        return None
+    return struct.unpack(">H", reply[2:4])[0] & 0x000F
+
+
+def read_records(path):
+    """Lines like `--mx on.test,mx.on.test,10`, `mx on.test,mx.on.test,10` or
+    `mx=on.test,...`; blank lines and # comments are skipped."""
+    records = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            line = line.lstrip("-")
+            for sep in ("=", " ", "\t"):
+                if sep in line:
+                    kind, value = line.split(sep, 1)
+                    break
+            else:
+                die("%s:%d: expected OPTION VALUE" % (path, number), 65)
+            kind = kind.strip().lower()
+            if kind not in RECORD_KINDS:
+                die("%s:%d: unknown option %r" % (path, number, kind), 65)
+            records.append((kind, value.strip()))
+    return records
+
+
+def cmd_dnsmasq_start(args):
+    d = os.path.abspath(args.dir)
+    os.makedirs(d, exist_ok=True)
+    pid_file = os.path.join(d, "dnsmasq.pid")
+    log_file = os.path.join(d, "dnsmasq.log")
+    pid = read_pid(pid_file)
+    if pid is not None and pid_alive(pid):
+        die("dnsmasq already running in %s (pid %d)" % (d, pid))
+
+    records = []
+    for kind in RECORD_KINDS:
+        for value in getattr(args, kind) or []:
+            records.append((kind, value))
+    for path in args.records or []:
+        records.extend(read_records(path))
+
+    lines, zones, names = [], set(), []
+
+    def parts(value, count, kind):
+        fields = [x.strip() for x in value.split(",")]
+        if len(fields) != count or not all(fields):
+            die("--%s wants %d comma-separated fields, got %r" % (kind, count, value), 64)
+        return fields
+
+    for kind, value in records:
+        if kind == "mx":
+            domain, host, pref = parts(value, 3, kind)
+            lines.append("mx-host=%s,%s,%d" % (domain, host, int(pref)))
+            names.append(domain)
+        elif kind == "nullmx":
+            domain = parts(value, 1, kind)[0]
+            # RFC 7505: MX 0 "." written as raw RDATA (preference 0, root name).
+            lines.append("dns-rr=%s,15,000000" % domain)
+            names.append(domain)
+        elif kind in ("a", "aaaa"):
+            host, ip = parts(value, 2, kind)
+            address = ipaddress.ip_address(ip)
+            if (kind == "a") != (address.version == 4):
+                die("--%s %s: wrong address family" % (kind, value), 64)
+            lines.append("host-record=%s,%s" % (host, address))
+            names.append(host)
+        elif kind == "zone":
+            zones.add(parts(value, 1, kind)[0].strip(".").lower())
+    # Never forward: every top-level name we serve is answered here alone, so
+    # unknown names in it get NXDOMAIN.
+    for name in names:
+        zones.add(name.rstrip(".").rsplit(".", 1)[-1].lower())
+    # .invalid (RFC 6761) is always local: the readiness query asks there.
+    zones.add("invalid")
+    for zone in sorted(zones):
+        lines.append("local=/%s/" % zone)
+
+    conf = os.path.join(d, "dnsmasq.conf")
+    with open(conf, "w") as f:
+        f.write("# Written by Tests/Peers/peers.py\n")
+        f.write("\n".join(lines) + "\n")
+
+    command = ["dnsmasq", "--no-daemon", "--conf-file=" + conf, "--no-resolv", "--no-hosts",
+               "--no-poll", "--listen-address=127.0.0.1", "--bind-interfaces",
+               "--port=%d" % args.port, "--user=root", "--log-facility=-"]
+    with open(log_file, "wb") as log:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, close_fds=True)
+    with open(pid_file, "w") as f:
+        f.write("%d\n" % proc.pid)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        if dns_query("127.0.0.1", args.port, "peers-ready-check.invalid",
+                     timeout=0.25) is not None:
+            return
+        time.sleep(0.05)
+    sys.stderr.write("peers.py: dnsmasq did not answer on 127.0.0.1:%d\n" % args.port)
+    sys.stderr.write(log_tail(log_file))
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    sys.exit(1)
+
+
+def cmd_dnsmasq_stop(args):
+    d = os.path.abspath(args.dir)
+    pid = read_pid(os.path.join(d, "dnsmasq.pid"))
+    if pid is None or not pid_alive(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    die("dnsmasq in %s did not stop in time; killed" % d)
+
+
+# ---------------------------------------------------------------- bad server
+
+BAD_MODES = ("injection", "nostarttls", "garbage", "silent", "stall-handshake", "ok", "tls10")
+
+
+class Conversation:
+    def __init__(self, sock, args, tls_context):
+        self.sock = sock
+        self.args = args
+        self.tls_context = tls_context
+        self.buffer = b""
+        self.encrypted = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                return None
+            self.buffer += chunk
+            if len(self.buffer) > 65536:
+                return None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("latin-1")
+
+    def drain_forever(self):
+        """Never answers; returns when the client goes away."""
+        while True:
+            if not self.sock.recv(4096):
+                return
+
+    def ehlo_reply(self):
+        host = self.args.hostname
+        features = ["PIPELINING", "SIZE 10240000", "8BITMIME"]
+        if not self.encrypted and self.args.mode != "nostarttls":
+            features.append("STARTTLS")
+        lines = [host] + features
+        return "".join("250%s%s\r\n" % ("-" if i < len(lines) - 1 else " ", text)
+                       for i, text in enumerate(lines)).encode()
+
+    def starttls(self, reply):
+        self.send(reply)
+        if self.args.mode == "stall-handshake":
+            self.drain_forever()
+            return False
+        if self.buffer:
+            # A client that pipelined after STARTTLS: nothing sane to do.
+            return False
+        self.sock = self.tls_context.wrap_socket(self.sock, server_side=True)
+        self.encrypted = True
+        self.buffer = b""
+        return True
+
+    def run(self):
+        mode = self.args.mode
+        if mode == "silent":
+            self.drain_forever()
+            return
+        if mode == "garbage":
+            self.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+                      b"\x00\xff\xfe\x16\x03\x01\x00\x05junk\r\n")
+            return
+        self.send(("220 %s ESMTP scripted test server\r\n" % self.args.hostname).encode())
+        in_data = False
+        while True:
+            line = self.line()
+            if line is None:
+                return
+            if in_data:
+                if line == ".":
+                    in_data = False
+                    self.send(b"250 2.0.0 Ok: discarded\r\n")
+                continue
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                self.send(self.ehlo_reply())
+            elif verb == "HELO":
+                self.send(("250 %s\r\n" % self.args.hostname).encode())
+            elif verb == "STARTTLS":
+                if mode == "nostarttls" or self.encrypted:
+                    self.send(b"502 5.5.1 Error: command not implemented\r\n")
+                    continue
+                if mode == "injection":
+                    reply = b"220 2.0.0 Ready to start TLS\r\n250 injected\r\n"
+                else:
+                    reply = b"220 2.0.0 Ready to start TLS\r\n"
+                try:
+                    if not self.starttls(reply):
+                        return
+                except (ssl.SSLError, OSError):
+                    return
+            elif verb in ("NOOP", "RSET"):
+                self.send(b"250 2.0.0 Ok\r\n")
+            elif verb in ("MAIL", "RCPT"):
+                self.send(b"250 2.1.0 Ok\r\n")
+            elif verb == "DATA":
+                self.send(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                in_data = True
+            elif verb == "QUIT":
+                self.send(b"221 2.0.0 Bye\r\n")
+                return
+            else:
+                self.send(b"500 5.5.2 Error: command not recognized\r\n")
+
+
+def tls_context_for(args):
+    if args.mode not in ("injection", "ok", "tls10"):
+        return None
+    if not args.certs:
+        die("--mode %s needs --certs CERTDIR (with good.pem/good.key)" % args.mode, 64)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if args.mode == "tls10":
+        # OpenSSL 3 allows TLS 1.0/1.1 only at security level 0.
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+    else:
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(os.path.join(args.certs, "good.pem"),
+                            os.path.join(args.certs, "good.key"))
+    return context
+
+
+def cmd_badserver(args):
+    context = tls_context_for(args)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((args.address, args.port))
+    except OSError as error:
+        die("cannot listen on %s:%d: %s" % (args.address, args.port, error))
+    listener.listen(64)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    print("ready", flush=True)
+
+    def serve(sock):
+        try:
+            Conversation(sock, args, context).run()
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except KeyboardInterrupt:
+            return
+        threading.Thread(target=serve, args=(sock,), daemon=True).start()
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(prog="peers.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    certs = sub.add_parser("certs", help="make a throwaway CA and server certificates")
+    certs.add_argument("dir")
+    certs.add_argument("--names", required=True, help="DNS names, comma-separated")
+    certs.set_defaults(func=cmd_certs)
+
+    postfix = sub.add_parser("postfix", help="a throwaway Postfix")
+    psub = postfix.add_subparsers(dest="action", required=True)
+    pstart = psub.add_parser("start")
+    pstart.add_argument("--dir", required=True)
+    pstart.add_argument("--address", required=True)
+    pstart.add_argument("--port", type=int, required=True)
+    pstart.add_argument("--tls", required=True, choices=["on", "off", "expired",
+                                                          "wrongname", "selfsigned"])
+    pstart.add_argument("--certs")
+    pstart.add_argument("--hostname", required=True)
+    pstart.set_defaults(func=cmd_postfix_start)
+    pstop = psub.add_parser("stop")
+    pstop.add_argument("--dir", required=True)
+    pstop.set_defaults(func=cmd_postfix_stop)
+
+    dns = sub.add_parser("dnsmasq", help="a dnsmasq serving test zones")
+    dsub = dns.add_subparsers(dest="action", required=True)
+    dstart = dsub.add_parser("start")
+    dstart.add_argument("--dir", required=True)
+    dstart.add_argument("--port", type=int, required=True)
+    dstart.add_argument("--mx", action="append", metavar="DOMAIN,HOST,PREF")
+    dstart.add_argument("--a", action="append", metavar="HOST,IP")
+    dstart.add_argument("--aaaa", action="append", metavar="HOST,IP")
+    dstart.add_argument("--nullmx", action="append", metavar="DOMAIN")
+    dstart.add_argument("--zone", action="append", metavar="ZONE",
+                        help="also answer NXDOMAIN for unknown names under ZONE")
+    dstart.add_argument("--records", action="append", metavar="FILE",
+                        help="one option per line, e.g. `mx on.test,mx.on.test,10`")
+    dstart.set_defaults(func=cmd_dnsmasq_start)
+    dstop = dsub.add_parser("stop")
+    dstop.add_argument("--dir", required=True)
+    dstop.set_defaults(func=cmd_dnsmasq_stop)
+
+    bad = sub.add_parser("badserver", help="a scripted misbehaving SMTP server")
+    bad.add_argument("--address", required=True)
+    bad.add_argument("--port", type=int, required=True)
+    bad.add_argument("--mode", required=True, choices=BAD_MODES)
+    bad.add_argument("--certs")
+    bad.add_argument("--hostname", default="bad.test")
+    bad.set_defaults(func=cmd_badserver)
+
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    # A test runner may start us from a thread that blocks signals; the daemons we
+    # start would inherit the mask and ignore SIGTERM for good. Start clean.
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    main()
