@@ -20,6 +20,8 @@ public struct TLSProbeTool {
     public var warm = false
     /// Write results to the cache (`tls_cache`); --warm implies it.
     public var updateCache = false
+    /// Answer from the cache where it has a fresh verdict; probe the rest.
+    public var cached = false
     public var dnsServer: String?
     public var port: UInt16?
     public var caFile: String?
@@ -49,23 +51,31 @@ public struct TLSProbeTool {
         let domains = try readDomains()
         guard !domains.isEmpty else { throw UsageError("no domains to probe (give DOMAIN or ADDRESS arguments, - for a list on stdin, or --message)") }
         let cachePath = installation.tlsCache
-        if (warm || updateCache) && cachePath == nil {
+        if (warm || updateCache || cached) && cachePath == nil {
             throw ConfigurationError(configuration?.source ?? ConfigurationLocation.defaultPath, 0,
-                                     "--warm and --update-cache need tls_cache in sl.conf")
+                                     "--warm, --update-cache and --cached need tls_cache in sl.conf")
         }
 
-        let prober = try TLSProber(options: options)
-        let showProgress = domains.count > 1 && Diagnostics.stderrIsTerminal
-        let results = try prober.probeAll(domains, concurrency: concurrency) { done, total, r in
+        // --cached: fresh cache entries answer; only the rest are probed.
+        var fromCache: [String: DomainProbe] = [:]
+        if cached, let cachePath {
+            let cache = try TLSCacheFile(path: cachePath)
+            for d in domains { if let e = cache.entry(for: d) { fromCache[d] = DomainProbe(domain: d, cached: e) } }
+        }
+        let misses = domains.filter { fromCache[$0] == nil }
+        let showProgress = misses.count > 1 && Diagnostics.stderrIsTerminal
+        let probed = misses.isEmpty ? [] : try TLSProber(options: options).probeAll(misses, concurrency: concurrency) { done, total, r in
             if showProgress {
                 let line = "\r\(Self.tool): \(done)/\(total) probed, last \(r.domain): \(r.verdict.rawValue)\u{1B}[K"
                 try? FileDescriptorIO.writeAll(2, Array(line.utf8))
                 if done == total { try? FileDescriptorIO.writeAll(2, [0x0A]) }
             }
         }
-        if (warm || updateCache), let cachePath {
+        for r in probed { fromCache[r.domain] = r }
+        let results = domains.map { fromCache[$0]! }
+        if (warm || updateCache || cached), let cachePath, !probed.isEmpty {
             var entries: [String: TLSCacheFile.Entry] = [:]
-            for r in results { entries[r.domain] = r.cacheEntry(ttl: installation.tlsCacheTTL) }
+            for r in probed { entries[r.domain] = r.cacheEntry(ttl: installation.tlsCacheTTL) }
             try TLSCacheFile.merge(entries, into: cachePath)
         }
 
@@ -121,12 +131,12 @@ public struct TLSProbeTool {
 
     /// The domain of `item`: an address's domain part (IDN to A-labels), or the item.
     static func domain(of item: String) throws -> String {
+        var d = item.lowercased()
         if item.contains("@") {
-            do { return try EmailAddress(parsing: item).asciiDomain.lowercased() } catch {
+            do { d = try EmailAddress(parsing: item).asciiDomain.lowercased() } catch {
                 throw UsageError("\"\(item.prefix(80))\" is not an address: \(error)")
             }
         }
-        var d = item.lowercased()
         if d.hasSuffix(".") { d.removeLast() }
         guard DNSResolver.isHostName(d) else { throw UsageError("\"\(item.prefix(80))\" is not a domain name") }
         return d
@@ -167,6 +177,7 @@ public struct TLSProbeTool {
     static func describe(_ r: DomainProbe) -> String {
         var s = "\(r.domain): \(r.verdict.rawValue)"
         if let result = r.result { s += " (\(result.rawValue))" }
+        if r.source == "cache" { s += " [cached]" }
         if r.hosts.isEmpty, let reason = r.reason { s += " — \(reason)" }
         s += "\n"
         for h in r.hosts {

@@ -91,8 +91,13 @@ public struct TLSCacheFile: TLSCapabilityProvider {
     }
 
     public func finding(for domain: String) -> TLSFinding? {
+        entry(for: domain).map { TLSFinding(verdict: $0.verdict, source: "cache") }
+    }
+
+    /// The unexpired entry for `domain` (lowercased ASCII), if any.
+    public func entry(for domain: String) -> Entry? {
         guard let e = entries[domain], e.checked + e.ttl > now.timeIntervalSince1970 else { return nil }
-        return TLSFinding(verdict: e.verdict, source: "cache")
+        return e
     }
 
     /// Adds or replaces entries (an unreachable result never replaces a valid

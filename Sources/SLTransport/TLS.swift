@@ -47,13 +47,12 @@ public final class TLSClientContext: @unchecked Sendable {
         SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nil)
         _ = sl_ssl_ctx_set_min_proto(c, TLS1_2_VERSION)
         if let caFile {
+            // No SSL_CTX_free on these paths: ctx is set, so deinit frees it.
             guard SSL_CTX_load_verify_locations(c, caFile, nil) == 1 else {
-                SSL_CTX_free(c)
                 throw TLSSetupError(openSSLReason("cannot load the CA bundle \(caFile)"))
             }
         } else {
             guard SSL_CTX_set_default_verify_paths(c) == 1 else {
-                SSL_CTX_free(c)
                 throw TLSSetupError(openSSLReason("cannot load the system CA store"))
             }
         }
@@ -102,7 +101,6 @@ final class TLSSession {
         }
         SSL_set_hostflags(s, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
         guard SSL_set1_host(s, verifyName) == 1, SSL_set_fd(s, fd) == 1 else {
-            SSL_free(s)
             throw TransportError.tls(openSSLReason("cannot set up the TLS session"))
         }
     }

@@ -63,6 +63,16 @@ public struct DomainProbe: Codable, Sendable, Equatable {
     public var checked: Double
     /// Seconds the probe took.
     public var elapsed: Double
+    /// "probe", or "cache" when the verdict came from the TLS cache (--cached).
+    public var source = "probe"
+}
+
+extension DomainProbe {
+    /// A verdict from the cache, without host details (the cache keeps none).
+    public init(domain: String, cached entry: TLSCacheFile.Entry) {
+        self.init(domain: domain, verdict: entry.verdict, result: nil, reason: entry.details, hosts: [],
+                  checked: entry.checked, elapsed: 0, source: "cache")
+    }
 }
 
 /// Decides per domain whether mail may travel as TLS-only, by doing what a sending

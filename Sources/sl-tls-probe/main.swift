@@ -32,6 +32,9 @@ struct SLTLSProbe: ParsableCommand {
     @Flag(name: .customLong("update-cache"), help: "Also record the verdicts in the TLS cache.")
     var updateCache = false
 
+    @Flag(help: "Answer from the TLS cache where it has an unexpired verdict; probe (and record) only the rest.")
+    var cached = false
+
     @Option(help: ArgumentHelp("DNS server to ask instead of resolv.conf's (default: dns_server in sl.conf).", valueName: "ipv4[:port]"))
     var dns: String?
 
@@ -71,6 +74,7 @@ struct SLTLSProbe: ParsableCommand {
         tool.json = json
         tool.warm = warm
         tool.updateCache = updateCache
+        tool.cached = cached
         tool.dnsServer = dns
         tool.port = port
         tool.caFile = caFile
