@@ -63,6 +63,7 @@ bench: build
 	bench/classify
 	bench/pgp
 	bench/smime
+	bench/tls-probe
 
 clean:
 	rm -rf .build stage
