@@ -16,7 +16,7 @@ SCRIPTS     = $(wildcard bin-scripts/sl-*)
 
 # Debian packages: to build, and what the tests drive as real peers.
 BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev
-TEST_DEPS   = $(BUILD_DEPS) gnupg gpgsm openssl procmail time
+TEST_DEPS   = $(BUILD_DEPS) gnupg gpgsm openssl procmail time postfix dnsmasq-base
 
 .PHONY: all build deps test-deps install uninstall demo test bench clean
 

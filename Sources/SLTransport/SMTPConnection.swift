@@ -174,20 +174,23 @@ public final class SMTPConnection {
         }
     }
 
+    private var lineTooLong: TransportError {
+        .protocolViolation("the server sent a reply line longer than \(Self.maximumLineLength) bytes")
+    }
+
     /// One line without its CRLF (a bare LF is accepted as the end too).
     private func readLine() throws -> [UInt8] {
         var scanned = 0
         while true {
             if let nl = buffer[scanned...].firstIndex(of: 0x0A) {
+                guard nl <= Self.maximumLineLength else { throw lineTooLong }
                 var line = Array(buffer[..<nl])
                 buffer.removeSubrange(...nl)
                 if line.last == 0x0D { line.removeLast() }
                 return line
             }
             scanned = buffer.count
-            guard buffer.count <= Self.maximumLineLength else {
-                throw TransportError.protocolViolation("the server sent a reply line longer than \(Self.maximumLineLength) bytes")
-            }
+            guard buffer.count <= Self.maximumLineLength else { throw lineTooLong }
             try fill()
         }
     }
