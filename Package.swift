@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "sl-encrypt-pgp", targets: ["sl-encrypt-pgp"]),
         .executable(name: "sl-encrypt-smime", targets: ["sl-encrypt-smime"]),
         .executable(name: "sl-tls-probe", targets: ["sl-tls-probe"]),
+        .executable(name: "sl-deliver", targets: ["sl-deliver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,9 +36,11 @@ let package = Package(
         // DNS (libresolv), the transport table, TLS (libssl) and the SMTP client; the
         // TLS probe. Shared by sl-tls-probe, sl-classify and sl-deliver.
         .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "COpenSSL", "CResolv"]),
+        // The delivery queue and the SMTP sender: what sl-deliver does.
+        .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),
         // Shared command plumbing: stream loop, staged output, sysexits, audit log.
         .target(name: "SLCommand", dependencies: [
-            "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport",
+            "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLDelivery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -45,6 +48,7 @@ let package = Package(
         .executableTarget(name: "sl-encrypt-pgp", dependencies: ["SLCommand"]),
         .executableTarget(name: "sl-encrypt-smime", dependencies: ["SLCommand"]),
         .executableTarget(name: "sl-tls-probe", dependencies: ["SLCommand"]),
+        .executableTarget(name: "sl-deliver", dependencies: ["SLCommand"]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),

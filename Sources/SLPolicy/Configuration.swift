@@ -83,6 +83,18 @@ public struct InstallationSettings: Sendable {
     public var tlsProbeTimeout: Double = 10
     /// Seconds a probe result stays in the cache (unreachable: at most 10 minutes).
     public var tlsCacheTTL: Double = 86_400
+    /// sl-deliver's queue (default: the state directory's queue/).
+    public var queueDirectory: String?
+    /// Seconds a message may stay queued before it bounces (default 5 days).
+    public var queueLifetime: Double?
+    /// Submission relay `HOST[:PORT]` for sl-deliver instead of MX delivery.
+    public var relay: String?
+    /// Implicit TLS (465) rather than STARTTLS to the relay; nil: by port.
+    public var relayImplicitTLS: Bool?
+    /// File with the relay user name and password (mode 0600).
+    public var relayCredentials: String?
+    /// Shell command that takes a TLS-only message back for a new decision.
+    public var rerouteCommand: String?
 }
 
 /// Settings that depend on the sender; every field is optional so levels can be

@@ -73,7 +73,8 @@ extension Configuration {
             if ["audit_log", "tls_cache", "tls_static", "book", "default_book", "escrow_accounts",
                 "state_directory", "ask_sender", "hostname", "pgp_homedir", "smime_anchors", "smime_system_cas",
                 "dns_server", "transport_map", "smtp_port", "tls_ca_file", "tls_probe", "tls_probe_timeout",
-                "tls_cache_ttl"].contains(key) {
+                "tls_cache_ttl", "queue_directory", "queue_lifetime", "relay", "relay_tls", "relay_credentials",
+                "reroute_command"].contains(key) {
                 guard case .global = section else { throw fail("\(key) is an installation setting; put it before the first section") }
                 switch key {
                 case "book":
@@ -92,6 +93,19 @@ extension Configuration {
                 case "smime_system_cas": c.installation.smimeSystemCAs = try boolean(value, key, fail)
                 case "ask_sender": c.installation.askSender = try boolean(value, key, fail)
                 case "dns_server": c.installation.dnsServer = value
+                case "queue_directory": c.installation.queueDirectory = value
+                case "relay": c.installation.relay = value
+                case "relay_credentials": c.installation.relayCredentials = value
+                case "reroute_command": c.installation.rerouteCommand = value
+                case "relay_tls":
+                    switch value.lowercased() {
+                    case "implicit": c.installation.relayImplicitTLS = true
+                    case "starttls": c.installation.relayImplicitTLS = false
+                    default: throw fail("relay_tls must be implicit or starttls")
+                    }
+                case "queue_lifetime":
+                    guard let days = Double(value), days > 0, days <= 365 else { throw fail("queue_lifetime must be a number of days (up to 365)") }
+                    c.installation.queueLifetime = days * 86_400
                 case "transport_map": c.installation.transportMap = value
                 case "tls_ca_file": c.installation.tlsCAFile = value
                 case "tls_probe": c.installation.tlsProbe = try boolean(value, key, fail)
@@ -241,6 +255,8 @@ extension InstallationSettings {
         auditLog = auditLog.map(resolve)
         tlsCache = tlsCache.map(resolve)
         transportMap = transportMap.map(resolve)
+        queueDirectory = queueDirectory.map(resolve)
+        relayCredentials = relayCredentials.map(resolve)
         tlsCAFile = tlsCAFile.map(resolve)
         escrowAccounts = escrowAccounts.map(resolve)
         stateDirectory = stateDirectory.map(resolve)

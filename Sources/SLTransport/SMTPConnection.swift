@@ -143,6 +143,15 @@ public final class SMTPConnection {
         return details
     }
 
+    /// TLS from the first byte (port 465, RFC 8314): call before `greeting()`.
+    public func startImplicitTLS(context: TLSClientContext, serverName: String) throws -> TLSDetails {
+        let session = try TLSSession(context: context, fd: fd, serverName: serverName, verifyName: serverName)
+        let details = try session.handshake(fd: fd, deadline: next)
+        tls = session
+        tlsDetails = details
+        return details
+    }
+
     /// QUIT, best effort: the answer does not matter.
     public func quit() {
         let saved = timeout

@@ -101,24 +101,12 @@ public final class TLSProber: @unchecked Sendable {
             return done(.unreachable, nil, "not a domain name", [])
         }
 
-        // Which hosts, in which order: the transport table, else MX, else the domain.
-        var targets: [(name: String, preference: Int?, port: UInt16)] = []
+        let targets: [MailHost]
         do {
-            let hop = options.transport.route(for: domain)
-            let port = hop?.port ?? options.port
-            let mxDomain = hop.map { $0.lookupMX ? $0.host : nil } ?? domain
-            if let mxDomain {
-                switch try resolver.mx(mxDomain) {
-                case .nullMX:
-                    return done(.unreachable, nil, "the domain accepts no mail (null MX, RFC 7505)", [])
-                case .implicit:
-                    targets = [(mxDomain, nil, port)]
-                case .hosts(let hosts):
-                    targets = hosts.prefix(options.maximumHosts).map { ($0.name.lowercased(), $0.preference, port) }
-                }
-            } else if let hop {
-                targets = [(hop.host, nil, port)]
-            }
+            targets = try MailHost.hosts(for: domain, transport: options.transport, port: options.port,
+                                         resolver: resolver, limit: options.maximumHosts)
+        } catch NullMXError.nullMX {
+            return done(.unreachable, nil, "the domain accepts no mail (null MX, RFC 7505)", [])
         } catch {
             return done(.unreachable, nil, "DNS: \(error)", [])
         }
@@ -130,7 +118,7 @@ public final class TLSProber: @unchecked Sendable {
                                        verdict: .unreachable, reason: "not probed: the domain's time limit ran out"))
                 continue
             }
-            hosts.append(probeHost(t.name, preference: t.preference, port: t.port, resolver: resolver, limit: limit))
+            hosts.append(probeHost(t, resolver: resolver, limit: limit))
         }
 
         // Hosts that answered SMTP are in use; the domain is as good as the worst of them.
@@ -143,18 +131,15 @@ public final class TLSProber: @unchecked Sendable {
         return done(worst.verdict, worst.result, worst.reason.map { "\(worst.host): \($0)" }, hosts)
     }
 
-    func probeHost(_ name: String, preference: Int?, port: UInt16, resolver: DNSResolver, limit: Deadline) -> HostProbe {
-        var h = HostProbe(host: name, preference: preference, port: Int(port), verdict: .unreachable)
+    func probeHost(_ target: MailHost, resolver: DNSResolver, limit: Deadline) -> HostProbe {
+        let name = target.name, port = target.port
+        var h = HostProbe(host: name, preference: target.preference, port: Int(port), verdict: .unreachable)
         let addresses: [String]
-        if NextHop.isAddress(name) {
-            addresses = [name]
-        } else {
-            do {
-                addresses = try resolver.addresses(name)
-            } catch {
-                h.reason = "DNS: \(error)"
-                return h
-            }
+        do {
+            addresses = try target.addresses(resolver: resolver)
+        } catch {
+            h.reason = "DNS: \(error)"
+            return h
         }
         guard !addresses.isEmpty else {
             h.reason = "\(name) has no address"

@@ -1,0 +1,192 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SLDelivery
+import SLMessage
+import SLPolicy
+import SLTransport
+
+/// sl-deliver without its argument parsing.
+///
+/// Every message read is first stored in the queue (durably), then delivered; only
+/// then does the tool exit 0. Recipients that cannot be reached stay queued for
+/// `--run-queue`; permanent failures become a delivery report to the sender;
+/// TLS-only recipients without verified TLS are handed to `reroute_command` for a
+/// new decision, never sent in plaintext.
+public struct DeliverTool {
+    public var configurationPath: String?
+    public var sender: String?
+    public var recipients: [String] = []
+    public var takeRecipientsFromHeaders = false
+    public var dryRun = false
+    public var runQueue = false
+    public var singleMessage = false
+    public var queueDirectory: String?
+    public var relay: String?
+    public var relayImplicitTLS: Bool?
+    public var dnsServer: String?
+    public var port: UInt16?
+    public var caFile: String?
+    public var transportMap: String?
+    public var concurrency = 10
+    public var timeout: Double = 300
+
+    public init() {}
+
+    static let tool = "sl-deliver"
+    /// Days a message may stay queued before its recipients are bounced.
+    static let defaultLifetime: Double = 5 * 86_400
+
+    public func run() throws {
+        let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
+        let installation = configuration?.installation ?? InstallationSettings()
+        let source = configuration?.source ?? "sl.conf"
+        let options = try deliveryOptions(installation, source: source)
+        let queue = try DeliveryQueue(directory: try queuePath(installation, source: source))
+        let hostname = installation.hostname ?? localHostName()
+        let worker = QueueRunner(queue: queue, options: options, hostname: hostname,
+                                 audit: installation.auditLog.map(AuditLog.init),
+                                 rerouteCommand: installation.rerouteCommand,
+                                 lifetime: installation.queueLifetime ?? Self.defaultLifetime)
+
+        if runQueue {
+            try worker.runQueue(now: Date().timeIntervalSince1970)
+            return
+        }
+
+        // Read and check everything before taking responsibility for any of it.
+        var accepted: [Message] = []
+        let filter = try StreamFilter(tool: Self.tool)
+        if singleMessage { filter.framing = .single }
+        try filter.process { message in
+            accepted.append(try routed(message))
+            return []
+        }
+        if dryRun {
+            var out = ""
+            for m in accepted { out += try worker.plan(m) }
+            try FileDescriptorIO.writeAll(1, Array(out.utf8))
+            return
+        }
+        let now = Date().timeIntervalSince1970
+        var items: [QueueItem] = []
+        for m in accepted { items.append(try queue.add(m, now: now)) }
+        // Everything is queued: from here on, a failure leaves it for --run-queue.
+        do {
+            try worker.attempt(items.map(\.id), now: now)
+        } catch {
+            Diagnostics.warn(Self.tool, "\(error); the messages stay queued in \(queue.directory) for sl-deliver --run-queue")
+        }
+    }
+
+    /// The message with its X-SL-* routing: as sl-classify wrote it, or made from
+    /// the sendmail-style command line (opportunistic TLS).
+    func routed(_ message: Message) throws -> Message {
+        if let envelope = try Envelope.read(from: message.header) {
+            guard !takeRecipientsFromHeaders && recipients.isEmpty else {
+                throw UsageError("message \(message.index) carries X-SL routing; give no recipients and no -t")
+            }
+            guard envelope.method != .bounce else {
+                throw MessageError.malformed("message \(message.index) is routed to bounce; sl-classify sends a delivery report instead")
+            }
+            return message
+        }
+        var m = message
+        var rcpts = recipients
+        if takeRecipientsFromHeaders {
+            for name in ["To", "Cc", "Bcc"] {
+                for f in m.header.all(name) {
+                    do { rcpts += try AddressList.parse(f.unfoldedValue).map(\.addrSpec) } catch {
+                        throw MessageError.malformed("message \(message.index): \(name): \(error)")
+                    }
+                }
+            }
+            m.header.remove("Bcc")
+        }
+        var seen = Set<String>()
+        rcpts = rcpts.filter { seen.insert($0.lowercased()).inserted }
+        guard !rcpts.isEmpty else {
+            throw MessageError.malformed("message \(message.index): no recipients (give them as arguments, use -t, or route with sl-classify)")
+        }
+        let from = try sender ?? m.header["From"].flatMap { try AddressList.parse($0).first?.addrSpec } ?? ""
+        let envelope = Envelope(sender: from, recipients: rcpts.map { Envelope.Recipient(address: $0) },
+                                method: .insecure, tls: .opportunistic, fallback: .insecure)
+        try envelope.write(into: &m.header)
+        return m
+    }
+
+    func queuePath(_ installation: InstallationSettings, source: String) throws -> String {
+        if let q = queueDirectory ?? installation.queueDirectory { return q }
+        guard let state = installation.effectiveStateDirectory else {
+            throw ConfigurationError(source, 0, "no queue directory: set queue_directory or state_directory, or HOME")
+        }
+        return state + "/queue"
+    }
+
+    func deliveryOptions(_ installation: InstallationSettings, source: String) throws -> DeliveryOptions {
+        var o = DeliveryOptions()
+        let probe = try LiveTLSCapability.options(from: installation, source: source, timeout: timeout)
+        o.dnsServer = probe.dnsServer
+        o.transport = probe.transport
+        o.port = installation.smtpPort
+        o.caFile = installation.tlsCAFile
+        o.heloName = probe.heloName
+        o.tlsCache = installation.tlsCache
+        o.tlsCacheTTL = installation.tlsCacheTTL
+        o.timeout = timeout
+        o.concurrency = concurrency
+        if let dnsServer {
+            do { o.dnsServer = try DNSServer(parsing: dnsServer) } catch { throw UsageError("--dns: \(error)") }
+        }
+        if let port { o.port = port }
+        if let caFile { o.caFile = caFile }
+        if let transportMap { o.transport = try TransportTable(path: transportMap) }
+        if let spec = relay ?? installation.relay {
+            o.relay = try Self.parseRelay(spec, implicitTLS: relayImplicitTLS ?? installation.relayImplicitTLS,
+                                          credentials: installation.relayCredentials, source: source)
+        }
+        return o
+    }
+
+    /// HOST, HOST:PORT or [ADDRESS]:PORT; port 587 (submission) by default, and
+    /// implicit TLS by default on 465.
+    static func parseRelay(_ spec: String, implicitTLS: Bool?, credentials: String?, source: String) throws -> Relay {
+        var host = spec, portText: String? = nil
+        if spec.hasPrefix("["), let close = spec.firstIndex(of: "]") {
+            host = String(spec[spec.index(after: spec.startIndex)..<close])
+            let rest = spec[spec.index(after: close)...]
+            if rest.hasPrefix(":") { portText = String(rest.dropFirst()) } else if !rest.isEmpty { host = "" }
+        } else if let colon = spec.lastIndex(of: ":") {
+            host = String(spec[..<colon]); portText = String(spec[spec.index(after: colon)...])
+        }
+        let hop: NextHop
+        do { hop = try NextHop(parsing: "smtp:[\(host)]" + (portText.map { ":" + $0 } ?? "")) } catch {
+            throw UsageError("relay \"\(spec)\" is not HOST[:PORT]")
+        }
+        let port = hop.port ?? 587
+        var relay = Relay(host: hop.host, port: port, implicitTLS: implicitTLS ?? (port == 465))
+        if let credentials {
+            (relay.username, relay.password) = try RelayCredentials.load(credentials, source: source)
+        }
+        return relay
+    }
+}
+
+/// The relay's user name and password: two lines of a file only its owner can read.
+enum RelayCredentials {
+    static func load(_ path: String, source: String) throws -> (String, String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw ConfigurationError(source, 0, "relay_credentials \(path): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & 0o077 == 0 else {
+            throw ConfigurationError(source, 0, "relay_credentials \(path) is readable by others; chmod 600 it")
+        }
+        guard st.st_uid == geteuid() else { throw ConfigurationError(source, 0, "relay_credentials \(path) belongs to another user") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError(source, 0, "cannot read relay_credentials \(path)") }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+        guard lines.count >= 2, !lines[0].isEmpty, !lines[1].isEmpty else {
+            throw ConfigurationError(source, 0, "relay_credentials \(path): expected the user name on line 1 and the password on line 2")
+        }
+        return (lines[0], lines[1])
+    }
+}

@@ -1,0 +1,222 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SLDelivery
+import SLMessage
+import SLPolicy
+import SLTransport
+
+/// Works the queue: delivery attempts, what each outcome does to a queued item,
+/// delivery reports, re-routing of TLS-only recipients, back-off and lifetime.
+final class QueueRunner {
+    let queue: DeliveryQueue
+    let options: DeliveryOptions
+    let hostname: String
+    let audit: AuditLog?
+    let rerouteCommand: String?
+    let lifetime: Double
+
+    init(queue: DeliveryQueue, options: DeliveryOptions, hostname: String, audit: AuditLog?, rerouteCommand: String?, lifetime: Double) {
+        self.queue = queue; self.options = options; self.hostname = hostname
+        self.audit = audit; self.rerouteCommand = rerouteCommand; self.lifetime = lifetime
+    }
+
+    static let tool = "sl-deliver"
+
+    /// Seconds before attempt `n + 1`: 5 minutes, doubling, at most 4 hours.
+    static func backoff(after attempts: Int) -> Double {
+        min(4 * 3600, 300 * pow(2, Double(max(0, attempts - 1))))
+    }
+
+    /// Every item that is due (or every item with `force`), oldest first.
+    func runQueue(now: Double, force: Bool = false) throws {
+        queue.cleanUp(now: now)
+        let due = try queue.items().filter { force || $0.state.nextAttempt <= now }
+        try attempt(due.map(\.id), now: now)
+    }
+
+    /// One delivery attempt for the items, then the same for the delivery reports
+    /// they produced.
+    func attempt(_ ids: [String], now: Double) throws {
+        var round = ids
+        while !round.isEmpty {
+            var parcels: [Parcel] = []
+            var envelopes: [String: Envelope] = [:]
+            var states: [String: QueueState] = [:]
+            let items = Dictionary(try queue.items().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            for id in round {
+                guard let item = items[id] else { continue }
+                // Locked for the whole attempt; another process has it otherwise.
+                let ok = try queue.withLock(id) { () -> Bool in
+                    let message = try queue.message(id)
+                    guard let envelope = try Envelope.read(from: message.header) else { return false }
+                    let waiting = Set(item.state.reroute)
+                    let rcpts = envelope.recipients.map(\.address).filter { !waiting.contains($0) }
+                    envelopes[id] = envelope
+                    states[id] = item.state
+                    if !rcpts.isEmpty {
+                        parcels.append(try Parcel(id: id, sender: envelope.sender, recipients: rcpts,
+                                                  requireTLS: envelope.tls == .required, message: message))
+                    }
+                    return true
+                }
+                if ok != true { continue }
+            }
+            let results = parcels.isEmpty ? [:] : try Deliverer(options: options).deliver(parcels)
+            var reports: [String] = []
+            for id in round {
+                guard let envelope = envelopes[id], var state = states[id] else { continue }
+                let r = results[id] ?? []
+                if let report = try settle(id, envelope: envelope, state: &state, results: r, now: now) {
+                    reports.append(report)
+                }
+            }
+            try audit?.commit()
+            round = reports
+        }
+    }
+
+    /// Applies one attempt's results to an item; returns the id of a delivery
+    /// report it queued, if any.
+    func settle(_ id: String, envelope: Envelope, state: inout QueueState, results: [RecipientResult], now: Double) throws -> String? {
+        let message = try queue.message(id)
+        var remaining = envelope.recipients
+        var failures: [DeliveryReport.Failure] = []
+        let expired = now - state.created >= lifetime
+        for r in results {
+            try record(r, message: message)
+            switch r.outcome {
+            case .delivered:
+                remaining.removeAll { $0.address == r.recipient }
+            case .failed:
+                remaining.removeAll { $0.address == r.recipient }
+                failures.append(.init(recipient: r.recipient, status: r.status, diagnostic: r.reply))
+            case .deferred:
+                state.lastReason = r.reply
+                if expired {
+                    remaining.removeAll { $0.address == r.recipient }
+                    failures.append(.init(recipient: r.recipient, status: "4.4.7",
+                                          diagnostic: "still undeliverable after \(Int(lifetime / 86_400)) days: \(r.reply)"))
+                }
+            case .reroute:
+                if !state.reroute.contains(r.recipient) { state.reroute.append(r.recipient) }
+                state.lastReason = r.reply
+            }
+        }
+        // TLS-only recipients without verified TLS go back for a new decision.
+        if !state.reroute.isEmpty {
+            let handed = reroute(message, sender: envelope.sender, recipients: state.reroute)
+            remaining.removeAll { handed.contains($0.address) }
+            state.reroute.removeAll { handed.contains($0) }
+            if expired {
+                for r in state.reroute {
+                    failures.append(.init(recipient: r, status: "5.7.10",
+                                          diagnostic: "TLS-only delivery impossible and no new decision was made: \(state.lastReason ?? "")"))
+                }
+                remaining.removeAll { state.reroute.contains($0.address) }
+                state.reroute = []
+            }
+        }
+
+        var reportID: String? = nil
+        if !failures.isEmpty && !envelope.sender.isEmpty {
+            var original = message
+            original.header.removeEnvelopeFields()
+            var report = try DeliveryReport.make(for: original, sender: envelope.sender, hostname: hostname,
+                                                 date: Date(timeIntervalSince1970: now), failures: failures)
+            let env = Envelope(sender: "", recipients: [Envelope.Recipient(address: envelope.sender)], method: .insecure,
+                               tls: .opportunistic, fallback: .insecure, account: envelope.account)
+            try env.write(into: &report.header)
+            reportID = try queue.add(report, now: now).id
+        } else if !failures.isEmpty {
+            Diagnostics.warn(Self.tool, "a delivery report failed for \(failures.map(\.recipient).joined(separator: ", ")); the null sender gets no report")
+        }
+
+        if remaining.isEmpty {
+            queue.remove(id)
+        } else {
+            if remaining.count != envelope.recipients.count {
+                var copy = message
+                var env = envelope
+                env.recipients = remaining
+                try env.write(into: &copy.header)
+                try queue.replace(id, with: copy)
+            }
+            state.attempts += 1
+            state.nextAttempt = now + Self.backoff(after: state.attempts)
+            try queue.save(QueueItem(id: id, state: state))
+        }
+        return reportID
+    }
+
+    /// Hands the message to `reroute_command` for the recipients; returns those it
+    /// took (all on exit 0, none otherwise).
+    func reroute(_ message: Message, sender: String, recipients: [String]) -> [String] {
+        guard let command = rerouteCommand else { return [] }
+        var m = message
+        m.header.removeEnvelopeFields()
+        guard let bytes = try? m.bytes() else { return [] }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command, "sl-reroute"] + recipients
+        var env = ProcessInfo.processInfo.environment
+        env["SL_SENDER"] = sender
+        p.environment = env
+        let input = Pipe()
+        p.standardInput = input
+        do {
+            try p.run()
+            try input.fileHandleForWriting.write(contentsOf: Data(bytes))
+            try input.fileHandleForWriting.close()
+        } catch {
+            Diagnostics.warn(Self.tool, "reroute_command could not run: \(error)")
+            return []
+        }
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            Diagnostics.warn(Self.tool, "reroute_command exited \(p.terminationStatus); \(recipients.joined(separator: ", ")) stay queued")
+            return []
+        }
+        return recipients
+    }
+
+    func record(_ r: RecipientResult, message: Message) throws {
+        guard let audit else { return }
+        var fields: [String: Any] = [
+            "time": audit.timestamp(Date()), "tool": Self.tool, "recipient": r.recipient,
+            "outcome": r.outcome.rawValue, "status": r.status, "reply": r.reply,
+        ]
+        if let id = message.header["Message-ID"] { fields["message_id"] = id }
+        if let host = r.host { fields["mx"] = host }
+        if let tls = r.tls {
+            fields["tls_protocol"] = tls.protocolVersion
+            fields["tls_cipher"] = tls.cipher
+            fields["certificate"] = tls.verified ? "verified" : (tls.failure?.rawValue ?? "not verified")
+        } else if r.host != nil {
+            fields["tls_protocol"] = "none"
+        }
+        try audit.record(fields)
+    }
+
+    /// What --dry-run prints for a message: who, how, where.
+    func plan(_ message: Message) throws -> String {
+        guard let envelope = try Envelope.read(from: message.header) else { return "" }
+        var s = "message \(message.index)"
+        if let id = message.header["Message-ID"] { s += " \(id)" }
+        s += ": from <\(envelope.sender)>, TLS \(envelope.tls == .required ? "required (verified, TLS-only)" : "opportunistic")\n"
+        for r in envelope.recipients {
+            let domain = Parcel.domain(of: r.address)
+            let route: String
+            if let relay = options.relay {
+                route = "relay \(relay.host):\(relay.port)" + (relay.implicitTLS ? " (implicit TLS)" : " (STARTTLS)")
+            } else if let hop = options.transport.route(for: domain) {
+                route = hop.lookupMX ? "MX of \(hop.host)" : "\(hop.host):\(hop.port ?? options.port) (transport table)"
+            } else {
+                route = "MX of \(domain), port \(options.port)"
+            }
+            s += "  \(r.address): \(route)\n"
+        }
+        return s
+    }
+}

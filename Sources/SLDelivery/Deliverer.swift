@@ -1,0 +1,400 @@
+import Foundation
+import SLMessage
+import SLPolicy
+import SLTransport
+
+/// What happened to one recipient of one parcel.
+public struct RecipientResult: Sendable {
+    public enum Outcome: String, Sendable { case delivered, deferred, failed, reroute }
+    public var recipient: String
+    public var outcome: Outcome
+    /// RFC 3463 status, e.g. "2.0.0", "4.4.1", "5.1.1".
+    public var status: String
+    /// The server's reply or our reason, printable.
+    public var reply: String
+    public var host: String?
+    public var tls: TLSDetails?
+}
+
+/// Where to send when not to the recipients' MX hosts: a submission relay.
+public struct Relay: Sendable {
+    public var host: String
+    public var port: UInt16
+    /// TLS from the first byte (port 465) rather than STARTTLS.
+    public var implicitTLS: Bool
+    public var username: String?
+    public var password: String?
+
+    public init(host: String, port: UInt16, implicitTLS: Bool, username: String? = nil, password: String? = nil) {
+        self.host = host; self.port = port; self.implicitTLS = implicitTLS
+        self.username = username; self.password = password
+    }
+}
+
+public struct DeliveryOptions: Sendable {
+    public var dnsServer: DNSServer?
+    public var transport = TransportTable()
+    public var port: UInt16 = 25
+    public var caFile: String?
+    public var heloName = localHostName()
+    public var connectTimeout: Double = 30
+    /// Per read or write (RFC 5321 4.5.3.2 suggests minutes; 10 minutes for the
+    /// final reply to DATA is the standard's; we use one figure, settable).
+    public var timeout: Double = 300
+    public var maximumHosts = 5
+    /// Domains (connections) delivered to at once.
+    public var concurrency = 10
+    public var relay: Relay?
+    /// The TLS cache to correct when a TLS-only delivery finds no verified TLS.
+    public var tlsCache: String?
+    public var tlsCacheTTL: Double = 86_400
+
+    public init() {}
+}
+
+/// Delivers parcels over SMTP: one connection per destination, several messages
+/// per connection, destinations in parallel. TLS-only parcels travel only over
+/// STARTTLS with TLS 1.2+ and a certificate verified for the MX name; anything less
+/// and they are not sent at all (outcome `reroute`). Other parcels use STARTTLS
+/// when offered and fall back to plaintext if the handshake fails.
+public final class Deliverer: @unchecked Sendable {
+    let options: DeliveryOptions
+    let context: TLSClientContext
+
+    public init(options: DeliveryOptions) throws {
+        self.options = options
+        context = try TLSClientContext(caFile: options.caFile)
+    }
+
+    /// Results per parcel id, every recipient accounted for.
+    public func deliver(_ parcels: [Parcel]) throws -> [String: [RecipientResult]] {
+        // Group (parcel, recipients) by destination: the relay, or each domain.
+        var groups: [String: [(Parcel, [String])]] = [:]
+        var order: [String] = []
+        for p in parcels {
+            var byDomain: [String: [String]] = [:]
+            for r in p.recipients {
+                let key = options.relay == nil ? Parcel.domain(of: r) : "relay"
+                if byDomain[key] == nil && groups[key] == nil { order.append(key) }
+                byDomain[key, default: []].append(r)
+            }
+            for (key, rcpts) in byDomain { groups[key, default: []].append((p, rcpts)) }
+        }
+        let work = groups
+        let collected = Collected()
+        let queue = WorkQueue(order)
+        let workers = max(1, min(options.concurrency, order.count))
+        let group = DispatchGroup()
+        for _ in 0..<workers {
+            group.enter()
+            let thread = Thread {
+                defer { group.leave() }
+                guard let resolver = try? DNSResolver(server: self.options.dnsServer, timeout: 5, attempts: 2) else {
+                    while let key = queue.next() {
+                        for (p, rcpts) in work[key] ?? [] {
+                            collected.add(p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: "4.4.3", reply: "cannot initialise the DNS resolver") })
+                        }
+                    }
+                    return
+                }
+                while let key = queue.next() {
+                    for (id, results) in self.deliverGroup(key, work[key] ?? [], resolver: resolver) {
+                        collected.add(id, results)
+                    }
+                }
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        group.wait()
+        return collected.results
+    }
+
+    /// A connection that has said EHLO (again, after TLS when TLS was started).
+    final class Session {
+        let connection: SMTPConnection
+        let host: String
+        let verified: Bool
+        let tls: TLSDetails?
+        init(_ c: SMTPConnection, host: String, verified: Bool, tls: TLSDetails?) {
+            connection = c; self.host = host; self.verified = verified; self.tls = tls
+        }
+    }
+
+    func deliverGroup(_ key: String, _ work: [(Parcel, [String])], resolver: DNSResolver) -> [(String, [RecipientResult])] {
+        var pending = work
+        var done: [(String, [RecipientResult])] = []
+        var lastProblem = "no mail host answered"
+        var tlsProblem: (verdict: TLSVerdict, reason: String)? = nil
+
+        let hosts: [MailHost]
+        if let relay = options.relay {
+            hosts = [MailHost(name: relay.host, preference: nil, port: relay.port)]
+        } else {
+            do {
+                hosts = try MailHost.hosts(for: key, transport: options.transport, port: options.port, resolver: resolver, limit: options.maximumHosts)
+            } catch NullMXError.nullMX {
+                return work.map { ($0.0.id, $0.1.map { RecipientResult(recipient: $0, outcome: .failed, status: "5.1.10", reply: "\(key) accepts no mail (null MX)") }) }
+            } catch DNSError.noSuchDomain {
+                return work.map { ($0.0.id, $0.1.map { RecipientResult(recipient: $0, outcome: .failed, status: "5.1.2", reply: "\(key): no such domain") }) }
+            } catch {
+                return work.map { ($0.0.id, $0.1.map { RecipientResult(recipient: $0, outcome: .deferred, status: "4.4.3", reply: "DNS: \(error)") }) }
+            }
+        }
+
+        for host in hosts where !pending.isEmpty {
+            let session: Session
+            do {
+                session = try open(host, resolver: resolver, plaintext: false)
+            } catch let e as TLSUnusable {
+                // The host answers but gives no verified TLS. TLS-only parcels must
+                // try elsewhere; the others may go in plaintext.
+                tlsProblem = (e.verdict, "\(host.name): \(e.reason)")
+                lastProblem = tlsProblem!.reason
+                if options.relay != nil { break }      // a relay without verified TLS gets nothing
+                guard pending.contains(where: { !$0.0.requireTLS }),
+                      let plain = try? open(host, resolver: resolver, plaintext: true) else { continue }
+                pending = run(plain, pending, onlyOpportunistic: true, done: &done, lastProblem: &lastProblem)
+                continue
+            } catch {
+                lastProblem = "\(host.name): \(error)"
+                continue
+            }
+            if !session.verified, let tls = session.tls {
+                tlsProblem = (.encrypted, "\(host.name): certificate not verified (\(tls.failureDetail ?? "unknown"))")
+            }
+            pending = run(session, pending, onlyOpportunistic: !session.verified, done: &done, lastProblem: &lastProblem)
+        }
+
+        // What is left could not be handed over.
+        for (p, rcpts) in pending {
+            if p.requireTLS, let tlsProblem {
+                noteTLSFailure(key, tlsProblem.verdict, tlsProblem.reason)
+                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .reroute, status: "4.7.5",
+                                                               reply: "TLS-only delivery refused: \(tlsProblem.reason)") }))
+            } else {
+                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: "4.4.1", reply: lastProblem) }))
+            }
+        }
+        return done
+    }
+
+    /// Runs the parcels this session may carry; returns the rest.
+    func run(_ session: Session, _ work: [(Parcel, [String])], onlyOpportunistic: Bool,
+             done: inout [(String, [RecipientResult])], lastProblem: inout String) -> [(Parcel, [String])] {
+        var rest: [(Parcel, [String])] = []
+        var broken = false
+        defer { if !broken { session.connection.quit() } }
+        for (p, rcpts) in work {
+            if broken || (onlyOpportunistic && p.requireTLS) { rest.append((p, rcpts)); continue }
+            do {
+                let results = try transaction(session, p, rcpts)
+                done.append((p.id, results))
+            } catch {
+                // The connection broke: what this transaction had is unknown, so
+                // its recipients are deferred (at-least-once), the rest try the next host.
+                broken = true
+                lastProblem = "\(session.host): \(error)"
+                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: "4.4.2",
+                                                               reply: "connection lost: \(error)", host: session.host, tls: session.tls) }))
+            }
+        }
+        return rest
+    }
+
+    struct TLSUnusable: Error { let verdict: TLSVerdict; let reason: String }
+
+    /// Connects to the first address of `host` that greets, says EHLO, and (unless
+    /// `plaintext`) starts TLS. Throws TLSUnusable when the host greets but TLS is
+    /// missing or fails; the caller decides about plaintext.
+    func open(_ host: MailHost, resolver: DNSResolver, plaintext: Bool) throws -> Session {
+        let addresses = try host.addresses(resolver: resolver)
+        guard !addresses.isEmpty else { throw TransportError.connect("\(host.name) has no address") }
+        var lastError: any Error = TransportError.connect("\(host.name): no address answered")
+        for address in addresses {
+            let c: SMTPConnection
+            var implicitTLS: TLSDetails? = nil
+            do {
+                c = try SMTPConnection(address: address, port: host.port, connectTimeout: options.connectTimeout, timeout: options.timeout)
+                if let relay = options.relay, relay.implicitTLS {
+                    implicitTLS = try c.startImplicitTLS(context: context, serverName: host.name)
+                }
+                _ = try c.greeting()
+            } catch {
+                lastError = error
+                continue
+            }
+            var ehlo = try c.ehlo(options.heloName)
+            if ehlo.code != 250 {
+                ehlo = try c.command("HELO \(options.heloName)")
+                guard ehlo.code == 250 else { throw TransportError.protocolViolation("\(host.name) refused EHLO and HELO: \(ehlo.text)") }
+            }
+            if let tls = implicitTLS {
+                guard tls.verified && tls.modernProtocol else {
+                    throw TLSUnusable(verdict: .encrypted, reason: "certificate not verified: \(tls.failureDetail ?? tls.protocolVersion)")
+                }
+                try authenticate(c)
+                return Session(c, host: host.name, verified: true, tls: tls)
+            }
+            if plaintext { return Session(c, host: host.name, verified: false, tls: nil) }
+            guard c.extensions["STARTTLS"] != nil else {
+                c.quit()
+                throw TLSUnusable(verdict: .none, reason: "STARTTLS not offered")
+            }
+            let tls: TLSDetails
+            do {
+                tls = try c.startTLS(context: context, serverName: host.name, verifyName: host.name)
+            } catch {
+                throw TLSUnusable(verdict: .none, reason: "\(error)")
+            }
+            guard try c.ehlo(options.heloName).code == 250 else {
+                throw TLSUnusable(verdict: .none, reason: "EHLO after STARTTLS refused")
+            }
+            let verified = tls.verified && tls.modernProtocol
+            if options.relay != nil {
+                // Credentials and mail go to a relay only over verified TLS.
+                guard verified else { throw TLSUnusable(verdict: .encrypted, reason: "certificate not verified: \(tls.failureDetail ?? "")") }
+                try authenticate(c)
+            }
+            return Session(c, host: host.name, verified: verified, tls: tls)
+        }
+        throw lastError
+    }
+
+    /// AUTH PLAIN, else AUTH LOGIN (RFC 4954), when the relay has credentials.
+    func authenticate(_ c: SMTPConnection) throws {
+        guard let relay = options.relay, let user = relay.username, let password = relay.password else { return }
+        let mechanisms = (c.extensions["AUTH"] ?? "").uppercased().split(separator: " ")
+        let reply: SMTPReply
+        if mechanisms.contains("PLAIN") {
+            let token = Data(([0] + Array(user.utf8) + [0] + Array(password.utf8))).base64EncodedString()
+            reply = try c.command("AUTH PLAIN \(token)")
+        } else if mechanisms.contains("LOGIN") {
+            guard try c.command("AUTH LOGIN").code == 334, try c.command(Data(user.utf8).base64EncodedString()).code == 334 else {
+                throw RelayAuthError(reply: "the relay refused AUTH LOGIN")
+            }
+            reply = try c.command(Data(password.utf8).base64EncodedString())
+        } else {
+            throw RelayAuthError(reply: "the relay offers neither AUTH PLAIN nor AUTH LOGIN")
+        }
+        guard reply.code == 235 else { throw RelayAuthError(reply: "the relay refused the credentials: \(reply.text.prefix(200))") }
+    }
+
+    /// One mail transaction: MAIL, RCPT..., DATA — pipelined when the server
+    /// offers PIPELINING (RFC 2920) — then the message. RSET afterwards so the
+    /// connection can carry the next parcel.
+    func transaction(_ s: Session, _ p: Parcel, _ rcpts: [String]) throws -> [RecipientResult] {
+        let c = s.connection
+        func all(_ outcome: RecipientResult.Outcome, _ status: String, _ why: String) -> [RecipientResult] {
+            rcpts.map { RecipientResult(recipient: $0, outcome: outcome, status: status, reply: why, host: s.host, tls: s.tls) }
+        }
+        // Extensions the message needs: fail cleanly, never send it broken.
+        if let limit = c.extensions["SIZE"].flatMap({ Int($0) }), limit > 0, p.size > limit {
+            return all(.failed, "5.3.4", "message size \(p.size) exceeds \(s.host)'s limit of \(limit)")
+        }
+        if p.eightBit && c.extensions["8BITMIME"] == nil {
+            return all(.failed, "5.6.3", "the message has 8-bit content and \(s.host) does not offer 8BITMIME")
+        }
+        if p.international && c.extensions["SMTPUTF8"] == nil {
+            return all(.failed, "5.6.7", "the message needs SMTPUTF8 (international addresses or headers), which \(s.host) does not offer")
+        }
+        var mail = "MAIL FROM:<\(p.sender)>"
+        if c.extensions["SIZE"] != nil { mail += " SIZE=\(p.size)" }
+        if p.eightBit { mail += " BODY=8BITMIME" }
+        if p.international { mail += " SMTPUTF8" }
+        let commands = [mail] + rcpts.map { "RCPT TO:<\($0)>" } + ["DATA"]
+        var replies: [SMTPReply] = []
+        if c.extensions["PIPELINING"] != nil {
+            try c.write(Array(commands.map { $0 + "\r\n" }.joined().utf8))
+            for _ in commands { replies.append(try c.readReply()) }
+        } else {
+            for command in commands {
+                let r = try c.command(command)
+                replies.append(r)
+                if command == mail && !r.isPositive { break }
+                if command.hasPrefix("RCPT"), replies.count == commands.count - 1, !replies.dropFirst().contains(where: \.isPositive) { break }
+            }
+        }
+        func result(_ r: String, _ reply: SMTPReply) -> RecipientResult {
+            let outcome: RecipientResult.Outcome = reply.isPositive ? .delivered : reply.isTemporaryFailure ? .deferred : .failed
+            return RecipientResult(recipient: r, outcome: outcome, status: Self.status(of: reply), reply: reply.text, host: s.host, tls: s.tls)
+        }
+        let mailReply = replies[0]
+        guard mailReply.isPositive else {
+            if replies.count == commands.count && replies.last?.code == 354 { try c.write(Array(".\r\n".utf8)); _ = try c.readReply() }
+            _ = try? c.command("RSET")
+            return rcpts.map { result($0, mailReply) }
+        }
+        let rcptReplies = Array(replies.dropFirst().prefix(rcpts.count))
+        var results = zip(rcpts, rcptReplies).map { result($0, $1) }
+        let accepted = rcptReplies.indices.filter { rcptReplies[$0].isPositive }
+        let dataReply = replies.count == commands.count ? replies.last! : nil
+        guard !accepted.isEmpty else {
+            if dataReply?.code == 354 { try c.write(Array(".\r\n".utf8)); _ = try c.readReply() }
+            _ = try? c.command("RSET")
+            return results
+        }
+        guard let dataReply, dataReply.code == 354 else {
+            let r = dataReply ?? SMTPReply(code: 451, lines: ["no reply to DATA"])
+            for i in accepted { results[i] = result(rcpts[i], r) }
+            _ = try? c.command("RSET")
+            return results
+        }
+        try sendData(p.message, over: c)
+        let final = try c.readReply()
+        for i in accepted { results[i] = result(rcpts[i], final) }
+        _ = try? c.command("RSET")
+        return results
+    }
+
+    func sendData(_ message: Message, over c: SMTPConnection) throws {
+        var encoder = DataEncoder()
+        encoder.encode(message.header.bytes)
+        try message.body.forEachChunk { chunk in
+            encoder.encode(chunk)
+            if encoder.output.count >= 64 << 10 { try c.write(encoder.output); encoder.output.removeAll(keepingCapacity: true) }
+        }
+        encoder.finish()
+        try c.write(encoder.output)
+    }
+
+    /// The RFC 3463 code in a reply's text (ENHANCEDSTATUSCODES), else one from
+    /// its class.
+    static func status(of reply: SMTPReply) -> String {
+        if let first = reply.lines.first?.split(separator: " ").first {
+            let parts = first.split(separator: ".")
+            if parts.count == 3, let c = parts.first, ["2", "4", "5"].contains(String(c)), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }),
+               String(c) == String(reply.code / 100) {
+                return String(first)
+            }
+        }
+        return "\(reply.code / 100).0.0"
+    }
+
+    /// A TLS-only delivery found no verified TLS: the cache must stop saying it
+    /// has, so that the new decision picks PKI or escrow.
+    func noteTLSFailure(_ domain: String, _ verdict: TLSVerdict, _ reason: String) {
+        guard let cache = options.tlsCache, options.relay == nil else { return }
+        try? TLSCacheFile.merge([domain: .init(verdict: verdict, checked: Date().timeIntervalSince1970,
+                                               ttl: options.tlsCacheTTL, details: reason)], into: cache)
+    }
+}
+
+public struct RelayAuthError: Error, CustomStringConvertible {
+    public let reply: String
+    public var description: String { reply }
+}
+
+final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var byID: [String: [RecipientResult]] = [:]
+    func add(_ id: String, _ r: [RecipientResult]) { lock.lock(); byID[id, default: []] += r; lock.unlock() }
+    var results: [String: [RecipientResult]] { lock.lock(); defer { lock.unlock() }; return byID }
+}
+
+final class WorkQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String]
+    init(_ items: [String]) { self.items = items.reversed() }
+    func next() -> String? { lock.lock(); defer { lock.unlock() }; return items.popLast() }
+}

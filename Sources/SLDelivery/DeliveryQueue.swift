@@ -1,0 +1,187 @@
+import Foundation
+import SLMessage
+
+/// What the queue knows about a message besides its bytes.
+public struct QueueState: Codable, Sendable, Equatable {
+    /// Seconds since the epoch when the message entered the queue.
+    public var created: Double
+    public var attempts: Int
+    /// Not before this time (seconds since the epoch).
+    public var nextAttempt: Double
+    public var lastReason: String?
+    /// Recipients whose TLS-only delivery found no verified TLS: they wait for a new
+    /// decision (`reroute_command`), never for plaintext.
+    public var reroute: [String]
+
+    public init(created: Double) {
+        self.created = created; attempts = 0; nextAttempt = created; lastReason = nil; reroute = []
+    }
+}
+
+/// One queued message: `ID.eml` holds the message with its X-SL-* routing (the
+/// recipients still to deliver), `ID.state` the attempts.
+public struct QueueItem: Sendable {
+    public let id: String
+    public var state: QueueState
+    public init(id: String, state: QueueState) { self.id = id; self.state = state }
+}
+
+/// The delivery queue: a directory where every message lives from the moment
+/// sl-deliver accepts it until each recipient is delivered or bounced.
+///
+/// Durability: a message is written to a temporary name, fsync'd, renamed into
+/// place and the directory fsync'd before sl-deliver reports success, so a crash
+/// (kill -9, power loss) at any point leaves either the caller's copy (we had not
+/// yet said yes) or ours. Delivery comes after; a crash between the server's 250
+/// and our removal means one duplicate delivery, never a loss (at-least-once).
+/// Each item is locked (flock) while a process works on it, so `--run-queue` from
+/// cron and a running pipeline never send the same item at once.
+public final class DeliveryQueue: @unchecked Sendable {
+    public let directory: String
+
+    public init(directory: String) throws {
+        self.directory = directory
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw MessageError.io("cannot create the queue directory \(directory): \(error.localizedDescription)")
+        }
+    }
+
+    func path(_ id: String, _ ext: String) -> String { "\(directory)/\(id).\(ext)" }
+
+    /// A new identifier: time-ordered, unique across processes.
+    static func newID() -> String {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        var random = [UInt8](repeating: 0, count: 6)
+        for i in random.indices { random[i] = UInt8.random(in: 0...255) }
+        return String(format: "%010ld%06ld", t.tv_sec, t.tv_nsec / 1000) + "-" + random.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Stores a message durably and returns its item.
+    public func add(_ message: Message, now: Double) throws -> QueueItem {
+        let id = Self.newID()
+        let item = QueueItem(id: id, state: QueueState(created: now))
+        try writeDurably(path(id, "state"), try JSONEncoder().encode(item.state))
+        try writeMessageDurably(message, to: path(id, "eml"))
+        return item
+    }
+
+    /// Replaces the message of an item (fewer recipients after an attempt).
+    public func replace(_ id: String, with message: Message) throws {
+        try writeMessageDurably(message, to: path(id, "eml"))
+    }
+
+    public func save(_ item: QueueItem) throws {
+        try writeDurably(path(item.id, "state"), try JSONEncoder().encode(item.state))
+    }
+
+    /// Removes an item once nothing is left to do for it. The message goes first:
+    /// a state file without a message is ignored and cleaned up later.
+    public func remove(_ id: String) {
+        unlink(path(id, "eml"))
+        unlink(path(id, "state"))
+        syncDirectory()
+    }
+
+    public func message(_ id: String) throws -> Message {
+        guard let data = FileManager.default.contents(atPath: path(id, "eml")) else {
+            throw MessageError.io("queue item \(id) has no message file")
+        }
+        return try Message(bytes: Array(data))
+    }
+
+    /// Every committed item (a message file with its state), oldest first.
+    public func items() throws -> [QueueItem] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var out: [QueueItem] = []
+        for name in names.sorted() where name.hasSuffix(".eml") {
+            let id = String(name.dropLast(4))
+            guard let data = FileManager.default.contents(atPath: path(id, "state")),
+                  let state = try? JSONDecoder().decode(QueueState.self, from: data) else {
+                // A message whose state file is missing or torn (crash between the
+                // two writes): start it afresh rather than lose it.
+                out.append(QueueItem(id: id, state: QueueState(created: Date().timeIntervalSince1970)))
+                continue
+            }
+            out.append(QueueItem(id: id, state: state))
+        }
+        return out
+    }
+
+    /// Runs `body` with the item locked; returns nil without running it when
+    /// another process holds the lock.
+    public func withLock<T>(_ id: String, _ body: () throws -> T) throws -> T? {
+        let fd = open(path(id, "eml"), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }       // delivered meanwhile
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return nil }
+        defer { _ = flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    // MARK: durable writes
+
+    private func writeMessageDurably(_ message: Message, to final: String) throws {
+        var m = message
+        m.fromLine = nil
+        let temporary = "\(directory)/.tmp-\(getpid())-\(Self.newID())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw MessageError.io("cannot write to the queue \(directory): \(String(cString: strerror(errno)))") }
+        do {
+            try FileDescriptorIO.writeAll(fd, m.header.bytes)
+            try m.body.forEachChunk { chunk in try chunk.withUnsafeBytes { try FileDescriptorIO.writeAll(fd, $0) } }
+            guard fsync(fd) == 0 else { throw MessageError.io("cannot sync the queue file: \(String(cString: strerror(errno)))") }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        try commit(temporary, final)
+    }
+
+    private func writeDurably(_ final: String, _ data: Data) throws {
+        let temporary = "\(directory)/.tmp-\(getpid())-\(Self.newID())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw MessageError.io("cannot write to the queue \(directory): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        do {
+            try FileDescriptorIO.writeAll(fd, Array(data))
+            guard fsync(fd) == 0 else { throw MessageError.io("cannot sync the queue file") }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        try commit(temporary, final)
+    }
+
+    private func commit(_ temporary: String, _ final: String) throws {
+        guard rename(temporary, final) == 0 else {
+            let why = String(cString: strerror(errno))
+            unlink(temporary)
+            throw MessageError.io("cannot commit \(final): \(why)")
+        }
+        syncDirectory()
+    }
+
+    private func syncDirectory() {
+        let d = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if d >= 0 { _ = fsync(d); close(d) }
+    }
+
+    /// Removes temporary files that a crash left behind (older than an hour).
+    public func cleanUp(now: Double) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names {
+            let p = "\(directory)/\(name)"
+            var st = stat()
+            guard stat(p, &st) == 0 else { continue }
+            let old = now - Double(st.st_mtim.tv_sec) > 3600
+            if name.hasPrefix(".tmp-") && old { unlink(p) }
+            if name.hasSuffix(".state") && old && !FileManager.default.fileExists(atPath: path(String(name.dropLast(6)), "eml")) { unlink(p) }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import ArgumentParser
+import SLCommand
+import SLMessage
+
+/// sl-deliver: SMTP delivery that never loses a message and never leaks plaintext.
+/// See sl-deliver(1).
+@main
+struct SLDeliver: ParsableCommand {
+    static func main() { CommandMain.run(SLDeliver.self, tool: "sl-deliver") }
+
+    static let configuration = CommandConfiguration(
+        commandName: "sl-deliver",
+        abstract: "Deliver messages over SMTP: queued first, TLS enforced for TLS-only mail.",
+        discussion: """
+        Reads a message or an mboxrd stream, stores every message in the queue, then \
+        delivers it to its recipients' MX hosts (or a relay). Routing comes from the \
+        X-SL-* fields sl-classify wrote, or sendmail-style from -f, -t and the \
+        recipients given. Exit 0 once every message is delivered, bounced or queued. \
+        See sl-deliver(1).
+        """)
+
+    @Option(name: .customShort("f"), help: ArgumentHelp("Envelope sender for unrouted input (\"\" for the null sender).", valueName: "sender"))
+    var sender: String?
+
+    @Flag(name: .customShort("t"), help: "Take recipients from To, Cc and Bcc (unrouted input), and remove Bcc.")
+    var takeRecipientsFromHeaders = false
+
+    @Flag(name: [.customShort("i"), .customLong("oi", withSingleDash: true)], help: "Accepted for sendmail compatibility (a lone dot never ends input here).")
+    var ignoreDots = false
+
+    @Flag(name: .customLong("run-queue"), help: "Retry the queued messages that are due, then exit (for cron).")
+    var runQueue = false
+
+    @Flag(name: .customLong("dry-run"), help: "Print who would get each message and how; queue and send nothing.")
+    var dryRun = false
+
+    @Option(help: ArgumentHelp("Send everything through this relay (default: relay in sl.conf).", valueName: "host[:port]"))
+    var relay: String?
+
+    @Option(name: .customLong("relay-tls"), help: ArgumentHelp("implicit (port 465) or starttls (default: by port).", valueName: "mode"))
+    var relayTLS: String?
+
+    @Option(help: ArgumentHelp("Queue directory (default: queue_directory, else the state directory's queue/).", valueName: "dir"))
+    var queue: String?
+
+    @Option(help: ArgumentHelp("DNS server to ask instead of resolv.conf's.", valueName: "ipv4[:port]"))
+    var dns: String?
+
+    @Option(help: ArgumentHelp("SMTP port of MX hosts (default: smtp_port, else 25).", valueName: "port"))
+    var port: UInt16?
+
+    @Option(name: .customLong("ca-file"), help: ArgumentHelp("Trust anchors for server certificates (default: tls_ca_file, else the system store).", valueName: "file"))
+    var caFile: String?
+
+    @Option(help: ArgumentHelp("Routing table in transport(5) style (default: transport_map).", valueName: "file"))
+    var transport: String?
+
+    @Option(help: ArgumentHelp("Destinations delivered to at once.", valueName: "n"))
+    var concurrency: Int = 10
+
+    @Option(help: ArgumentHelp("Seconds allowed for each SMTP read or write.", valueName: "seconds"))
+    var timeout: Double = 300
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
+    var config: String?
+
+    @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line (Postfix pipe(8) with the F flag).")
+    var singleMessage = false
+
+    @Argument(help: ArgumentHelp("Envelope recipients for unrouted input.", valueName: "recipient"))
+    var recipients: [String] = []
+
+    func validate() throws {
+        if runQueue && (dryRun || !recipients.isEmpty || takeRecipientsFromHeaders) {
+            throw ValidationError("--run-queue reads no input; give no recipients, -t or --dry-run with it")
+        }
+        if let relayTLS, !["implicit", "starttls"].contains(relayTLS) { throw ValidationError("--relay-tls is implicit or starttls") }
+        if concurrency < 1 || concurrency > 1000 { throw ValidationError("--concurrency must be between 1 and 1000") }
+        if timeout <= 0 || timeout > 3600 { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
+        if port == 0 { throw ValidationError("--port must be 1-65535") }
+    }
+
+    func run() throws {
+        var tool = DeliverTool()
+        tool.configurationPath = config
+        if let s = sender {
+            if s.isEmpty || s == "<>" { tool.sender = "" } else {
+                do { tool.sender = try EmailAddress(parsing: s).addrSpec } catch { throw UsageError("sender \"\(s)\": \(error)") }
+            }
+        }
+        tool.recipients = try recipients.map { r in
+            do { return try EmailAddress(parsing: r).addrSpec } catch { throw UsageError("recipient \"\(r)\": \(error)") }
+        }
+        tool.takeRecipientsFromHeaders = takeRecipientsFromHeaders
+        tool.runQueue = runQueue
+        tool.dryRun = dryRun
+        tool.relay = relay
+        tool.relayImplicitTLS = relayTLS.map { $0 == "implicit" }
+        tool.queueDirectory = queue
+        tool.dnsServer = dns
+        tool.port = port
+        tool.caFile = caFile
+        tool.transportMap = transport
+        tool.concurrency = concurrency
+        tool.timeout = timeout
+        tool.singleMessage = singleMessage
+        try tool.run()
+    }
+}
