@@ -21,6 +21,7 @@ public struct DeliverTool {
     public var takeRecipientsFromHeaders = false
     public var dryRun = false
     public var runQueue = false
+    public var force = false
     public var singleMessage = false
     public var queueDirectory: String?
     public var relay: String?
@@ -51,7 +52,7 @@ public struct DeliverTool {
                                  lifetime: installation.queueLifetime ?? Self.defaultLifetime)
 
         if runQueue {
-            try worker.runQueue(now: Date().timeIntervalSince1970)
+            try worker.runQueue(now: Date().timeIntervalSince1970, force: force)
             return
         }
 

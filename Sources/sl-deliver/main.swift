@@ -31,6 +31,9 @@ struct SLDeliver: ParsableCommand {
     @Flag(name: .customLong("run-queue"), help: "Retry the queued messages that are due, then exit (for cron).")
     var runQueue = false
 
+    @Flag(help: "With --run-queue: retry every queued message now, due or not.")
+    var force = false
+
     @Flag(name: .customLong("dry-run"), help: "Print who would get each message and how; queue and send nothing.")
     var dryRun = false
 
@@ -74,6 +77,7 @@ struct SLDeliver: ParsableCommand {
         if runQueue && (dryRun || !recipients.isEmpty || takeRecipientsFromHeaders) {
             throw ValidationError("--run-queue reads no input; give no recipients, -t or --dry-run with it")
         }
+        if force && !runQueue { throw ValidationError("--force goes with --run-queue") }
         if let relayTLS, !["implicit", "starttls"].contains(relayTLS) { throw ValidationError("--relay-tls is implicit or starttls") }
         if concurrency < 1 || concurrency > 1000 { throw ValidationError("--concurrency must be between 1 and 1000") }
         if timeout <= 0 || timeout > 3600 { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
@@ -93,6 +97,7 @@ struct SLDeliver: ParsableCommand {
         }
         tool.takeRecipientsFromHeaders = takeRecipientsFromHeaders
         tool.runQueue = runQueue
+        tool.force = force
         tool.dryRun = dryRun
         tool.relay = relay
         tool.relayImplicitTLS = relayTLS.map { $0 == "implicit" }

@@ -42,6 +42,35 @@ public final class Peers: @unchecked Sendable {
     public var dnsServer: String { "127.0.0.1:\(dnsPort)" }
     /// The main.cf directory of a server's Postfix (MAIL_CONFIG for posttls-finger).
     public func configDirectory(_ server: Server) -> String { "\(dir)/postfix-\(server.tls)/etc" }
+    /// Where a server's Postfix delivers everything it accepts.
+    public func maildir(_ server: Server) -> String { "\(dir)/postfix-\(server.tls)/Maildir" }
+    public static func server(_ tls: String) -> Server { servers.first { $0.tls == tls }! }
+
+    /// The messages a server has delivered whose text contains `marker`. Postfix
+    /// delivers shortly after its 250, so this waits up to `wait` seconds for at
+    /// least `atLeast` of them.
+    public func delivered(to server: Server, containing marker: String, atLeast: Int = 1, wait: Double = 10) -> [String] {
+        let end = Date().addingTimeInterval(wait)
+        while true {
+            let found = deliveredNow(to: server, containing: marker)
+            if found.count >= atLeast || Date() > end { return found }
+            usleep(100_000)
+        }
+    }
+
+    func deliveredNow(to server: Server, containing marker: String) -> [String] {
+        var out: [String] = []
+        for sub in ["new", "cur"] {
+            let d = maildir(server) + "/" + sub
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: d)) ?? [] {
+                if let data = FileManager.default.contents(atPath: d + "/" + name) {
+                    let text = String(decoding: data, as: UTF8.self)
+                    if text.contains(marker) { out.append(text) }
+                }
+            }
+        }
+        return out
+    }
 
     public static var script: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("peers.py").path
@@ -180,4 +209,42 @@ public final class BadServer: @unchecked Sendable {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
+}
+
+/// Postfix's smtp-sink on 127.0.0.1 with its fault options (-f hard reject, -r soft
+/// reject, -q disconnect, -8 no 8BITMIME, -p no PIPELINING), for as long as the value lives.
+public final class SMTPSink: @unchecked Sendable {
+    public let address = "127.0.0.1"
+    public let port: UInt16
+    let process: Process
+
+    public init(_ options: [String] = [], port: UInt16? = nil) throws {
+        self.port = try port ?? Peers.freePort(type: SOCK_STREAM)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/smtp-sink")
+        process.arguments = ["-u", "nobody"] + options + ["\(address):\(self.port)", "64"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Ready when it accepts a connection.
+        for _ in 0..<100 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = self.port.bigEndian
+            sa.sin_addr.s_addr = inet_addr(address)
+            let ok = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
+            close(fd)
+            if ok { return }
+            usleep(50_000)
+        }
+        throw PeerError("smtp-sink did not start on port \(self.port)")
+    }
+
+    public func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
 }

@@ -1,0 +1,262 @@
+import Foundation
+import Testing
+import SLMessage
+import SLTestPeers
+
+/// sl-deliver, as built, delivering to real peers on loopback: Postfix smtpd with
+/// TLS on, off and with bad certificates (found through dnsmasq), and smtp-sink
+/// with its fault options.
+@Suite struct DeliverToolTests {
+    struct Setup {
+        let dir: URL
+        var config: String { dir.appendingPathComponent("sl.conf").path }
+        var queue: String { dir.appendingPathComponent("queue").path }
+        var cache: String { dir.appendingPathComponent("tls-cache.json").path }
+        var audit: String { dir.appendingPathComponent("audit.jsonl").path }
+
+        init(_ extra: String = "") throws {
+            let peers = try Peers.shared.get()
+            dir = try Tools.scratch()
+            try """
+            dns_server = \(peers.dnsServer)
+            smtp_port = \(peers.smtpPort)
+            tls_ca_file = \(peers.caFile)
+            tls_cache = tls-cache.json
+            queue_directory = queue
+            audit_log = audit.jsonl
+            hostname = client.test
+            transport_map = transport
+            \(extra)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            try "".write(toFile: dir.appendingPathComponent("transport").path, atomically: true, encoding: .utf8)
+        }
+
+        func route(_ domain: String, to sink: SMTPSink) throws {
+            try "\(domain) smtp:[\(sink.address)]:\(sink.port)\n".write(toFile: dir.appendingPathComponent("transport").path, atomically: true, encoding: .utf8)
+        }
+
+        func deliver(_ args: [String], _ input: Bytes) throws -> ToolRun {
+            try Tools.run("sl-deliver", ["--config", config, "--timeout", "20"] + args, stdin: input)
+        }
+
+        var queued: [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: queue)) ?? []).filter { $0.hasSuffix(".eml") }
+        }
+
+        func auditRecords() throws -> [[String: Any]] {
+            guard let data = FileManager.default.contents(atPath: audit) else { return [] }
+            return try String(decoding: data, as: UTF8.self).split(separator: "\n").map {
+                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+            }
+        }
+    }
+
+    /// A message routed the way sl-classify routes it.
+    static func routed(to recipients: [String], tls: String, marker: String, sender: String = "alice@clinic.test", body: String = "Hello.\n") -> Bytes {
+        let to = recipients.map { "X-SL-Envelope-To: \($0)\n" }.joined()
+        return bytes("""
+        X-SL-Version: 1
+        X-SL-Envelope-From: \(sender)
+        \(to)X-SL-Method: \(tls == "required" ? "tls" : "insecure")
+        X-SL-TLS: \(tls)
+        X-SL-Fallback: bounce
+        From: Alice <\(sender)>
+        To: \(recipients.joined(separator: ", "))
+        Subject: \(marker)
+        Date: Mon, 30 Nov 2026 09:00:00 +0000
+        Message-ID: <\(marker)@clinic.test>
+
+        \(body)
+        """)
+    }
+
+    @Test func tlsOnlyMailArrivesOverVerifiedTLSByteForByte() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let marker = "m-\(UUID().uuidString)"
+        let body = "Grüße, 8-bit line.\n.a line that starts with a dot\n..two dots\nlast line\n"
+        let input = Self.routed(to: ["bob@on.test"], tls: "required", marker: marker, body: body)
+        let run = try setup.deliver([], input)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(setup.queued.isEmpty)
+        let arrived = try #require(peers.delivered(to: Peers.server("on"), containing: marker).first)
+        #expect(arrived.contains("using TLSv1.3") || arrived.contains("using TLSv1.2"), "\(arrived)")
+        // What arrived is what was sent, minus the routing fields, after Postfix's own trace fields.
+        var sent = try Message(bytes: input)
+        sent.header.removeEnvelopeFields()
+        let sentText = String(decoding: try sent.bytes(), as: UTF8.self)
+        #expect(arrived.hasSuffix(sentText), "arrived:\n\(arrived)")
+        #expect(!arrived.contains("X-SL-"))
+        let record = try #require(try setup.auditRecords().first)
+        #expect(record["outcome"] as? String == "delivered")
+        #expect(record["certificate"] as? String == "verified")
+        #expect(record["mx"] as? String == "mx.on.test")
+        #expect((record["tls_protocol"] as? String)?.hasPrefix("TLSv1.") == true)
+    }
+
+    @Test(arguments: ["off", "expired", "wrongname", "selfsigned"])
+    func tlsOnlyMailIsNeverSentWithoutVerifiedTLS(tls: String) throws {
+        let peers = try Peers.shared.get()
+        let server = Peers.server(tls)
+        let setup = try Setup()
+        let marker = "m-\(UUID().uuidString)"
+        let run = try setup.deliver([], Self.routed(to: ["bob@\(server.domain)"], tls: "required", marker: marker))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(peers.delivered(to: server, containing: marker, wait: 2).isEmpty)
+        // Kept for a new decision, and the cache no longer claims verified TLS.
+        #expect(setup.queued.count == 1)
+        let cache = String(decoding: FileManager.default.contents(atPath: setup.cache) ?? Data(), as: UTF8.self)
+        #expect(cache.contains(server.domain) && !cache.contains("\"verified\""), "\(cache)")
+        #expect(try setup.auditRecords().first?["outcome"] as? String == "reroute")
+    }
+
+    @Test func tlsOnlyMailGoesBackForANewDecision() throws {
+        let setup = try Setup("reroute_command = cat > \"$(dirname \"$SL_SENDER_FILE\")/rerouted.eml\"; echo \"$SL_SENDER $*\" > \"$(dirname \"$SL_SENDER_FILE\")/rerouted.args\"\n")
+        // the command finds its directory through the environment set below
+        let marker = "m-\(UUID().uuidString)"
+        let run = try Tools.run("sl-deliver", ["--config", setup.config], stdin: Self.routed(to: ["bob@off.test"], tls: "required", marker: marker),
+                                env: ["SL_SENDER_FILE": setup.dir.appendingPathComponent("x").path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let rerouted = String(decoding: FileManager.default.contents(atPath: setup.dir.appendingPathComponent("rerouted.eml").path) ?? Data(), as: UTF8.self)
+        #expect(rerouted.contains(marker) && !rerouted.contains("X-SL-"), "\(rerouted)")
+        let args = String(decoding: FileManager.default.contents(atPath: setup.dir.appendingPathComponent("rerouted.args").path) ?? Data(), as: UTF8.self)
+        #expect(args == "alice@clinic.test bob@off.test\n")
+        #expect(setup.queued.isEmpty)
+    }
+
+    @Test(arguments: ["off", "expired", "selfsigned"])
+    func opportunisticMailIsSent(tls: String) throws {
+        let peers = try Peers.shared.get()
+        let server = Peers.server(tls)
+        let setup = try Setup()
+        let marker = "m-\(UUID().uuidString)"
+        let run = try setup.deliver([], Self.routed(to: ["bob@\(server.domain)"], tls: "opportunistic", marker: marker))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(peers.delivered(to: server, containing: marker).count == 1)
+        #expect(setup.queued.isEmpty)
+    }
+
+    @Test func sendmailStyleWithSeveralDomainsAndOneConnectionPerDomain() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let marker = "m-\(UUID().uuidString)"
+        let input = bytes("From: Alice <alice@clinic.test>\nTo: bob@on.test, carol@off.test\nCc: dave@on.test\nBcc: erin@on.test\nSubject: \(marker)\n\nHello.\n")
+        let run = try setup.deliver(["-f", "alice@clinic.test", "-t", "-oi"], input)
+        #expect(run.status == 0, "\(run.stderr)")
+        let onCopies = peers.delivered(to: Peers.server("on"), containing: marker, atLeast: 3)
+        #expect(onCopies.count == 3)                   // bob, dave, erin: one per mailbox
+        #expect(onCopies.allSatisfy { !$0.contains("Bcc:") })
+        #expect(peers.delivered(to: Peers.server("off"), containing: marker).count == 1)
+        #expect(Set(try setup.auditRecords().compactMap { $0["outcome"] as? String }) == ["delivered"])
+    }
+
+    @Test func permanentFailureBouncesToTheSender() throws {
+        let peers = try Peers.shared.get()
+        let sink = try SMTPSink(["-f", "RCPT"])
+        let setup = try Setup()
+        try setup.route("sink.test", to: sink)
+        let marker = "m-\(UUID().uuidString)"
+        // the sender is at on.test, so the delivery report arrives there
+        let run = try setup.deliver([], Self.routed(to: ["bob@sink.test"], tls: "opportunistic", marker: marker, sender: "alice@on.test"))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(setup.queued.isEmpty)
+        let reports = peers.delivered(to: Peers.server("on"), containing: marker)
+        let report = try #require(reports.first)
+        #expect(report.contains("multipart/report"))
+        #expect(report.contains("Final-Recipient: rfc822; bob@sink.test"))
+        #expect(report.contains("Action: failed"))
+        let outcomes = try setup.auditRecords().compactMap { $0["outcome"] as? String }
+        #expect(outcomes == ["failed", "delivered"])   // bob, then the report to alice
+    }
+
+    @Test func deferredRecipientsWaitInTheQueueAndGoWhenTheServerIsBack() throws {
+        let setup = try Setup()
+        let down = try SMTPSink(["-r", "RCPT"])
+        try setup.route("sink.test", to: down)
+        let marker = "m-\(UUID().uuidString)"
+        let run = try setup.deliver([], Self.routed(to: ["bob@sink.test", "carol@on.test"], tls: "opportunistic", marker: marker))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(setup.queued.count == 1)
+        // Only bob is left in the queued copy: carol must not get it twice.
+        let queuedText = String(decoding: FileManager.default.contents(atPath: setup.queue + "/" + setup.queued[0]) ?? Data(), as: UTF8.self)
+        #expect(queuedText.contains("X-SL-Envelope-To: bob@sink.test"))
+        #expect(!queuedText.contains("carol@on.test\n") || !queuedText.contains("X-SL-Envelope-To: carol"))
+
+        // Not due yet: nothing happens.
+        #expect(try setup.deliver(["--run-queue"], []).status == 0)
+        #expect(setup.queued.count == 1)
+
+        down.stop()
+        let up = try SMTPSink([], port: down.port)
+        _ = up
+        let retry = try setup.deliver(["--run-queue", "--force"], [])
+        #expect(retry.status == 0, "\(retry.stderr)")
+        #expect(setup.queued.isEmpty)
+        let outcomes = try setup.auditRecords().compactMap { r -> String? in
+            guard let o = r["outcome"] as? String, let who = r["recipient"] as? String else { return nil }
+            return "\(who) \(o)"
+        }
+        #expect(outcomes.filter { $0.hasPrefix("carol") } == ["carol@on.test delivered"])
+        #expect(outcomes.filter { $0.hasPrefix("bob") } == ["bob@sink.test deferred", "bob@sink.test delivered"])
+    }
+
+    @Test func aServerThatHangsUpMidDataDefers() throws {
+        let sink = try SMTPSink(["-q", "."])
+        let setup = try Setup()
+        try setup.route("sink.test", to: sink)
+        let run = try setup.deliver([], Self.routed(to: ["bob@sink.test"], tls: "opportunistic", marker: "m-\(UUID().uuidString)"))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(setup.queued.count == 1)
+        #expect(try setup.auditRecords().first?["outcome"] as? String == "deferred")
+    }
+
+    @Test func eightBitMailToAServerWithout8BITMIMEFailsCleanly() throws {
+        let sink = try SMTPSink(["-8"])
+        let setup = try Setup()
+        try setup.route("sink.test", to: sink)
+        let run = try setup.deliver([], Self.routed(to: ["bob@sink.test"], tls: "opportunistic", marker: "m-\(UUID().uuidString)",
+                                                    sender: "", body: "Grüße\n"))
+        #expect(run.status == 0, "\(run.stderr)")
+        let record = try #require(try setup.auditRecords().first)
+        #expect(record["outcome"] as? String == "failed")
+        #expect(record["status"] as? String == "5.6.3")
+    }
+
+    @Test func expiredRecipientsBounce() throws {
+        let setup = try Setup("queue_lifetime = 0.00001\n")     // about a second
+        let down = try SMTPSink(["-r", "RCPT"])
+        try setup.route("sink.test", to: down)
+        _ = try setup.deliver([], Self.routed(to: ["bob@sink.test"], tls: "opportunistic", marker: "m-\(UUID().uuidString)", sender: ""))
+        #expect(setup.queued.count == 1)
+        sleep(2)
+        let retry = try setup.deliver(["--run-queue", "--force"], [])
+        #expect(retry.status == 0, "\(retry.stderr)")
+        #expect(setup.queued.isEmpty)     // null sender: bounced without a report
+        #expect(retry.stderr.contains("null sender"))
+    }
+
+    @Test func dryRunSendsAndQueuesNothing() throws {
+        let setup = try Setup()
+        let run = try setup.deliver(["--dry-run"], Self.routed(to: ["bob@on.test", "carol@off.test"], tls: "required", marker: "dry"))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdoutText.contains("TLS required"))
+        #expect(run.stdoutText.contains("bob@on.test: MX of on.test"))
+        #expect(setup.queued.isEmpty)
+    }
+
+    @Test(arguments: [
+        ([String](), "Subject: x\n\nbody\n", Int32(65), "no recipients"),
+        (["-f", "a@b.test", "not an address"], "Subject: x\n\nbody\n", 64, "recipient"),
+        (["--run-queue", "x@y.test"], "", 64, "--run-queue"),
+        (["--force"], "", 64, "--force"),
+        (["--relay-tls", "sometimes", "x@y.test"], "", 64, "--relay-tls"),
+    ])
+    func badInput(args: [String], input: String, status: Int32, words: String) throws {
+        let setup = try Setup()
+        let run = try setup.deliver(args, bytes(input))
+        #expect(run.status == status, "\(run.stderr)")
+        #expect(run.stderr.contains(words), "\(run.stderr)")
+        #expect(run.stderr.split(separator: "\n").count == 1)
+        #expect(setup.queued.isEmpty)
+    }
+}
