@@ -44,15 +44,16 @@ public struct DeliverTool {
         let installation = configuration?.installation ?? InstallationSettings()
         let source = configuration?.source ?? "sl.conf"
         let options = try deliveryOptions(installation, source: source)
-        let queue = try DeliveryQueue(directory: try queuePath(installation, source: source))
         let hostname = installation.hostname ?? localHostName()
-        let worker = QueueRunner(queue: queue, options: options, hostname: hostname,
-                                 audit: installation.auditLog.map(AuditLog.init),
-                                 rerouteCommand: installation.rerouteCommand,
-                                 lifetime: installation.queueLifetime ?? Self.defaultLifetime)
+        let queuePath = try queuePath(installation, source: source)
+        func worker() throws -> QueueRunner {
+            QueueRunner(queue: try DeliveryQueue(directory: queuePath), options: options, hostname: hostname,
+                        audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.rerouteCommand,
+                        lifetime: installation.queueLifetime ?? Self.defaultLifetime)
+        }
 
         if runQueue {
-            try worker.runQueue(now: Date().timeIntervalSince1970, force: force)
+            try worker().runQueue(now: Date().timeIntervalSince1970, force: force)
             return
         }
 
@@ -66,10 +67,12 @@ public struct DeliverTool {
         }
         if dryRun {
             var out = ""
-            for m in accepted { out += try worker.plan(m) }
+            for m in accepted { out += try QueueRunner.plan(m, options: options) }
             try FileDescriptorIO.writeAll(1, Array(out.utf8))
             return
         }
+        let worker = try worker()
+        let queue = worker.queue
         let now = Date().timeIntervalSince1970
         var items: [QueueItem] = []
         for m in accepted { items.append(try queue.add(m, now: now)) }
@@ -90,6 +93,9 @@ public struct DeliverTool {
             }
             guard envelope.method != .bounce else {
                 throw MessageError.malformed("message \(message.index) is routed to bounce; sl-classify sends a delivery report instead")
+            }
+            if !dryRun, let problem = try Self.protectionProblem(message, envelope) {
+                throw UnprotectedMessage(description: "message \(message.index): \(problem); nothing sent")
             }
             return message
         }
@@ -115,6 +121,21 @@ public struct DeliverTool {
                                 method: .insecure, tls: .opportunistic, fallback: .insecure)
         try envelope.write(into: &m.header)
         return m
+    }
+
+    /// Why a message must not leave as it is: routed to a protecting method but
+    /// not protected (a stage of the pipeline is missing). Never sent in plaintext.
+    static func protectionProblem(_ message: Message, _ envelope: Envelope) throws -> String? {
+        switch envelope.method {
+        case .pgp, .smime:
+            return try EncryptionDetector.existingEncryption(of: message) == nil
+                ? "routed to \(envelope.method.rawValue) but not encrypted (sl-encrypt-\(envelope.method.rawValue) must run before sl-deliver)"
+                : nil
+        case .escrow:
+            return "routed to escrow but not sealed (an escrow stage must run before sl-deliver)"
+        case .tls, .insecure, .bounce:
+            return nil
+        }
     }
 
     func queuePath(_ installation: InstallationSettings, source: String) throws -> String {
@@ -172,6 +193,12 @@ public struct DeliverTool {
         }
         return relay
     }
+}
+
+/// A message that would leave unprotected although its routing requires
+/// protection. Exit 75: the caller keeps it until the pipeline is fixed.
+public struct UnprotectedMessage: Error, CustomStringConvertible {
+    public let description: String
 }
 
 /// The relay's user name and password: two lines of a file only its owner can read.

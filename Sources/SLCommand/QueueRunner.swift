@@ -200,11 +200,14 @@ final class QueueRunner {
     }
 
     /// What --dry-run prints for a message: who, how, where.
-    func plan(_ message: Message) throws -> String {
+    static func plan(_ message: Message, options: DeliveryOptions) throws -> String {
         guard let envelope = try Envelope.read(from: message.header) else { return "" }
         var s = "message \(message.index)"
         if let id = message.header["Message-ID"] { s += " \(id)" }
         s += ": from <\(envelope.sender)>, TLS \(envelope.tls == .required ? "required (verified, TLS-only)" : "opportunistic")\n"
+        if let problem = try DeliverTool.protectionProblem(message, envelope) {
+            return s + "  NOT SENT: \(problem)\n"
+        }
         for r in envelope.recipients {
             let domain = Parcel.domain(of: r.address)
             let route: String

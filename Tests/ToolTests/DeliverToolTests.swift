@@ -235,6 +235,20 @@ import SLTestPeers
         #expect(retry.stderr.contains("null sender"))
     }
 
+    /// A stage missing from the pipeline must not turn into plaintext on the wire.
+    @Test(arguments: ["pgp", "smime", "escrow"])
+    func unprotectedMessagesRoutedToProtectionAreRefused(method: String) throws {
+        let setup = try Setup()
+        var text = String(decoding: Self.routed(to: ["bob@on.test"], tls: "opportunistic", marker: "m-\(UUID().uuidString)"), as: UTF8.self)
+        text = text.replacingOccurrences(of: "X-SL-Method: insecure", with: "X-SL-Method: \(method)")
+        let run = try setup.deliver([], bytes(text))
+        #expect(run.status == 75, "\(run.stderr)")
+        #expect(run.stderr.contains("routed to \(method)"), "\(run.stderr)")
+        #expect(setup.queued.isEmpty)
+        let dry = try setup.deliver(["--dry-run"], bytes(text))
+        #expect(dry.stdoutText.contains("NOT SENT"), "\(dry.stdoutText)")
+    }
+
     @Test func dryRunSendsAndQueuesNothing() throws {
         let setup = try Setup()
         let run = try setup.deliver(["--dry-run"], Self.routed(to: ["bob@on.test", "carol@off.test"], tls: "required", marker: "dry"))
