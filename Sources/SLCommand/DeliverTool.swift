@@ -57,28 +57,40 @@ public struct DeliverTool {
             return
         }
 
-        // Read and check everything before taking responsibility for any of it.
-        var accepted: [Message] = []
         let filter = try StreamFilter(tool: Self.tool)
         if singleMessage { filter.framing = .single }
-        try filter.process { message in
-            accepted.append(try routed(message))
-            return []
-        }
         if dryRun {
             var out = ""
-            for m in accepted { out += try QueueRunner.plan(m, options: options) }
+            try filter.process { message in
+                out += try QueueRunner.plan(try routed(message), options: options)
+                return []
+            }
             try FileDescriptorIO.writeAll(1, Array(out.utf8))
             return
         }
+        // Check and stage every message (one at a time: memory stays flat), then
+        // take responsibility for all of them at once, or for none.
         let worker = try worker()
         let queue = worker.queue
+        var staged: [DeliveryQueue.Staged] = []
+        do {
+            try filter.process { message in
+                staged.append(try queue.stage(try routed(message)))
+                return []
+            }
+        } catch {
+            queue.discard(staged)
+            throw error
+        }
         let now = Date().timeIntervalSince1970
-        var items: [QueueItem] = []
-        for m in accepted { items.append(try queue.add(m, now: now)) }
+        let items: [QueueItem]
+        do { items = try queue.commit(staged, now: now) } catch {
+            queue.discard(staged)
+            throw error
+        }
         // Everything is queued: from here on, a failure leaves it for --run-queue.
         do {
-            try worker.attempt(items.map(\.id), now: now)
+            try worker.attempt(items, now: now)
         } catch {
             Diagnostics.warn(Self.tool, "\(error); the messages stay queued in \(queue.directory) for sl-deliver --run-queue")
         }

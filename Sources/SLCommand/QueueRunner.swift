@@ -33,47 +33,47 @@ final class QueueRunner {
     func runQueue(now: Double, force: Bool = false) throws {
         queue.cleanUp(now: now)
         let due = try queue.items().filter { force || $0.state.nextAttempt <= now }
-        try attempt(due.map(\.id), now: now)
+        try attempt(due, now: now)
     }
 
+    /// Items per delivery round: bounds memory whatever the queue holds.
+    static let batch = 200
+
     /// One delivery attempt for the items, then the same for the delivery reports
-    /// they produced.
-    func attempt(_ ids: [String], now: Double) throws {
-        var round = ids
-        while !round.isEmpty {
+    /// they produced. Each item stays locked from loading to settling.
+    func attempt(_ items: [QueueItem], now: Double) throws {
+        var pending = items[...]
+        while !pending.isEmpty {
+            let round = pending.prefix(Self.batch)
+            pending = pending.dropFirst(round.count)
             var parcels: [Parcel] = []
-            var envelopes: [String: Envelope] = [:]
-            var states: [String: QueueState] = [:]
-            let items = Dictionary(try queue.items().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            for id in round {
-                guard let item = items[id] else { continue }
-                // Locked for the whole attempt; another process has it otherwise.
-                let ok = try queue.withLock(id) { () -> Bool in
-                    let message = try queue.message(id)
-                    guard let envelope = try Envelope.read(from: message.header) else { return false }
+            var loaded: [(item: QueueItem, envelope: Envelope, lock: Int32)] = []
+            defer { for l in loaded { queue.unlock(l.lock) } }
+            for item in round {
+                guard let lock = queue.lock(item.id) else { continue }      // another process has it
+                do {
+                    let message = try queue.message(item.id)
+                    guard let envelope = try Envelope.read(from: message.header) else { queue.unlock(lock); continue }
+                    loaded.append((item, envelope, lock))
                     let waiting = Set(item.state.reroute)
                     let rcpts = envelope.recipients.map(\.address).filter { !waiting.contains($0) }
-                    envelopes[id] = envelope
-                    states[id] = item.state
                     if !rcpts.isEmpty {
-                        parcels.append(try Parcel(id: id, sender: envelope.sender, recipients: rcpts,
+                        parcels.append(try Parcel(id: item.id, sender: envelope.sender, recipients: rcpts,
                                                   requireTLS: envelope.tls == .required, message: message))
                     }
-                    return true
+                } catch {
+                    queue.unlock(lock)
+                    Diagnostics.warn(Self.tool, "queue item \(item.id): \(error); left in the queue")
                 }
-                if ok != true { continue }
             }
             let results = parcels.isEmpty ? [:] : try Deliverer(options: options).deliver(parcels)
-            var reports: [String] = []
-            for id in round {
-                guard let envelope = envelopes[id], var state = states[id] else { continue }
-                let r = results[id] ?? []
-                if let report = try settle(id, envelope: envelope, state: &state, results: r, now: now) {
-                    reports.append(report)
+            for l in loaded {
+                var state = l.item.state
+                if let report = try settle(l.item.id, envelope: l.envelope, state: &state, results: results[l.item.id] ?? [], now: now) {
+                    pending.append(QueueItem(id: report, state: QueueState(created: now)))
                 }
             }
             try audit?.commit()
-            round = reports
         }
     }
 

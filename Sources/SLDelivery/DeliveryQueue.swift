@@ -1,6 +1,10 @@
 import Foundation
 import SLMessage
 
+/// syncfs(2): Glibc's module map hides it (it needs _GNU_SOURCE). One call
+/// flushes a whole batch of staged messages instead of one fsync each.
+@_silgen_name("syncfs") private func syncfs(_ fd: Int32) -> Int32
+
 /// What the queue knows about a message besides its bytes.
 public struct QueueState: Codable, Sendable, Equatable {
     /// Seconds since the epoch when the message entered the queue.
@@ -19,7 +23,8 @@ public struct QueueState: Codable, Sendable, Equatable {
 }
 
 /// One queued message: `ID.eml` holds the message with its X-SL-* routing (the
-/// recipients still to deliver), `ID.state` the attempts.
+/// recipients still to deliver), `ID.state` the attempts once there were some. The
+/// ID starts with the time the message was queued.
 public struct QueueItem: Sendable {
     public let id: String
     public var state: QueueState
@@ -62,11 +67,45 @@ public final class DeliveryQueue: @unchecked Sendable {
 
     /// Stores a message durably and returns its item.
     public func add(_ message: Message, now: Double) throws -> QueueItem {
+        let staged = try stage(message)
+        return try commit([staged], now: now)[0]
+    }
+
+    /// A message written under a temporary name, not yet part of the queue.
+    public struct Staged: Sendable {
+        let temporary: String
+        let id: String
+    }
+
+    /// Writes a message under a temporary name (no sync yet): a stream is staged
+    /// message by message, so memory stays flat, and committed all at once.
+    public func stage(_ message: Message) throws -> Staged {
         let id = Self.newID()
-        let item = QueueItem(id: id, state: QueueState(created: now))
-        try writeDurably(path(id, "state"), try JSONEncoder().encode(item.state))
-        try writeMessageDurably(message, to: path(id, "eml"))
-        return item
+        let temporary = "\(directory)/.tmp-\(getpid())-\(id)"
+        try writeMessage(message, to: temporary)
+        return Staged(temporary: temporary, id: id)
+    }
+
+    /// Makes staged messages part of the queue, durably: one syncfs(2) for all
+    /// their data, the renames, one fsync(2) of the directory.
+    public func commit(_ staged: [Staged], now: Double) throws -> [QueueItem] {
+        guard !staged.isEmpty else { return [] }
+        let d = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard d >= 0 else { throw MessageError.io("cannot open the queue directory \(directory)") }
+        defer { close(d) }
+        guard syncfs(d) == 0 else { throw MessageError.io("cannot sync the queue: \(String(cString: strerror(errno)))") }
+        for s in staged {
+            guard rename(s.temporary, path(s.id, "eml")) == 0 else {
+                throw MessageError.io("cannot commit \(s.id) to the queue: \(String(cString: strerror(errno)))")
+            }
+        }
+        guard fsync(d) == 0 else { throw MessageError.io("cannot sync the queue directory: \(String(cString: strerror(errno)))") }
+        return staged.map { QueueItem(id: $0.id, state: QueueState(created: now)) }
+    }
+
+    /// Drops staged messages (the stream they came from was refused).
+    public func discard(_ staged: [Staged]) {
+        for s in staged { unlink(s.temporary) }
     }
 
     /// Replaces the message of an item (fewer recipients after an attempt).
@@ -99,48 +138,55 @@ public final class DeliveryQueue: @unchecked Sendable {
         var out: [QueueItem] = []
         for name in names.sorted() where name.hasSuffix(".eml") {
             let id = String(name.dropLast(4))
-            guard let data = FileManager.default.contents(atPath: path(id, "state")),
-                  let state = try? JSONDecoder().decode(QueueState.self, from: data) else {
-                // A message whose state file is missing or torn (crash between the
-                // two writes): start it afresh rather than lose it.
-                out.append(QueueItem(id: id, state: QueueState(created: Date().timeIntervalSince1970)))
-                continue
-            }
-            out.append(QueueItem(id: id, state: state))
+            out.append(QueueItem(id: id, state: state(of: id)))
         }
         return out
     }
 
-    /// Runs `body` with the item locked; returns nil without running it when
-    /// another process holds the lock.
-    public func withLock<T>(_ id: String, _ body: () throws -> T) throws -> T? {
-        let fd = open(path(id, "eml"), O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }       // delivered meanwhile
-        defer { close(fd) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return nil }
-        defer { _ = flock(fd, LOCK_UN) }
-        return try body()
+    /// The state of an item: its state file, or — before the first attempt, or if
+    /// a crash tore the file — a fresh state dated by the ID.
+    public func state(of id: String) -> QueueState {
+        if let data = FileManager.default.contents(atPath: path(id, "state")),
+           let state = try? JSONDecoder().decode(QueueState.self, from: data) {
+            return state
+        }
+        return QueueState(created: Double(id.prefix(10)) ?? Date().timeIntervalSince1970)
     }
+
+    /// An exclusive lock on an item, held until `unlock`: nil when another process
+    /// holds it or the item is gone.
+    public func lock(_ id: String) -> Int32? {
+        let fd = open(path(id, "eml"), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return nil }
+        return fd
+    }
+
+    public func unlock(_ fd: Int32) { close(fd) }
 
     // MARK: durable writes
 
     private func writeMessageDurably(_ message: Message, to final: String) throws {
+        let temporary = "\(directory)/.tmp-\(getpid())-\(Self.newID())"
+        try writeMessage(message, to: temporary, sync: true)
+        try commit(temporary, final)
+    }
+
+    private func writeMessage(_ message: Message, to temporary: String, sync: Bool = false) throws {
         var m = message
         m.fromLine = nil
-        let temporary = "\(directory)/.tmp-\(getpid())-\(Self.newID())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw MessageError.io("cannot write to the queue \(directory): \(String(cString: strerror(errno)))") }
         do {
             try FileDescriptorIO.writeAll(fd, m.header.bytes)
             try m.body.forEachChunk { chunk in try chunk.withUnsafeBytes { try FileDescriptorIO.writeAll(fd, $0) } }
-            guard fsync(fd) == 0 else { throw MessageError.io("cannot sync the queue file: \(String(cString: strerror(errno)))") }
+            if sync { guard fsync(fd) == 0 else { throw MessageError.io("cannot sync the queue file: \(String(cString: strerror(errno)))") } }
         } catch {
             close(fd)
             unlink(temporary)
             throw error
         }
         close(fd)
-        try commit(temporary, final)
     }
 
     private func writeDurably(_ final: String, _ data: Data) throws {
