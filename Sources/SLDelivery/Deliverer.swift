@@ -80,10 +80,24 @@ public final class Deliverer: @unchecked Sendable {
             }
             for (key, rcpts) in byDomain { groups[key, default: []].append((p, rcpts)) }
         }
-        let work = groups
+        // A destination with many messages gets several connections, as many as the
+        // concurrency leaves room for (the way smtp-source's sessions work).
+        let spare = max(1, options.concurrency / max(1, order.count))
+        var split: [String: [(Parcel, [String])]] = [:]
+        var splitOrder: [String] = []
+        for key in order {
+            let items = groups[key] ?? []
+            let parts = min(spare, max(1, items.count / 20))
+            for k in 0..<parts {
+                let name = parts == 1 ? key : "\(key)#\(k)"
+                split[name] = stride(from: k, to: items.count, by: parts).map { items[$0] }
+                splitOrder.append(name)
+            }
+        }
+        let work = split
         let collected = Collected()
-        let queue = WorkQueue(order)
-        let workers = max(1, min(options.concurrency, order.count))
+        let queue = WorkQueue(splitOrder)
+        let workers = max(1, min(options.concurrency, splitOrder.count))
         let group = DispatchGroup()
         for _ in 0..<workers {
             group.enter()
@@ -121,7 +135,8 @@ public final class Deliverer: @unchecked Sendable {
         }
     }
 
-    func deliverGroup(_ key: String, _ work: [(Parcel, [String])], resolver: DNSResolver) -> [(String, [RecipientResult])] {
+    func deliverGroup(_ name: String, _ work: [(Parcel, [String])], resolver: DNSResolver) -> [(String, [RecipientResult])] {
+        let key = String(name.prefix { $0 != "#" })     // "domain#2": one of a domain's connections
         var pending = work
         var done: [(String, [RecipientResult])] = []
         var lastProblem = "no mail host answered"
