@@ -249,6 +249,44 @@ import SLTestPeers
         #expect(dry.stdoutText.contains("NOT SENT"), "\(dry.stdoutText)")
     }
 
+    @Test func throughARelayOverVerifiedSTARTTLS() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let marker = "m-\(UUID().uuidString)"
+        let run = try setup.deliver(["--relay", "mx.on.test:\(peers.smtpPort)"],
+                                    Self.routed(to: ["bob@example.net", "carol@example.org"], tls: "opportunistic", marker: marker))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(peers.delivered(to: Peers.server("on"), containing: marker, atLeast: 2).count == 2)
+        #expect(setup.queued.isEmpty)
+    }
+
+    @Test func aRelayWithoutVerifiedTLSGetsNothing() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let marker = "m-\(UUID().uuidString)"
+        for relay in ["mx.off.test", "mx.expired.test"] {
+            let run = try setup.deliver(["--relay", "\(relay):\(peers.smtpPort)"],
+                                        Self.routed(to: ["bob@example.net"], tls: "opportunistic", marker: marker))
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        #expect(peers.delivered(to: Peers.server("off"), containing: marker, wait: 2).isEmpty)
+        #expect(peers.delivered(to: Peers.server("expired"), containing: marker, wait: 1).isEmpty)
+        #expect(setup.queued.count == 2)
+        #expect(try setup.auditRecords().allSatisfy { $0["outcome"] as? String == "deferred" })
+    }
+
+    @Test func relayCredentialsMustBePrivate() throws {
+        let setup = try Setup("relay = mx.on.test:587\nrelay_credentials = secret\n")
+        let secret = setup.dir.appendingPathComponent("secret").path
+        try "user\npassword\n".write(toFile: secret, atomically: true, encoding: .utf8)
+        chmod(secret, 0o644)
+        let run = try setup.deliver(["-f", "a@b.test", "x@y.test"], bytes("Subject: x\n\nbody\n"))
+        #expect(run.status == 78, "\(run.stderr)")
+        #expect(run.stderr.contains("chmod 600"))
+        #expect(!run.stderr.contains("password"))
+        #expect(setup.queued.isEmpty)
+    }
+
     @Test func dryRunSendsAndQueuesNothing() throws {
         let setup = try Setup()
         let run = try setup.deliver(["--dry-run"], Self.routed(to: ["bob@on.test", "carol@off.test"], tls: "required", marker: "dry"))
