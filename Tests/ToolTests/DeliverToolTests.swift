@@ -200,6 +200,44 @@ import SLTestPeers
         #expect(outcomes.filter { $0.hasPrefix("bob") } == ["bob@sink.test deferred", "bob@sink.test delivered"])
     }
 
+    /// Every stage's 4xx, 5xx and hang-up, with and without PIPELINING.
+    @Test(arguments: [
+        (["-f", "MAIL"], "failed"), (["-r", "MAIL"], "deferred"), (["-q", "MAIL"], "deferred"),
+        (["-f", "RCPT"], "failed"), (["-q", "RCPT"], "deferred"),
+        (["-f", "DATA"], "failed"), (["-r", "DATA"], "deferred"), (["-q", "DATA"], "deferred"),
+        (["-f", "."], "failed"), (["-r", "."], "deferred"),
+        (["-p", "-f", "RCPT"], "failed"), (["-p", "-r", "DATA"], "deferred"), (["-p"], "delivered"),
+        (["-e"], "delivered"),                                   // no ESMTP: HELO
+    ])
+    func faultsAtEveryStage(sinkOptions: [String], outcome: String) throws {
+        let sink = try SMTPSink(sinkOptions)
+        let setup = try Setup()
+        try setup.route("sink.test", to: sink)
+        let run = try setup.deliver(["--timeout", "5"], Self.routed(to: ["bob@sink.test", "carol@sink.test"], tls: "opportunistic",
+                                                                    marker: "m-\(UUID().uuidString)", sender: ""))
+        #expect(run.status == 0, "\(run.stderr)")
+        let outcomes = try setup.auditRecords().compactMap { $0["outcome"] as? String }
+        #expect(outcomes == [outcome, outcome], "\(sinkOptions): \(outcomes)")
+        #expect(setup.queued.count == (outcome == "deferred" ? 1 : 0))
+    }
+
+    @Test func unreachableAndSilentHostsDefer() throws {
+        let peers = try Peers.shared.get()
+        let silent = try BadServer(mode: "silent", certs: peers.certs)
+        let setup = try Setup()
+        try "quiet.test smtp:[\(silent.address)]:\(silent.port)\n".write(toFile: setup.dir.appendingPathComponent("transport").path, atomically: true, encoding: .utf8)
+        let start = Date()
+        let run = try setup.deliver(["--timeout", "2"], Self.routed(to: ["bob@down.test", "carol@quiet.test"], tls: "opportunistic",
+                                                                    marker: "m-\(UUID().uuidString)", sender: ""))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(Date().timeIntervalSince(start) < 15)
+        let records = try setup.auditRecords()
+        #expect(records.map { $0["outcome"] as? String } == ["deferred", "deferred"])
+        #expect(records.contains { ($0["reply"] as? String)?.contains("refused") == true })
+        #expect(records.contains { ($0["reply"] as? String)?.contains("timed out") == true })
+        withExtendedLifetime(silent) {}
+    }
+
     @Test func aServerThatHangsUpMidDataDefers() throws {
         let sink = try SMTPSink(["-q", "."])
         let setup = try Setup()
