@@ -40,10 +40,15 @@ public struct DeliverTool {
     static let defaultLifetime: Double = 5 * 86_400
 
     public func run() throws {
+        // A reroute command that exits early must not kill us with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
         let installation = configuration?.installation ?? InstallationSettings()
         let source = configuration?.source ?? "sl.conf"
-        let options = try deliveryOptions(installation, source: source)
+        var options = try deliveryOptions(installation, source: source)
+        options.warn = { Diagnostics.warn(Self.tool, $0) }
+        // The TLS set-up (CA bundle) is checked before any message is taken.
+        _ = try Deliverer(options: options)
         let hostname = installation.hostname ?? localHostName()
         let queuePath = try queuePath(installation, source: source)
         func worker() throws -> QueueRunner {
@@ -81,6 +86,11 @@ public struct DeliverTool {
         } catch {
             queue.discard(staged)
             throw error
+        }
+        // No message at all: an earlier stage of the pipeline failed after writing
+        // nothing. Exit 0 would tell the MTA the message was delivered.
+        guard !staged.isEmpty else {
+            throw EmptyInput(description: "no message on standard input (did an earlier stage of the pipeline fail?); nothing was delivered")
         }
         let now = Date().timeIntervalSince1970
         let items: [QueueItem]
@@ -128,11 +138,23 @@ public struct DeliverTool {
         guard !rcpts.isEmpty else {
             throw MessageError.malformed("message \(message.index): no recipients (give them as arguments, use -t, or route with sl-classify)")
         }
-        let from = try sender ?? m.header["From"].flatMap { try AddressList.parse($0).first?.addrSpec } ?? ""
+        // The sender: -f, else the mbox From_ line's, else the From field's.
+        guard let from = try sender ?? Self.fromLineSender(m) ?? m.header["From"].flatMap({ try AddressList.parse($0).first?.addrSpec }) else {
+            throw MessageError.malformed("message \(message.index): no envelope sender (give -f, or -f \"\" for the null sender)")
+        }
         let envelope = Envelope(sender: from, recipients: rcpts.map { Envelope.Recipient(address: $0) },
                                 method: .insecure, tls: .opportunistic, fallback: .insecure)
         try envelope.write(into: &m.header)
         return m
+    }
+
+    /// The address of an mbox `From ` line ("From alice@example.org Mon ..."); nil
+    /// for none, "MAILER-DAEMON" or anything that is not an address.
+    static func fromLineSender(_ m: Message) -> String? {
+        guard let line = m.fromLine else { return nil }
+        let words = String(decoding: line, as: UTF8.self).split(separator: " ")
+        guard words.count >= 2, words[1] != "MAILER-DAEMON" else { return words.count >= 2 ? "" : nil }
+        return try? EmailAddress(parsing: String(words[1])).addrSpec
     }
 
     /// Why a message must not leave as it is: routed to a protecting method but
@@ -205,6 +227,12 @@ public struct DeliverTool {
         }
         return relay
     }
+}
+
+/// Nothing to deliver where a message was expected. Exit 75: the caller keeps
+/// its copy.
+public struct EmptyInput: Error, CustomStringConvertible {
+    public let description: String
 }
 
 /// A message that would leave unprotected although its routing requires

@@ -96,10 +96,12 @@ final class QueueRunner {
                 state.lastReason = r.reply
                 if expired {
                     remaining.removeAll { $0.address == r.recipient }
-                    failures.append(.init(recipient: r.recipient, status: "4.4.7",
-                                          diagnostic: "still undeliverable after \(Int(lifetime / 86_400)) days: \(r.reply)"))
+                    let bounce = RecipientResult(recipient: r.recipient, outcome: .failed, status: "4.4.7",
+                                                 reply: "still undeliverable after \(Self.duration(lifetime)): \(r.reply)")
+                    try record(bounce, message: message)
+                    failures.append(.init(recipient: r.recipient, status: bounce.status, diagnostic: bounce.reply))
                 }
-            case .reroute:
+            case .reroute, .rerouted:
                 if !state.reroute.contains(r.recipient) { state.reroute.append(r.recipient) }
                 state.lastReason = r.reply
             }
@@ -107,12 +109,18 @@ final class QueueRunner {
         // TLS-only recipients without verified TLS go back for a new decision.
         if !state.reroute.isEmpty {
             let handed = reroute(message, sender: envelope.sender, recipients: state.reroute)
+            for r in handed {
+                try record(RecipientResult(recipient: r, outcome: .rerouted, status: "2.0.0",
+                                           reply: "handed to reroute_command for a new decision"), message: message)
+            }
             remaining.removeAll { handed.contains($0.address) }
             state.reroute.removeAll { handed.contains($0) }
             if expired {
                 for r in state.reroute {
-                    failures.append(.init(recipient: r, status: "5.7.10",
-                                          diagnostic: "TLS-only delivery impossible and no new decision was made: \(state.lastReason ?? "")"))
+                    let bounce = RecipientResult(recipient: r, outcome: .failed, status: "5.7.10",
+                                                 reply: "TLS-only delivery impossible and no new decision was made: \(state.lastReason ?? "")")
+                    try record(bounce, message: message)
+                    failures.append(.init(recipient: r, status: bounce.status, diagnostic: bounce.reply))
                 }
                 remaining.removeAll { state.reroute.contains($0.address) }
                 state.reroute = []
@@ -124,7 +132,8 @@ final class QueueRunner {
             var original = message
             original.header.removeEnvelopeFields()
             var report = try DeliveryReport.make(for: original, sender: envelope.sender, hostname: hostname,
-                                                 date: Date(timeIntervalSince1970: now), failures: failures)
+                                                 date: Date(timeIntervalSince1970: now), failures: failures,
+                                                 explanation: DeliveryReport.deliveryExplanation)
             let env = Envelope(sender: "", recipients: [Envelope.Recipient(address: envelope.sender)], method: .insecure,
                                tls: .opportunistic, fallback: .insecure, account: envelope.account)
             try env.write(into: &report.header)
@@ -150,10 +159,26 @@ final class QueueRunner {
         return reportID
     }
 
+    /// "5 days", "2 hours", "30 seconds".
+    static func duration(_ seconds: Double) -> String {
+        if seconds >= 86_400 { return String(format: "%g days", (seconds / 86_400 * 10).rounded() / 10) }
+        if seconds >= 3600 { return String(format: "%g hours", (seconds / 3600 * 10).rounded() / 10) }
+        return "\(Int(seconds.rounded())) seconds"
+    }
+
+    /// Set for the reroute command's pipeline: an sl-deliver inside it does not
+    /// reroute again (a policy that keeps choosing TLS-only for a domain without
+    /// verified TLS would otherwise recurse); it queues instead.
+    static let rerouteGuard = "SL_REROUTED"
+
     /// Hands the message to `reroute_command` for the recipients; returns those it
     /// took (all on exit 0, none otherwise).
     func reroute(_ message: Message, sender: String, recipients: [String]) -> [String] {
         guard let command = rerouteCommand else { return [] }
+        guard environmentValue(Self.rerouteGuard) == nil else {
+            Diagnostics.warn(Self.tool, "\(recipients.joined(separator: ", ")): no verified TLS again after a new decision; kept in the queue (check tls_min_verdict and tls_static)")
+            return []
+        }
         var m = message
         m.header.removeEnvelopeFields()
         guard let bytes = try? m.bytes() else { return [] }
@@ -162,9 +187,11 @@ final class QueueRunner {
         p.arguments = ["-c", command, "sl-reroute"] + recipients
         var env = ProcessInfo.processInfo.environment
         env["SL_SENDER"] = sender
+        env[Self.rerouteGuard] = "1"
         p.environment = env
         let input = Pipe()
         p.standardInput = input
+        p.standardOutput = FileHandle.standardError      // our stdout is not theirs
         do {
             try p.run()
             try input.fileHandleForWriting.write(contentsOf: Data(bytes))

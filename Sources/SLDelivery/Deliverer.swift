@@ -5,7 +5,8 @@ import SLTransport
 
 /// What happened to one recipient of one parcel.
 public struct RecipientResult: Sendable {
-    public enum Outcome: String, Sendable { case delivered, deferred, failed, reroute }
+    /// `rerouted`: handed to reroute_command (recorded by the queue runner).
+    public enum Outcome: String, Sendable { case delivered, deferred, failed, reroute, rerouted }
     public var recipient: String
     public var outcome: Outcome
     /// RFC 3463 status, e.g. "2.0.0", "4.4.1", "5.1.1".
@@ -14,6 +15,11 @@ public struct RecipientResult: Sendable {
     public var reply: String
     public var host: String?
     public var tls: TLSDetails?
+
+    public init(recipient: String, outcome: Outcome, status: String, reply: String, host: String? = nil, tls: TLSDetails? = nil) {
+        self.recipient = recipient; self.outcome = outcome; self.status = status
+        self.reply = reply; self.host = host; self.tls = tls
+    }
 }
 
 /// Where to send when not to the recipients' MX hosts: a submission relay.
@@ -48,6 +54,8 @@ public struct DeliveryOptions: Sendable {
     /// The TLS cache to correct when a TLS-only delivery finds no verified TLS.
     public var tlsCache: String?
     public var tlsCacheTTL: Double = 86_400
+    /// Told about problems that do not stop delivery.
+    public var warn: @Sendable (String) -> Void = { _ in }
 
     public init() {}
 }
@@ -183,7 +191,9 @@ public final class Deliverer: @unchecked Sendable {
 
         // What is left could not be handed over.
         for (p, rcpts) in pending {
-            if p.requireTLS, let tlsProblem {
+            // Only a recipient's own MX can be judged for TLS; a relay without
+            // verified TLS is our problem, not the recipient's: wait for it.
+            if p.requireTLS, let tlsProblem, options.relay == nil {
                 noteTLSFailure(key, tlsProblem.verdict, tlsProblem.reason)
                 done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .reroute, status: "4.7.5",
                                                                reply: "TLS-only delivery refused: \(tlsProblem.reason)") }))
@@ -389,9 +399,13 @@ public final class Deliverer: @unchecked Sendable {
     /// A TLS-only delivery found no verified TLS: the cache must stop saying it
     /// has, so that the new decision picks PKI or escrow.
     func noteTLSFailure(_ domain: String, _ verdict: TLSVerdict, _ reason: String) {
-        guard let cache = options.tlsCache, options.relay == nil else { return }
-        try? TLSCacheFile.merge([domain: .init(verdict: verdict, checked: Date().timeIntervalSince1970,
-                                               ttl: options.tlsCacheTTL, details: reason)], into: cache)
+        guard let cache = options.tlsCache else { return }
+        do {
+            try TLSCacheFile.merge([domain: .init(verdict: verdict, checked: Date().timeIntervalSince1970,
+                                                  ttl: options.tlsCacheTTL, details: reason)], into: cache)
+        } catch {
+            options.warn("cannot correct the TLS cache for \(domain): \(error)")
+        }
     }
 }
 

@@ -15,8 +15,19 @@ public enum DeliveryReport {
         }
     }
 
+    /// Why sl-classify bounces: no secure method and no permission to send without.
+    public static let policyExplanation = """
+        Your message could not be sent securely to the recipients below, and the
+        policy for your account does not allow sending it without protection.
+        Nothing was sent to them.
+        """
+    /// Why sl-deliver bounces: the receiving side refused, or time ran out.
+    public static let deliveryExplanation = """
+        Your message could not be delivered to the recipients below.
+        """
+
     public static func make(for original: Message, sender: String, hostname: String, date: Date,
-                            failures: [Failure]) throws -> Message {
+                            failures: [Failure], explanation: String = policyExplanation) throws -> Message {
         let crlf = "\r\n"
         let boundary = "=_sl_report_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         let dateText = rfc5322Date(date)
@@ -24,9 +35,7 @@ public enum DeliveryReport {
             String(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
         }
         var human = "This is the mail system at host \(clean(hostname)).\r\n\r\n"
-        human += "Your message could not be sent securely to the recipients below, and the\r\n"
-        human += "policy for your account does not allow sending it without protection.\r\n"
-        human += "Nothing was sent to them.\r\n\r\n"
+        human += explanation.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\r\n") + "\r\n\r\n"
         for f in failures { human += "<\(clean(f.recipient))>: \(clean(f.diagnostic))\r\n" }
 
         var status = "Reporting-MTA: dns; \(clean(hostname))\r\n"

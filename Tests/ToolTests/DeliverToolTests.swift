@@ -165,6 +165,8 @@ import SLTestPeers
         #expect(report.contains("multipart/report"))
         #expect(report.contains("Final-Recipient: rfc822; bob@sink.test"))
         #expect(report.contains("Action: failed"))
+        #expect(report.contains("could not be delivered"))
+        #expect(!report.contains("policy for your account"))
         let outcomes = try setup.auditRecords().compactMap { $0["outcome"] as? String }
         #expect(outcomes == ["failed", "delivered"])   // bob, then the report to alice
     }
@@ -323,6 +325,36 @@ import SLTestPeers
         #expect(run.stderr.contains("chmod 600"))
         #expect(!run.stderr.contains("password"))
         #expect(setup.queued.isEmpty)
+    }
+
+    /// An earlier stage that failed after writing nothing must not look delivered.
+    @Test func emptyInputIsATemporaryFailure() throws {
+        let setup = try Setup()
+        let run = try setup.deliver([], [])
+        #expect(run.status == 75, "\(run.stderr)")
+        #expect(run.stderr.contains("no message on standard input"))
+    }
+
+    @Test func theMboxFromLineGivesTheSender() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let marker = "m-\(UUID().uuidString)"
+        let run = try setup.deliver(["--single-message", "bob@on.test"],
+                                    bytes("From alice@clinic.test Mon Nov 30 09:00:00 2026\nSubject: \(marker)\n\nbody\n"))
+        #expect(run.status == 0, "\(run.stderr)")
+        let arrived = try #require(peers.delivered(to: Peers.server("on"), containing: marker).first)
+        #expect(arrived.hasPrefix("Return-Path: <alice@clinic.test>"), "\(arrived)")
+    }
+
+    /// Inside reroute_command's pipeline, TLS-only mail without verified TLS is
+    /// queued, not re-routed again (no recursion).
+    @Test func noReroutingInsideARerouting() throws {
+        let setup = try Setup("reroute_command = exit 0\n")
+        let run = try Tools.run("sl-deliver", ["--config", setup.config], stdin: Self.routed(to: ["bob@off.test"], tls: "required", marker: "m-\(UUID().uuidString)"),
+                                env: ["SL_REROUTED": "1"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(setup.queued.count == 1)
+        #expect(run.stderr.contains("kept in the queue"))
     }
 
     @Test func dryRunSendsAndQueuesNothing() throws {
