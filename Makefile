@@ -61,6 +61,7 @@ test: test-deps
 
 bench: build
 	bench/classify
+	bench/deliver
 	bench/pgp
 	bench/smime
 	bench/tls-probe
