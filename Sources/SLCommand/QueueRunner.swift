@@ -16,6 +16,8 @@ final class QueueRunner {
     let audit: AuditLog?
     let rerouteCommand: String?
     let lifetime: Double
+    /// One for the run: its TLS context (the CA store) is loaded once.
+    lazy var deliverer: Result<Deliverer, any Error> = Result { try Deliverer(options: options) }
 
     init(queue: DeliveryQueue, options: DeliveryOptions, hostname: String, audit: AuditLog?, rerouteCommand: String?, lifetime: Double) {
         self.queue = queue; self.options = options; self.hostname = hostname
@@ -66,7 +68,7 @@ final class QueueRunner {
                     Diagnostics.warn(Self.tool, "queue item \(item.id): \(error); left in the queue")
                 }
             }
-            let results = parcels.isEmpty ? [:] : try Deliverer(options: options).deliver(parcels)
+            let results = parcels.isEmpty ? [:] : try deliverer.get().deliver(parcels)
             for l in loaded {
                 var state = l.item.state
                 if let report = try settle(l.item.id, envelope: l.envelope, state: &state, results: results[l.item.id] ?? [], now: now) {

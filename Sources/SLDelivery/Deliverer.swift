@@ -368,7 +368,8 @@ public final class Deliverer: @unchecked Sendable {
         try sendData(p.message, over: c)
         let final = try c.readReply()
         for i in accepted { results[i] = result(rcpts[i], final) }
-        _ = try? c.command("RSET")
+        // After the reply to the data the server is ready for the next MAIL
+        // (RFC 5321 4.1.1.4); RSET only clears up after failures above.
         return results
     }
 

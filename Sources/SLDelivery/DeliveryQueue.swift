@@ -60,9 +60,7 @@ public final class DeliveryQueue: @unchecked Sendable {
     static func newID() -> String {
         var t = timespec()
         clock_gettime(CLOCK_REALTIME, &t)
-        var random = [UInt8](repeating: 0, count: 6)
-        for i in random.indices { random[i] = UInt8.random(in: 0...255) }
-        return String(format: "%010ld%06ld", t.tv_sec, t.tv_nsec / 1000) + "-" + random.map { String(format: "%02x", $0) }.joined()
+        return String(format: "%010ld%06ld-%012llx", t.tv_sec, t.tv_nsec / 1000, UInt64.random(in: 0..<(1 << 48)))
     }
 
     /// Stores a message durably and returns its item.
@@ -118,18 +116,22 @@ public final class DeliveryQueue: @unchecked Sendable {
     }
 
     /// Removes an item once nothing is left to do for it. The message goes first:
-    /// a state file without a message is ignored and cleaned up later.
+    /// a state file without a message is ignored and cleaned up later. No sync: a
+    /// removal lost in a crash means one more delivery, never a lost message.
     public func remove(_ id: String) {
         unlink(path(id, "eml"))
         unlink(path(id, "state"))
-        syncDirectory()
     }
 
+    /// The queued message, read as a stream: a large body goes to a spool file,
+    /// not into memory.
     public func message(_ id: String) throws -> Message {
-        guard let data = FileManager.default.contents(atPath: path(id, "eml")) else {
-            throw MessageError.io("queue item \(id) has no message file")
-        }
-        return try Message(bytes: Array(data))
+        let fd = open(path(id, "eml"), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MessageError.io("queue item \(id) has no message file") }
+        defer { close(fd) }
+        var reader = MessageStreamReader(FileDescriptorSource(fd: fd), framing: .bare)
+        guard let m = try reader.next() else { throw MessageError.io("queue item \(id) is empty") }
+        return m
     }
 
     /// Every committed item (a message file with its state), oldest first.

@@ -99,6 +99,10 @@ enum Socket {
                 throw TransportError.connect("cannot connect to \(where_): \(String(cString: strerror(err)))")
             }
         }
+        // Commands and data go out in whole writes; Nagle would only hold back the
+        // last segment of each while the server delays its ACK.
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         return fd
     }
 
