@@ -46,17 +46,7 @@ struct SLDeliver: ParsableCommand {
     @Option(help: ArgumentHelp("Queue directory (default: queue_directory, else the state directory's queue/).", valueName: "dir"))
     var queue: String?
 
-    @Option(help: ArgumentHelp("DNS server to ask instead of resolv.conf's.", valueName: "ipv4[:port]"))
-    var dns: String?
-
-    @Option(help: ArgumentHelp("SMTP port of MX hosts (default: smtp_port, else 25).", valueName: "port"))
-    var port: UInt16?
-
-    @Option(name: .customLong("ca-file"), help: ArgumentHelp("Trust anchors for server certificates (default: tls_ca_file, else the system store).", valueName: "file"))
-    var caFile: String?
-
-    @Option(help: ArgumentHelp("Routing table in transport(5) style (default: transport_map).", valueName: "file"))
-    var transport: String?
+    @OptionGroup var destination: TransportOptions
 
     @Option(help: ArgumentHelp("Destinations delivered to at once.", valueName: "n"))
     var concurrency: Int = 10
@@ -81,7 +71,6 @@ struct SLDeliver: ParsableCommand {
         if let relayTLS, !["implicit", "starttls"].contains(relayTLS) { throw ValidationError("--relay-tls is implicit or starttls") }
         if concurrency < 1 || concurrency > 1000 { throw ValidationError("--concurrency must be between 1 and 1000") }
         if timeout <= 0 || timeout > 3600 { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
-        if port == 0 { throw ValidationError("--port must be 1-65535") }
     }
 
     func run() throws {
@@ -102,10 +91,10 @@ struct SLDeliver: ParsableCommand {
         tool.relay = relay
         tool.relayImplicitTLS = relayTLS.map { $0 == "implicit" }
         tool.queueDirectory = queue
-        tool.dnsServer = dns
-        tool.port = port
-        tool.caFile = caFile
-        tool.transportMap = transport
+        tool.dnsServer = destination.dns
+        tool.port = destination.port
+        tool.caFile = destination.caFile
+        tool.transportMap = destination.transport
         tool.concurrency = concurrency
         tool.timeout = timeout
         tool.singleMessage = singleMessage

@@ -35,17 +35,7 @@ struct SLTLSProbe: ParsableCommand {
     @Flag(help: "Answer from the TLS cache where it has an unexpired verdict; probe (and record) only the rest.")
     var cached = false
 
-    @Option(help: ArgumentHelp("DNS server to ask instead of resolv.conf's (default: dns_server in sl.conf).", valueName: "ipv4[:port]"))
-    var dns: String?
-
-    @Option(help: ArgumentHelp("SMTP port of the MX hosts (default: smtp_port in sl.conf, else 25).", valueName: "port"))
-    var port: UInt16?
-
-    @Option(name: .customLong("ca-file"), help: ArgumentHelp("Trust anchors for server certificates, PEM (default: tls_ca_file, else the system CA store).", valueName: "file"))
-    var caFile: String?
-
-    @Option(help: ArgumentHelp("Routing table in transport(5) style (default: transport_map in sl.conf).", valueName: "file"))
-    var transport: String?
+    @OptionGroup var destination: TransportOptions
 
     @Option(help: ArgumentHelp("Seconds allowed per domain.", valueName: "seconds"))
     var timeout: Double = 30
@@ -64,7 +54,6 @@ struct SLTLSProbe: ParsableCommand {
         if !message && targets.isEmpty { throw ValidationError("give domains or addresses, - for a list on stdin, or --message") }
         if timeout <= 0 || timeout > 3600 { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
         if concurrency < 1 || concurrency > 1000 { throw ValidationError("--concurrency must be between 1 and 1000") }
-        if port == 0 { throw ValidationError("--port must be 1-65535") }
     }
 
     func run() throws {
@@ -75,10 +64,10 @@ struct SLTLSProbe: ParsableCommand {
         tool.warm = warm
         tool.updateCache = updateCache
         tool.cached = cached
-        tool.dnsServer = dns
-        tool.port = port
-        tool.caFile = caFile
-        tool.transportMap = transport
+        tool.dnsServer = destination.dns
+        tool.port = destination.port
+        tool.caFile = destination.caFile
+        tool.transportMap = destination.transport
         tool.timeout = timeout
         tool.concurrency = concurrency
         tool.singleMessage = singleMessage

@@ -40,6 +40,20 @@ public final class Peers: @unchecked Sendable {
     public let dnsPort: UInt16
     public var caFile: String { certs + "/ca.pem" }
     public var dnsServer: String { "127.0.0.1:\(dnsPort)" }
+    /// sl.conf lines that point DNS, the SMTP port and server trust at the peers,
+    /// with a TLS cache and an audit log beside the configuration.
+    public var configuration: String {
+        """
+        dns_server = \(dnsServer)
+        smtp_port = \(smtpPort)
+        tls_ca_file = \(caFile)
+        tls_cache = tls-cache.json
+        audit_log = audit.jsonl
+        hostname = client.test
+
+        """
+    }
+
     /// The main.cf directory of a server's Postfix (MAIL_CONFIG for posttls-finger).
     public func configDirectory(_ server: Server) -> String { "\(dir)/postfix-\(server.tls)/etc" }
     /// Where a server's Postfix delivers everything it accepts.

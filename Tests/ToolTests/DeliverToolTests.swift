@@ -17,17 +17,11 @@ import SLTestPeers
         init(_ extra: String = "") throws {
             let peers = try Peers.shared.get()
             dir = try Tools.scratch()
-            try """
-            dns_server = \(peers.dnsServer)
-            smtp_port = \(peers.smtpPort)
-            tls_ca_file = \(peers.caFile)
-            tls_cache = tls-cache.json
+            try (peers.configuration + """
             queue_directory = queue
-            audit_log = audit.jsonl
-            hostname = client.test
             transport_map = transport
             \(extra)
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+            """).write(toFile: config, atomically: true, encoding: .utf8)
             try "".write(toFile: dir.appendingPathComponent("transport").path, atomically: true, encoding: .utf8)
         }
 

@@ -15,16 +15,10 @@ import SLTestPeers
         init(_ extra: String = "") throws {
             let peers = try Peers.shared.get()
             dir = try Tools.scratch()
-            try """
-            dns_server = \(peers.dnsServer)
-            smtp_port = \(peers.smtpPort)
-            tls_ca_file = \(peers.caFile)
-            tls_cache = tls-cache.json
-            hostname = client.test
+            try (peers.configuration + """
             ask_sender = no
-            audit_log = audit.jsonl
             \(extra)
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+            """).write(toFile: path, atomically: true, encoding: .utf8)
         }
 
         func cacheEntries() throws -> [String: [String: Any]] {

@@ -1,0 +1,23 @@
+import ArgumentParser
+
+/// The options that say where mail goes and whom to trust, shared by the tools
+/// that talk SMTP (sl-tls-probe, sl-deliver); each defaults to sl.conf.
+public struct TransportOptions: ParsableArguments {
+    public init() {}
+
+    @Option(help: ArgumentHelp("DNS server to ask instead of resolv.conf's (default: dns_server in sl.conf).", valueName: "ipv4[:port]"))
+    public var dns: String?
+
+    @Option(help: ArgumentHelp("SMTP port of the MX hosts (default: smtp_port in sl.conf, else 25).", valueName: "port"))
+    public var port: UInt16?
+
+    @Option(name: .customLong("ca-file"), help: ArgumentHelp("Trust anchors for server certificates, PEM (default: tls_ca_file, else the system CA store).", valueName: "file"))
+    public var caFile: String?
+
+    @Option(help: ArgumentHelp("Routing table in transport(5) style (default: transport_map in sl.conf).", valueName: "file"))
+    public var transport: String?
+
+    public func validate() throws {
+        if port == 0 { throw ValidationError("--port must be 1-65535") }
+    }
+}
