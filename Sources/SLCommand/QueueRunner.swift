@@ -49,14 +49,14 @@ final class QueueRunner {
             let round = pending.prefix(Self.batch)
             pending = pending.dropFirst(round.count)
             var parcels: [Parcel] = []
-            var loaded: [(item: QueueItem, envelope: Envelope, lock: Int32)] = []
+            var loaded: [(item: QueueItem, message: Message, envelope: Envelope, lock: Int32)] = []
             defer { for l in loaded { queue.unlock(l.lock) } }
             for item in round {
                 guard let lock = queue.lock(item.id) else { continue }      // another process has it
                 do {
-                    let message = try queue.message(item.id)
+                    let message = try queue.message(item.id, from: lock)
                     guard let envelope = try Envelope.read(from: message.header) else { queue.unlock(lock); continue }
-                    loaded.append((item, envelope, lock))
+                    loaded.append((item, message, envelope, lock))
                     let waiting = Set(item.state.reroute)
                     let rcpts = envelope.recipients.map(\.address).filter { !waiting.contains($0) }
                     if !rcpts.isEmpty {
@@ -71,7 +71,8 @@ final class QueueRunner {
             let results = parcels.isEmpty ? [:] : try deliverer.get().deliver(parcels)
             for l in loaded {
                 var state = l.item.state
-                if let report = try settle(l.item.id, envelope: l.envelope, state: &state, results: results[l.item.id] ?? [], now: now) {
+                if let report = try settle(l.item.id, message: l.message, envelope: l.envelope, state: &state,
+                                           results: results[l.item.id] ?? [], now: now) {
                     pending.append(QueueItem(id: report, state: QueueState(created: now)))
                 }
             }
@@ -81,8 +82,7 @@ final class QueueRunner {
 
     /// Applies one attempt's results to an item; returns the id of a delivery
     /// report it queued, if any.
-    func settle(_ id: String, envelope: Envelope, state: inout QueueState, results: [RecipientResult], now: Double) throws -> String? {
-        let message = try queue.message(id)
+    func settle(_ id: String, message: Message, envelope: Envelope, state: inout QueueState, results: [RecipientResult], now: Double) throws -> String? {
         var remaining = envelope.recipients
         var failures: [DeliveryReport.Failure] = []
         let expired = now - state.created >= lifetime

@@ -129,6 +129,12 @@ public final class DeliveryQueue: @unchecked Sendable {
         let fd = open(path(id, "eml"), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw MessageError.io("queue item \(id) has no message file") }
         defer { close(fd) }
+        return try message(id, from: fd)
+    }
+
+    /// The message through a descriptor already open on it (the lock's).
+    public func message(_ id: String, from fd: Int32) throws -> Message {
+        guard lseek(fd, 0, SEEK_SET) == 0 else { throw MessageError.io("cannot read queue item \(id)") }
         var reader = MessageStreamReader(FileDescriptorSource(fd: fd), framing: .bare)
         guard let m = try reader.next() else { throw MessageError.io("queue item \(id) is empty") }
         return m
