@@ -103,33 +103,13 @@ public final class Deliverer: @unchecked Sendable {
             }
         }
         let work = split
-        let collected = Collected()
-        let queue = WorkQueue(splitOrder)
-        let workers = max(1, min(options.concurrency, splitOrder.count))
-        let group = DispatchGroup()
-        for _ in 0..<workers {
-            group.enter()
-            let thread = Thread {
-                defer { group.leave() }
-                guard let resolver = try? DNSResolver(server: self.options.dnsServer, timeout: 5, attempts: 2) else {
-                    while let key = queue.next() {
-                        for (p, rcpts) in work[key] ?? [] {
-                            collected.add(p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: "4.4.3", reply: "cannot initialise the DNS resolver") })
-                        }
-                    }
-                    return
-                }
-                while let key = queue.next() {
-                    for (id, results) in self.deliverGroup(key, work[key] ?? [], resolver: resolver) {
-                        collected.add(id, results)
-                    }
-                }
-            }
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
-        group.wait()
-        return collected.results
+        let outputs = try WorkerThreads.map(
+            count: splitOrder.count, threads: options.concurrency,
+            state: { try DNSResolver(server: options.dnsServer, timeout: 5, attempts: 2) },
+            job: { resolver, i in self.deliverGroup(splitOrder[i], work[splitOrder[i]] ?? [], resolver: resolver) })
+        var results: [String: [RecipientResult]] = [:]
+        for (id, r) in outputs.joined() { results[id, default: []] += r }
+        return results
     }
 
     /// A connection that has said EHLO (again, after TLS when TLS was started).
@@ -415,16 +395,3 @@ public struct RelayAuthError: Error, CustomStringConvertible {
     public var description: String { reply }
 }
 
-final class Collected: @unchecked Sendable {
-    private let lock = NSLock()
-    private var byID: [String: [RecipientResult]] = [:]
-    func add(_ id: String, _ r: [RecipientResult]) { lock.lock(); byID[id, default: []] += r; lock.unlock() }
-    var results: [String: [RecipientResult]] { lock.lock(); defer { lock.unlock() }; return byID }
-}
-
-final class WorkQueue: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [String]
-    init(_ items: [String]) { self.items = items.reversed() }
-    func next() -> String? { lock.lock(); defer { lock.unlock() }; return items.popLast() }
-}

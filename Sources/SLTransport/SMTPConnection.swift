@@ -10,7 +10,6 @@ public struct SMTPReply: Sendable, Equatable, Codable {
 
     public var isPositive: Bool { (200..<400).contains(code) }
     public var isTemporaryFailure: Bool { (400..<500).contains(code) }
-    public var isPermanentFailure: Bool { code >= 500 }
     /// The reply as one line, for messages and logs.
     public var text: String { "\(code) " + lines.joined(separator: " / ") }
 }

@@ -214,64 +214,9 @@ public final class TLSProber: @unchecked Sendable {
     /// with its own resolver. Results come back in the order given. `progress` is
     /// called (from worker threads, serialised) after each domain.
     public func probeAll(_ domains: [String], concurrency: Int,
-                         progress: (@Sendable (Int, Int, DomainProbe) -> Void)? = nil) throws -> [DomainProbe] {
-        let total = domains.count
-        let box = ResultBox(count: total)
-        let workers = max(1, min(concurrency, total))
-        let options = self.options
-        // Each thread needs its own resolver; create them here so a bad resolv.conf
-        // is reported once, not per domain.
-        let resolvers = try (0..<workers).map { _ in try options.makeResolver() }
-        let group = DispatchGroup()
-        for w in 0..<workers {
-            let resolver = UncheckedBox(resolvers[w])
-            group.enter()
-            let thread = Thread {
-                while let i = box.claim() {
-                    let r = self.probe(domains[i], resolver: resolver.value)
-                    let finished = box.store(i, r)
-                    progress?(finished, total, r)
-                }
-                group.leave()
-            }
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
-        group.wait()
-        return box.results()
+                         progress: ((Int, Int, DomainProbe) -> Void)? = nil) throws -> [DomainProbe] {
+        try WorkerThreads.map(count: domains.count, threads: concurrency, state: options.makeResolver,
+                              job: { resolver, i in self.probe(domains[i], resolver: resolver) },
+                              finished: progress.map { report in { done, r in report(done, domains.count, r) } })
     }
-}
-
-/// Hands out indexes and collects results under one lock.
-final class ResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var nextIndex = 0
-    private var finished = 0
-    private var slots: [DomainProbe?]
-
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-
-    func claim() -> Int? {
-        lock.lock(); defer { lock.unlock() }
-        guard nextIndex < slots.count else { return nil }
-        nextIndex += 1
-        return nextIndex - 1
-    }
-
-    func store(_ i: Int, _ r: DomainProbe) -> Int {
-        lock.lock(); defer { lock.unlock() }
-        slots[i] = r
-        finished += 1
-        return finished
-    }
-
-    func results() -> [DomainProbe] {
-        lock.lock(); defer { lock.unlock() }
-        return slots.map { $0! }
-    }
-}
-
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ v: T) { value = v }
 }
