@@ -47,12 +47,13 @@ public struct DeliverTool {
         let source = configuration?.source ?? "sl.conf"
         var options = try deliveryOptions(installation, source: source)
         options.warn = { Diagnostics.warn(Self.tool, $0) }
-        // The TLS set-up (CA bundle) is checked before any message is taken.
-        _ = try Deliverer(options: options)
+        // Made before any message is taken, so a bad CA bundle is a configuration
+        // error (78) rather than a queue that can never be worked.
+        let deliverer = try Deliverer(options: options)
         let hostname = installation.hostname ?? localHostName()
         let queuePath = try queuePath(installation, source: source)
         func worker() throws -> QueueRunner {
-            QueueRunner(queue: try DeliveryQueue(directory: queuePath), options: options, hostname: hostname,
+            QueueRunner(queue: try DeliveryQueue(directory: queuePath), deliverer: deliverer, hostname: hostname,
                         audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.rerouteCommand,
                         lifetime: installation.queueLifetime ?? Self.defaultLifetime)
         }

@@ -11,16 +11,14 @@ import SLTransport
 /// delivery reports, re-routing of TLS-only recipients, back-off and lifetime.
 final class QueueRunner {
     let queue: DeliveryQueue
-    let options: DeliveryOptions
+    /// One for the run: its TLS context (the CA store) is loaded once.
+    let deliverer: Deliverer
     let hostname: String
     let audit: AuditLog?
     let rerouteCommand: String?
     let lifetime: Double
-    /// One for the run: its TLS context (the CA store) is loaded once.
-    lazy var deliverer: Result<Deliverer, any Error> = Result { try Deliverer(options: options) }
-
-    init(queue: DeliveryQueue, options: DeliveryOptions, hostname: String, audit: AuditLog?, rerouteCommand: String?, lifetime: Double) {
-        self.queue = queue; self.options = options; self.hostname = hostname
+    init(queue: DeliveryQueue, deliverer: Deliverer, hostname: String, audit: AuditLog?, rerouteCommand: String?, lifetime: Double) {
+        self.queue = queue; self.deliverer = deliverer; self.hostname = hostname
         self.audit = audit; self.rerouteCommand = rerouteCommand; self.lifetime = lifetime
     }
 
@@ -68,7 +66,7 @@ final class QueueRunner {
                     Diagnostics.warn(Self.tool, "queue item \(item.id): \(error); left in the queue")
                 }
             }
-            let results = parcels.isEmpty ? [:] : try deliverer.get().deliver(parcels)
+            let results = parcels.isEmpty ? [:] : try deliverer.deliver(parcels)
             for l in loaded {
                 var state = l.item.state
                 if let report = try settle(l.item.id, message: l.message, envelope: l.envelope, state: &state,
