@@ -30,8 +30,7 @@ public struct ClassifyTool {
         let prompt: (any SenderPrompt)? = (ask && report == .none) ? TerminalPrompt(tool: Self.tool) : nil
         let installation = configuration.installation
         let live = installation.tlsProbe
-            ? LiveTLSCapability(options: try LiveTLSCapability.options(from: installation, source: configuration.source, timeout: installation.tlsProbeTimeout),
-                                cachePath: installation.tlsCache, ttl: installation.tlsCacheTTL,
+            ? LiveTLSCapability(installation: installation, source: configuration.source,
                                 warn: { Diagnostics.warn(Self.tool, $0) })
             : nil
         let classifier = try Classifier(configuration: configuration, options: envelope, prompt: prompt,

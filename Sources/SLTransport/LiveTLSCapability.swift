@@ -5,23 +5,28 @@ import SLPolicy
 /// limit, its result written to the shared cache (when one is configured) and
 /// remembered for the rest of the run.
 public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable {
-    let options: ProbeOptions
+    let installation: InstallationSettings
+    let source: String
     let cachePath: String?
     let ttl: Double
     /// Told when the cache cannot be written (the verdict still counts for this run).
     let warn: @Sendable (String) -> Void
     private let lock = NSLock()
-    // Made on the first miss: loading the CA store costs start-up time that a run
-    // answered from the cache should not pay.
+    // Made on the first miss: reading the transport table and loading the CA store
+    // cost start-up time that a run answered from the cache should not pay, and a
+    // broken probe setting should not stop mail that needs no probe.
     private var prober: TLSProber?
     private var resolver: DNSResolver?
     private var seen: [String: TLSFinding] = [:]
     private var unavailable = false
 
-    public init(options: ProbeOptions, cachePath: String?, ttl: Double, warn: @escaping @Sendable (String) -> Void) {
-        self.options = options
-        self.cachePath = cachePath
-        self.ttl = ttl
+    /// Probes with the settings of `installation` (read from `source`), limited to
+    /// `tls_probe_timeout`, and records verdicts in `tls_cache`.
+    public init(installation: InstallationSettings, source: String, warn: @escaping @Sendable (String) -> Void) {
+        self.installation = installation
+        self.source = source
+        self.cachePath = installation.tlsCache
+        self.ttl = installation.tlsCacheTTL
         self.warn = warn
     }
 
@@ -47,13 +52,15 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
         if let f = seen[domain] { return f }
         if unavailable { return nil }
         do {
-            if prober == nil { prober = try TLSProber(options: options) }
-            if resolver == nil {
+            if prober == nil {
+                let options = try Self.options(from: installation, source: source, timeout: installation.tlsProbeTimeout)
+                prober = try TLSProber(options: options)
                 resolver = try options.makeResolver()
             }
         } catch {
-            // No probe possible (no resolver, no CA store): no verdict, which the
-            // decision treats as "not TLS-capable" — never the other way round.
+            // No probe possible (bad probe settings, no resolver, no CA store): no
+            // verdict, which the decision treats as "not TLS-capable" — never the
+            // other way round.
             warn("TLS probe unavailable: \(error)")
             unavailable = true
             return nil

@@ -159,6 +159,18 @@ import SLTestPeers
         #expect(run.stderr.contains("dns_server"))
     }
 
+    /// sl-classify reads the probe settings only on a cache miss, and a broken one
+    /// costs the domain TLS-only, not the message.
+    @Test func classifyWithABrokenProbeSettingStillRoutesWithoutTLSOnly() throws {
+        let config = try ProbeConfig("transport_map = /nonexistent/transport\n[account clinic]\ndomains = clinic.test\ntls_only = yes\nfallback = insecure\n")
+        let run = try Tools.run("sl-classify", ["--config", config.path, "-f", "a@clinic.test", "bob@on.test"],
+                                stdin: bytes("From: a@clinic.test\nSubject: x\n\nbody\n"))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("TLS probe unavailable") && run.stderr.contains("transport"), "\(run.stderr)")
+        let methods = try Tools.messages(run.stdout).map { try Envelope.read(from: $0.header)?.method.rawValue }
+        #expect(methods == ["insecure"])
+    }
+
     @Test func aBadRecipientInAMessageIsADataError() throws {
         let config = try ProbeConfig()
         let run = try probe(["--message"], config: config, stdin: "From: a@b.test\nTo: \"x\"@[127.0.0.1]\n\nbody\n")
