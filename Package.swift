@@ -58,6 +58,7 @@ let package = Package(
         // transport and tool tests; peers.py and its README are read at run time.
         .target(name: "SLTestPeers", path: "Tests/SLTestPeers", exclude: ["peers.py", "README.md"]),
         .testTarget(name: "TransportTests", dependencies: ["SLTransport", "SLPolicy", "SLTestPeers"]),
+        .testTarget(name: "SLDeliveryTests", dependencies: ["SLDelivery", "SLMessage"]),
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time.
         .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLTestPeers"], exclude: ["Golden"]),

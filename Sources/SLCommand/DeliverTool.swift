@@ -9,9 +9,9 @@ import SLTransport
 
 /// sl-deliver without its argument parsing.
 ///
-/// Every message read is first stored in the queue (durably), then delivered; only
-/// then does the tool exit 0. Recipients that cannot be reached stay queued for
-/// `--run-queue`; permanent failures become a delivery report to the sender;
+/// The whole input is read and checked, then delivered; what cannot be delivered
+/// now is stored in the queue (durably) before the tool exits 0. Recipients that
+/// cannot be reached stay queued for `--run-queue`; permanent failures become a delivery report to the sender;
 /// TLS-only recipients without verified TLS are handed to `reroute_command` for a
 /// new decision, never sent in plaintext.
 public struct DeliverTool {
@@ -74,37 +74,23 @@ public struct DeliverTool {
             try FileDescriptorIO.writeAll(1, Array(out.utf8))
             return
         }
-        // Check and stage every message (one at a time: memory stays flat), then
-        // take responsibility for all of them at once, or for none.
+        // Read and check the whole stream before sending anything (one message at a
+        // time into the intake file: memory stays flat); a bad message means nothing
+        // is sent and the caller keeps everything.
         let worker = try worker()
-        let queue = worker.queue
-        var staged: [DeliveryQueue.Staged] = []
-        do {
-            try filter.process { message in
-                staged.append(try queue.stage(try routed(message)))
-                return []
-            }
-        } catch {
-            queue.discard(staged)
-            throw error
+        let intake = try Intake()
+        try filter.process { message in
+            try intake.append(try routed(message))
+            return []
         }
         // No message at all: an earlier stage of the pipeline failed after writing
         // nothing. Exit 0 would tell the MTA the message was delivered.
-        guard !staged.isEmpty else {
+        guard intake.count > 0 else {
             throw EmptyInput(description: "no message on standard input (did an earlier stage of the pipeline fail?); nothing was delivered")
         }
-        let now = Date().timeIntervalSince1970
-        let items: [QueueItem]
-        do { items = try queue.commit(staged, now: now) } catch {
-            queue.discard(staged)
-            throw error
-        }
-        // Everything is queued: from here on, a failure leaves it for --run-queue.
-        do {
-            try worker.attempt(items, now: now)
-        } catch {
-            Diagnostics.warn(Self.tool, "\(error); the messages stay queued in \(queue.directory) for sl-deliver --run-queue")
-        }
+        // Exit 0 only once every message is delivered, bounced, re-routed or durably
+        // queued; a failure or crash before that leaves the caller's copy in charge.
+        try worker.attempt(intake, now: Date().timeIntervalSince1970)
     }
 
     /// The message with its X-SL-* routing: as sl-classify wrote it, or made from

@@ -39,6 +39,16 @@ final class QueueRunner {
     /// Items per delivery round: bounds memory whatever the queue holds.
     static let batch = 200
 
+    /// A message in a delivery round: from the queue (locked by `lock`), or
+    /// fresh from the input and not queued (`lock` nil).
+    struct Loaded {
+        let id: String
+        let message: Message
+        let envelope: Envelope
+        var state: QueueState
+        let lock: Int32?
+    }
+
     /// One delivery attempt for the items, then the same for the delivery reports
     /// they produced. Each item stays locked from loading to settling.
     func attempt(_ items: [QueueItem], now: Double) throws {
@@ -46,41 +56,133 @@ final class QueueRunner {
         while !pending.isEmpty {
             let round = pending.prefix(Self.batch)
             pending = pending.dropFirst(round.count)
-            var parcels: [Parcel] = []
-            var loaded: [(item: QueueItem, message: Message, envelope: Envelope, lock: Int32)] = []
-            defer { for l in loaded { queue.unlock(l.lock) } }
+            var loaded: [Loaded] = []
+            defer { for l in loaded { if let fd = l.lock { queue.unlock(fd) } } }
             for item in round {
                 guard let lock = queue.lock(item.id) else { continue }      // another process has it
                 do {
                     let message = try queue.message(item.id, from: lock)
                     guard let envelope = try Envelope.read(from: message.header) else { queue.unlock(lock); continue }
-                    loaded.append((item, message, envelope, lock))
-                    let waiting = Set(item.state.reroute)
-                    let rcpts = envelope.recipients.map(\.address).filter { !waiting.contains($0) }
-                    if !rcpts.isEmpty {
-                        parcels.append(try Parcel(id: item.id, sender: envelope.sender, recipients: rcpts,
-                                                  requireTLS: envelope.tls == .required, message: message))
-                    }
+                    loaded.append(Loaded(id: item.id, message: message, envelope: envelope, state: item.state, lock: lock))
                 } catch {
                     queue.unlock(lock)
                     Diagnostics.warn(Self.tool, "queue item \(item.id): \(error); left in the queue")
                 }
             }
-            let results = parcels.isEmpty ? [:] : try deliverer.deliver(parcels)
+            pending += try deliver(loaded, now: now)
+        }
+    }
+
+    /// The first attempt for a run's input: nothing is queued unless it is not
+    /// delivered now. Returns once every message is delivered, bounced, handed to
+    /// reroute_command, or durably queued.
+    func attempt(_ intake: Intake, now: Double) throws {
+        var reports: [QueueItem] = []
+        let loader = IntakeLoader(intake: intake, now: now)
+        var current = try loader.load()
+        while !current.loaded.isEmpty {
+            // The next round is loaded on a second thread while this one is delivered.
+            let upcoming = Prefetch()
+            let group = DispatchGroup()
+            if loader.more {
+                DispatchQueue.global().async(group: group) { upcoming.result = Result { try loader.load() } }
+            } else {
+                upcoming.result = .success(Round())
+            }
+            let delivered = Result { try deliver(current.loaded, parcels: current.parcels, now: now) }
+            group.wait()
+            reports += try delivered.get()
+            current = try upcoming.result!.get()
+        }
+        try attempt(reports, now: now)
+    }
+
+    struct Round {
+        var loaded: [Loaded] = []
+        var parcels: [Parcel] = []
+    }
+
+    /// Reads rounds of fresh messages, with their parcels, from the intake. Used
+    /// by one thread at a time (the DispatchGroup's wait orders them).
+    final class IntakeLoader: @unchecked Sendable {
+        let intake: Intake
+        let now: Double
+        private var next = 0
+        init(intake: Intake, now: Double) { self.intake = intake; self.now = now }
+
+        var more: Bool { next < intake.count }
+
+        func load() throws -> Round {
+            var round = Round()
+            var bytes = 0
+            while next < intake.count && round.loaded.count < QueueRunner.intakeBatch && bytes < QueueRunner.intakeBatchBytes {
+                let message = try intake.message(next)
+                bytes += intake.size(next)
+                if let envelope = try Envelope.read(from: message.header) {
+                    round.loaded.append(Loaded(id: "intake-\(next)", message: message, envelope: envelope,
+                                               state: QueueState(created: now), lock: nil))
+                }
+                next += 1
+            }
+            round.parcels = try QueueRunner.parcels(for: round.loaded)
+            return round
+        }
+    }
+
+    /// Hands a loaded round from the loading thread to the delivering one.
+    final class Prefetch: @unchecked Sendable {
+        var result: Result<Round, any Error>?
+    }
+
+    /// Rounds for fresh input are larger than queue rounds (no locks to hold, and
+    /// every round ends with a wait for its slowest connection), bounded in octets
+    /// so that memory stays flat whatever the message sizes.
+    static let intakeBatch = 500
+    static let intakeBatchBytes = 8 << 20
+
+    /// Delivers one round and settles every message of it; returns the delivery
+    /// reports it queued. What is left of fresh messages is queued in one commit.
+    static func parcels(for loaded: [Loaded]) throws -> [Parcel] {
+        var parcels: [Parcel] = []
+        for l in loaded {
+            let waiting = Set(l.state.reroute)
+            let rcpts = l.envelope.recipients.map(\.address).filter { !waiting.contains($0) }
+            if !rcpts.isEmpty {
+                parcels.append(try Parcel(id: l.id, sender: l.envelope.sender, recipients: rcpts,
+                                          requireTLS: l.envelope.tls == .required, message: l.message))
+            }
+        }
+        return parcels
+    }
+
+    private func deliver(_ loaded: [Loaded], parcels: [Parcel]? = nil, now: Double) throws -> [QueueItem] {
+        let parcels = try parcels ?? Self.parcels(for: loaded)
+        let results = parcels.isEmpty ? [:] : try deliverer.deliver(parcels)
+        var reports: [QueueItem] = []
+        var staged: [DeliveryQueue.Staged] = []
+        do {
             for l in loaded {
-                var state = l.item.state
-                if let report = try settle(l.item.id, message: l.message, envelope: l.envelope, state: &state,
-                                           results: results[l.item.id] ?? [], now: now) {
-                    pending.append(QueueItem(id: report, state: QueueState(created: now)))
+                var state = l.state
+                if let report = try settle(l.id, message: l.message, envelope: l.envelope, state: &state,
+                                           results: results[l.id] ?? [], now: now, queued: l.lock != nil, staged: &staged) {
+                    reports.append(QueueItem(id: report, state: QueueState(created: now)))
                 }
             }
-            try audit?.commit()
+            _ = try queue.commit(staged, now: now)
+        } catch {
+            queue.discard(staged)
+            throw error
         }
+        try audit?.commit()
+        return reports
     }
 
     /// Applies one attempt's results to an item; returns the id of a delivery
     /// report it queued, if any.
-    func settle(_ id: String, message: Message, envelope: Envelope, state: inout QueueState, results: [RecipientResult], now: Double) throws -> String? {
+    /// A fresh message (`queued` false) that is not finished is staged into
+    /// `staged` with its remaining recipients and state, for the caller to commit.
+    func settle(_ id: String, message: Message, envelope: Envelope, state: inout QueueState, results: [RecipientResult],
+                now: Double, queued: Bool = true, staged: inout [DeliveryQueue.Staged]) throws -> String? {
         var remaining = envelope.recipients
         var failures: [DeliveryReport.Failure] = []
         let expired = now - state.created >= lifetime
@@ -143,18 +245,22 @@ final class QueueRunner {
         }
 
         if remaining.isEmpty {
-            queue.remove(id)
+            if queued { queue.remove(id) }
         } else {
+            var copy = message
             if remaining.count != envelope.recipients.count {
-                var copy = message
                 var env = envelope
                 env.recipients = remaining
                 try env.write(into: &copy.header)
-                try queue.replace(id, with: copy)
+                if queued { try queue.replace(id, with: copy) }
             }
             state.attempts += 1
             state.nextAttempt = now + Self.backoff(after: state.attempts)
-            try queue.save(QueueItem(id: id, state: state))
+            if queued {
+                try queue.save(QueueItem(id: id, state: state))
+            } else {
+                staged.append(try queue.stage(copy, state: state))
+            }
         }
         return reportID
     }

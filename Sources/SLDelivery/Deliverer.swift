@@ -190,10 +190,27 @@ public final class Deliverer: @unchecked Sendable {
         var rest: [(Parcel, [String])] = []
         var broken = false
         defer { if !broken { session.connection.quit() } }
-        for (p, rcpts) in work {
+        let pipelining = session.connection.extensions["PIPELINING"] != nil
+        // Whether the envelope of work[i] already went out behind the previous
+        // message's data (RFC 2920 allows the content as the first "command" of a
+        // group): one round trip and a few system calls less per message.
+        var sentAhead = false
+        for (i, (p, rcpts)) in work.enumerated() {
             if broken || (onlyOpportunistic && p.requireTLS) { rest.append((p, rcpts)); continue }
+            if !sentAhead, let refused = precheck(session, p, rcpts) {
+                done.append((p.id, refused))
+                continue
+            }
+            var ahead: [String]? = nil
+            if pipelining, i + 1 < work.count {
+                let (np, nr) = work[i + 1]
+                if !(onlyOpportunistic && np.requireTLS) && precheck(session, np, nr) == nil {
+                    ahead = envelope(session.connection, np, nr)
+                }
+            }
             do {
-                let results = try transaction(session, p, rcpts)
+                let (results, wentAhead) = try transaction(session, p, rcpts, envelopeSent: sentAhead, ahead: ahead)
+                sentAhead = wentAhead
                 done.append((p.id, results))
             } catch {
                 // The connection broke: what this transaction had is unknown, so
@@ -285,32 +302,47 @@ public final class Deliverer: @unchecked Sendable {
         guard reply.code == 235 else { throw RelayAuthError(reply: "the relay refused the credentials: \(reply.text.prefix(200))") }
     }
 
-    /// One mail transaction: MAIL, RCPT..., DATA — pipelined when the server
-    /// offers PIPELINING (RFC 2920) — then the message. RSET afterwards so the
-    /// connection can carry the next parcel.
-    func transaction(_ s: Session, _ p: Parcel, _ rcpts: [String]) throws -> [RecipientResult] {
+    /// Extensions the message needs that the server lacks: fail cleanly, never
+    /// send it broken. Nil when the message may go.
+    func precheck(_ s: Session, _ p: Parcel, _ rcpts: [String]) -> [RecipientResult]? {
         let c = s.connection
-        func all(_ outcome: RecipientResult.Outcome, _ status: String, _ why: String) -> [RecipientResult] {
-            rcpts.map { RecipientResult(recipient: $0, outcome: outcome, status: status, reply: why, host: s.host, tls: s.tls) }
+        func all(_ status: String, _ why: String) -> [RecipientResult] {
+            rcpts.map { RecipientResult(recipient: $0, outcome: .failed, status: status, reply: why, host: s.host, tls: s.tls) }
         }
-        // Extensions the message needs: fail cleanly, never send it broken.
         if let limit = c.extensions["SIZE"].flatMap({ Int($0) }), limit > 0, p.size > limit {
-            return all(.failed, "5.3.4", "message size \(p.size) exceeds \(s.host)'s limit of \(limit)")
+            return all("5.3.4", "message size \(p.size) exceeds \(s.host)'s limit of \(limit)")
         }
         if p.eightBit && c.extensions["8BITMIME"] == nil {
-            return all(.failed, "5.6.3", "the message has 8-bit content and \(s.host) does not offer 8BITMIME")
+            return all("5.6.3", "the message has 8-bit content and \(s.host) does not offer 8BITMIME")
         }
         if p.international && c.extensions["SMTPUTF8"] == nil {
-            return all(.failed, "5.6.7", "the message needs SMTPUTF8 (international addresses or headers), which \(s.host) does not offer")
+            return all("5.6.7", "the message needs SMTPUTF8 (international addresses or headers), which \(s.host) does not offer")
         }
+        return nil
+    }
+
+    /// MAIL, RCPT..., DATA for a parcel.
+    func envelope(_ c: SMTPConnection, _ p: Parcel, _ rcpts: [String]) -> [String] {
         var mail = "MAIL FROM:<\(p.sender)>"
         if c.extensions["SIZE"] != nil { mail += " SIZE=\(p.size)" }
         if p.eightBit { mail += " BODY=8BITMIME" }
         if p.international { mail += " SMTPUTF8" }
-        let commands = [mail] + rcpts.map { "RCPT TO:<\($0)>" } + ["DATA"]
+        return [mail] + rcpts.map { "RCPT TO:<\($0)>" } + ["DATA"]
+    }
+
+    /// One mail transaction: MAIL, RCPT..., DATA — pipelined when the server
+    /// offers PIPELINING (RFC 2920) — then the message. `envelopeSent`: the
+    /// commands already went out behind the previous message. `ahead`: the next
+    /// parcel's commands, sent behind this message's data when it gets that far;
+    /// the second result says whether they were. The caller has run `precheck`.
+    func transaction(_ s: Session, _ p: Parcel, _ rcpts: [String], envelopeSent: Bool = false,
+                     ahead: [String]? = nil) throws -> ([RecipientResult], Bool) {
+        let c = s.connection
+        let commands = envelope(c, p, rcpts)
+        let mail = commands[0]
         var replies: [SMTPReply] = []
         if c.extensions["PIPELINING"] != nil {
-            try c.write(Array(commands.map { $0 + "\r\n" }.joined().utf8))
+            if !envelopeSent { try c.write(try Self.lines(commands)) }
             for _ in commands { replies.append(try c.readReply()) }
         } else {
             for command in commands {
@@ -328,7 +360,7 @@ public final class Deliverer: @unchecked Sendable {
         guard mailReply.isPositive else {
             if replies.count == commands.count && replies.last?.code == 354 { try c.write(Array(".\r\n".utf8)); _ = try c.readReply() }
             _ = try? c.command("RSET")
-            return rcpts.map { result($0, mailReply) }
+            return (rcpts.map { result($0, mailReply) }, false)
         }
         let rcptReplies = Array(replies.dropFirst().prefix(rcpts.count))
         var results = zip(rcpts, rcptReplies).map { result($0, $1) }
@@ -337,23 +369,33 @@ public final class Deliverer: @unchecked Sendable {
         guard !accepted.isEmpty else {
             if dataReply?.code == 354 { try c.write(Array(".\r\n".utf8)); _ = try c.readReply() }
             _ = try? c.command("RSET")
-            return results
+            return (results, false)
         }
         guard let dataReply, dataReply.code == 354 else {
             let r = dataReply ?? SMTPReply(code: 451, lines: ["no reply to DATA"])
             for i in accepted { results[i] = result(rcpts[i], r) }
             _ = try? c.command("RSET")
-            return results
+            return (results, false)
         }
-        try sendData(p.message, over: c)
+        try sendData(p.message, over: c, then: try ahead.map(Self.lines) ?? [])
         let final = try c.readReply()
         for i in accepted { results[i] = result(rcpts[i], final) }
         // After the reply to the data the server is ready for the next MAIL
         // (RFC 5321 4.1.1.4); RSET only clears up after failures above.
-        return results
+        return (results, ahead != nil)
     }
 
-    func sendData(_ message: Message, over c: SMTPConnection) throws {
+    /// Commands as one pipelined group; a command with a line break in it (an
+    /// address smuggling a command) is refused, as SMTPConnection.send does.
+    static func lines(_ commands: [String]) throws -> [UInt8] {
+        guard !commands.contains(where: { $0.utf8.contains { $0 == 0x0D || $0 == 0x0A } }) else {
+            throw TransportError.protocolViolation("refusing to send a command with a line break in it")
+        }
+        return Array(commands.map { $0 + "\r\n" }.joined().utf8)
+    }
+
+    /// The message as DATA, then `then` (the next envelope) in the same write.
+    func sendData(_ message: Message, over c: SMTPConnection, then: [UInt8] = []) throws {
         var encoder = DataEncoder()
         encoder.encode(message.header.bytes)
         try message.body.forEachChunk { chunk in
@@ -361,6 +403,7 @@ public final class Deliverer: @unchecked Sendable {
             if encoder.output.count >= 64 << 10 { try c.write(encoder.output); encoder.output.removeAll(keepingCapacity: true) }
         }
         encoder.finish()
+        encoder.output += then
         try c.write(encoder.output)
     }
 

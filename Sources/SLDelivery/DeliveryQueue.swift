@@ -73,19 +73,31 @@ public final class DeliveryQueue: @unchecked Sendable {
     public struct Staged: Sendable {
         let temporary: String
         let id: String
+        /// Its state file under a temporary name, when it has attempts behind it.
+        let stateTemporary: String?
     }
 
     /// Writes a message under a temporary name (no sync yet): a stream is staged
-    /// message by message, so memory stays flat, and committed all at once.
-    public func stage(_ message: Message) throws -> Staged {
+    /// message by message, so memory stays flat, and committed all at once. A
+    /// message that was already tried comes with its state.
+    public func stage(_ message: Message, state: QueueState? = nil) throws -> Staged {
         let id = Self.newID()
         let temporary = "\(directory)/.tmp-\(getpid())-\(id)"
         try writeMessage(message, to: temporary)
-        return Staged(temporary: temporary, id: id)
+        guard let state else { return Staged(temporary: temporary, id: id, stateTemporary: nil) }
+        let stateTemporary = temporary + ".state"
+        do {
+            try writeFile(stateTemporary, try JSONEncoder().encode(state))
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        return Staged(temporary: temporary, id: id, stateTemporary: stateTemporary)
     }
 
     /// Makes staged messages part of the queue, durably: one syncfs(2) for all
-    /// their data, the renames, one fsync(2) of the directory.
+    /// their data, the renames (the state first: a state without its message is
+    /// ignored), one fsync(2) of the directory.
     public func commit(_ staged: [Staged], now: Double) throws -> [QueueItem] {
         guard !staged.isEmpty else { return [] }
         let d = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -93,6 +105,9 @@ public final class DeliveryQueue: @unchecked Sendable {
         defer { close(d) }
         guard syncfs(d) == 0 else { throw MessageError.io("cannot sync the queue: \(String(cString: strerror(errno)))") }
         for s in staged {
+            if let t = s.stateTemporary, rename(t, path(s.id, "state")) != 0 {
+                throw MessageError.io("cannot commit \(s.id) to the queue: \(String(cString: strerror(errno)))")
+            }
             guard rename(s.temporary, path(s.id, "eml")) == 0 else {
                 throw MessageError.io("cannot commit \(s.id) to the queue: \(String(cString: strerror(errno)))")
             }
@@ -101,9 +116,12 @@ public final class DeliveryQueue: @unchecked Sendable {
         return staged.map { QueueItem(id: $0.id, state: QueueState(created: now)) }
     }
 
-    /// Drops staged messages (the stream they came from was refused).
+    /// Removes staged messages that will not be committed.
     public func discard(_ staged: [Staged]) {
-        for s in staged { unlink(s.temporary) }
+        for s in staged {
+            unlink(s.temporary)
+            if let t = s.stateTemporary { unlink(t) }
+        }
     }
 
     /// Replaces the message of an item (fewer recipients after an attempt).
@@ -199,17 +217,21 @@ public final class DeliveryQueue: @unchecked Sendable {
 
     private func writeDurably(_ final: String, _ data: Data) throws {
         let temporary = "\(directory)/.tmp-\(getpid())-\(Self.newID())"
+        try writeFile(temporary, data, sync: true)
+        try commit(temporary, final)
+    }
+
+    private func writeFile(_ temporary: String, _ data: Data, sync: Bool = false) throws {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw MessageError.io("cannot write to the queue \(directory): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         do {
             try FileDescriptorIO.writeAll(fd, Array(data))
-            guard fsync(fd) == 0 else { throw MessageError.io("cannot sync the queue file") }
+            if sync { guard fsync(fd) == 0 else { throw MessageError.io("cannot sync the queue file") } }
         } catch {
             unlink(temporary)
             throw error
         }
-        try commit(temporary, final)
     }
 
     private func commit(_ temporary: String, _ final: String) throws {

@@ -51,7 +51,7 @@ public struct LineReader<Source: ByteSource> {
     /// of a line.
     public mutating func next() throws -> (piece: ArraySlice<UInt8>, startsLine: Bool)? {
         while true {
-            if let lf = buffer[position...].firstIndex(of: ASCII.lf), lf - position < maxPiece {
+            if let lf = lineFeed(), lf - position < maxPiece {
                 return take(upTo: lf + 1)
             }
             if buffer.count - position >= maxPiece { return take(upTo: position + maxPiece) }
@@ -64,6 +64,41 @@ public struct LineReader<Source: ByteSource> {
             }
             let more = try source.read(max: 64 << 10)
             if more.isEmpty { eof = true } else { buffer += more }
+        }
+    }
+
+    /// Several whole lines at once, for a body: those already buffered that follow
+    /// each other up to (not including) one that is incomplete, or (when `mbox`)
+    /// one that is empty or starts with "F" or ">" (a possible `From ` line, quoted
+    /// or not). Nil when there is no such run at the current position; `next()`
+    /// then takes one line as usual. A line at a time cost a third of reading.
+    public mutating func nextRun(mbox: Bool) -> ArraySlice<UInt8>? {
+        guard atLineStart else { return nil }
+        let end: Int = buffer.withUnsafeBufferPointer { b in
+            let base = b.baseAddress!, limit = min(b.count, position + maxPiece)
+            var i = position
+            while i < limit {
+                if mbox {
+                    let first = base[i]
+                    if first == ASCII.lf || first == UInt8(ascii: "F") || first == ASCII.greaterThan { break }
+                }
+                guard let p = memchr(base + i, Int32(ASCII.lf), limit - i) else { break }
+                i = base.distance(to: p.assumingMemoryBound(to: UInt8.self)) + 1
+            }
+            return i
+        }
+        guard end > position else { return nil }
+        defer { position = end }
+        return buffer[position..<end]
+    }
+
+    /// The next LF at or after `position` within `maxPiece`: memchr, because this
+    /// runs once per line of every message.
+    private func lineFeed() -> Int? {
+        buffer.withUnsafeBufferPointer { b in
+            let n = min(b.count - position, maxPiece)
+            guard n > 0, let p = memchr(b.baseAddress! + position, Int32(ASCII.lf), n) else { return nil }
+            return b.baseAddress!.distance(to: p.assumingMemoryBound(to: UInt8.self))
         }
     }
 

@@ -92,7 +92,12 @@ public struct MessageStreamReader<Source: ByteSource> {
             return try lines.next()
         }
 
-        while let next = try nextPiece() {
+        while true {
+            if !inHeader && firstPiece == nil && !heldSeparator && !heldBlankLine, let run = lines.nextRun(mbox: inMbox) {
+                try body.append(run)
+                continue
+            }
+            guard let next = try nextPiece() else { break }
             var piece = next.piece
             let startsLine = next.startsLine
             if inMbox && startsLine {

@@ -210,6 +210,9 @@ public final class SMTPConnection {
         if let tls {
             n = try chunk.withUnsafeMutableBytes { try tls.read(into: $0, fd: fd, deadline: deadline) }
         } else {
+            // Wait first: a reply is rarely there already, and recv, EAGAIN, poll,
+            // recv cost two system calls more than poll, recv.
+            try Socket.wait(fd, for: Int16(POLLIN), until: deadline, doing: "waiting for the server's reply")
             while true {
                 let r = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if r >= 0 { n = r; break }

@@ -1,0 +1,28 @@
+import Testing
+import SLDelivery
+import SLMessage
+
+/// The intake gives back what it was given: header fields as they came, bodies
+/// small (in memory) and large (in a spool file), in order.
+@Suite struct IntakeTests {
+    @Test func messagesComeBackAsTheyWent() throws {
+        let intake = try Intake()
+        let big = Array(repeating: Array("0123456789abcdef\n".utf8), count: 40_000).joined()   // 680 KB: spooled
+        var originals: [[UInt8]] = []
+        for i in 0..<30 {
+            let body = i == 7 ? Array(big) : Array("Body \(i)\r\n.\n\u{e9}\n".utf8)
+            let text = Array("From: a@example.org\r\nTo: b\(i)@example.org\r\nSubject: n\u{b0} \(i)\r\n\r\n".utf8) + body
+            let m = try Message(bytes: text)
+            try intake.append(m)
+            originals.append(text)
+        }
+        #expect(intake.count == 30)
+        for i in [29, 0, 7, 13] {                 // any order
+            let m = try intake.message(i)
+            #expect(try m.bytes() == originals[i])
+            #expect(intake.size(i) == originals[i].count)
+            #expect(m.header["To"] == "b\(i)@example.org")
+        }
+        #expect(try intake.message(7).body.isInMemory == false)
+    }
+}
