@@ -24,6 +24,10 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CResolv"),
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium",
+                       providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
 
         // RFC 5322, MIME, mboxrd, the X-SL-* envelope fields. Foundation only.
         .target(name: "SLMessage"),
@@ -38,9 +42,12 @@ let package = Package(
         .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "COpenSSL", "CResolv"]),
         // The delivery queue and the SMTP sender: what sl-deliver does.
         .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),
+        // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes) and the
+        // store (SQLite metadata, sealed content files), accounts.
+        .target(name: "SLEscrow", dependencies: ["SLMessage", "CSodium", "CSQLite"]),
         // Shared command plumbing: stream loop, staged output, sysexits, audit log.
         .target(name: "SLCommand", dependencies: [
-            "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLDelivery",
+            "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLDelivery", "SLEscrow",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -58,6 +65,7 @@ let package = Package(
         // transport and tool tests; peers.py and its README are read at run time.
         .target(name: "SLTestPeers", path: "Tests/SLTestPeers", exclude: ["peers.py", "README.md"]),
         .testTarget(name: "TransportTests", dependencies: ["SLTransport", "SLPolicy", "SLTestPeers"]),
+        .testTarget(name: "SLEscrowTests", dependencies: ["SLEscrow", "SLMessage"]),
         .testTarget(name: "SLDeliveryTests", dependencies: ["SLDelivery", "SLMessage"]),
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time.
