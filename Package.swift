@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "SLTestPeers", path: "Tests/SLTestPeers", exclude: ["peers.py", "README.md"]),
         .testTarget(name: "TransportTests", dependencies: ["SLTransport", "SLPolicy", "SLTestPeers"]),
         .testTarget(name: "SLEscrowTests", dependencies: ["SLEscrow", "SLMessage"]),
-        .testTarget(name: "SLDeliveryTests", dependencies: ["SLDelivery", "SLMessage"]),
+        .testTarget(name: "SLDeliveryTests", dependencies: ["SLDelivery", "SLMessage", "SLTransport"]),
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time.
         .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLTestPeers"], exclude: ["Golden"]),

@@ -116,12 +116,10 @@ final class QueueRunner {
             var round = Round()
             var bytes = 0
             while next < intake.count && round.loaded.count < QueueRunner.intakeBatch && bytes < QueueRunner.intakeBatchBytes {
-                let message = try intake.message(next)
+                let (message, envelope) = try intake.message(next)
                 bytes += intake.size(next)
-                if let envelope = try Envelope.read(from: message.header) {
-                    round.loaded.append(Loaded(id: "intake-\(next)", message: message, envelope: envelope,
-                                               state: QueueState(created: now), lock: nil))
-                }
+                round.loaded.append(Loaded(id: "intake-\(next)", message: message, envelope: envelope,
+                                           state: QueueState(created: now), lock: nil))
                 next += 1
             }
             round.parcels = try QueueRunner.parcels(for: round.loaded)
@@ -248,7 +246,9 @@ final class QueueRunner {
             if queued { queue.remove(id) }
         } else {
             var copy = message
-            if remaining.count != envelope.recipients.count {
+            // A fresh message has its routing beside it, not in it: the queued copy
+            // must carry it.
+            if remaining.count != envelope.recipients.count || !queued {
                 var env = envelope
                 env.recipients = remaining
                 try env.write(into: &copy.header)
@@ -333,8 +333,7 @@ final class QueueRunner {
     }
 
     /// What --dry-run prints for a message: who, how, where.
-    static func plan(_ message: Message, options: DeliveryOptions) throws -> String {
-        guard let envelope = try Envelope.read(from: message.header) else { return "" }
+    static func plan(_ message: Message, _ envelope: Envelope, options: DeliveryOptions) throws -> String {
         var s = "message \(message.index)"
         if let id = message.header["Message-ID"] { s += " \(id)" }
         s += ": from <\(envelope.sender)>, TLS \(envelope.tls == .required ? "required (verified, TLS-only)" : "opportunistic")\n"

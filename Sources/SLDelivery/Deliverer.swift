@@ -74,6 +74,36 @@ public final class Deliverer: @unchecked Sendable {
         context = try TLSClientContext(caFile: options.caFile)
     }
 
+    /// Connections kept between calls of `deliver` (a run delivers in rounds), by
+    /// host and port: no new connection, EHLO and STARTTLS for every round.
+    private var idle: [String: [Session]] = [:]
+    private let idleLock = NSLock()
+
+    func takeIdle(_ host: MailHost) -> Session? {
+        idleLock.lock()
+        defer { idleLock.unlock() }
+        let key = "\(host.name):\(host.port)"
+        while let s = idle[key]?.popLast() {
+            if s.connection.isIdle { return s }
+        }
+        return nil
+    }
+
+    func keepIdle(_ s: Session, _ host: MailHost) {
+        idleLock.lock()
+        defer { idleLock.unlock() }
+        idle["\(host.name):\(host.port)", default: []].append(s)
+    }
+
+    /// Says QUIT on every kept connection. Call once the run is over.
+    public func closeIdle() {
+        idleLock.lock()
+        let all = idle.values.joined()
+        idle = [:]
+        idleLock.unlock()
+        for s in all { s.connection.quit() }
+    }
+
     /// Results per parcel id, every recipient accounted for.
     public func deliver(_ parcels: [Parcel]) throws -> [String: [RecipientResult]] {
         // Group (parcel, recipients) by destination: the relay, or each domain.
@@ -148,7 +178,7 @@ public final class Deliverer: @unchecked Sendable {
         for host in hosts where !pending.isEmpty {
             let session: Session
             do {
-                session = try open(host, resolver: resolver, plaintext: false)
+                session = try takeIdle(host) ?? open(host, resolver: resolver, plaintext: false)
             } catch let e as TLSUnusable {
                 // The host answers but gives no verified TLS. TLS-only parcels must
                 // try elsewhere; the others may go in plaintext.
@@ -157,7 +187,9 @@ public final class Deliverer: @unchecked Sendable {
                 if options.relay != nil { break }      // a relay without verified TLS gets nothing
                 guard pending.contains(where: { !$0.0.requireTLS }),
                       let plain = try? open(host, resolver: resolver, plaintext: true) else { continue }
-                pending = run(plain, pending, onlyOpportunistic: true, done: &done, lastProblem: &lastProblem)
+                let broken: Bool
+                (pending, broken) = run(plain, pending, onlyOpportunistic: true, done: &done, lastProblem: &lastProblem)
+                if !broken { plain.connection.quit() }
                 continue
             } catch {
                 lastProblem = "\(host.name): \(error)"
@@ -166,7 +198,9 @@ public final class Deliverer: @unchecked Sendable {
             if !session.verified, let tls = session.tls {
                 tlsProblem = (.encrypted, "\(host.name): certificate not verified (\(tls.failureDetail ?? "unknown"))")
             }
-            pending = run(session, pending, onlyOpportunistic: !session.verified, done: &done, lastProblem: &lastProblem)
+            let broken: Bool
+            (pending, broken) = run(session, pending, onlyOpportunistic: !session.verified, done: &done, lastProblem: &lastProblem)
+            if !broken { keepIdle(session, host) }
         }
 
         // What is left could not be handed over.
@@ -184,12 +218,12 @@ public final class Deliverer: @unchecked Sendable {
         return done
     }
 
-    /// Runs the parcels this session may carry; returns the rest.
+    /// Runs the parcels this session may carry; returns the rest, and whether the
+    /// connection broke (else it may carry more).
     func run(_ session: Session, _ work: [(Parcel, [String])], onlyOpportunistic: Bool,
-             done: inout [(String, [RecipientResult])], lastProblem: inout String) -> [(Parcel, [String])] {
+             done: inout [(String, [RecipientResult])], lastProblem: inout String) -> ([(Parcel, [String])], Bool) {
         var rest: [(Parcel, [String])] = []
         var broken = false
-        defer { if !broken { session.connection.quit() } }
         let pipelining = session.connection.extensions["PIPELINING"] != nil
         // Whether the envelope of work[i] already went out behind the previous
         // message's data (RFC 2920 allows the content as the first "command" of a
@@ -221,7 +255,7 @@ public final class Deliverer: @unchecked Sendable {
                                                                reply: "connection lost: \(error)", host: session.host, tls: session.tls) }))
             }
         }
-        return rest
+        return (rest, broken)
     }
 
     struct TLSUnusable: Error { let verdict: TLSVerdict; let reason: String }
@@ -410,11 +444,25 @@ public final class Deliverer: @unchecked Sendable {
     /// The RFC 3463 code in a reply's text (ENHANCEDSTATUSCODES), else one from
     /// its class.
     static func status(of reply: SMTPReply) -> String {
-        if let first = reply.lines.first?.split(separator: " ").first {
-            let parts = first.split(separator: ".")
-            if parts.count == 3, let c = parts.first, ["2", "4", "5"].contains(String(c)), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }),
-               String(c) == String(reply.code / 100) {
-                return String(first)
+        // class "." subject "." detail (RFC 3463 2), class matching the reply code;
+        // scanned as octets, since it runs for every reply of every message.
+        if let first = reply.lines.first {
+            let token = first.utf8.prefix { $0 != UInt8(ascii: " ") }
+            var parts = 0, digits = 0, ok = !token.isEmpty
+            for b in token where ok {
+                if b == UInt8(ascii: ".") {
+                    ok = digits > 0 && digits <= 3
+                    parts += 1; digits = 0
+                } else if b >= 0x30 && b <= 0x39 {
+                    digits += 1
+                } else {
+                    ok = false
+                }
+            }
+            if ok && parts == 2 && digits > 0 && digits <= 3,
+               let c = token.first, c == UInt8(ascii: "0") + UInt8(reply.code / 100), [2, 4, 5].contains(reply.code / 100),
+               token.dropFirst().first == UInt8(ascii: ".") {
+                return String(decoding: token, as: UTF8.self)
             }
         }
         return "\(reply.code / 100).0.0"

@@ -5,6 +5,8 @@
 public typealias Bytes = [UInt8]
 
 enum ASCII {
+    /// ASCII lowercase of one octet; others unchanged.
+    @inline(__always) static func lower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
     static let lf: UInt8 = 0x0A
     static let cr: UInt8 = 0x0D
     static let space: UInt8 = 0x20

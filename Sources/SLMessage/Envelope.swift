@@ -163,7 +163,7 @@ extension Envelope {
 extension HeaderSection {
     /// True for fields this toolkit owns (`X-SL-*`, any case).
     public static func isEnvelopeField(_ f: HeaderField) -> Bool {
-        f.name.count > Envelope.fieldPrefix.count && f.name.uppercased().hasPrefix(Envelope.fieldPrefix)
+        f.hasNamePrefix(Envelope.fieldPrefix)
     }
 
     /// Removes every `X-SL-*` field: on entry from outside (untrusted) and before a

@@ -32,7 +32,13 @@ public struct HeaderField: Sendable, Equatable {
 
     /// True when the field's name equals `other`, ignoring ASCII case.
     public func hasName(_ other: String) -> Bool {
-        name.utf8.count == other.utf8.count && name.lowercased() == other.lowercased()
+        name.utf8.count == other.utf8.count && name.utf8.elementsEqual(other.utf8) { ASCII.lower($0) == ASCII.lower($1) }
+    }
+
+    /// True when the name starts with `prefix` (ASCII, any case) and is longer.
+    /// No allocation: this runs for every field of every message.
+    public func hasNamePrefix(_ prefix: String) -> Bool {
+        name.utf8.count > prefix.utf8.count && name.utf8.prefix(prefix.utf8.count).elementsEqual(prefix.utf8) { ASCII.lower($0) == ASCII.lower($1) }
     }
 
     /// The value bytes after the colon, with folding intact and no final line ending.

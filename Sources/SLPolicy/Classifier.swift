@@ -61,7 +61,7 @@ public final class Classifier {
         if let liveTLS { providers.append(liveTLS) }
         tls = TLSCapabilityChain(providers)
         escrowAccounts = try configuration.installation.escrowAccounts.map(EscrowAccountList.load) ?? []
-        pending = configuration.installation.effectiveStateDirectory.map { PendingAnswers(directory: $0 + "/pending") }
+        pending = configuration.installation.pendingAnswersDirectory.map(PendingAnswers.init)
     }
 
     public func classify(_ input: Message) throws -> ClassifiedMessage {

@@ -95,6 +95,35 @@ public struct InstallationSettings: Sendable {
     public var relayCredentials: String?
     /// Shell command that takes a TLS-only message back for a new decision.
     public var rerouteCommand: String?
+    /// Escrow: the store directory (default: the state directory's escrow/).
+    public var escrowStore: String?
+    /// Escrow: a file (mode 0600) holding the server-side pepper, 32 octets or more.
+    public var escrowPepperFile: String?
+    /// Escrow: the portal address notices link to (`URL/ID/N#SECRET`).
+    public var escrowURL: String?
+    /// Escrow: days a sealed message stays readable, and the most a message's own
+    /// `Expires:` field may ask for.
+    public var escrowExpiryDays: Double = 30
+    public var escrowExpiryMaxDays: Double = 90
+    /// Escrow: wrong answers or passwords before a recipient is locked out.
+    public var escrowMaxAttempts = 5
+    /// Escrow: Argon2id passes and memory (MiB); never below OWASP's minimum.
+    public var escrowKDFPasses: UInt64 = 3
+    public var escrowKDFMemoryMiB = 64
+    /// Escrow: also wrap each message for the sender's own account (message center).
+    public var escrowMessageCenter = false
+    /// Escrow notices: From field, Subject template, text and HTML template files.
+    public var escrowNoticeFrom: String?
+    public var escrowNoticeSubject: String?
+    public var escrowNoticeText: String?
+    public var escrowNoticeHTML: String?
+
+    /// The escrow store directory: `escrow_store`, else the state directory's escrow/.
+    public var effectiveEscrowStore: String? {
+        escrowStore ?? effectiveStateDirectory.map { $0 + "/escrow" }
+    }
+    /// Where sl-classify leaves answers a sender gave without saving them.
+    public var pendingAnswersDirectory: String? { effectiveStateDirectory.map { $0 + "/pending" } }
 }
 
 /// Settings that depend on the sender; every field is optional so levels can be

@@ -74,7 +74,10 @@ extension Configuration {
                 "state_directory", "ask_sender", "hostname", "pgp_homedir", "smime_anchors", "smime_system_cas",
                 "dns_server", "transport_map", "smtp_port", "tls_ca_file", "tls_probe", "tls_probe_timeout",
                 "tls_cache_ttl", "queue_directory", "queue_lifetime", "relay", "relay_tls", "relay_credentials",
-                "reroute_command"].contains(key) {
+                "reroute_command", "escrow_store", "escrow_pepper_file", "escrow_url", "escrow_expiry",
+                "escrow_expiry_max", "escrow_max_attempts", "escrow_kdf_passes", "escrow_kdf_memory",
+                "escrow_message_center", "escrow_notice_from", "escrow_notice_subject", "escrow_notice_text",
+                "escrow_notice_html"].contains(key) {
                 guard case .global = section else { throw fail("\(key) is an installation setting; put it before the first section") }
                 switch key {
                 case "book":
@@ -106,6 +109,31 @@ extension Configuration {
                 case "queue_lifetime":
                     guard let days = Double(value), days > 0, days <= 365 else { throw fail("queue_lifetime must be a number of days (up to 365)") }
                     c.installation.queueLifetime = days * 86_400
+                case "escrow_store": c.installation.escrowStore = value
+                case "escrow_pepper_file": c.installation.escrowPepperFile = value
+                case "escrow_url":
+                    guard value.hasPrefix("https://") || value.hasPrefix("http://"), !value.contains("#"),
+                          !value.contains(where: { $0 == " " || $0.isNewline }) else {
+                        throw fail("escrow_url must be an http(s) address without a fragment")
+                    }
+                    c.installation.escrowURL = value.hasSuffix("/") ? String(value.dropLast()) : value
+                case "escrow_expiry", "escrow_expiry_max":
+                    guard let days = Double(value), days > 0, days <= 3650 else { throw fail("\(key) must be a number of days (up to 3650)") }
+                    if key == "escrow_expiry" { c.installation.escrowExpiryDays = days } else { c.installation.escrowExpiryMaxDays = days }
+                case "escrow_max_attempts":
+                    guard let n = Int(value), n >= 1, n <= 100 else { throw fail("escrow_max_attempts must be a number from 1 to 100") }
+                    c.installation.escrowMaxAttempts = n
+                case "escrow_kdf_passes":
+                    guard let n = UInt64(value), n >= 2, n <= 100 else { throw fail("escrow_kdf_passes must be from 2 (OWASP's minimum) to 100") }
+                    c.installation.escrowKDFPasses = n
+                case "escrow_kdf_memory":
+                    guard let n = Int(value), n >= 19, n <= 4096 else { throw fail("escrow_kdf_memory must be MiB from 19 (OWASP's minimum) to 4096") }
+                    c.installation.escrowKDFMemoryMiB = n
+                case "escrow_message_center": c.installation.escrowMessageCenter = try boolean(value, key, fail)
+                case "escrow_notice_from": c.installation.escrowNoticeFrom = value
+                case "escrow_notice_subject": c.installation.escrowNoticeSubject = value
+                case "escrow_notice_text": c.installation.escrowNoticeText = value
+                case "escrow_notice_html": c.installation.escrowNoticeHTML = value
                 case "transport_map": c.installation.transportMap = value
                 case "tls_ca_file": c.installation.tlsCAFile = value
                 case "tls_probe": c.installation.tlsProbe = try boolean(value, key, fail)
@@ -260,6 +288,10 @@ extension InstallationSettings {
         tlsCAFile = tlsCAFile.map(resolve)
         escrowAccounts = escrowAccounts.map(resolve)
         stateDirectory = stateDirectory.map(resolve)
+        escrowStore = escrowStore.map(resolve)
+        escrowPepperFile = escrowPepperFile.map(resolve)
+        escrowNoticeText = escrowNoticeText.map(resolve)
+        escrowNoticeHTML = escrowNoticeHTML.map(resolve)
         pgpHomeDirectory = pgpHomeDirectory.map(resolve)
         smimeAnchors = smimeAnchors.map(resolve)
         books = books.map { ($0.name, resolve($0.path)) }

@@ -151,6 +151,15 @@ public final class SMTPConnection {
         return details
     }
 
+    /// True when nothing is waiting to be read: an idle connection the server has
+    /// not closed (a close, a 421 or TLS close_notify all make the socket readable).
+    /// Checked before a kept connection carries more mail.
+    public var isIdle: Bool {
+        guard buffer.isEmpty else { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) == 0
+    }
+
     /// QUIT, best effort: the answer does not matter.
     public func quit() {
         let saved = timeout

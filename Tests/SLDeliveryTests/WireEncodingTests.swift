@@ -66,3 +66,19 @@ import SLMessage
         }
     }
 }
+
+import SLTransport
+
+/// Enhanced status codes (RFC 3463) taken from replies, or made from the reply code.
+@Suite struct StatusCodeTests {
+    @Test(arguments: [
+        (250, "2.0.0 Ok: queued", "2.0.0"), (550, "5.1.1 <bob@x>: no such user", "5.1.1"),
+        (550, "5.7.10 encryption needed", "5.7.10"), (451, "4.3.0 try later", "4.3.0"),
+        (550, "4.1.1 class disagrees with code", "5.0.0"), (250, "Ok", "2.0.0"), (250, "2.0 short", "2.0.0"),
+        (250, "2.0000.1 too many digits", "2.0.0"), (250, "2.000.1 three digits", "2.000.1"), (250, "2..0 empty part", "2.0.0"), (250, "\u{FF12}.0.0 fullwidth", "2.0.0"),
+        (354, "3.0.0 not a class", "3.0.0"), (250, "", "2.0.0"), (421, "4.4.2", "4.4.2"), (250, "2.0.0.0 four parts", "2.0.0"),
+    ])
+    func status(code: Int, text: String, expected: String) {
+        #expect(Deliverer.status(of: SMTPReply(code: code, lines: [text])) == expected)
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import SLMessage
+
+/// The texts of an escrow notice: a subject and text and HTML bodies with
+/// `{placeholders}`. Defaults are built in; an installation replaces any of them
+/// (`escrow_notice_subject`, `escrow_notice_text`, `escrow_notice_html`).
+///
+/// Placeholders: `{sender}` (the original From), `{recipient}`, `{link}`,
+/// `{question}` (empty in login mode), `{verification}` (a sentence that asks the
+/// question, or says to sign in), `{expires}` (a date), `{id}`.
+/// The default subject does not repeat the original subject, which may itself be
+/// confidential ("Test results for ...").
+public struct NoticeTemplates: Sendable {
+    public var subject = "Secure message from {sender}"
+    public var text = """
+        {sender} has sent you a secure message.
+
+        To read it, open this link:
+        {link}
+
+        {verification}
+        The message can be read until {expires}.
+
+        This link is for you alone: please do not forward this notice.
+
+        """
+    public var html = """
+        <!DOCTYPE html>
+        <html><body>
+        <p>{sender} has sent you a secure message.</p>
+        <p><a href="{link}">Read the secure message</a></p>
+        <p>{verification}<br>The message can be read until {expires}.</p>
+        <p>This link is for you alone: please do not forward this notice.</p>
+        </body></html>
+
+        """
+
+    public init() {}
+
+    /// What fills the placeholders for one recipient.
+    public struct Values: Sendable {
+        public var sender: String
+        public var recipient: String
+        public var link: String
+        public var question: String?
+        public var expires: Date
+        public var id: String
+        public init(sender: String, recipient: String, link: String, question: String?, expires: Date, id: String) {
+            self.sender = sender; self.recipient = recipient; self.link = link
+            self.question = question; self.expires = expires; self.id = id
+        }
+    }
+
+    /// `{name}` replaced by `values[name]`, each value passed through `escape`;
+    /// unknown names are left as they are.
+    static func render(_ template: String, _ values: [String: String], escape: (String) -> String = { $0 }) -> String {
+        var out = ""
+        var rest = template[...]
+        while let open = rest.firstIndex(of: "{") {
+            out += rest[..<open]
+            guard let close = rest[open...].firstIndex(of: "}") else { break }
+            let name = String(rest[rest.index(after: open)..<close])
+            if let v = values[name] {
+                out += escape(v)
+            } else {
+                out += rest[open...close]
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
+    }
+
+    static func html(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    /// Header text must stay on one line whatever a sender or template put in it.
+    static func oneLine(_ s: String) -> String {
+        String(s.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
+    }
+
+    static func values(_ v: Values) -> [String: String] {
+        let expires = DeliveryReport.rfc5322Date(v.expires)
+        let verification = v.question.map { "You will be asked this question: \(oneLine($0))" }
+            ?? "Sign in with your escrow account to read it."
+        return ["sender": oneLine(v.sender), "recipient": v.recipient, "link": v.link, "question": v.question.map(oneLine) ?? "",
+                "verification": verification, "expires": expires, "id": v.id]
+    }
+
+    /// The notice for one recipient: a new message to that recipient alone, text
+    /// and HTML alternatives, no content of the original.
+    public func notice(_ v: Values, from: String, hostname: String, date: Date) throws -> Message {
+        let vals = Self.values(v)
+        let subject = Self.oneLine(Self.render(subject, vals))
+        let textBody = Array(Self.render(text, vals).utf8)
+        let htmlBody = Array(Self.render(html, vals, escape: Self.html).utf8)
+        let ascii = (textBody + htmlBody).allSatisfy { $0 < 0x80 }
+        let encoding: TransferEncoding = ascii ? .sevenBit : .quotedPrintable
+        let utf8 = ["charset": "utf-8"]
+        let body = try MIMEBuilder.multipart(subtype: "alternative", parts: [
+            try MIMEBuilder.leaf(contentType: ContentType(type: "text", subtype: "plain", parameters: utf8), transferEncoding: encoding, body: textBody),
+            try MIMEBuilder.leaf(contentType: ContentType(type: "text", subtype: "html", parameters: utf8), transferEncoding: encoding, body: htmlBody),
+        ])
+        var random = [UInt8](repeating: 0, count: 12)
+        for i in random.indices { random[i] = UInt8.random(in: 0...255) }
+        let messageID = "<escrow.\(random.map { String(format: "%02x", $0) }.joined())@\(hostname)>"
+        var head = ""
+        for (name, value) in [("From", from), ("To", v.recipient), ("Subject", EncodedWords.encodeIfNeeded(subject)),
+                              ("Date", DeliveryReport.rfc5322Date(date)), ("Message-ID", messageID),
+                              ("Auto-Submitted", "auto-generated"), ("MIME-Version", "1.0")] {
+            head += "\(name): \(Self.oneLine(value))\r\n"
+        }
+        return try Message(bytes: Array(head.utf8) + body.serialized())
+    }
+
+    /// Loads the installation's templates over the defaults.
+    public static func load(subject: String?, textFile: String?, htmlFile: String?) throws -> NoticeTemplates {
+        var t = NoticeTemplates()
+        if let subject { t.subject = subject }
+        func read(_ path: String) throws -> String {
+            guard let data = FileManager.default.contents(atPath: path), let s = String(data: data, encoding: .utf8) else {
+                throw MessageError.io("cannot read the notice template \(path) (UTF-8 text expected)")
+            }
+            return s
+        }
+        if let textFile { t.text = try read(textFile) }
+        if let htmlFile { t.html = try read(htmlFile) }
+        return t
+    }
+}
+
+/// A recipient's link: `URL/ID/N#SECRET`. The secret is in the fragment, which
+/// browsers never send to the server, so web server logs never hold it; the
+/// recipient's address is not in it at all.
+public struct EscrowLink: Sendable, Equatable {
+    public var id: String
+    public var index: Int
+    public var secret: String
+
+    public init(id: String, index: Int, secret: String) { self.id = id; self.index = index; self.secret = secret }
+
+    public func url(base: String) -> String { "\(base)/\(id)/\(index)#\(secret)" }
+
+    /// Parses a link as printed in a notice (surrounding white space and angle
+    /// brackets allowed); nil when it is not one.
+    public init?(parsing text: String) {
+        var s = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if s.hasPrefix("<") && s.hasSuffix(">") { s = String(s.dropFirst().dropLast()) }
+        guard let hash = s.lastIndex(of: "#") else { return nil }
+        let secret = String(s[s.index(after: hash)...])
+        let parts = s[..<hash].split(separator: "/")
+        guard parts.count >= 2, let index = Int(parts[parts.count - 1]), index >= 0, index < 10_000 else { return nil }
+        let id = String(parts[parts.count - 2])
+        guard id.count == 32, id.allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
+              (40...64).contains(secret.count),
+              secret.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else { return nil }
+        self.init(id: id, index: index, secret: secret)
+    }
+}
