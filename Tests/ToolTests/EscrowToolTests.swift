@@ -1,0 +1,392 @@
+import Foundation
+import Testing
+import SLMessage
+
+/// sl-escrow-pack and sl-escrow, as built: seal, notify, open, refuse, retract,
+/// expire, lock out, account login, receipts; the store never holds what it seals;
+/// two packers at once and kill -9 leave it sound.
+@Suite struct EscrowToolTests {
+    /// A scratch installation: store, state directory, a book with a question for
+    /// carol, a default question for the clinic, the cheapest KDF OWASP allows (the
+    /// tests derive many keys).
+    struct Setup {
+        let dir: URL
+        var config: String { dir.appendingPathComponent("sl.conf").path }
+        var store: String { dir.appendingPathComponent("store").path }
+        var state: String { dir.appendingPathComponent("state").path }
+
+        init(_ extra: String = "") throws {
+            dir = try Tools.scratch()
+            try """
+            BEGIN:VCARD
+            VERSION:4.0
+            FN:Carol
+            EMAIL:carol@example.org
+            X-SL-ESCROW-QUESTION:Name of your first pet?
+            X-SL-ESCROW-ANSWER:  Fluffy  The Cat
+            END:VCARD
+
+            """.write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
+            try """
+            hostname = mx.clinic.test
+            state_directory = state
+            escrow_store = store
+            escrow_url = https://portal.clinic.test/escrow
+            escrow_kdf_passes = 2
+            escrow_kdf_memory = 19
+            tls_probe = no
+            book main = book.vcf
+            \(extra)
+
+            [domain clinic.test]
+            escrow_question = Your patient number?
+            escrow_answer = PN-4711
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        }
+
+        func run(_ tool: String, _ args: [String], _ input: Bytes = []) throws -> ToolRun {
+            try Tools.run(tool, ["--config", config] + args, stdin: input)
+        }
+
+        func pack(_ input: Bytes) throws -> ToolRun { try run("sl-escrow-pack", [], input) }
+
+        func file(_ name: String, _ text: String) throws -> String {
+            let p = dir.appendingPathComponent(name).path
+            try text.write(toFile: p, atomically: true, encoding: .utf8)
+            return p
+        }
+
+        /// Opens with the link and answer given as files.
+        func open(link: String, answer: String? = nil, password: String? = nil) throws -> ToolRun {
+            var args = ["open", "--link-file", try file("link", link)]
+            if let answer { args += ["--answer-file", try file("answer", answer + "\n")] }
+            if let password { args += ["--password-file", try file("password", password + "\n")] }
+            return try run("sl-escrow", args)
+        }
+
+        /// Every byte the store holds on disk.
+        func storeBytes() throws -> [(String, Bytes)] {
+            var out: [(String, Bytes)] = []
+            let e = FileManager.default.enumerator(atPath: store)
+            while let name = e?.nextObject() as? String {
+                let p = store + "/" + name
+                var isDir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue {
+                    out.append((name, Array(try Data(contentsOf: URL(fileURLWithPath: p)))))
+                }
+            }
+            return out
+        }
+    }
+
+    static let attachment = Array((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) })
+
+    /// A message as sl-classify routes it to escrow: carol by her book's question,
+    /// dan by the clinic's default question.
+    static func routed(subject: String = "Lab results for Dan Example", recipients: [(String, String)] = [
+        ("carol@example.org", "escrow=question; qa=book:main"), ("dan@example.net", "escrow=question; qa=default:domain"),
+    ], body: String = "Grüße: the results are attached.\n") -> Bytes {
+        let to = recipients.map { "X-SL-Envelope-To: \($0.0); \($0.1)\n" }.joined()
+        let b64 = String(decoding: TransferEncoding.encodeBase64(attachment), as: UTF8.self)
+        return bytes("""
+        X-SL-Version: 1
+        X-SL-Envelope-From: alice@clinic.test
+        \(to)X-SL-Method: escrow
+        X-SL-TLS: opportunistic
+        X-SL-Fallback: bounce
+        From: Alice <alice@clinic.test>
+        To: \(recipients.map(\.0).joined(separator: ", "))
+        Subject: \(subject)
+        Date: Mon, 30 Nov 2026 09:00:00 +0000
+        Message-ID: <lab-1@clinic.test>
+        MIME-Version: 1.0
+        Content-Type: multipart/mixed; boundary="b1"
+
+        --b1
+        Content-Type: text/plain; charset=utf-8
+        Content-Transfer-Encoding: 8bit
+
+        \(body)
+        --b1
+        Content-Type: application/octet-stream; name="results.bin"
+        Content-Transfer-Encoding: base64
+
+        \(b64)
+        --b1--
+
+        """)
+    }
+
+    /// The message as the recipient must get it back: no routing fields.
+    static func original(_ input: Bytes) throws -> Bytes {
+        var m = try Message(bytes: input)
+        m.header.removeEnvelopeFields()
+        return try m.bytes()
+    }
+
+    /// The link in a notice's text part.
+    static func link(in notice: Message) throws -> String {
+        let text = String(decoding: try notice.body.readAll(), as: UTF8.self)
+        let line = try #require(text.split(separator: "\n").first { $0.contains("https://portal.clinic.test/escrow/") })
+        return String(line.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    static func notices(_ run: ToolRun) throws -> [String: Message] {
+        var out: [String: Message] = [:]
+        for m in try Tools.messages(run.stdout) { out[m.header["To"] ?? ""] = m }
+        return out
+    }
+
+    @Test func packThenOpenGivesTheOriginalBackByteForByte() throws {
+        let s = try Setup()
+        let input = Self.routed()
+        let packed = try s.pack(input)
+        #expect(packed.status == 0, "\(packed.stderr)")
+        let notices = try Self.notices(packed)
+        #expect(notices.keys.sorted() == ["carol@example.org", "dan@example.net"])
+        for (to, notice) in notices {
+            let header = String(decoding: notice.header.bytes, as: UTF8.self)
+            // A notice: routed for opportunistic delivery as a notice, to that recipient only.
+            #expect(header.contains("X-SL-Envelope-To: \(to); escrow=notice"))
+            #expect(header.contains("X-SL-TLS: opportunistic"))
+            #expect(header.contains("multipart/alternative"))
+            // It names neither the original subject nor the recipient in the link.
+            #expect(!header.contains("Lab results"))
+            let link = try Self.link(in: notice)
+            #expect(!link.contains("@"))
+            let text = String(decoding: try notice.body.readAll(), as: UTF8.self)
+            #expect(text.contains(to == "carol@example.org" ? "Name of your first pet?" : "Your patient number?"))
+            #expect(!text.contains("PN-4711") && !text.lowercased().contains("fluffy"))
+            #expect(text.contains("text/html"))
+        }
+        // Each recipient opens with their own link and answer (normalised: case and spaces).
+        let carol = try s.open(link: try Self.link(in: notices["carol@example.org"]!), answer: "fluffy the cat")
+        #expect(carol.status == 0, "\(carol.stderr)")
+        #expect(carol.stdout == (try Self.original(input)))
+        let dan = try s.open(link: try Self.link(in: notices["dan@example.net"]!), answer: "PN-4711")
+        #expect(dan.status == 0, "\(dan.stderr)")
+        #expect(dan.stdout == (try Self.original(input)))
+        // One recipient's link does not open with the other's answer.
+        let crossed = try s.open(link: try Self.link(in: notices["dan@example.net"]!), answer: "Fluffy the cat")
+        #expect(crossed.status == 77 && crossed.stdout.isEmpty)
+        // Every other message passes through byte for byte.
+        let plain = bytes("From: a@clinic.test\nTo: b@example.org\nSubject: not escrow\n\nbody\n")
+        let through = try s.pack(plain)
+        #expect(through.status == 0 && through.stdout == plain)
+    }
+
+    @Test func theStoreHoldsNoneOfWhatItSeals() throws {
+        let s = try Setup()
+        let packed = try s.pack(Self.routed(subject: "Subject-Marker-7731", body: "Body-Marker-5521 Grüße"))
+        #expect(packed.status == 0, "\(packed.stderr)")
+        let b64 = Array(TransferEncoding.encodeBase64(Self.attachment).prefix(60))
+        let needles: [(String, Bytes)] = [
+            ("subject", bytes("Subject-Marker-7731")), ("body", bytes("Body-Marker-5521")), ("attachment", Array(Self.attachment[100..<160])),
+            ("attachment (base64)", b64), ("book answer", bytes("Fluffy")), ("normalised answer", bytes("fluffy the cat")),
+            ("default answer", bytes("PN-4711")), ("normalised default answer", bytes("pn-4711")),
+        ]
+        let files = try s.storeBytes()
+        #expect(files.count >= 2)
+        for (name, content) in files {
+            for (what, needle) in needles {
+                #expect(!Self.contains(content, needle), "the store file \(name) holds the \(what)")
+            }
+        }
+    }
+
+    static func contains(_ haystack: Bytes, _ needle: Bytes) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
+        return (0...(haystack.count - needle.count)).contains { i in haystack[i] == needle[0] && Array(haystack[i..<i + needle.count]) == needle }
+    }
+
+    @Test func wrongAnswersCountAndLockTheRecipientOut() throws {
+        let s = try Setup("escrow_max_attempts = 3")
+        let notices = try Self.notices(try s.pack(Self.routed()))
+        let link = try Self.link(in: notices["carol@example.org"]!)
+        let first = try s.open(link: link, answer: "Rex")
+        #expect(first.status == 77 && first.stdout.isEmpty)
+        #expect(first.stderr.contains("wrong answer") && first.stderr.contains("2"), "\(first.stderr)")
+        _ = try s.open(link: link, answer: "Rex")
+        let third = try s.open(link: link, answer: "Rex")
+        #expect(third.status == 77)
+        let right = try s.open(link: link, answer: "Fluffy the cat")
+        #expect(right.status == 77 && right.stdout.isEmpty)
+        #expect(right.stderr.contains("locked"), "\(right.stderr)")
+        // Dan is not locked out by Carol's attempts.
+        let dan = try s.open(link: try Self.link(in: notices["dan@example.net"]!), answer: "pn-4711")
+        #expect(dan.status == 0, "\(dan.stderr)")
+        let id = String(link.split(separator: "/").dropLast().last!)
+        let status = try s.run("sl-escrow", ["status", "--json", id])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout)) as? [String: Any])
+        let recipients = try #require(json["recipients"] as? [[String: Any]])
+        let carol = try #require(recipients.first { $0["address"] as? String == "carol@example.org" })
+        #expect(carol["failedAttempts"] as? Int == 3 && carol["locked"] as? Bool == true)
+        let danStatus = try #require(recipients.first { $0["address"] as? String == "dan@example.net" })
+        #expect(danStatus["firstOpen"] != nil && danStatus["locked"] as? Bool == false)
+    }
+
+    @Test func aWrongLinkSecretDoesNotOpen() throws {
+        let s = try Setup()
+        let notices = try Self.notices(try s.pack(Self.routed()))
+        let link = try Self.link(in: notices["carol@example.org"]!)
+        var secret = Array(link.split(separator: "#").last!)
+        secret[3] = secret[3] == "A" ? "B" : "A"
+        let forged = String(link.split(separator: "#").first!) + "#" + String(secret)
+        let r = try s.open(link: forged, answer: "Fluffy the cat")
+        #expect(r.status == 77 && r.stdout.isEmpty)
+        #expect(r.stderr.contains("link"), "\(r.stderr)")
+        let garbage = try s.open(link: "https://portal.clinic.test/escrow/nothing", answer: "x")
+        #expect(garbage.status == 64, "\(garbage.stderr)")
+    }
+
+    @Test func retractedAndExpiredMessagesSayWhy() throws {
+        let s = try Setup("escrow_expiry = 0.00002")      // 1.7 seconds
+        let notices = try Self.notices(try s.pack(Self.routed()))
+        let carolLink = try Self.link(in: notices["carol@example.org"]!)
+        let id = String(carolLink.split(separator: "/").dropLast().last!)
+        Thread.sleep(forTimeInterval: 2.5)
+        let expired = try s.open(link: carolLink, answer: "Fluffy the cat")
+        #expect(expired.status == 77 && expired.stderr.contains("expired"), "\(expired.stderr)")
+        let purge = try s.run("sl-escrow", ["purge"])
+        #expect(purge.status == 0, "\(purge.stderr)")
+        #expect(try s.storeBytes().allSatisfy { !$0.0.hasSuffix(".sealed") })
+        #expect(try s.open(link: carolLink, answer: "Fluffy the cat").stderr.contains("expired"))
+
+        let t = try Setup()
+        let fresh = try Self.notices(try t.pack(Self.routed()))
+        let link = try Self.link(in: fresh["dan@example.net"]!)
+        let freshID = String(link.split(separator: "/").dropLast().last!)
+        #expect(freshID != id)
+        let retract = try t.run("sl-escrow", ["retract", freshID])
+        #expect(retract.status == 0, "\(retract.stderr)")
+        let r = try t.open(link: link, answer: "PN-4711")
+        #expect(r.status == 77 && r.stdout.isEmpty)
+        #expect(r.stderr.contains("retracted by the sender"), "\(r.stderr)")
+        let list = try t.run("sl-escrow", ["list"])
+        #expect(list.stdoutText.contains(freshID) && list.stdoutText.contains("retracted"))
+        #expect(try t.run("sl-escrow", ["retract", "0123456789abcdef0123456789abcdef"]).status == 66)
+    }
+
+    @Test func loginRecipientsOpenWithTheirAccountPassword() throws {
+        let s = try Setup()
+        let noAccount = try s.pack(Self.routed(recipients: [("erin@example.com", "escrow=login")]))
+        #expect(noAccount.status == 75 && noAccount.stdout.isEmpty)
+        #expect(noAccount.stderr.contains("sl-escrow account add erin@example.com"), "\(noAccount.stderr)")
+        let add = try s.run("sl-escrow", ["account", "add", "--password-file", try s.file("pw", "correct horse battery\n"), "erin@example.com"])
+        #expect(add.status == 0, "\(add.stderr)")
+        #expect(try s.run("sl-escrow", ["account", "list"]).stdoutText.contains("erin@example.com"))
+        let input = Self.routed(recipients: [("erin@example.com", "escrow=login")])
+        let packed = try s.pack(input)
+        #expect(packed.status == 0, "\(packed.stderr)")
+        let link = try Self.link(in: try #require(try Self.notices(packed)["erin@example.com"]))
+        let wrong = try s.open(link: link, password: "correct horse")
+        #expect(wrong.status == 77 && wrong.stdout.isEmpty)
+        let right = try s.open(link: link, password: "correct horse battery")
+        #expect(right.status == 0, "\(right.stderr)")
+        #expect(right.stdout == (try Self.original(input)))
+    }
+
+    @Test func readReceiptsGoToTheSenderOnce() throws {
+        let s = try Setup()
+        let notices = try Self.notices(try s.pack(Self.routed()))
+        #expect(try s.run("sl-escrow", ["receipts"]).stdout.isEmpty)
+        #expect(try s.open(link: try Self.link(in: notices["dan@example.net"]!), answer: "PN-4711").status == 0)
+        let receipts = try s.run("sl-escrow", ["receipts"])
+        #expect(receipts.status == 0, "\(receipts.stderr)")
+        let messages = try Tools.messages(receipts.stdout)
+        #expect(messages.count == 1)
+        let header = String(decoding: messages[0].header.bytes, as: UTF8.self)
+        #expect(header.contains("X-SL-Envelope-To: alice@clinic.test") && header.contains("To: alice@clinic.test"))
+        #expect(String(decoding: try messages[0].body.readAll(), as: UTF8.self).contains("dan@example.net"))
+        #expect(try s.run("sl-escrow", ["receipts"]).stdout.isEmpty)
+        // sl-deliver takes both the receipts and the notices (it refuses unsealed escrow).
+        let dry = try s.run("sl-deliver", ["--dry-run"], receipts.stdout)
+        #expect(dry.status == 0, "\(dry.stderr)")
+        let notice = try s.run("sl-deliver", ["--dry-run"], try s.pack(Self.routed()).stdout)
+        #expect(notice.status == 0 && notice.stdoutText.contains("carol@example.org"), "\(notice.stderr)")
+    }
+
+    @Test func theSendersTypedAnswerIsUsedOnceAndDeleted() throws {
+        let s = try Setup()
+        let pending = s.state + "/pending"
+        try FileManager.default.createDirectory(atPath: pending, withIntermediateDirectories: true)
+        let token = "0123456789abcdef0123456789abcdef"
+        try #"{"answer":"blue","question":"Favourite colour?","recipient":"gus@example.org"}"#
+            .write(toFile: pending + "/" + token, atomically: true, encoding: .utf8)
+        let packed = try s.pack(Self.routed(recipients: [("gus@example.org", "escrow=question; qa=pending:\(token)")]))
+        #expect(packed.status == 0, "\(packed.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: pending + "/" + token))
+        let link = try Self.link(in: try #require(try Self.notices(packed)["gus@example.org"]))
+        #expect(try s.open(link: link, answer: "BLUE").status == 0)
+        // A token that is a path, or one that is gone, is refused and nothing is written.
+        let traversal = try s.pack(Self.routed(recipients: [("gus@example.org", "escrow=question; qa=pending:../../etc/passwd")]))
+        #expect(traversal.status == 65 && traversal.stdout.isEmpty)
+        let gone = try s.pack(Self.routed(recipients: [("gus@example.org", "escrow=question; qa=pending:\(token)")]))
+        #expect(gone.status == 75 && gone.stdout.isEmpty, "\(gone.stderr)")
+    }
+
+    @Test(arguments: [
+        ("carol@example.org", "escrow=question", 65, "qa"),
+        ("zed@example.org", "escrow=question; qa=book:main", 75, "no longer has an escrow question"),
+        ("zed@example.org", "escrow=question; qa=book:nosuch", 78, "not configured"),
+        ("zed@example.org", "escrow=carrier-pigeon", 65, "escrow=question or escrow=login"),
+    ])
+    func badRoutingIsRefusedWithNothingWritten(address: String, parameters: String, status: Int32, words: String) throws {
+        let s = try Setup()
+        let r = try s.pack(Self.routed(recipients: [(address, parameters)]))
+        #expect(r.status == status, "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr.contains(words), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test func twoPackersAtOnceLeaveASoundStore() throws {
+        let s = try Setup()
+        let stream = (0..<15).map { i in [UInt8]("From alice@clinic.test Mon Nov 30 09:00:00 2026\n".utf8) + Self.routed(subject: "n \(i)") + [0x0A] }.joined()
+        let input = Array(stream)
+        var runs: [ToolRun] = []
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            let r = try? s.pack(input)
+            lock.lock(); if let r { runs.append(r) }; lock.unlock()
+        }
+        #expect(runs.count == 2 && runs.allSatisfy { $0.status == 0 }, "\(runs.map(\.stderr))")
+        #expect(runs.allSatisfy { (try? Tools.messages($0.stdout).count) == 30 })
+        let verify = try s.run("sl-escrow", ["verify"])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        let list = try s.run("sl-escrow", ["list", "--json"])
+        #expect(list.stdoutText.split(separator: "\n").count == 30)
+    }
+
+    @Test func killedWhilePackingTheStoreStaysSound() throws {
+        let s = try Setup()
+        let stream = Array((0..<40).map { i in [UInt8]("From alice@clinic.test Mon Nov 30 09:00:00 2026\n".utf8) + Self.routed(subject: "n \(i)") + [0x0A] }.joined())
+        let input = s.dir.appendingPathComponent("stream.mbox")
+        try Data(stream).write(to: input)
+        let binary = Tools.binDirectory.appendingPathComponent("sl-escrow-pack").path
+        for round in 0..<8 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = ["--config", s.config]
+            p.standardInput = try FileHandle(forReadingFrom: input)
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            Thread.sleep(forTimeInterval: 0.05 + Double(round) * 0.04)
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        let verify = try s.run("sl-escrow", ["verify"])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        // Whatever a killed packer left is whole: every recorded message opens.
+        let list = try s.run("sl-escrow", ["list", "--json"])
+        for line in list.stdoutText.split(separator: "\n") {
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect((json["recipients"] as? [Any])?.count == 2)
+        }
+        // And a clean run after the kills packs everything.
+        let clean = try s.pack(stream)
+        #expect(clean.status == 0 && (try Tools.messages(clean.stdout).count) == 80, "\(clean.stderr)")
+    }
+}
