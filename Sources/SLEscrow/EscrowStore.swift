@@ -63,7 +63,11 @@ public final class EscrowStore {
         try retryingBusy { try db.execute("PRAGMA journal_mode=WAL") }
         try db.execute("PRAGMA synchronous=FULL")
         try db.execute("PRAGMA foreign_keys=ON")
-        try db.transaction { try db.execute(Self.schema) }
+        try db.transaction {
+            try db.execute(Self.schema)
+            // Version 1; a later layout migrates from here.
+            try db.execute("PRAGMA user_version = 1")
+        }
     }
 
     static let schema = """
@@ -293,10 +297,11 @@ public final class EscrowStore {
     /// Verifies link (wrongLink), state (retracted/expired/lockedOut/notFound), then the
     /// answer (question mode) or password (login mode); a wrong answer/password
     /// increments failed_attempts (and locks at maximumAttempts) and throws
-    /// wrongAnswer(remaining:)/wrongPassword. On success records first/last open and
-    /// streams the plaintext to `output` chunk by chunk; every chunk is authenticated
-    /// before it is handed over, and truncation/tampering throws .corrupt (the caller
-    /// stages output, so a throw after some chunks is fine).
+    /// wrongAnswer(remaining:)/wrongPassword. On success streams the plaintext to
+    /// `output` chunk by chunk; every chunk is authenticated before it is handed over,
+    /// and truncation/tampering throws .corrupt (the caller stages output, so a throw
+    /// after some chunks is fine). first/last open are recorded once the last chunk
+    /// was handed over.
     ///
     /// A missing answer (question mode) or password (login mode) throws
     /// wrongAnswer/wrongPassword without counting an attempt. The attempt is counted
@@ -369,11 +374,13 @@ public final class EscrowStore {
             throw EscrowError.wrongPassword
         }
 
-        try db.run("""
-            UPDATE recipients SET failed_attempts = 0, first_open = coalesce(first_open, ?), last_open = ?
-            WHERE message_id = ? AND idx = ?
-            """, [.real(now.timeIntervalSince1970), .real(now.timeIntervalSince1970), .text(id), .int(index)])
+        try db.run("UPDATE recipients SET failed_attempts = 0 WHERE message_id = ? AND idx = ?", [.text(id), .int(index)])
         try streamContent(id: id, key: contentKey, output: output)
+        // Recorded once the whole message went out: a read receipt must not claim an
+        // open that ended in a corrupt file or a caller that gave up.
+        try db.run("""
+            UPDATE recipients SET first_open = coalesce(first_open, ?), last_open = ? WHERE message_id = ? AND idx = ?
+            """, [.real(now.timeIntervalSince1970), .real(now.timeIntervalSince1970), .text(id), .int(index)])
     }
 
     /// The sender reads their own message in the message center: their account

@@ -281,6 +281,12 @@ import SLMessage
         #expect(try store.verify() == [])
         try FileManager.default.removeItem(atPath: dir + "/content/\(packed.id).sealed")
         #expect(try store.verify() == ["message \(packed.id) has no content file"])
+        guard case .storage = escrowError({ _ = try opened(store, packed, answer: "fluffy the cat") }) else {
+            Issue.record("opening without a content file did not fail with a storage error")
+            return
+        }
+        #expect(try store.status(id: packed.id).recipients[0].firstOpen == nil)
+        #expect(try store.pendingReceipts().isEmpty)
     }
 }
 
