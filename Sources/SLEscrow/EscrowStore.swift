@@ -63,6 +63,9 @@ public final class EscrowStore {
         try retryingBusy { try db.execute("PRAGMA journal_mode=WAL") }
         try db.execute("PRAGMA synchronous=FULL")
         try db.execute("PRAGMA foreign_keys=ON")
+        // Retract and purge null the wrapped keys; secure_delete overwrites the old
+        // values in the database file too, so the unlinked content is crypto-shredded.
+        try db.execute("PRAGMA secure_delete=ON")
         try db.transaction {
             try db.execute(Self.schema)
             // Version 1; a later layout migrates from here.
