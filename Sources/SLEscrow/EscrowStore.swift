@@ -1,0 +1,669 @@
+import CSodium
+import Foundation
+import SLMessage
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The escrow store: a directory with `escrow.sqlite` (metadata, wrapped keys,
+/// verifiers, accounts) and `content/ID.sealed` (each message's sealed content).
+///
+/// What it never holds: plaintext content or subject, answers, link secrets, unwrapped
+/// keys. Stealing the directory yields ciphertext, Argon2id-salted answer material
+/// (made harder still by a pepper kept elsewhere) and link verifiers that are useless
+/// without the link.
+///
+/// Durability: the content file is written under a temporary name, fsync'd, renamed
+/// and the directory fsync'd before its rows are inserted in one transaction, so a
+/// record is either wholly visible or absent; a crash in between leaves an orphan file
+/// that `purge` removes. Several processes may use one store at once: each has its own
+/// connection, writes take the lock up front (BEGIN IMMEDIATE) and wait for it.
+///
+/// One instance belongs to one thread at a time.
+public final class EscrowStore {
+    public let directory: String
+    let contentDirectory: String
+    private let db: SQLiteDatabase
+    /// The BLAKE2b key made from the pepper, or nil for unkeyed hashing.
+    private let pepperKey: SecretBytes?
+    private let maximumAttempts: Int
+
+    static let linkSecretBytes = 32
+    static let contentKeyBytes = 32
+    /// Orphans younger than this may be a pack in progress in another process.
+    static let orphanAge: TimeInterval = 3600
+
+    public init(directory: String, pepper: SecretBytes? = nil, maximumAttempts: Int = 5) throws {
+        try Sodium.requireReady()
+        if let pepper, pepper.count < Pepper.minimumLength {
+            throw EscrowError.storage("the pepper must be at least \(Pepper.minimumLength) bytes")
+        }
+        self.directory = directory
+        self.contentDirectory = directory + "/content"
+        self.pepperKey = pepper.map(Pepper.hashKey)
+        self.maximumAttempts = max(1, maximumAttempts)
+        for d in [directory, contentDirectory] {
+            do {
+                try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw EscrowError.storage("cannot create the escrow directory \(d): \(error.localizedDescription)")
+            }
+        }
+        // Created 0600 before SQLite sees it; the -wal and -shm files take its mode.
+        let path = directory + "/escrow.sqlite"
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw EscrowError.storage("cannot create the escrow database \(path): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
+        db = try SQLiteDatabase(path: path, busyTimeout: 10_000)
+        try retryingBusy { try db.execute("PRAGMA journal_mode=WAL") }
+        try db.execute("PRAGMA synchronous=FULL")
+        try db.execute("PRAGMA foreign_keys=ON")
+        // Retract and purge null the wrapped keys; secure_delete overwrites the old
+        // values in the database file too, so the unlinked content is crypto-shredded.
+        try db.execute("PRAGMA secure_delete=ON")
+        try db.transaction {
+            try db.execute(Self.schema)
+            // Version 1; a later layout migrates from here.
+            try db.execute("PRAGMA user_version = 1")
+        }
+    }
+
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS messages(
+            id TEXT PRIMARY KEY,
+            sender TEXT NOT NULL,
+            created REAL NOT NULL,
+            expires REAL NOT NULL,
+            retracted REAL,
+            purged INTEGER NOT NULL DEFAULT 0,
+            content_size INTEGER NOT NULL,
+            sender_wrap BLOB);
+        CREATE INDEX IF NOT EXISTS messages_created ON messages(created);
+        CREATE INDEX IF NOT EXISTS messages_live ON messages(expires) WHERE purged = 0;
+        CREATE TABLE IF NOT EXISTS recipients(
+            message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            address TEXT NOT NULL,
+            mode TEXT NOT NULL CHECK (mode IN ('question', 'login')),
+            question TEXT,
+            link_verifier BLOB NOT NULL,
+            salt BLOB,
+            kdf_ops INTEGER,
+            kdf_mem INTEGER,
+            wrap_nonce BLOB,
+            wrapped_key BLOB,
+            first_open REAL,
+            last_open REAL,
+            failed_attempts INTEGER NOT NULL DEFAULT 0,
+            locked INTEGER NOT NULL DEFAULT 0,
+            receipt_sent INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY(message_id, idx));
+        CREATE INDEX IF NOT EXISTS recipients_receipts ON recipients(first_open)
+            WHERE first_open IS NOT NULL AND receipt_sent = 0;
+        CREATE TABLE IF NOT EXISTS accounts(
+            address TEXT PRIMARY KEY,
+            public_key BLOB NOT NULL,
+            sealed_private_key BLOB NOT NULL,
+            nonce BLOB NOT NULL,
+            salt BLOB NOT NULL,
+            kdf_ops INTEGER NOT NULL,
+            kdf_mem INTEGER NOT NULL,
+            created REAL NOT NULL);
+        """
+
+    /// Statements outside a transaction (switching to WAL at first use) can still
+    /// report BUSY when two processes create the store at once.
+    private func retryingBusy(_ body: () throws -> Void) throws {
+        var attempt = 0
+        while true {
+            do { return try body() } catch {
+                attempt += 1
+                guard db.lastErrorIsBusy, attempt < 5 else { throw error }
+                usleep(100_000)
+            }
+        }
+    }
+
+    func contentPath(_ id: String) -> String { "\(contentDirectory)/\(id).sealed" }
+
+    // MARK: key derivations
+
+    private func linkVerifier(_ link: SecretBytes) -> [UInt8] {
+        Sodium.hash([.text("sl-escrow link v1"), .secret(link)]).publicCopy()
+    }
+
+    private func questionKEK(link: SecretBytes, answerKey: AnswerKey, id: String, index: Int) -> SecretBytes {
+        Sodium.hash([.text("sl-escrow kek v1"), .secret(link), .secret(answerKey.key), .text(id), .text(String(index))],
+                    key: pepperKey)
+    }
+
+    private func loginKey(link: SecretBytes, id: String, index: Int) -> SecretBytes {
+        Sodium.hash([.text("sl-escrow login v1"), .secret(link), .text(id), .text(String(index))], key: pepperKey)
+    }
+
+    private func wrapAD(id: String, index: Int) -> [UInt8] { Array((id + String(index)).utf8) }
+
+    /// Passwords are compared as typed, but in NFC, so the same password typed on
+    /// two systems that compose accents differently still matches.
+    private func passwordKey(_ password: String, salt: [UInt8], parameters: KDFParameters) throws -> SecretBytes {
+        try Sodium.argon2id(password.precomposedStringWithCanonicalMapping, salt: salt, parameters: parameters)
+    }
+
+    // MARK: pack
+
+    /// Seals `message` (header bytes then body) and stores it; login-mode recipients
+    /// need an account (else EscrowError.noAccount). messageCenter: also wrap for the
+    /// sender's account (EscrowError.noAccount if none).
+    public func pack(_ message: Message, sender: String, recipients: [EscrowRecipient], created: Date, expires: Date,
+                     messageCenter: Bool = false) throws -> PackedMessage {
+        // Accounts first: a missing one fails before any work is done.
+        var accountKeys: [Int: [UInt8]] = [:]
+        for (i, r) in recipients.enumerated() {
+            if case .login = r.verification { accountKeys[i] = try publicKey(of: r.address) }
+        }
+        let senderKey = messageCenter ? try publicKey(of: sender) : nil
+
+        let id = Sodium.hex(Sodium.randomBytes(16))
+        let contentKey = SecretBytes.random(Self.contentKeyBytes)
+
+        var links: [PackedMessage.Link] = []
+        var rows: [[SQLValue]] = []
+        for (i, r) in recipients.enumerated() {
+            let link = SecretBytes.random(Self.linkSecretBytes)
+            let ad = wrapAD(id: id, index: i)
+            var row: [SQLValue] = [.text(id), .int(i), .text(r.address)]
+            switch r.verification {
+            case .question(let question, let answerKey):
+                let kek = questionKEK(link: link, answerKey: answerKey, id: id, index: i)
+                let wrapped = Wrap.seal(contentKey, key: kek, ad: ad)
+                row += [.text("question"), .text(question), .blob(linkVerifier(link)), .blob(answerKey.salt),
+                        .int(Int64(answerKey.parameters.opsLimit)), .int(answerKey.parameters.memoryLimit),
+                        .blob(wrapped.nonce), .blob(wrapped.ciphertext)]
+            case .login:
+                let inner = Wrap.seal(contentKey, key: loginKey(link: link, id: id, index: i), ad: ad)
+                let outer = Wrap.boxSeal(inner.ciphertext, publicKey: accountKeys[i]!)
+                row += [.text("login"), .null, .blob(linkVerifier(link)), .null, .null, .null,
+                        .blob(inner.nonce), .blob(outer)]
+            }
+            rows.append(row)
+            links.append(PackedMessage.Link(address: r.address, index: i, secret: Sodium.base64url(link)))
+        }
+        let senderWrap = senderKey.map { Wrap.boxSeal(contentKey, publicKey: $0) }
+
+        let size = try writeContent(message, id: id, key: contentKey)
+        do {
+            try db.transaction {
+                try db.run("""
+                    INSERT INTO messages(id, sender, created, expires, retracted, purged, content_size, sender_wrap)
+                    VALUES (?, ?, ?, ?, NULL, 0, ?, ?)
+                    """, [.text(id), .text(sender), .real(created.timeIntervalSince1970),
+                          .real(expires.timeIntervalSince1970), .int(size), .optionalBlob(senderWrap)])
+                let insert = try db.prepare("""
+                    INSERT INTO recipients(message_id, idx, address, mode, question, link_verifier, salt,
+                                           kdf_ops, kdf_mem, wrap_nonce, wrapped_key)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                for row in rows {
+                    try insert.bind(row)
+                    while try insert.step() {}
+                }
+            }
+        } catch {
+            unlink(contentPath(id))
+            throw error
+        }
+        return PackedMessage(id: id, links: links)
+    }
+
+    /// Writes the sealed content durably under its final name; the plaintext size.
+    private func writeContent(_ message: Message, id: String, key: SecretBytes) throws -> Int {
+        let temporary = "\(contentDirectory)/.tmp-\(getpid())-\(id)"
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw EscrowError.storage("cannot write to \(contentDirectory): \(String(cString: strerror(errno)))")
+        }
+        let size: Int
+        do {
+            let sealer = try ContentSealer(key: key, ad: Array(id.utf8), fd: fd)
+            try sealer.append(message.header.bytes[...])
+            do {
+                try message.body.forEachChunk { try sealer.append($0) }
+            } catch let e as EscrowError {
+                throw e
+            } catch {
+                throw EscrowError.storage("cannot read the message body: \(error)")
+            }
+            try sealer.finish()
+            size = sealer.plaintextCount
+            guard fsync(fd) == 0 else {
+                throw EscrowError.storage("cannot sync sealed content: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        guard rename(temporary, contentPath(id)) == 0 else {
+            let why = String(cString: strerror(errno))
+            unlink(temporary)
+            throw EscrowError.storage("cannot store sealed content: \(why)")
+        }
+        try syncDirectory(contentDirectory)
+        return size
+    }
+
+    private func syncDirectory(_ path: String) throws {
+        let d = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard d >= 0 else { throw EscrowError.storage("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(d) }
+        guard fsync(d) == 0 else { throw EscrowError.storage("cannot sync \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    // MARK: open
+
+    private struct RecipientRow {
+        var address: String
+        var mode: String
+        var verifier: [UInt8]
+        var salt: [UInt8]?
+        var ops: Int64?
+        var mem: Int64?
+        var nonce: [UInt8]?
+        var wrapped: [UInt8]?
+        var failed: Int
+        var locked: Bool
+        var expires: Date
+        var retracted: Bool
+        var purged: Bool
+    }
+
+    private func recipientRow(id: String, index: Int) throws -> RecipientRow? {
+        try db.query("""
+            SELECT r.address, r.mode, r.link_verifier, r.salt, r.kdf_ops, r.kdf_mem, r.wrap_nonce, r.wrapped_key,
+                   r.failed_attempts, r.locked, m.expires, m.retracted, m.purged
+            FROM recipients r JOIN messages m ON m.id = r.message_id
+            WHERE r.message_id = ? AND r.idx = ?
+            """, [.text(id), .int(index)]) { s in
+            RecipientRow(address: s.text(0), mode: s.text(1), verifier: s.blob(2) ?? [], salt: s.blob(3),
+                         ops: s.optionalInt64(4), mem: s.optionalInt64(5), nonce: s.blob(6), wrapped: s.blob(7),
+                         failed: s.int(8), locked: s.int(9) != 0, expires: Date(timeIntervalSince1970: s.double(10)),
+                         retracted: !s.isNull(11), purged: s.int(12) != 0)
+        }.first
+    }
+
+    /// Verifies link (wrongLink), state (retracted/expired/lockedOut/notFound), then the
+    /// answer (question mode) or password (login mode); a wrong answer/password
+    /// increments failed_attempts (and locks at maximumAttempts) and throws
+    /// wrongAnswer(remaining:)/wrongPassword. On success streams the plaintext to
+    /// `output` chunk by chunk; every chunk is authenticated before it is handed over,
+    /// and truncation/tampering throws .corrupt (the caller stages output, so a throw
+    /// after some chunks is fine). first/last open are recorded once the last chunk
+    /// was handed over.
+    ///
+    /// A missing answer (question mode) or password (login mode) throws
+    /// wrongAnswer/wrongPassword without counting an attempt. The attempt is counted
+    /// before the slow derivation and refunded on success, so parallel guesses cannot
+    /// slip past the limit; a successful open resets the count.
+    public func open(id: String, index: Int, linkSecret: String, answer: String? = nil, password: String? = nil,
+                     now: Date, output: (ArraySlice<UInt8>) throws -> Void) throws {
+        guard let row = try recipientRow(id: id, index: index) else { throw EscrowError.notFound }
+        guard let link = Sodium.fromBase64url(linkSecret, count: Self.linkSecretBytes),
+              Sodium.hash([.text("sl-escrow link v1"), .secret(link)]).constantTimeEquals(row.verifier) else {
+            throw EscrowError.wrongLink
+        }
+        if row.retracted { throw EscrowError.retracted }
+        if row.purged || now > row.expires { throw EscrowError.expired(row.expires) }
+        if row.locked || row.failed >= maximumAttempts { throw EscrowError.lockedOut }
+        let isQuestion = row.mode == "question"
+        if isQuestion && answer == nil { throw EscrowError.wrongAnswer(remaining: maximumAttempts - row.failed) }
+        if !isQuestion && password == nil { throw EscrowError.wrongPassword }
+        guard let nonce = row.nonce, let wrapped = row.wrapped else {
+            throw EscrowError.corrupt("the wrapped key is missing")
+        }
+
+        // Charge the attempt now; only a success gives it back.
+        try db.run("""
+            UPDATE recipients SET failed_attempts = failed_attempts + 1
+            WHERE message_id = ? AND idx = ? AND locked = 0 AND failed_attempts < ?
+            """, [.text(id), .int(index), .int(maximumAttempts)])
+        guard db.changes == 1 else { throw EscrowError.lockedOut }
+
+        let ad = wrapAD(id: id, index: index)
+        let contentKey: SecretBytes?
+        do {
+            if isQuestion {
+                guard let salt = row.salt, let ops = row.ops, let mem = row.mem else {
+                    throw EscrowError.corrupt("the answer salt is missing")
+                }
+                let answerKey = try AnswerKey.derive(answer: answer!, salt: salt,
+                                                     parameters: .stored(ops: ops, memory: mem))
+                let kek = questionKEK(link: link, answerKey: answerKey, id: id, index: index)
+                contentKey = Wrap.open(wrapped, nonce: nonce, key: kek, ad: ad)
+            } else {
+                if let account = try unlockAccount(row.address, password: password!) {
+                    guard let inner = Wrap.boxSealOpen(wrapped, publicKey: account.publicKey, secretKey: account.secretKey) else {
+                        throw EscrowError.corrupt("the wrapped key does not open with \(row.address)'s account key")
+                    }
+                    guard let key = Wrap.open(inner.publicCopy(), nonce: nonce,
+                                              key: loginKey(link: link, id: id, index: index), ad: ad) else {
+                        throw EscrowError.corrupt("the wrapped key fails authentication")
+                    }
+                    contentKey = key
+                } else {
+                    contentKey = nil
+                }
+            }
+        } catch {
+            // Not the visitor's fault (no account any more, damaged row): refund.
+            try? db.run("UPDATE recipients SET failed_attempts = max(failed_attempts - 1, 0) WHERE message_id = ? AND idx = ?",
+                        [.text(id), .int(index)])
+            throw error
+        }
+
+        guard let contentKey else {
+            let failed = try db.transaction { () -> Int in
+                try db.run("UPDATE recipients SET locked = (failed_attempts >= ?) WHERE message_id = ? AND idx = ?",
+                           [.int(maximumAttempts), .text(id), .int(index)])
+                return try db.query("SELECT failed_attempts FROM recipients WHERE message_id = ? AND idx = ?",
+                                    [.text(id), .int(index)]) { $0.int(0) }.first ?? maximumAttempts
+            }
+            if isQuestion { throw EscrowError.wrongAnswer(remaining: max(0, maximumAttempts - failed)) }
+            throw EscrowError.wrongPassword
+        }
+
+        try db.run("UPDATE recipients SET failed_attempts = 0 WHERE message_id = ? AND idx = ?", [.text(id), .int(index)])
+        try streamContent(id: id, key: contentKey, output: output)
+        // Recorded once the whole message went out: a read receipt must not claim an
+        // open that ended in a corrupt file or a caller that gave up.
+        try db.run("""
+            UPDATE recipients SET first_open = coalesce(first_open, ?), last_open = ? WHERE message_id = ? AND idx = ?
+            """, [.real(now.timeIntervalSince1970), .real(now.timeIntervalSince1970), .text(id), .int(index)])
+    }
+
+    /// The sender reads their own message in the message center: their account
+    /// password, no link. A message packed without messageCenter throws notFound.
+    public func openAsSender(id: String, password: String, now: Date, output: (ArraySlice<UInt8>) throws -> Void) throws {
+        let rows = try db.query("SELECT sender, expires, retracted, purged, sender_wrap FROM messages WHERE id = ?",
+                                [.text(id)]) { s in
+            (sender: s.text(0), expires: Date(timeIntervalSince1970: s.double(1)), retracted: !s.isNull(2),
+             purged: s.int(3) != 0, wrap: s.blob(4))
+        }
+        guard let m = rows.first else { throw EscrowError.notFound }
+        if m.retracted { throw EscrowError.retracted }
+        if m.purged || now > m.expires { throw EscrowError.expired(m.expires) }
+        guard let wrap = m.wrap else { throw EscrowError.notFound }
+        guard let account = try unlockAccount(m.sender, password: password) else { throw EscrowError.wrongPassword }
+        guard let key = Wrap.boxSealOpen(wrap, publicKey: account.publicKey, secretKey: account.secretKey) else {
+            throw EscrowError.corrupt("the sender's wrapped key does not open with the account key")
+        }
+        try streamContent(id: id, key: key, output: output)
+    }
+
+    private func streamContent(id: String, key: SecretBytes, output: (ArraySlice<UInt8>) throws -> Void) throws {
+        let fd = Glibc.open(contentPath(id), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let why = String(cString: strerror(errno))
+            // Retracted or purged since the checks above.
+            let state = try db.query("SELECT retracted, purged, expires FROM messages WHERE id = ?", [.text(id)]) {
+                (retracted: !$0.isNull(0), purged: $0.int(1) != 0, expires: Date(timeIntervalSince1970: $0.double(2)))
+            }.first
+            if let state, state.retracted { throw EscrowError.retracted }
+            if let state, state.purged { throw EscrowError.expired(state.expires) }
+            throw EscrowError.storage("cannot read the sealed content of \(id): \(why)")
+        }
+        defer { close(fd) }
+        try ContentOpener.open(fd: fd, key: key, ad: Array(id.utf8), output: output)
+    }
+
+    // MARK: retract, purge
+
+    /// Content file unlinked, wrapped keys and sender_wrap nulled, retracted = now.
+    /// Retracting again keeps the first date.
+    public func retract(id: String, now: Date) throws {
+        try db.transaction {
+            try db.run("UPDATE messages SET retracted = coalesce(retracted, ?), sender_wrap = NULL WHERE id = ?",
+                       [.real(now.timeIntervalSince1970), .text(id)])
+            guard db.changes == 1 else { throw EscrowError.notFound }
+            try db.run("UPDATE recipients SET wrapped_key = NULL, wrap_nonce = NULL WHERE message_id = ?", [.text(id)])
+        }
+        // After the commit: a crash in between leaves a file that purge removes.
+        if unlink(contentPath(id)) != 0 && errno != ENOENT {
+            throw EscrowError.storage("cannot remove the sealed content of \(id): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Expired messages: content unlinked, wraps nulled, purged = 1 (the row stays so
+    /// status and open say "expired"); orphans removed. Returns the count purged.
+    @discardableResult
+    public func purge(now: Date) throws -> Int {
+        let due = try db.transaction { () -> [String] in
+            let ids = try db.query("SELECT id FROM messages WHERE purged = 0 AND expires < ?",
+                                   [.real(now.timeIntervalSince1970)]) { $0.text(0) }
+            for id in ids {
+                try db.run("UPDATE messages SET purged = 1, sender_wrap = NULL WHERE id = ?", [.text(id)])
+                try db.run("UPDATE recipients SET wrapped_key = NULL, wrap_nonce = NULL WHERE message_id = ?", [.text(id)])
+            }
+            return ids
+        }
+        for id in due { unlink(contentPath(id)) }
+        try removeOrphans(now: now)
+        return due.count
+    }
+
+    /// Content files of retracted or purged messages (a crash after the commit), and,
+    /// once older than an hour, content files without a row (a crash before it) and
+    /// temporary files.
+    private func removeOrphans(now: Date) throws {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: contentDirectory)) ?? []
+        guard !names.isEmpty else { return }
+        let live = Set(try db.query("SELECT id FROM messages WHERE retracted IS NULL AND purged = 0") { $0.text(0) })
+        let known = Set(try db.query("SELECT id FROM messages") { $0.text(0) })
+        for name in names {
+            let path = "\(contentDirectory)/\(name)"
+            if name.hasSuffix(".sealed") {
+                let id = String(name.dropLast(7))
+                if live.contains(id) { continue }
+                if known.contains(id) || isOlder(path, than: Self.orphanAge, now: now) { unlink(path) }
+            } else if name.hasPrefix(".tmp-") && isOlder(path, than: Self.orphanAge, now: now) {
+                unlink(path)
+            }
+        }
+    }
+
+    private func isOlder(_ path: String, than age: TimeInterval, now: Date) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return false }
+        return now.timeIntervalSince1970 - Double(st.st_mtim.tv_sec) > age
+    }
+
+    // MARK: status
+
+    /// Newest first.
+    public func list() throws -> [MessageStatus] {
+        var recipients: [String: [RecipientStatus]] = [:]
+        for (id, r) in try db.query(Self.recipientColumns + " ORDER BY message_id, idx", [], Self.recipientStatus) {
+            recipients[id, default: []].append(r)
+        }
+        return try db.query(Self.messageColumns + " ORDER BY created DESC, id") { s in
+            Self.messageStatus(s, recipients: recipients[s.text(0)] ?? [])
+        }
+    }
+
+    public func status(id: String) throws -> MessageStatus {
+        let recipients = try db.query(Self.recipientColumns + " WHERE message_id = ? ORDER BY idx", [.text(id)],
+                                      Self.recipientStatus).map(\.1)
+        guard let m = try db.query(Self.messageColumns + " WHERE id = ?", [.text(id)], {
+            Self.messageStatus($0, recipients: recipients)
+        }).first else { throw EscrowError.notFound }
+        return m
+    }
+
+    private static let messageColumns =
+        "SELECT id, sender, created, expires, retracted, purged, content_size FROM messages"
+    private static let recipientColumns = """
+        SELECT message_id, idx, address, mode, question, first_open, last_open, failed_attempts, locked FROM recipients
+        """
+
+    private static func messageStatus(_ s: SQLiteStatement, recipients: [RecipientStatus]) -> MessageStatus {
+        MessageStatus(id: s.text(0), sender: s.text(1), created: Date(timeIntervalSince1970: s.double(2)),
+                      expires: Date(timeIntervalSince1970: s.double(3)),
+                      retracted: s.optionalDouble(4).map(Date.init(timeIntervalSince1970:)),
+                      purged: s.int(5) != 0, size: s.int(6), recipients: recipients)
+    }
+
+    private static func recipientStatus(_ s: SQLiteStatement) -> (String, RecipientStatus) {
+        (s.text(0), RecipientStatus(index: s.int(1), address: s.text(2), mode: s.text(3), question: s.optionalText(4),
+                                    firstOpen: s.optionalDouble(5).map(Date.init(timeIntervalSince1970:)),
+                                    lastOpen: s.optionalDouble(6).map(Date.init(timeIntervalSince1970:)),
+                                    failedAttempts: s.int(7), locked: s.int(8) != 0))
+    }
+
+    // MARK: receipts
+
+    /// Recipients who opened at least once and whose receipt is not sent yet, in the
+    /// order they first opened.
+    public func pendingReceipts() throws -> [Receipt] {
+        try db.query("""
+            SELECT r.message_id, m.sender, r.address, r.idx, r.first_open
+            FROM recipients r JOIN messages m ON m.id = r.message_id
+            WHERE r.first_open IS NOT NULL AND r.receipt_sent = 0
+            ORDER BY r.first_open, r.message_id, r.idx
+            """) { s in
+            Receipt(id: s.text(0), sender: s.text(1), recipient: s.text(2), index: s.int(3),
+                    opened: Date(timeIntervalSince1970: s.double(4)))
+        }
+    }
+
+    public func markReceiptSent(id: String, index: Int) throws {
+        try db.run("UPDATE recipients SET receipt_sent = 1 WHERE message_id = ? AND idx = ?", [.text(id), .int(index)])
+        guard db.changes == 1 else { throw EscrowError.notFound }
+    }
+
+    // MARK: accounts
+
+    private func publicKey(of address: String) throws -> [UInt8] {
+        guard let key = try db.query("SELECT public_key FROM accounts WHERE address = ?",
+                                     [.text(address.lowercased())], { $0.blob(0) }).first ?? nil else {
+            throw EscrowError.noAccount(address)
+        }
+        return key
+    }
+
+    private struct UnlockedAccount {
+        var publicKey: [UInt8]
+        var secretKey: SecretBytes
+        var parameters: KDFParameters
+    }
+
+    /// The account's keys, nil when the password is wrong; noAccount when there is none.
+    private func unlockAccount(_ address: String, password: String) throws -> UnlockedAccount? {
+        let rows = try db.query("""
+            SELECT public_key, sealed_private_key, nonce, salt, kdf_ops, kdf_mem FROM accounts WHERE address = ?
+            """, [.text(address.lowercased())]) { s in
+            (pk: s.blob(0) ?? [], sealed: s.blob(1) ?? [], nonce: s.blob(2) ?? [], salt: s.blob(3) ?? [],
+             parameters: KDFParameters.stored(ops: s.int64(4), memory: s.int64(5)))
+        }
+        guard let a = rows.first else { throw EscrowError.noAccount(address) }
+        guard a.salt.count == Int(crypto_pwhash_SALTBYTES) else { throw EscrowError.corrupt("account \(address) has a bad salt") }
+        let key = try passwordKey(password, salt: a.salt, parameters: a.parameters)
+        guard let sk = Wrap.secretboxOpen(a.sealed, nonce: a.nonce, key: key) else { return nil }
+        return UnlockedAccount(publicKey: a.pk, secretKey: sk, parameters: a.parameters)
+    }
+
+    private func sealPrivateKey(_ sk: SecretBytes, password: String, parameters: KDFParameters) throws
+        -> (salt: [UInt8], nonce: [UInt8], sealed: [UInt8]) {
+        let salt = Sodium.randomBytes(Int(crypto_pwhash_SALTBYTES))
+        let key = try passwordKey(password, salt: salt, parameters: parameters)
+        let boxed = Wrap.secretbox(sk, key: key)
+        return (salt, boxed.nonce, boxed.ciphertext)
+    }
+
+    /// A new account: an X25519 key pair whose private key is sealed under the
+    /// password. The address is stored lowercased.
+    public func createAccount(address: String, password: String, parameters: KDFParameters) throws {
+        let lower = address.lowercased()
+        if try hasAccount(lower) { throw EscrowError.accountExists(address) }
+        let pair = Wrap.keyPair()
+        let sealed = try sealPrivateKey(pair.secretKey, password: password, parameters: parameters)
+        try db.transaction {
+            if try hasAccount(lower) { throw EscrowError.accountExists(address) }
+            try db.run("""
+                INSERT INTO accounts(address, public_key, sealed_private_key, nonce, salt, kdf_ops, kdf_mem, created)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(lower), .blob(pair.publicKey), .blob(sealed.sealed), .blob(sealed.nonce), .blob(sealed.salt),
+                      .int(Int64(parameters.opsLimit)), .int(parameters.memoryLimit),
+                      .real(Date().timeIntervalSince1970)])
+        }
+    }
+
+    /// Removes the account; messages wrapped for it can no longer be opened.
+    public func removeAccount(address: String) throws {
+        try db.run("DELETE FROM accounts WHERE address = ?", [.text(address.lowercased())])
+        guard db.changes == 1 else { throw EscrowError.noAccount(address) }
+    }
+
+    /// Re-seals the same private key under the new password (same KDF parameters), so
+    /// every message wrapped for the account stays readable.
+    public func changePassword(address: String, old: String, new: String) throws {
+        guard let account = try unlockAccount(address, password: old) else { throw EscrowError.wrongPassword }
+        let sealed = try sealPrivateKey(account.secretKey, password: new, parameters: account.parameters)
+        try db.run("UPDATE accounts SET sealed_private_key = ?, nonce = ?, salt = ? WHERE address = ?",
+                   [.blob(sealed.sealed), .blob(sealed.nonce), .blob(sealed.salt), .text(address.lowercased())])
+        guard db.changes == 1 else { throw EscrowError.noAccount(address) }
+    }
+
+    public func accounts() throws -> [AccountInfo] {
+        try db.query("SELECT address, created FROM accounts ORDER BY address") {
+            AccountInfo(address: $0.text(0), created: Date(timeIntervalSince1970: $0.double(1)))
+        }
+    }
+
+    public func hasAccount(_ address: String) throws -> Bool {
+        try !db.query("SELECT 1 FROM accounts WHERE address = ?", [.text(address.lowercased())]) { $0.int(0) }.isEmpty
+    }
+
+    // MARK: verify
+
+    /// Checks the database (PRAGMA integrity_check) and that every message row has its
+    /// content file (of the right size) unless retracted/purged, and every recipient
+    /// row its message: a list of problems, empty when sound. Content files without a
+    /// row count once older than an hour (younger ones may be a pack in progress).
+    public func verify() throws -> [String] {
+        var problems: [String] = []
+        let integrity = try db.query("PRAGMA integrity_check") { $0.text(0) }
+        if integrity != ["ok"] { problems += integrity.map { "database: \($0)" } }
+        problems += try db.query("""
+            SELECT r.message_id, r.idx FROM recipients r LEFT JOIN messages m ON m.id = r.message_id WHERE m.id IS NULL
+            """) { "recipient \($0.int(1)) of \($0.text(0)) has no message" }
+        let live = try db.query("SELECT id, content_size FROM messages WHERE retracted IS NULL AND purged = 0") {
+            (id: $0.text(0), size: $0.int(1))
+        }
+        for m in live {
+            var st = stat()
+            if stat(contentPath(m.id), &st) != 0 {
+                problems.append("message \(m.id) has no content file")
+            } else if Int(st.st_size) != SealedContent.sealedSize(plaintext: m.size) {
+                problems.append("the content file of \(m.id) has \(st.st_size) bytes, expected \(SealedContent.sealedSize(plaintext: m.size))")
+            }
+        }
+        problems += try db.query("""
+            SELECT r.message_id, r.idx FROM recipients r JOIN messages m ON m.id = r.message_id
+            WHERE m.retracted IS NULL AND m.purged = 0 AND (r.wrapped_key IS NULL OR r.wrap_nonce IS NULL)
+            """) { "recipient \($0.int(1)) of \($0.text(0)) has no wrapped key" }
+        let known = Set(try db.query("SELECT id FROM messages") { $0.text(0) })
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: contentDirectory)) ?? []
+        for name in names.sorted() where name.hasSuffix(".sealed") {
+            let id = String(name.dropLast(7))
+            if !known.contains(id) && isOlder("\(contentDirectory)/\(name)", than: Self.orphanAge, now: Date()) {
+                problems.append("content file \(name) has no message (an orphan; purge removes it)")
+            }
+        }
+        return problems
+    }
+}

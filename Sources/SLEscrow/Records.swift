@@ -1,0 +1,72 @@
+import Foundation
+
+/// One recipient of an escrow message and how they prove who they are.
+public struct EscrowRecipient: Sendable {
+    public enum Verification: Sendable {
+        /// A security question (stored in clear: it is shown on the web page) and the
+        /// key derived from its answer.
+        case question(String, AnswerKey)
+        /// The recipient's escrow account password.
+        case login
+    }
+    public var address: String
+    public var verification: Verification
+
+    public init(address: String, verification: Verification) {
+        self.address = address
+        self.verification = verification
+    }
+}
+
+/// What `pack` returns: the id and one link secret per recipient, which exist nowhere
+/// else. The tool puts each into its recipient's notice and forgets it.
+public struct PackedMessage: Sendable {
+    public let id: String
+    public struct Link: Sendable {
+        public let address: String
+        /// 0-based position in the `recipients` given to `pack`.
+        public let index: Int
+        /// base64url without padding of the 32-byte link secret.
+        public let secret: String
+    }
+    /// In recipient order.
+    public let links: [Link]
+}
+
+public struct RecipientStatus: Sendable, Codable {
+    public let index: Int
+    public let address: String
+    /// "question" or "login".
+    public let mode: String
+    public let question: String?
+    public let firstOpen: Date?
+    public let lastOpen: Date?
+    public let failedAttempts: Int
+    public let locked: Bool
+}
+
+public struct MessageStatus: Sendable, Codable {
+    public let id: String
+    public let sender: String
+    public let created: Date
+    public let expires: Date
+    public let retracted: Date?
+    public let purged: Bool
+    /// Plaintext size in bytes.
+    public let size: Int
+    public let recipients: [RecipientStatus]
+}
+
+/// A read receipt to send: `recipient` opened message `id` first at `opened`.
+public struct Receipt: Sendable {
+    public let id: String
+    public let sender: String
+    public let recipient: String
+    public let index: Int
+    public let opened: Date
+}
+
+public struct AccountInfo: Sendable, Codable {
+    public let address: String
+    public let created: Date
+}
