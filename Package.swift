@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "sl-encrypt-smime", targets: ["sl-encrypt-smime"]),
         .executable(name: "sl-tls-probe", targets: ["sl-tls-probe"]),
         .executable(name: "sl-deliver", targets: ["sl-deliver"]),
+        .executable(name: "sl-escrow-pack", targets: ["sl-escrow-pack"]),
+        .executable(name: "sl-escrow", targets: ["sl-escrow"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -56,6 +58,8 @@ let package = Package(
         .executableTarget(name: "sl-encrypt-smime", dependencies: ["SLCommand"]),
         .executableTarget(name: "sl-tls-probe", dependencies: ["SLCommand"]),
         .executableTarget(name: "sl-deliver", dependencies: ["SLCommand"]),
+        .executableTarget(name: "sl-escrow-pack", dependencies: ["SLCommand"]),
+        .executableTarget(name: "sl-escrow", dependencies: ["SLCommand"]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),

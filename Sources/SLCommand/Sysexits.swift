@@ -1,3 +1,4 @@
+import SLEscrow
 import SLMessage
 import SLPGP
 import SLSMIME
@@ -12,8 +13,10 @@ public enum Sysexit: Int32, Sendable, CaseIterable {
     case usage = 64
     case dataError = 65
     case noInput = 66
+    case noUser = 67
     case unavailable = 69
     case software = 70
+    case cantCreate = 73
     case ioError = 74
     case tempFail = 75
     case noPermission = 77
@@ -26,6 +29,8 @@ public enum Sysexit: Int32, Sendable, CaseIterable {
         case .usage: return "5.3.0"
         case .dataError: return "5.6.0"
         case .noInput: return "5.3.0"
+        case .noUser: return "5.1.1"
+        case .cantCreate: return "5.3.0"
         case .unavailable: return "5.3.0"
         case .software: return "5.3.0"
         case .ioError: return "5.3.0"
@@ -54,6 +59,17 @@ extension Sysexit {
         case is PolicyRefusal, is RecipientKeyError, is RecipientCertificateError: self = .unavailable
         case is PGPError, is SMIMEError: self = .tempFail
         case is UsageError: self = .usage
+        case let e as EscrowError:
+            switch e {
+            case .notFound: self = .noInput
+            case .retracted, .expired, .lockedOut, .wrongLink, .wrongAnswer, .wrongPassword: self = .noPermission
+            case .noAccount: self = .noUser
+            case .accountExists: self = .cantCreate
+            case .weakKDF: self = .config
+            case .corrupt: self = .dataError
+            case .storage: self = .tempFail
+            }
+        case is EscrowStoreDamaged: self = .ioError
         default: self = .tempFail
         }
     }

@@ -45,8 +45,9 @@ import SLMessage
             """.write(toFile: config, atomically: true, encoding: .utf8)
         }
 
+        /// sl-escrow takes its options after the subcommand.
         func run(_ tool: String, _ args: [String], _ input: Bytes = []) throws -> ToolRun {
-            try Tools.run(tool, ["--config", config] + args, stdin: input)
+            try Tools.run(tool, tool == "sl-escrow" ? args + ["--config", config] : ["--config", config] + args, stdin: input)
         }
 
         func pack(_ input: Bytes) throws -> ToolRun { try run("sl-escrow-pack", [], input) }
@@ -128,7 +129,7 @@ import SLMessage
     /// The link in a notice's text part.
     static func link(in notice: Message) throws -> String {
         let text = String(decoding: try notice.body.readAll(), as: UTF8.self)
-        let line = try #require(text.split(separator: "\n").first { $0.contains("https://portal.clinic.test/escrow/") })
+        let line = try #require(text.split(whereSeparator: \.isNewline).first { $0.contains("https://portal.clinic.test/escrow/") })
         return String(line.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
@@ -345,12 +346,13 @@ import SLMessage
         let s = try Setup()
         let stream = (0..<15).map { i in [UInt8]("From alice@clinic.test Mon Nov 30 09:00:00 2026\n".utf8) + Self.routed(subject: "n \(i)") + [0x0A] }.joined()
         let input = Array(stream)
-        var runs: [ToolRun] = []
-        let lock = NSLock()
+        final class Runs: @unchecked Sendable { var all: [ToolRun] = []; let lock = NSLock() }
+        let collected = Runs()
         DispatchQueue.concurrentPerform(iterations: 2) { _ in
             let r = try? s.pack(input)
-            lock.lock(); if let r { runs.append(r) }; lock.unlock()
+            collected.lock.lock(); if let r { collected.all.append(r) }; collected.lock.unlock()
         }
+        let runs = collected.all
         #expect(runs.count == 2 && runs.allSatisfy { $0.status == 0 }, "\(runs.map(\.stderr))")
         #expect(runs.allSatisfy { (try? Tools.messages($0.stdout).count) == 30 })
         let verify = try s.run("sl-escrow", ["verify"])
@@ -387,6 +389,63 @@ import SLMessage
         }
         // And a clean run after the kills packs everything.
         let clean = try s.pack(stream)
-        #expect(clean.status == 0 && (try Tools.messages(clean.stdout).count) == 80, "\(clean.stderr)")
+        let cleanCount = try Tools.messages(clean.stdout).count
+        #expect(clean.status == 0 && cleanCount == 80, "\(clean.stderr)")
+    }
+
+    @Test func aHundredMegabyteMessageRoundTripsInBoundedMemory() throws {
+        let s = try Setup()
+        var input = bytes("""
+        X-SL-Version: 1
+        X-SL-Envelope-From: alice@clinic.test
+        X-SL-Envelope-To: dan@example.net; escrow=question; qa=default:domain
+        X-SL-Method: escrow
+        X-SL-TLS: opportunistic
+        X-SL-Fallback: bounce
+        From: Alice <alice@clinic.test>
+        To: dan@example.net
+        Subject: scans
+
+        """)
+        let line = Array(("0123456789abcdefghijklmnopqrstuvwxyz Grüße, 8-bit: \u{e9}\u{e8}\u{ea}" + String(repeating: "=", count: 20) + "\n").utf8)
+        input.reserveCapacity(100 << 20 + 1000)
+        while input.count < 100 << 20 { input += line }
+        let file = s.dir.appendingPathComponent("big.eml")
+        try Data(input).write(to: file)
+        let packed = try Tools.run("sl-escrow-pack", ["--config", s.config], stdin: Array(try Data(contentsOf: file)),
+                                   wrapper: ["/usr/bin/time", "-f", "%M", "-o", s.dir.appendingPathComponent("rss").path])
+        #expect(packed.status == 0, "\(packed.stderr)")
+        let rss = Int(try String(contentsOf: s.dir.appendingPathComponent("rss"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(rss > 0 && rss < 96 << 10, "sl-escrow-pack peaked at \(rss) KiB for a 100 MB message")
+        let link = try Self.link(in: try #require(try Self.notices(packed)["dan@example.net"]))
+        let opened = try s.open(link: link, answer: "PN-4711")
+        #expect(opened.status == 0, "\(opened.stderr)")
+        #expect(opened.stdout.count > (100 << 20) - 1024)
+        #expect(opened.stdout == (try Self.original(input)))
+    }
+
+    @Test func aMessageMayAskForAnotherExpiryWithinLimits() throws {
+        let s = try Setup("escrow_expiry_max = 10")
+        func expiry(_ field: String) throws -> Double {
+            var input = Self.routed(recipients: [("dan@example.net", "escrow=question; qa=default:domain")])
+            input = bytes("Expires: \(field)\n") + input
+            let packed = try s.pack(input)
+            #expect(packed.status == 0, "\(packed.stderr)")
+            let link = try Self.link(in: try #require(try Self.notices(packed)["dan@example.net"]))
+            let id = String(link.split(separator: "/").dropLast().last!)
+            let status = try s.run("sl-escrow", ["status", "--json", id])
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout)) as? [String: Any])
+            let f = ISO8601DateFormatter()
+            let text = try #require(json["expires"] as? String)
+            return try #require(f.date(from: text)).timeIntervalSinceNow
+        }
+        let asked = try expiry(DeliveryReport.rfc5322Date(Date().addingTimeInterval(3 * 86_400)))
+        #expect(abs(asked - 3 * 86_400) < 120)
+        let tooLong = try expiry("Mon, 1 Jan 2035 00:00:00 +0000")
+        #expect(abs(tooLong - 10 * 86_400) < 120)
+        let past = try expiry("Mon, 1 Jan 2001 00:00:00 +0000")
+        #expect(abs(past - 3600) < 120)
+        let unreadable = try expiry("next Tuesday")
+        #expect(abs(unreadable - 10 * 86_400) < 120)      // escrow_expiry (30) capped by the maximum (10)
     }
 }

@@ -1,0 +1,265 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SLEscrow
+import SLMessage
+import SLPolicy
+
+/// sl-escrow without its argument parsing: the escrow store's administration
+/// (list, status, retract, purge, receipts, accounts, verify) and `open`, which
+/// gives a recipient (or an admin helping one) the original message at a terminal.
+/// Secrets (links, answers, passwords) come from the terminal or from files, never
+/// from the command line, where any user can read them in ps(1).
+public struct EscrowTool {
+    public var configurationPath: String?
+    public var storeDirectory: String?
+
+    public init() {}
+
+    static let tool = "sl-escrow"
+
+    func context() throws -> (EscrowContext, Configuration) {
+        let configuration = try ConfigurationLocation.loadIfPresent(configurationPath) ?? Configuration()
+        return (try EscrowContext(configuration.installation, source: configuration.source, storeDirectory: storeDirectory), configuration)
+    }
+
+    // MARK: reports
+
+    public func list(json: Bool) throws {
+        let messages = try context().0.store.list()
+        var out = ""
+        if json {
+            for m in messages { out += try Self.json(m) + "\n" }
+        } else {
+            out += "ID                                CREATED (UTC)     EXPIRES (UTC)     STATE      OPENED  RECIPIENTS\n"
+            for m in messages {
+                let opened = m.recipients.filter { $0.firstOpen != nil }.count
+                out += "\(m.id)  \(Self.short(m.created))  \(Self.short(m.expires))  \(Self.state(m).padding(toLength: 9, withPad: " ", startingAt: 0))  \(opened)/\(m.recipients.count)     \(m.recipients.map(\.address).joined(separator: ", "))\n"
+            }
+        }
+        try FileDescriptorIO.writeAll(1, Array(out.utf8))
+    }
+
+    public func status(id: String, json: Bool) throws {
+        let m = try context().0.store.status(id: id)
+        var out = ""
+        if json {
+            out = try Self.json(m) + "\n"
+        } else {
+            out += "message   \(m.id)\nsender    \(m.sender)\ncreated   \(Self.short(m.created))\nexpires   \(Self.short(m.expires))\n"
+            out += "state     \(Self.state(m))\nsize      \(m.size) octets\n"
+            for r in m.recipients {
+                out += "recipient \(r.index) \(r.address) (\(r.mode))"
+                out += r.firstOpen.map { ": first opened \(Self.short($0)), last \(Self.short(r.lastOpen ?? $0))" } ?? ": not opened"
+                if r.failedAttempts > 0 { out += ", \(r.failedAttempts) failed attempt\(r.failedAttempts == 1 ? "" : "s")" }
+                if r.locked { out += ", LOCKED" }
+                out += "\n"
+            }
+        }
+        try FileDescriptorIO.writeAll(1, Array(out.utf8))
+    }
+
+    static func state(_ m: MessageStatus) -> String {
+        if m.retracted != nil { return "retracted" }
+        if m.purged || m.expires <= Date() { return "expired" }
+        return "active"
+    }
+
+    static func short(_ d: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd HH:mm"
+        return f.string(from: d)
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.dateEncodingStrategy = .iso8601
+        return String(decoding: try e.encode(value), as: UTF8.self)
+    }
+
+    // MARK: changes
+
+    public func retract(id: String) throws {
+        try context().0.store.retract(id: id, now: Date())
+        Diagnostics.warn(Self.tool, "\(id) retracted: its content and keys are destroyed")
+    }
+
+    public func purge() throws {
+        let n = try context().0.store.purge(now: Date())
+        if Diagnostics.stderrIsTerminal { Diagnostics.warn(Self.tool, "\(n) expired message\(n == 1 ? "" : "s") purged") }
+    }
+
+    /// Read receipts as an mboxrd stream for sl-deliver: one message to the sender
+    /// per recipient who opened a message. A receipt is marked sent once the whole
+    /// stream is written, so a failed write sends it again next time rather than never.
+    public func receipts() throws {
+        let (ctx, configuration) = try context()
+        let pending = try ctx.store.pendingReceipts()
+        guard !pending.isEmpty else { return }
+        let staged = try StagedOutput()
+        let writer = MboxWriter(sink: staged.sink)
+        let from = configuration.installation.escrowNoticeFrom ?? "MAILER-DAEMON@\(ctx.hostname)"
+        for r in pending where !r.sender.isEmpty {
+            let text = """
+                Your secure message \(r.id) was opened by \(r.recipient) on \(DeliveryReport.rfc5322Date(r.opened)).
+
+                This is a read receipt from the escrow service; the message itself stays sealed.
+
+                """
+            var head = ""
+            for (name, value) in [("From", from), ("To", r.sender), ("Subject", "Read: secure message to \(r.recipient)"),
+                                  ("Date", DeliveryReport.rfc5322Date(Date())), ("Auto-Submitted", "auto-generated"),
+                                  ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8"),
+                                  ("Content-Transfer-Encoding", "8bit")] {
+                head += "\(name): \(value)\r\n"
+            }
+            var m = try Message(bytes: Array((head + "\r\n" + text).utf8))
+            let routing = Envelope(sender: "", recipients: [Envelope.Recipient(address: r.sender)], method: .insecure,
+                                   tls: .opportunistic, fallback: .insecure)
+            try routing.write(into: &m.header)
+            try writer.write(m)
+        }
+        try staged.commit(to: 1)
+        for r in pending { try ctx.store.markReceiptSent(id: r.id, index: r.index) }
+    }
+
+    // MARK: open
+
+    /// Where a secret comes from: a file, or the terminal.
+    public enum SecretSource {
+        case file(String)
+        case terminal
+    }
+
+    /// Writes the original message to stdout once it is wholly decrypted and
+    /// authenticated (staged first): a tampered store never yields half a message.
+    public func open(link: SecretSource, answer: SecretSource?, password: SecretSource?, asSender id: String?) throws {
+        let (ctx, _) = try context()
+        let staged = try StagedOutput()
+        let write: (ArraySlice<UInt8>) throws -> Void = { try staged.sink.write($0) }
+        if let id {
+            let pw = try Self.secret(password ?? .terminal, prompt: "Account password (not shown): ")
+            try ctx.store.openAsSender(id: id, password: pw, now: Date(), output: write)
+        } else {
+            let text = try Self.secret(link, prompt: "Link from the notice: ", echo: true)
+            guard let parsed = EscrowLink(parsing: text) else {
+                throw UsageError("that is not an escrow link (expected https://.../ID/N#SECRET, as in the notice)")
+            }
+            let status = try ctx.store.status(id: parsed.id)
+            guard let r = status.recipients.first(where: { $0.index == parsed.index }) else { throw EscrowError.wrongLink }
+            if r.mode == "login" {
+                let pw = try Self.secret(password ?? .terminal, prompt: "Escrow account password for \(r.address) (not shown): ")
+                try ctx.store.open(id: parsed.id, index: parsed.index, linkSecret: parsed.secret, password: pw, now: Date(), output: write)
+            } else {
+                let question = r.question.map { "\($0)\nAnswer (not shown): " } ?? "Answer (not shown): "
+                let a = try Self.secret(answer ?? .terminal, prompt: question)
+                try ctx.store.open(id: parsed.id, index: parsed.index, linkSecret: parsed.secret, answer: a, now: Date(), output: write)
+            }
+        }
+        try staged.commit(to: 1)
+    }
+
+    /// A secret from a file (its first line) or from the terminal without echo.
+    static func secret(_ source: SecretSource, prompt: String, echo: Bool = false) throws -> String {
+        switch source {
+        case .file(let path):
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw UsageError("cannot read \(path)")
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            return line.hasSuffix("\r") ? String(line.dropLast()) : line
+        case .terminal:
+            guard let tty = Terminal() else {
+                throw UsageError("no terminal to ask on; give the secret in a file (see sl-escrow(1))")
+            }
+            guard let s = tty.ask(prompt, echo: echo), !s.isEmpty else { throw UsageError("nothing entered") }
+            return s
+        }
+    }
+
+    // MARK: accounts
+
+    public func addAccount(_ address: String, password: SecretSource?) throws {
+        let (ctx, configuration) = try context()
+        let pw: String
+        if let password {
+            pw = try Self.secret(password, prompt: "")
+        } else {
+            pw = try Self.secret(.terminal, prompt: "New password for \(address) (not shown): ")
+            guard try Self.secret(.terminal, prompt: "\nAgain: ") == pw else { throw UsageError("the passwords differ") }
+        }
+        guard pw.count >= 8 else { throw UsageError("a password needs at least 8 characters") }
+        let i = configuration.installation
+        try ctx.store.createAccount(address: address, password: pw,
+                                    parameters: try KDFParameters(opsLimit: i.escrowKDFPasses, memoryLimit: i.escrowKDFMemoryMiB << 20))
+    }
+
+    public func removeAccount(_ address: String) throws {
+        try context().0.store.removeAccount(address: address)
+    }
+
+    public func changePassword(_ address: String, old: SecretSource?, new: SecretSource?) throws {
+        let ctx = try context().0
+        let o = try Self.secret(old ?? .terminal, prompt: "Current password for \(address) (not shown): ")
+        let n = try Self.secret(new ?? .terminal, prompt: "\nNew password (not shown): ")
+        guard n.count >= 8 else { throw UsageError("a password needs at least 8 characters") }
+        try ctx.store.changePassword(address: address, old: o, new: n)
+    }
+
+    public func listAccounts(json: Bool) throws {
+        let accounts = try context().0.store.accounts()
+        var out = ""
+        for a in accounts { out += json ? try Self.json(a) + "\n" : "\(a.address)  created \(Self.short(a.created))\n" }
+        try FileDescriptorIO.writeAll(1, Array(out.utf8))
+    }
+
+    /// Exit 0 when the store is sound; each problem on stderr and 74 otherwise.
+    public func verify() throws {
+        let problems = try context().0.store.verify()
+        for p in problems { Diagnostics.warn(Self.tool, p) }
+        if !problems.isEmpty { throw EscrowStoreDamaged(description: "the store has \(problems.count) problem\(problems.count == 1 ? "" : "s")") }
+    }
+}
+
+public struct EscrowStoreDamaged: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The controlling terminal (/dev/tty), for secrets: stdin and stdout carry messages.
+final class Terminal {
+    private let fd: Int32
+    init?() {
+        let fd = Glibc.open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        guard isatty(fd) == 1 else { close(fd); return nil }
+        self.fd = fd
+    }
+    deinit { close(fd) }
+
+    func ask(_ prompt: String, echo: Bool) -> String? {
+        try? FileDescriptorIO.writeAll(fd, Array(prompt.utf8))
+        var saved = termios()
+        let restore = !echo && tcgetattr(fd, &saved) == 0
+        if restore {
+            var quiet = saved
+            quiet.c_lflag &= ~tcflag_t(ECHO)
+            tcsetattr(fd, TCSAFLUSH, &quiet)
+        }
+        defer {
+            if restore { tcsetattr(fd, TCSAFLUSH, &saved); try? FileDescriptorIO.writeAll(fd, [0x0A]) }
+        }
+        var line: [UInt8] = []
+        var b: UInt8 = 0
+        while read(fd, &b, 1) == 1 {
+            if b == 0x0A { return String(decoding: line, as: UTF8.self) }
+            if b != 0x0D { line.append(b) }
+            if line.count > 4096 { return nil }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import SLCommand
+
+/// sl-escrow-pack: seal messages routed to escrow and send each recipient a notice.
+/// See sl-escrow-pack(1).
+@main
+struct SLEscrowPack: ParsableCommand {
+    static func main() { CommandMain.run(SLEscrowPack.self, tool: "sl-escrow-pack") }
+
+    static let configuration = CommandConfiguration(
+        commandName: "sl-escrow-pack",
+        abstract: "Seal messages routed to escrow into the store; write a notice per recipient.",
+        discussion: """
+        Reads a message or an mboxrd stream. Each message that sl-classify routed to \
+        escrow is encrypted into the escrow store and replaced by one notice per \
+        recipient, with a link only that recipient can use (and the question to \
+        answer, or a login). Other messages pass through unchanged. Answers come from \
+        the configuration and address books, never from the message. \
+        See sl-escrow-pack(1).
+        """)
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("Escrow store directory (default: escrow_store, else the state directory's escrow/).", valueName: "dir"))
+    var store: String?
+
+    @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line (Postfix pipe(8) with the F flag).")
+    var singleMessage = false
+
+    func run() throws {
+        var tool = EscrowPackTool()
+        tool.configurationPath = config
+        tool.storeDirectory = store
+        tool.singleMessage = singleMessage
+        try tool.run()
+    }
+}
