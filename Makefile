@@ -11,7 +11,7 @@ SWIFT      ?= swift
 BINDIR      = $(DESTDIR)$(PREFIX)/bin
 MANDIR      = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR  = $(DESTDIR)$(PREFIX)/share/doc/sl/examples
-TOOLS       = sl-classify sl-encrypt-pgp sl-encrypt-smime sl-tls-probe sl-deliver
+TOOLS       = sl-classify sl-encrypt-pgp sl-encrypt-smime sl-tls-probe sl-deliver sl-escrow-pack sl-escrow
 SCRIPTS     = $(wildcard bin-scripts/sl-*)
 
 # Debian packages: to build, and what the tests drive as real peers.

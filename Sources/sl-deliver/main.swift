@@ -10,13 +10,13 @@ struct SLDeliver: ParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "sl-deliver",
-        abstract: "Deliver messages over SMTP: queued first, TLS enforced for TLS-only mail.",
+        abstract: "Deliver messages over SMTP, queueing what must wait; TLS enforced for TLS-only mail.",
         discussion: """
-        Reads a message or an mboxrd stream, stores every message in the queue, then \
-        delivers it to its recipients' MX hosts (or a relay). Routing comes from the \
-        X-SL-* fields sl-classify wrote, or sendmail-style from -f, -t and the \
-        recipients given. Exit 0 once every message is delivered, bounced or queued. \
-        See sl-deliver(1).
+        Reads a message or an mboxrd stream, checks all of it, then delivers each \
+        message to its recipients' MX hosts (or a relay); what cannot be delivered now \
+        is queued durably. Routing comes from the X-SL-* fields sl-classify wrote, or \
+        sendmail-style from -f, -t and the recipients given. Exit 0 once every message \
+        is delivered, bounced or queued. See sl-deliver(1).
         """)
 
     @Option(name: .customShort("f"), help: ArgumentHelp("Envelope sender for unrouted input (\"\" for the null sender).", valueName: "sender"))
