@@ -62,6 +62,7 @@ test: test-deps
 bench: build
 	bench/classify
 	bench/deliver
+	bench/escrow
 	bench/pgp
 	bench/smime
 	bench/tls-probe
