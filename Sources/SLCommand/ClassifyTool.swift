@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import SLEscrow
 import SLMessage
 import SLPolicy
 import SLTransport
@@ -23,6 +24,19 @@ public struct ClassifyTool {
 
     static let tool = "sl-classify"
 
+    /// The addresses with an escrow login account in the store, if there is a
+    /// store. A store that exists but cannot be read stops the run (75): guessing
+    /// "no account" could send a login recipient something weaker.
+    static func storeAccounts(_ installation: InstallationSettings, source: String) throws -> Set<String> {
+        guard let directory = installation.effectiveEscrowStore,
+              FileManager.default.fileExists(atPath: directory + "/" + EscrowStore.databaseName) else { return [] }
+        do {
+            return Set(try EscrowStore(directory: directory).accounts().map { $0.address.lowercased() })
+        } catch {
+            throw MessageError.io("cannot read the escrow accounts in \(directory): \(error)")
+        }
+    }
+
     /// Classifies stdin. With a report, prints the decisions instead of the stream and
     /// changes nothing (no audit records, no prompt).
     public func run() throws {
@@ -34,7 +48,8 @@ public struct ClassifyTool {
                                 warn: { Diagnostics.warn(Self.tool, $0) })
             : nil
         let classifier = try Classifier(configuration: configuration, options: envelope, prompt: prompt,
-                                        hostname: installation.hostname ?? localHostName(), liveTLS: live)
+                                        hostname: installation.hostname ?? localHostName(), liveTLS: live,
+                                        storeAccounts: try Self.storeAccounts(installation, source: configuration.source))
         let audit = report == .none ? configuration.installation.auditLog.map(AuditLog.init) : nil
         var explained: [[String: Any]] = []
         let filter = try StreamFilter(tool: Self.tool)

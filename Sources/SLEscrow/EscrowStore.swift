@@ -23,6 +23,9 @@ import Darwin
 ///
 /// One instance belongs to one thread at a time.
 public final class EscrowStore {
+    /// The database file in the store directory.
+    public static let databaseName = "escrow.sqlite"
+
     public let directory: String
     let contentDirectory: String
     private let db: SQLiteDatabase
@@ -53,7 +56,7 @@ public final class EscrowStore {
             }
         }
         // Created 0600 before SQLite sees it; the -wal and -shm files take its mode.
-        let path = directory + "/escrow.sqlite"
+        let path = directory + "/" + Self.databaseName
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw EscrowError.storage("cannot create the escrow database \(path): \(String(cString: strerror(errno)))")

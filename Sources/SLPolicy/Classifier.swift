@@ -49,6 +49,7 @@ public final class Classifier {
 
     public init(configuration: Configuration, options: EnvelopeOptions, prompt: (any SenderPrompt)?,
                 hostname: String, liveTLS: (any TLSCapabilityProvider)? = nil,
+                storeAccounts: Set<String> = [],
                 now: @escaping () -> Date = Date.init) throws {
         self.configuration = configuration
         self.options = options
@@ -60,7 +61,9 @@ public final class Classifier {
         if let cache = configuration.installation.tlsCache { providers.append(try TLSCacheFile(path: cache, now: now())) }
         if let liveTLS { providers.append(liveTLS) }
         tls = TLSCapabilityChain(providers)
-        escrowAccounts = try configuration.installation.escrowAccounts.map(EscrowAccountList.load) ?? []
+        // Login accounts: the escrow store's (sl-escrow account add), and any the
+        // escrow_accounts list names (accounts kept elsewhere, such as a portal's).
+        escrowAccounts = try (configuration.installation.escrowAccounts.map(EscrowAccountList.load) ?? []).union(storeAccounts)
         pending = configuration.installation.pendingAnswersDirectory.map(PendingAnswers.init)
     }
 

@@ -449,3 +449,20 @@ import SLMessage
         #expect(abs(unreadable - 10 * 86_400) < 120)      // escrow_expiry (30) capped by the maximum (10)
     }
 }
+
+extension EscrowToolTests {
+    /// Step 4 of the decision: a recipient with an account in the store is sent by
+    /// escrow with login, with no list to keep by hand.
+    @Test func slClassifyFindsLoginAccountsInTheStore() throws {
+        let s = try Setup("fallback = bounce")
+        let message = bytes("From: Bob <bob@other.test>\nTo: erin@example.com\nSubject: hi\n\nhello\n")
+        let before = try s.run("sl-classify", ["-t", "--explain"], message)
+        #expect(before.status == 0, "\(before.stderr)")
+        #expect(before.stdoutText.contains(" bounce ") && before.stdoutText.contains("step 7"), "\(before.stdoutText)")
+        let add = try s.run("sl-escrow", ["account", "add", "--password-file", try s.file("pw", "a long password\n"), "Erin@Example.com"])
+        #expect(add.status == 0, "\(add.stderr)")
+        let after = try s.run("sl-classify", ["-t", "--explain"], message)
+        #expect(after.status == 0, "\(after.stderr)")
+        #expect(after.stdoutText.contains(" escrow ") && after.stdoutText.contains("step 4"), "\(after.stdoutText)")
+    }
+}
