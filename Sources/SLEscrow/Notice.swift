@@ -112,9 +112,8 @@ public struct NoticeTemplates: Sendable {
             try MIMEBuilder.leaf(contentType: ContentType(type: "text", subtype: "plain", parameters: utf8), transferEncoding: encoding, body: textBody),
             try MIMEBuilder.leaf(contentType: ContentType(type: "text", subtype: "html", parameters: utf8), transferEncoding: encoding, body: htmlBody),
         ])
-        var random = [UInt8](repeating: 0, count: 12)
-        for i in random.indices { random[i] = UInt8.random(in: 0...255) }
-        let messageID = "<escrow.\(random.map { String(format: "%02x", $0) }.joined())@\(hostname)>"
+        // Two draws, not twelve: each draw is a getrandom(2) call.
+        let messageID = "<escrow.\(String(UInt64.random(in: 0...UInt64.max), radix: 16)).\(String(UInt64.random(in: 0...UInt64.max), radix: 16))@\(hostname)>"
         var head = ""
         for (name, value) in [("From", from), ("To", v.recipient), ("Subject", EncodedWords.encodeIfNeeded(subject)),
                               ("Date", DeliveryReport.rfc5322Date(date)), ("Message-ID", messageID),
