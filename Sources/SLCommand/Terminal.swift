@@ -19,7 +19,8 @@ final class Terminal {
     func say(_ s: String) { try? FileDescriptorIO.writeAll(fd, Array(s.utf8)) }
 
     func ask(_ prompt: String, echo: Bool) -> String? {
-        say(prompt)
+        // Echo goes off before the prompt appears, not after: TCSAFLUSH drops what
+        // was typed before the change, which must not be the answer itself.
         var saved = termios()
         let restore = !echo && tcgetattr(fd, &saved) == 0
         if restore {
@@ -30,6 +31,7 @@ final class Terminal {
         defer {
             if restore { tcsetattr(fd, TCSAFLUSH, &saved); try? FileDescriptorIO.writeAll(fd, [0x0A]) }
         }
+        say(prompt)
         var line: [UInt8] = []
         var b: UInt8 = 0
         while read(fd, &b, 1) == 1 {

@@ -466,3 +466,83 @@ extension EscrowToolTests {
         #expect(after.stdoutText.contains(" escrow ") && after.stdoutText.contains("step 4"), "\(after.stdoutText)")
     }
 }
+
+extension EscrowToolTests {
+    @Test func messageCenterLetsTheSenderReopenWithTheirAccount() throws {
+        let s = try Setup("escrow_message_center = yes")
+        let input = Self.routed()
+        let refused = try s.pack(input)
+        #expect(refused.status == 75 && refused.stdout.isEmpty)
+        #expect(refused.stderr.contains("alice@clinic.test"), "\(refused.stderr)")
+        #expect(try s.run("sl-escrow", ["account", "add", "--password-file", try s.file("pw", "alice's long password\n"), "alice@clinic.test"]).status == 0)
+        let packed = try s.pack(input)
+        #expect(packed.status == 0, "\(packed.stderr)")
+        let link = try Self.link(in: try #require(try Self.notices(packed)["dan@example.net"]))
+        let id = String(link.split(separator: "/").dropLast().last!)
+        let wrong = try s.run("sl-escrow", ["open", "--as-sender", id, "--password-file", try s.file("bad", "guess\n")])
+        #expect(wrong.status == 77 && wrong.stdout.isEmpty)
+        let mine = try s.run("sl-escrow", ["open", "--as-sender", id, "--password-file", try s.file("pw2", "alice's long password\n")])
+        #expect(mine.status == 0, "\(mine.stderr)")
+        #expect(mine.stdout == (try Self.original(input)))
+    }
+
+    /// `open` at a real terminal (a pseudo-terminal driven by Python's pty module):
+    /// the prompts go to the terminal, the answer is not echoed, the message goes
+    /// to standard output only.
+    @Test func openAtATerminalAsksAndDoesNotEchoTheAnswer() throws {
+        let s = try Setup()
+        let input = Self.routed()
+        let notices = try Self.notices(try s.pack(input))
+        let link = try Self.link(in: notices["carol@example.org"]!)
+        let out = s.dir.appendingPathComponent("opened").path
+        let transcript = s.dir.appendingPathComponent("tty").path
+        let binary = Tools.binDirectory.appendingPathComponent("sl-escrow").path
+        let driver = """
+        import os, pty, select, sys, time
+        binary, config, out, transcript, link = sys.argv[1:6]
+        pid, fd = pty.fork()
+        if pid == 0:
+            o = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(o, 1)
+            os.execv(binary, [binary, "open", "--config", config])
+        seen = b""
+        def wait_for(text):
+            global seen
+            deadline = time.time() + 20
+            while text not in seen and time.time() < deadline:
+                if not select.select([fd], [], [], 1)[0]: continue
+                try: seen += os.read(fd, 1024)
+                except OSError: break
+        wait_for(b"Link from the notice: ")
+        os.write(fd, link.encode() + b"\\n")
+        wait_for(b"Answer (not shown): ")
+        os.write(fd, b"fluffy THE cat\\n")
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done: break
+            if select.select([fd], [], [], 0.2)[0]:
+                try: seen += os.read(fd, 1024)
+                except OSError: pass
+        else:
+            os.kill(pid, 9); os.waitpid(pid, 0)
+            open(transcript, "wb").write(seen)
+            sys.exit("sl-escrow open did not finish: " + seen.decode(errors="replace"))
+        while select.select([fd], [], [], 0.2)[0]:
+            try:
+                more = os.read(fd, 1024)
+                if not more: break
+                seen += more
+            except OSError: break
+        open(transcript, "wb").write(seen)
+        sys.exit(os.WEXITSTATUS(status))
+        """
+        let r = try Tools.runCommand(["python3", "-c", driver, binary, s.config, out, transcript, link], stdin: [])
+        #expect(r.status == 0, "\(r.stderr)")
+        let tty = String(decoding: try Data(contentsOf: URL(fileURLWithPath: transcript)), as: UTF8.self)
+        #expect(tty.contains("Name of your first pet?"), "\(tty)")
+        #expect(!tty.lowercased().contains("fluffy"), "the answer was echoed: \(tty)")
+        #expect(!tty.contains("Lab results"), "the message went to the terminal")
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: out))) == (try Self.original(input)))
+    }
+}
