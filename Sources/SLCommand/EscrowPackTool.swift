@@ -41,16 +41,22 @@ public struct EscrowPackTool {
         } catch {
             throw ConfigurationError(configuration.source, 0, "\(error)")
         }
-        let packer = Packer(configuration: configuration, store: context.store, kdf: kdf, templates: templates,
+        // Messages are packed on every core (at most four): Argon2id is most of the
+        // work when a bulk run has many different recipients. Each worker has its
+        // own store connection; each derivation takes escrow_kdf_memory while it runs.
+        let workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
+        var stores = [context.store]
+        for _ in 1..<workers { stores.append(try EscrowContext(installation, source: configuration.source, storeDirectory: storeDirectory).store) }
+        let packer = Packer(configuration: configuration, stores: stores, kdf: kdf, templates: templates,
                             portal: context.portal, hostname: context.hostname)
 
         let filter = try StreamFilter(tool: Self.tool)
         if singleMessage { filter.framing = .single }
         filter.bareOutputForBareInput = true       // alone on one bare message: no mbox framing
-        try filter.process { message in
+        try filter.process(workers: workers) { message, worker in
             guard let envelope = try Envelope.read(from: message.header), envelope.method == .escrow,
                   !Self.isNotice(envelope) else { return [message] }
-            return try packer.pack(message, envelope, now: Date())
+            return try packer.pack(message, envelope, worker: worker, now: Date())
         }
         try filter.commit()
         // The notices are out: the answers the sender typed are no longer needed.
@@ -64,24 +70,30 @@ public struct EscrowPackTool {
 
     /// Seals messages and writes notices; keeps each recipient's answer key for the
     /// whole run, so the memory-hard KDF runs once per recipient, not per message.
-    final class Packer {
+    /// Used by several workers at once: worker `i` uses `stores[i]` only; the key
+    /// cache and the list of used pending answers are locked.
+    final class Packer: @unchecked Sendable {
         let configuration: Configuration
-        let store: EscrowStore
+        let stores: [EscrowStore]
         let kdf: KDFParameters
         let templates: NoticeTemplates
         let portal: String
         let hostname: String
         let books: BookShelf
-        private var keys: [String: AnswerKey] = [:]
-        private(set) var consumedPendingAnswers: [String] = []
+        private let keys = AnswerKeys()
+        private let lock = NSLock()
+        private var consumed: [String] = []
 
-        init(configuration: Configuration, store: EscrowStore, kdf: KDFParameters, templates: NoticeTemplates, portal: String, hostname: String) {
-            self.configuration = configuration; self.store = store; self.kdf = kdf
+        init(configuration: Configuration, stores: [EscrowStore], kdf: KDFParameters, templates: NoticeTemplates, portal: String, hostname: String) {
+            self.configuration = configuration; self.stores = stores; self.kdf = kdf
             self.templates = templates; self.portal = portal; self.hostname = hostname
             books = BookShelf(books: configuration.installation.books, defaultBook: configuration.installation.defaultBook)
         }
 
-        func pack(_ message: Message, _ envelope: Envelope, now: Date) throws -> [Message] {
+        var consumedPendingAnswers: [String] { lock.lock(); defer { lock.unlock() }; return consumed }
+
+        func pack(_ message: Message, _ envelope: Envelope, worker: Int = 0, now: Date) throws -> [Message] {
+            let store = stores[worker]
             var recipients: [EscrowRecipient] = []
             for r in envelope.recipients {
                 switch r.parameter("escrow") {
@@ -93,11 +105,7 @@ public struct EscrowPackTool {
                         throw MissingAnswer(description: "\(r.address): the escrow question or its answer is empty; nothing packed")
                     }
                     let cacheKey = [r.address.lowercased(), question, Answer.normalize(answer)].joined(separator: "\u{0}")
-                    let key: AnswerKey
-                    if let k = keys[cacheKey] { key = k } else {
-                        key = try AnswerKey.derive(answer: answer, parameters: kdf)
-                        keys[cacheKey] = key
-                    }
+                    let key = try keys.key(for: cacheKey) { try AnswerKey.derive(answer: answer, parameters: kdf) }
                     recipients.append(EscrowRecipient(address: r.address, verification: .question(question, key)))
                 default:
                     throw MessageError.invalidField("message \(message.index): \(r.address) is routed to escrow without escrow=question or escrow=login")
@@ -174,7 +182,9 @@ public struct EscrowPackTool {
                 guard json["recipient"].map({ $0.lowercased() == r.address.lowercased() }) ?? false else {
                     throw MessageError.invalidField("\(r.address): the pending answer belongs to another recipient")
                 }
-                if !consumedPendingAnswers.contains(path) { consumedPendingAnswers.append(path) }
+                lock.lock()
+                if !consumed.contains(path) { consumed.append(path) }
+                lock.unlock()
                 return (question, answer)
             default:
                 throw MessageError.invalidField("\(r.address): unknown qa source \"\(kind)\"")
@@ -192,6 +202,30 @@ public struct EscrowPackTool {
             }
             return min(expires, longest)
         }
+    }
+}
+
+/// Answer keys of a run, one per recipient, question and answer. Workers that
+/// want the same key at once wait for one derivation rather than each making one.
+final class AnswerKeys: @unchecked Sendable {
+    private final class Slot {
+        let lock = NSLock()
+        var key: AnswerKey?
+    }
+    private let lock = NSLock()
+    private var slots: [String: Slot] = [:]
+
+    func key(for name: String, derive: () throws -> AnswerKey) throws -> AnswerKey {
+        lock.lock()
+        let slot: Slot
+        if let s = slots[name] { slot = s } else { slot = Slot(); slots[name] = slot }
+        lock.unlock()
+        slot.lock.lock()
+        defer { slot.lock.unlock() }
+        if let k = slot.key { return k }
+        let k = try derive()
+        slot.key = k
+        return k
     }
 }
 
