@@ -359,6 +359,14 @@ import SLMessage
         #expect(verify.status == 0, "\(verify.stderr)")
         let list = try s.run("sl-escrow", ["list", "--json"])
         #expect(list.stdoutText.split(separator: "\n").count == 30)
+        // Argon2id ran once per recipient per run, though each run packs on several
+        // workers: two runs, two recipients, four salts for 60 recipient records.
+        let salts = try Tools.runCommand(["python3", "-c", """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            print(db.execute("select count(distinct salt), count(*) from recipients").fetchone())
+            """, s.store + "/escrow.sqlite"], stdin: [])
+        #expect(salts.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "(4, 60)", "\(salts.stdoutText) \(salts.stderr)")
     }
 
     @Test func killedWhilePackingTheStoreStaysSound() throws {
