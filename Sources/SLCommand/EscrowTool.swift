@@ -66,12 +66,12 @@ public struct EscrowTool {
         return "active"
     }
 
+    /// "2026-11-29 09:12", UTC, for the tables (by hand, like the RFC 5322 date).
     static func short(_ d: Date) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd HH:mm"
-        return f.string(from: d)
+        var t = time_t(d.timeIntervalSince1970.rounded(.down))
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        return String(format: "%04d-%02d-%02d %02d:%02d", 1900 + tm.tm_year, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min)
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {
