@@ -26,10 +26,8 @@ public struct DeliverTool {
     public var queueDirectory: String?
     public var relay: String?
     public var relayImplicitTLS: Bool?
-    public var dnsServer: String?
-    public var port: UInt16?
-    public var caFile: String?
-    public var transportMap: String?
+    /// --dns, --port, --ca-file, --transport.
+    public var destination = TransportOptions()
     public var concurrency = 10
     public var timeout: Double = 300
 
@@ -174,22 +172,17 @@ public struct DeliverTool {
 
     func deliveryOptions(_ installation: InstallationSettings, source: String) throws -> DeliveryOptions {
         var o = DeliveryOptions()
-        let probe = try LiveTLSCapability.options(from: installation, source: source, timeout: timeout)
+        var probe = try LiveTLSCapability.options(from: installation, source: source, timeout: timeout)
+        try destination.apply(to: &probe)
         o.dnsServer = probe.dnsServer
         o.transport = probe.transport
-        o.port = installation.smtpPort
-        o.caFile = installation.tlsCAFile
+        o.port = probe.port
+        o.caFile = probe.caFile
         o.heloName = probe.heloName
         o.tlsCache = installation.tlsCache
         o.tlsCacheTTL = installation.tlsCacheTTL
         o.timeout = timeout
         o.concurrency = concurrency
-        if let dnsServer {
-            do { o.dnsServer = try DNSServer(parsing: dnsServer) } catch { throw UsageError("--dns: \(error)") }
-        }
-        if let port { o.port = port }
-        if let caFile { o.caFile = caFile }
-        if let transportMap { o.transport = try TransportTable(path: transportMap) }
         if let spec = relay ?? installation.relay {
             o.relay = try Self.parseRelay(spec, implicitTLS: relayImplicitTLS ?? installation.relayImplicitTLS,
                                           credentials: installation.relayCredentials, source: source)

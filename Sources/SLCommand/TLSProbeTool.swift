@@ -22,10 +22,8 @@ public struct TLSProbeTool {
     public var updateCache = false
     /// Answer from the cache where it has a fresh verdict; probe the rest.
     public var cached = false
-    public var dnsServer: String?
-    public var port: UInt16?
-    public var caFile: String?
-    public var transportMap: String?
+    /// --dns, --port, --ca-file, --transport.
+    public var destination = TransportOptions()
     public var timeout: Double = 30
     public var concurrency = 20
     public var singleMessage = false
@@ -41,12 +39,7 @@ public struct TLSProbeTool {
         let installation = configuration?.installation ?? InstallationSettings()
         var options = try LiveTLSCapability.options(from: installation, source: configuration?.source ?? "sl.conf", timeout: timeout)
         options.operationTimeout = min(timeout, 10)
-        if let dnsServer {
-            do { options.dnsServer = try DNSServer(parsing: dnsServer) } catch { throw UsageError("--dns: \(error)") }
-        }
-        if let port { options.port = port }
-        if let caFile { options.caFile = caFile }
-        if let transportMap { options.transport = try TransportTable(path: transportMap) }
+        try destination.apply(to: &options)
 
         let domains = try readDomains()
         guard !domains.isEmpty else { throw UsageError("no domains to probe (give DOMAIN or ADDRESS arguments, - for a list on stdin, or --message)") }

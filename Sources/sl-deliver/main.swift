@@ -91,10 +91,7 @@ struct SLDeliver: ParsableCommand {
         tool.relay = relay
         tool.relayImplicitTLS = relayTLS.map { $0 == "implicit" }
         tool.queueDirectory = queue
-        tool.dnsServer = destination.dns
-        tool.port = destination.port
-        tool.caFile = destination.caFile
-        tool.transportMap = destination.transport
+        tool.destination = destination
         tool.concurrency = concurrency
         tool.timeout = timeout
         tool.singleMessage = singleMessage

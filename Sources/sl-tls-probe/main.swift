@@ -64,10 +64,7 @@ struct SLTLSProbe: ParsableCommand {
         tool.warm = warm
         tool.updateCache = updateCache
         tool.cached = cached
-        tool.dnsServer = destination.dns
-        tool.port = destination.port
-        tool.caFile = destination.caFile
-        tool.transportMap = destination.transport
+        tool.destination = destination
         tool.timeout = timeout
         tool.concurrency = concurrency
         tool.singleMessage = singleMessage
