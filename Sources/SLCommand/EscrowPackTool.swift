@@ -245,11 +245,9 @@ struct EscrowContext {
                 throw ConfigurationError(source, 0, "escrow_pepper_file: \(error)")
             }
         }
-        do {
-            store = try EscrowStore(directory: directory, pepper: pepper, maximumAttempts: installation.escrowMaxAttempts)
-        } catch {
-            throw ConfigurationError(source, 0, "escrow store \(directory): \(error)")
-        }
+        // Not a configuration error: a busy or unwritable store is EscrowError.storage,
+        // exit 75, so Postfix defers the message instead of bouncing it.
+        store = try EscrowStore(directory: directory, pepper: pepper, maximumAttempts: installation.escrowMaxAttempts)
         hostname = installation.hostname ?? localHostName()
         portal = installation.escrowURL ?? "https://\(hostname)/sl-escrow"
     }

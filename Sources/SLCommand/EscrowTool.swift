@@ -149,6 +149,14 @@ public struct EscrowTool {
             guard let parsed = EscrowLink(parsing: text) else {
                 throw UsageError("that is not an escrow link (expected https://.../ID/N#SECRET, as in the notice)")
             }
+            // The link and the message's state first, with no answer yet (that costs
+            // no attempt): a forged link learns nothing, not even the question, and
+            // nobody is asked for the answer to an expired or retracted message.
+            do {
+                try ctx.store.open(id: parsed.id, index: parsed.index, linkSecret: parsed.secret, now: Date(), output: write)
+            } catch EscrowError.wrongAnswer, EscrowError.wrongPassword {
+                // The link is good and the message can be opened: now the secret.
+            }
             let status = try ctx.store.status(id: parsed.id)
             guard let r = status.recipients.first(where: { $0.index == parsed.index }) else { throw EscrowError.wrongLink }
             if r.mode == "login" {

@@ -237,6 +237,10 @@ import SLMessage
         let r = try s.open(link: forged, answer: "Fluffy the cat")
         #expect(r.status == 77 && r.stdout.isEmpty)
         #expect(r.stderr.contains("link"), "\(r.stderr)")
+        // The link is judged before any answer is asked for (here there is no
+        // terminal to ask on, which would be exit 64).
+        let unasked = try s.open(link: forged)
+        #expect(unasked.status == 77 && unasked.stderr.contains("link"), "\(unasked.stderr)")
         let garbage = try s.open(link: "https://portal.clinic.test/escrow/nothing", answer: "x")
         #expect(garbage.status == 64, "\(garbage.stderr)")
     }
@@ -249,6 +253,8 @@ import SLMessage
         Thread.sleep(forTimeInterval: 2.5)
         let expired = try s.open(link: carolLink, answer: "Fluffy the cat")
         #expect(expired.status == 77 && expired.stderr.contains("expired"), "\(expired.stderr)")
+        let unasked = try s.open(link: carolLink)
+        #expect(unasked.status == 77 && unasked.stderr.contains("expired"), "\(unasked.stderr)")
         let purge = try s.run("sl-escrow", ["purge"])
         #expect(purge.status == 0, "\(purge.stderr)")
         #expect(try s.storeBytes().allSatisfy { !$0.0.hasSuffix(".sealed") })
@@ -339,6 +345,16 @@ import SLMessage
         #expect(r.status == status, "\(r.stderr)")
         #expect(r.stdout.isEmpty)
         #expect(r.stderr.contains(words), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
+    /// A store that cannot be made is a temporary failure (the caller keeps the
+    /// message), not a configuration error that Postfix would bounce.
+    @Test func anUnusableStoreDefersTheMessage() throws {
+        let s = try Setup()
+        try "not a directory".write(toFile: s.store, atomically: true, encoding: .utf8)
+        let r = try s.pack(Self.routed())
+        #expect(r.status == 75 && r.stdout.isEmpty, "\(r.stderr)")
         #expect(r.stderr.split(separator: "\n").count == 1)
     }
 
