@@ -46,7 +46,7 @@ public struct EscrowPackTool {
         // own store connection; each derivation takes escrow_kdf_memory while it runs.
         let workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
         var stores = [context.store]
-        for _ in 1..<workers { stores.append(try EscrowContext(installation, source: configuration.source, storeDirectory: storeDirectory).store) }
+        for _ in 1..<workers { stores.append(try context.anotherStore()) }
         let packer = Packer(configuration: configuration, stores: stores, kdf: kdf, templates: templates,
                             portal: context.portal, hostname: context.hostname)
 
@@ -125,13 +125,14 @@ public struct EscrowPackTool {
                 throw EscrowAccountMissing(description: "message \(message.index): \(address) has no escrow account (create it with sl-escrow account add \(address)); nothing packed")
             }
 
-            let from = configuration.installation.escrowNoticeFrom ?? original.header["From"] ?? envelope.sender
+            let originalFrom = original.header["From"] ?? envelope.sender
+            let from = configuration.installation.escrowNoticeFrom ?? originalFrom
             var notices: [Message] = []
             for (link, r) in zip(packed.links, recipients) {
                 var question: String? = nil
                 if case .question(let q, _) = r.verification { question = q }
                 let values = NoticeTemplates.Values(
-                    sender: original.header["From"] ?? envelope.sender, recipient: link.address,
+                    sender: originalFrom, recipient: link.address,
                     link: EscrowLink(id: packed.id, index: link.index, secret: link.secret).url(base: portal),
                     question: question, expires: expires, id: packed.id)
                 var notice = try templates.notice(values, from: from, hostname: hostname, date: now)
@@ -234,6 +235,9 @@ struct EscrowContext {
     let store: EscrowStore
     let portal: String
     let hostname: String
+    private let directory: String
+    private let pepper: SecretBytes?
+    private let maximumAttempts: Int
 
     init(_ installation: InstallationSettings, source: String, storeDirectory: String?) throws {
         guard let directory = storeDirectory ?? installation.effectiveEscrowStore else {
@@ -247,9 +251,17 @@ struct EscrowContext {
         }
         // Not a configuration error: a busy or unwritable store is EscrowError.storage,
         // exit 75, so Postfix defers the message instead of bouncing it.
-        store = try EscrowStore(directory: directory, pepper: pepper, maximumAttempts: installation.escrowMaxAttempts)
+        self.directory = directory
+        self.pepper = pepper
+        maximumAttempts = installation.escrowMaxAttempts
+        store = try EscrowStore(directory: directory, pepper: pepper, maximumAttempts: maximumAttempts)
         hostname = installation.hostname ?? localHostName()
         portal = installation.escrowURL ?? "https://\(hostname)/sl-escrow"
+    }
+
+    /// One more connection to the same store, for another worker thread.
+    func anotherStore() throws -> EscrowStore {
+        try EscrowStore(directory: directory, pepper: pepper, maximumAttempts: maximumAttempts)
     }
 }
 
