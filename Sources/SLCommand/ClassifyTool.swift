@@ -16,6 +16,8 @@ public struct ClassifyTool {
     public var report: Report = .none
     public var ask = true
     public var singleMessage = false
+    /// The routed stream, but no audit records, TLS cache writes or prompts.
+    public var dryRun = false
 
     public init(configurationPath: String?, envelope: EnvelopeOptions) {
         self.configurationPath = configurationPath
@@ -41,16 +43,19 @@ public struct ClassifyTool {
     /// changes nothing (no audit records, no prompt).
     public func run() throws {
         let configuration = try ConfigurationLocation.load(configurationPath)
-        let prompt: (any SenderPrompt)? = (ask && report == .none) ? TerminalPrompt(tool: Self.tool) : nil
+        let prompt: (any SenderPrompt)? = (ask && report == .none && !dryRun) ? TerminalPrompt(tool: Self.tool) : nil
         let installation = configuration.installation
+        // A report or a dry run changes nothing: live probes still answer, but their
+        // verdicts are not written to the TLS cache.
+        let changesNothing = dryRun || report != .none
         let live = installation.tlsProbe
-            ? LiveTLSCapability(installation: installation, source: configuration.source,
+            ? LiveTLSCapability(installation: installation, source: configuration.source, recordInCache: !changesNothing,
                                 warn: { Diagnostics.warn(Self.tool, $0) })
             : nil
         let classifier = try Classifier(configuration: configuration, options: envelope, prompt: prompt,
                                         hostname: installation.hostname ?? localHostName(), liveTLS: live,
                                         storeAccounts: try Self.storeAccounts(installation, source: configuration.source))
-        let audit = report == .none ? configuration.installation.auditLog.map(AuditLog.init) : nil
+        let audit = changesNothing ? nil : configuration.installation.auditLog.map(AuditLog.init)
         var explained: [[String: Any]] = []
         let filter = try StreamFilter(tool: Self.tool)
         if singleMessage { filter.framing = .single }

@@ -50,6 +50,7 @@ public struct DeliverTool {
         let deliverer = try Deliverer(options: options)
         let hostname = installation.hostname ?? localHostName()
         let queuePath = try queuePath(installation, source: source)
+        if !dryRun { try StateOwner.check(queuePath, what: "the queue", tool: Self.tool) }
         func worker() throws -> QueueRunner {
             QueueRunner(queue: try DeliveryQueue(directory: queuePath), deliverer: deliverer, hostname: hostname,
                         audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.rerouteCommand,
@@ -84,11 +85,10 @@ public struct DeliverTool {
             try intake.append(m, envelope: envelope)
             return []
         }
-        // No message at all: an earlier stage of the pipeline failed after writing
-        // nothing. Exit 0 would tell the MTA the message was delivered.
-        guard intake.count > 0 else {
-            throw EmptyInput(description: "no message on standard input (did an earlier stage of the pipeline fail?); nothing was delivered")
-        }
+        // An empty stream is nothing to do, as for every tool (`sl-escrow receipts |
+        // sl-deliver` from cron with no receipts). A failure upstream is seen in the
+        // status of the stage that failed: sl-send exits with it.
+        guard intake.count > 0 else { return }
         // Exit 0 only once every message is delivered, bounced, re-routed or durably
         // queued; a failure or crash before that leaves the caller's copy in charge.
         try worker.attempt(intake, now: Date().timeIntervalSince1970)
@@ -157,7 +157,7 @@ public struct DeliverTool {
             return envelope.recipients.allSatisfy({ $0.parameter("escrow") == "notice" })
                 ? nil
                 : "routed to escrow but not sealed (sl-escrow-pack must run before sl-deliver)"
-        case .tls, .insecure, .bounce:
+        case .tls, .insecure, .internal, .bounce:
             return nil
         }
     }
@@ -212,12 +212,6 @@ public struct DeliverTool {
         }
         return relay
     }
-}
-
-/// Nothing to deliver where a message was expected. Exit 75: the caller keeps
-/// its copy.
-public struct EmptyInput: Error, CustomStringConvertible {
-    public let description: String
 }
 
 /// A message that would leave unprotected although its routing requires

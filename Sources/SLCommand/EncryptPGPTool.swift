@@ -2,6 +2,7 @@ import Foundation
 import SLMessage
 import SLPGP
 import SLPolicy
+import SLTransport
 
 /// sl-encrypt-pgp without its argument parsing.
 ///
@@ -18,6 +19,8 @@ public struct EncryptPGPTool: Sendable {
     public var encryptToSelf: Bool?
     public var hideRecipients = false
     public var singleMessage = false
+    /// Change nothing: keys are imported into a throwaway copy of the GnuPG home.
+    public var dryRun = false
 
     public init() {}
 
@@ -29,8 +32,17 @@ public struct EncryptPGPTool: Sendable {
 
     public func run() throws {
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
-        let home = homeDirectory ?? configuration?.installation.pgpHomeDirectory
+        var home = homeDirectory ?? configuration?.installation.pgpHomeDirectory
             ?? environmentValue("GNUPGHOME")
+        // A dry run works on a copy of the home: importing the address books' keys
+        // is the one change a run makes there.
+        var scratch: ScratchHome? = nil
+        if dryRun {
+            let original = home ?? environmentValue("HOME").map { $0 + "/.gnupg" } ?? ""
+            scratch = try ScratchHome(copying: original)
+            home = scratch?.path
+        }
+        defer { scratch?.remove() }
         let workers = max(1, jobs)
         // one GPGME context per worker: a context is not to be shared between threads
         let keyrings = try (0..<workers).map { _ in try PGPKeyring(homeDirectory: home) }
@@ -39,13 +51,15 @@ public struct EncryptPGPTool: Sendable {
         filter.bareOutputForBareInput = true
         if singleMessage { filter.framing = .single }
         let tool = self
+        let hostname = configuration?.installation.hostname ?? localHostName()
         try filter.process(workers: workers) { message, worker in
-            try tool.encrypt(message, keyring: keyrings[worker], configuration: configuration, books: books)
+            try tool.encrypt(message, keyring: keyrings[worker], configuration: configuration, books: books, hostname: hostname)
         }
         try filter.commit()
     }
 
-    func encrypt(_ message: Message, keyring: PGPKeyring, configuration: Configuration?, books: BookShelf?) throws -> [Message] {
+    func encrypt(_ message: Message, keyring: PGPKeyring, configuration: Configuration?, books: BookShelf?,
+                 hostname: String) throws -> [Message] {
         // Alone (-r) the routing fields do not matter: the message is the user's own
         // and may carry any X-SL-* text; only a pipeline's routing is read.
         let envelope = recipients.isEmpty ? try Envelope.read(from: message.header) : nil
@@ -64,15 +78,25 @@ public struct EncryptPGPTool: Sendable {
         let sender = try senderAddress(envelope, message)
         let settings = try configuration?.settings(forSender: sender, account: envelope?.account)
         var keys: [SelectedKey] = []
+        // In a pipeline a recipient without a usable key is left out and reported
+        // to the sender; alone (-r) it fails the run, as gpg would.
+        var refusals = RecipientRefusals(tool: Self.tool)
         for w in wanted {
-            // A key the classifier found in an address book is imported and pinned by
-            // the fingerprint the routing carries.
-            if let pin = w.pin, let bookName = w.book, let books,
-               let contact = try books.book(named: bookName)?.contact(for: w.address),
-               let ref = contact.pgpKeys.first(where: { $0.fingerprint.uppercased() == pin.uppercased() }) {
-                try keyring.importKey(fingerprint: ref.fingerprint, keyData: ref.keyData)
+            func select() throws -> SelectedKey {
+                // A key the classifier found in an address book is imported and pinned
+                // by the fingerprint the routing carries.
+                if let pin = w.pin, let bookName = w.book, let books,
+                   let contact = try books.book(named: bookName)?.contact(for: w.address),
+                   let ref = contact.pgpKeys.first(where: { $0.fingerprint.uppercased() == pin.uppercased() }) {
+                    try keyring.importKey(fingerprint: ref.fingerprint, keyData: ref.keyData)
+                }
+                return try keyring.key(for: w.address, pinnedFingerprint: w.pin)
             }
-            keys.append(try keyring.key(for: w.address, pinnedFingerprint: w.pin))
+            if envelope == nil {
+                keys.append(try select())
+            } else if let k = try refusals.attempt(w.address, select) {
+                keys.append(k)
+            }
         }
         var options = PGPMIMEOptions()
         options.outerSubject = settings?.protectedSubject ?? "[...]"
@@ -87,7 +111,10 @@ public struct EncryptPGPTool: Sendable {
             let own = try keyring.key(for: sender)
             if !keys.contains(where: { $0.key.fingerprint == own.key.fingerprint }) { keys.append(own) }
         }
-        return [try PGPMIMEEncryptor(keyring: keyring).encrypt(message, to: keys, options: options)]
+        guard let envelope else { return [try PGPMIMEEncryptor(keyring: keyring).encrypt(message, to: keys, options: options)] }
+        return try refusals.finish(message, envelope, hostname: hostname) { copy in
+            [try PGPMIMEEncryptor(keyring: keyring).encrypt(copy, to: keys, options: options)]
+        }
     }
 
     /// The envelope sender from the routing, else the first From: address.

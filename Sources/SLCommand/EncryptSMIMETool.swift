@@ -2,6 +2,7 @@ import Foundation
 import SLMessage
 import SLPolicy
 import SLSMIME
+import SLTransport
 
 /// sl-encrypt-smime without its argument parsing.
 ///
@@ -44,14 +45,16 @@ public struct EncryptSMIMETool: Sendable {
         let filter = try StreamFilter(tool: Self.tool)
         filter.bareOutputForBareInput = true
         if singleMessage { filter.framing = .single }
+        let hostname = configuration?.installation.hostname ?? localHostName()
         try filter.process { message in
-            try encrypt(message, checker: checker, given: given, intermediates: intermediates, configuration: configuration, books: books)
+            try encrypt(message, checker: checker, given: given, intermediates: intermediates, configuration: configuration,
+                        books: books, hostname: hostname)
         }
         try filter.commit()
     }
 
     func encrypt(_ message: Message, checker: CertificateChecker, given: [X509Certificate], intermediates: [X509Certificate],
-                 configuration: Configuration?, books: BookShelf?) throws -> [Message] {
+                 configuration: Configuration?, books: BookShelf?, hostname: String) throws -> [Message] {
         let envelope = recipients.isEmpty ? try Envelope.read(from: message.header) : nil
         guard !recipients.isEmpty || envelope?.method == .smime else { return [message] }   // not ours
         if let kind = try EncryptionDetector.existingEncryption(of: message) {
@@ -59,6 +62,7 @@ public struct EncryptSMIMETool: Sendable {
             return [message]
         }
         var chosen: [X509Certificate] = []
+        var refusals = RecipientRefusals(tool: Self.tool)
         var cipher = ContentCipher.aes256GCM
         if !recipients.isEmpty {
             for r in recipients {
@@ -74,16 +78,22 @@ public struct EncryptSMIMETool: Sendable {
             guard let books else {
                 throw ConfigurationError(ConfigurationLocation.defaultPath, 0, "a pipeline run needs the configuration that names the address books (--config or $SL_CONFIG)")
             }
+            // A recipient whose certificate is gone or fails its checks is left out
+            // and reported to the sender; the others get their copy.
             for r in envelope.recipients {
-                guard let fingerprint = r.parameter("smime"), let bookName = r.parameter("book"),
-                      let contact = try books.book(named: bookName)?.contact(for: r.address),
-                      let ref = contact.smimeCertificates.first(where: { $0.sha256Fingerprint.uppercased() == fingerprint.uppercased() }) else {
-                    throw RecipientCertificateError(recipient: r.address, problem: "the certificate named by the routing is not in the address book")
+                let cert = try refusals.attempt(r.address) { () throws -> X509Certificate in
+                    guard let fingerprint = r.parameter("smime"), let bookName = r.parameter("book"),
+                          let contact = try books.book(named: bookName)?.contact(for: r.address),
+                          let ref = contact.smimeCertificates.first(where: { $0.sha256Fingerprint.uppercased() == fingerprint.uppercased() }) else {
+                        throw RecipientCertificateError(recipient: r.address, problem: "the certificate named by the routing is not in the address book")
+                    }
+                    let cert = try X509Certificate(derOrPEM: ref.der)
+                    if let why = checker.rejection(of: cert, for: r.address) {
+                        throw RecipientCertificateError(recipient: r.address, problem: why.description)
+                    }
+                    return cert
                 }
-                let cert = try X509Certificate(derOrPEM: ref.der)
-                if let why = checker.rejection(of: cert, for: r.address) {
-                    throw RecipientCertificateError(recipient: r.address, problem: why.description)
-                }
+                guard let cert else { continue }
                 if r.parameter("gcm") == "no" { cipher = .aes256CBC }
                 chosen.append(cert)
             }
@@ -115,8 +125,13 @@ public struct EncryptSMIMETool: Sendable {
                 signer = SMIMEEncryptor.Signer(certificate: cert, key: key)
             }
         }
-        return [try SMIMEEncryptor.encrypt(message, to: chosen, cipher: cipher, outerSubject: settings?.protectedSubject ?? "[...]",
-                                           signer: signer)]
+        let outerSubject = settings?.protectedSubject ?? "[...]"
+        guard let envelope else {
+            return [try SMIMEEncryptor.encrypt(message, to: chosen, cipher: cipher, outerSubject: outerSubject, signer: signer)]
+        }
+        return try refusals.finish(message, envelope, hostname: hostname) { copy in
+            [try SMIMEEncryptor.encrypt(copy, to: chosen, cipher: cipher, outerSubject: outerSubject, signer: signer)]
+        }
     }
 
     static func loadCertificate(_ path: String) throws -> X509Certificate {

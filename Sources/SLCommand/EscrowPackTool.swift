@@ -19,6 +19,9 @@ public struct EscrowPackTool {
     public var configurationPath: String?
     public var storeDirectory: String?
     public var singleMessage = false
+    /// Seal nothing: notices with a placeholder link, so a dry run of the whole
+    /// pipeline shows who would get one and changes nothing.
+    public var dryRun = false
 
     public init() {}
 
@@ -27,7 +30,6 @@ public struct EscrowPackTool {
     public func run() throws {
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath) ?? Configuration()
         let installation = configuration.installation
-        let context = try EscrowContext(installation, source: configuration.source, storeDirectory: storeDirectory)
         let kdf: KDFParameters
         do {
             kdf = try KDFParameters(opsLimit: installation.escrowKDFPasses, memoryLimit: installation.escrowKDFMemoryMiB << 20)
@@ -44,11 +46,18 @@ public struct EscrowPackTool {
         // Messages are packed on every core (at most four): Argon2id is most of the
         // work when a bulk run has many different recipients. Each worker has its
         // own store connection; each derivation takes escrow_kdf_memory while it runs.
-        let workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
-        var stores = [context.store]
-        for _ in 1..<workers { stores.append(try context.anotherStore()) }
+        // A dry run opens no store: it seals nothing, derives no key and uses up no
+        // pending answer; its notices carry a placeholder link.
+        let workers = dryRun ? 1 : max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
+        var stores: [EscrowStore] = []
+        if !dryRun {
+            let context = try EscrowContext(installation, source: configuration.source, storeDirectory: storeDirectory, tool: Self.tool)
+            stores = [context.store]
+            for _ in 1..<workers { stores.append(try context.anotherStore()) }
+        }
+        let hostname = EscrowContext.hostname(installation)
         let packer = Packer(configuration: configuration, stores: stores, kdf: kdf, templates: templates,
-                            portal: context.portal, hostname: context.hostname)
+                            portal: EscrowContext.portal(installation, hostname: hostname), hostname: hostname)
 
         let filter = try StreamFilter(tool: Self.tool)
         if singleMessage { filter.framing = .single }
@@ -60,7 +69,7 @@ public struct EscrowPackTool {
         }
         try filter.commit()
         // The notices are out: the answers the sender typed are no longer needed.
-        for path in packer.consumedPendingAnswers { unlink(path) }
+        if !dryRun { for path in packer.consumedPendingAnswers { unlink(path) } }
     }
 
     /// A notice made by an earlier run (the stream went through twice): leave it.
@@ -93,48 +102,91 @@ public struct EscrowPackTool {
         var consumedPendingAnswers: [String] { lock.lock(); defer { lock.unlock() }; return consumed }
 
         func pack(_ message: Message, _ envelope: Envelope, worker: Int = 0, now: Date) throws -> [Message] {
-            let store = stores[worker]
-            var recipients: [EscrowRecipient] = []
+            let store = stores.isEmpty ? nil : stores[worker]
+            // A recipient whose answer is gone or who has no login account is left out
+            // and reported to the sender; the others get their notices.
+            var refusals = RecipientRefusals(tool: EscrowPackTool.tool)
+            var plans: [Plan] = []
             for r in envelope.recipients {
-                switch r.parameter("escrow") {
-                case "login":
-                    recipients.append(EscrowRecipient(address: r.address, verification: .login))
-                case "question":
-                    let (question, answer) = try questionAndAnswer(for: r, envelope: envelope)
-                    guard !Answer.normalize(answer).isEmpty, !question.isEmpty else {
-                        throw MissingAnswer(description: "\(r.address): the escrow question or its answer is empty; nothing packed")
-                    }
-                    let cacheKey = [r.address.lowercased(), question, Answer.normalize(answer)].joined(separator: "\u{0}")
-                    let key = try keys.key(for: cacheKey) { try AnswerKey.derive(answer: answer, parameters: kdf) }
-                    recipients.append(EscrowRecipient(address: r.address, verification: .question(question, key)))
-                default:
-                    throw MessageError.invalidField("message \(message.index): \(r.address) is routed to escrow without escrow=question or escrow=login")
+                if let p = try refusals.attempt(r.address, { try plan(r, envelope: envelope, message: message, store: store) }) {
+                    plans.append(p)
                 }
             }
-            guard !recipients.isEmpty else { throw MessageError.malformed("message \(message.index): routed to escrow with no recipients") }
+            return try refusals.finish(message, envelope, hostname: hostname) { copy in
+                try seal(copy, envelope, plans, store: store, now: now)
+            }
+        }
+
+        /// How one recipient will prove who they are: a login (nil question) or a
+        /// question and its answer.
+        struct Plan {
+            let address: String
+            let question: (question: String, answer: String)?
+        }
+
+        /// The plan for one recipient, checked: the login account exists (unless
+        /// there is no store: a dry run), the question and answer are not empty.
+        func plan(_ r: Envelope.Recipient, envelope: Envelope, message: Message, store: EscrowStore?) throws -> Plan {
+            switch r.parameter("escrow") {
+            case "login":
+                if let store, try !store.hasAccount(r.address) {
+                    throw EscrowAccountMissing(recipient: r.address, problem: "no escrow login account (create it with sl-escrow account add \(r.address))")
+                }
+                return Plan(address: r.address, question: nil)
+            case "question":
+                let (question, answer) = try questionAndAnswer(for: r, envelope: envelope)
+                guard !Answer.normalize(answer).isEmpty, !question.isEmpty else {
+                    throw MissingAnswer(recipient: r.address, problem: "the escrow question or its answer is empty")
+                }
+                return Plan(address: r.address, question: (question, answer))
+            default:
+                throw MessageError.invalidField("message \(message.index): \(r.address) is routed to escrow without escrow=question or escrow=login")
+            }
+        }
+
+        /// Seals the message for the recipients (answer keys derived once per run)
+        /// and makes one notice each; without a store (a dry run), only the notices.
+        func seal(_ message: Message, _ envelope: Envelope, _ plans: [Plan], store: EscrowStore?, now: Date) throws -> [Message] {
+            guard !plans.isEmpty else { throw MessageError.malformed("message \(message.index): routed to escrow with no recipients") }
 
             var original = message
             original.fromLine = nil
             original.header.removeEnvelopeFields()
             let expires = expiry(of: original, now: now)
-            let packed: PackedMessage
-            do {
-                packed = try store.pack(original, sender: envelope.sender, recipients: recipients, created: now, expires: expires,
-                                        messageCenter: configuration.installation.escrowMessageCenter)
-            } catch EscrowError.noAccount(let address) {
-                throw EscrowAccountMissing(description: "message \(message.index): \(address) has no escrow account (create it with sl-escrow account add \(address)); nothing packed")
+            var links: [(address: String, url: String)] = []
+            var id = "DRY-RUN"
+            if let store {
+                var recipients: [EscrowRecipient] = []
+                for p in plans {
+                    guard let (question, answer) = p.question else {
+                        recipients.append(EscrowRecipient(address: p.address, verification: .login))
+                        continue
+                    }
+                    let cacheKey = [p.address.lowercased(), question, Answer.normalize(answer)].joined(separator: "\u{0}")
+                    let key = try keys.key(for: cacheKey) { try AnswerKey.derive(answer: answer, parameters: kdf) }
+                    recipients.append(EscrowRecipient(address: p.address, verification: .question(question, key)))
+                }
+                let packed: PackedMessage
+                do {
+                    packed = try store.pack(original, sender: envelope.sender, recipients: recipients, created: now, expires: expires,
+                                            messageCenter: configuration.installation.escrowMessageCenter)
+                } catch EscrowError.noAccount(let address) {
+                    // Checked per recipient above: here only the sender's own account
+                    // (escrow_message_center) or an account removed meanwhile.
+                    throw EscrowAccountMissing(recipient: address, problem: "no escrow login account (create it with sl-escrow account add \(address)); nothing packed")
+                }
+                id = packed.id
+                links = packed.links.map { ($0.address, EscrowLink(id: packed.id, index: $0.index, secret: $0.secret).url(base: portal)) }
+            } else {
+                links = plans.enumerated().map { ($1.address, "\(portal)/DRY-RUN/\($0 + 1)#not-sealed-dry-run") }
             }
 
             let originalFrom = original.header["From"] ?? envelope.sender
             let from = configuration.installation.escrowNoticeFrom ?? originalFrom
             var notices: [Message] = []
-            for (link, r) in zip(packed.links, recipients) {
-                var question: String? = nil
-                if case .question(let q, _) = r.verification { question = q }
-                let values = NoticeTemplates.Values(
-                    sender: originalFrom, recipient: link.address,
-                    link: EscrowLink(id: packed.id, index: link.index, secret: link.secret).url(base: portal),
-                    question: question, expires: expires, id: packed.id)
+            for (link, p) in zip(links, plans) {
+                let values = NoticeTemplates.Values(sender: originalFrom, recipient: link.address, link: link.url,
+                                                    question: p.question?.question, expires: expires, id: id)
                 var notice = try templates.notice(values, from: from, hostname: hostname, date: now)
                 notice.index = message.index
                 notice.fromLine = MboxWriter.fromLine(sender: envelope.sender, date: now)
@@ -159,13 +211,13 @@ public struct EscrowPackTool {
                     throw ConfigurationError(configuration.source, 0, "\(r.address): address book \(name) is not configured")
                 }
                 guard let e = book.contact(for: r.address)?.escrow else {
-                    throw MissingAnswer(description: "\(r.address): address book \(name) no longer has an escrow question for them; nothing packed")
+                    throw MissingAnswer(recipient: r.address, problem: "address book \(name) no longer has an escrow question for them")
                 }
                 return (e.question, e.answer)
             case "default":
                 let settings = try configuration.settings(forSender: envelope.sender, account: envelope.account)
                 guard let d = settings.escrowDefault else {
-                    throw MissingAnswer(description: "\(r.address): no default escrow question applies to \(envelope.sender) any more; nothing packed")
+                    throw MissingAnswer(recipient: r.address, problem: "no default escrow question applies to \(envelope.sender) any more")
                 }
                 return (d.question, d.answer)
             case "pending":
@@ -178,7 +230,7 @@ public struct EscrowPackTool {
                 guard let data = FileManager.default.contents(atPath: path),
                       let json = try? JSONSerialization.jsonObject(with: data) as? [String: String],
                       let question = json["question"], let answer = json["answer"] else {
-                    throw MissingAnswer(description: "\(r.address): the answer the sender gave is gone (\(path)); nothing packed")
+                    throw MissingAnswer(recipient: r.address, problem: "the answer the sender gave is gone (\(path))")
                 }
                 guard json["recipient"].map({ $0.lowercased() == r.address.lowercased() }) ?? false else {
                     throw MessageError.invalidField("\(r.address): the pending answer belongs to another recipient")
@@ -239,7 +291,7 @@ struct EscrowContext {
     private let pepper: SecretBytes?
     private let maximumAttempts: Int
 
-    init(_ installation: InstallationSettings, source: String, storeDirectory: String?) throws {
+    init(_ installation: InstallationSettings, source: String, storeDirectory: String?, tool: String) throws {
         guard let directory = storeDirectory ?? installation.effectiveEscrowStore else {
             throw ConfigurationError(source, 0, "no escrow store: set escrow_store or state_directory, or HOME")
         }
@@ -251,12 +303,20 @@ struct EscrowContext {
         }
         // Not a configuration error: a busy or unwritable store is EscrowError.storage,
         // exit 75, so Postfix defers the message instead of bouncing it.
+        try StateOwner.check(directory, what: "the escrow store", tool: tool)
         self.directory = directory
         self.pepper = pepper
         maximumAttempts = installation.escrowMaxAttempts
         store = try EscrowStore(directory: directory, pepper: pepper, maximumAttempts: maximumAttempts)
-        hostname = installation.hostname ?? localHostName()
-        portal = installation.escrowURL ?? "https://\(hostname)/sl-escrow"
+        hostname = Self.hostname(installation)
+        portal = Self.portal(installation, hostname: hostname)
+    }
+
+    static func hostname(_ installation: InstallationSettings) -> String { installation.hostname ?? localHostName() }
+
+    /// The portal address notices link to: escrow_url, else this host's /sl-escrow.
+    static func portal(_ installation: InstallationSettings, hostname: String) -> String {
+        installation.escrowURL ?? "https://\(hostname)/sl-escrow"
     }
 
     /// One more connection to the same store, for another worker thread.
@@ -265,16 +325,25 @@ struct EscrowContext {
     }
 }
 
-/// A login-mode recipient without an account. Exit 75: the caller keeps the
-/// message until the account exists.
-public struct EscrowAccountMissing: Error, CustomStringConvertible {
-    public let description: String
+/// A login-mode recipient without an account. In a pipeline the recipient is left
+/// out and reported to the sender; where it cannot be (the sender's own account for
+/// the message center) exit 75: the caller keeps the message until it exists.
+public struct EscrowAccountMissing: RecipientRefusal {
+    public let recipient: String
+    public let problem: String
+    public var description: String { "\(recipient): \(problem)" }
+    public var refusedRecipient: String { recipient }
+    public var refusalReason: String { problem }
 }
 
-/// The answer sl-classify pointed at is gone. Exit 75: the caller keeps the
-/// message; classifying it again finds the current answer.
-public struct MissingAnswer: Error, CustomStringConvertible {
-    public let description: String
+/// The answer sl-classify pointed at is gone or empty. In a pipeline the recipient
+/// is left out and reported to the sender.
+public struct MissingAnswer: RecipientRefusal {
+    public let recipient: String
+    public let problem: String
+    public var description: String { "\(recipient): \(problem)" }
+    public var refusedRecipient: String { recipient }
+    public var refusalReason: String { problem }
 }
 
 /// RFC 5322 3.3 dates as senders write them (day name optional, seconds optional,

@@ -21,7 +21,7 @@ public struct EscrowTool {
 
     func context() throws -> (EscrowContext, Configuration) {
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath) ?? Configuration()
-        return (try EscrowContext(configuration.installation, source: configuration.source, storeDirectory: storeDirectory), configuration)
+        return (try EscrowContext(configuration.installation, source: configuration.source, storeDirectory: storeDirectory, tool: "sl-escrow"), configuration)
     }
 
     // MARK: reports

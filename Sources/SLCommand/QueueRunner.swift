@@ -78,7 +78,7 @@ final class QueueRunner {
     /// reroute_command, or durably queued.
     func attempt(_ intake: Intake, now: Double) throws {
         var reports: [QueueItem] = []
-        let loader = IntakeLoader(intake: intake, now: now)
+        let loader = IntakeLoader(intake: intake, now: now, inherited: Self.inheritedState())
         var current = try loader.load()
         while !current.loaded.isEmpty {
             // The next round is loaded on a second thread while this one is delivered.
@@ -107,8 +107,12 @@ final class QueueRunner {
     final class IntakeLoader: @unchecked Sendable {
         let intake: Intake
         let now: Double
+        /// The state a re-routed message brings from the queue it was taken from.
+        let inherited: QueueState?
         private var next = 0
-        init(intake: Intake, now: Double) { self.intake = intake; self.now = now }
+        init(intake: Intake, now: Double, inherited: QueueState?) {
+            self.intake = intake; self.now = now; self.inherited = inherited
+        }
 
         var more: Bool { next < intake.count }
 
@@ -119,7 +123,7 @@ final class QueueRunner {
                 let (message, envelope) = try intake.message(next)
                 bytes += intake.size(next)
                 round.loaded.append(Loaded(id: "intake-\(next)", message: message, envelope: envelope,
-                                           state: QueueState(created: now), lock: nil))
+                                           state: inherited ?? QueueState(created: now), lock: nil))
                 next += 1
             }
             round.parcels = try QueueRunner.parcels(for: round.loaded)
@@ -206,9 +210,11 @@ final class QueueRunner {
                 state.lastReason = r.reply
             }
         }
-        // TLS-only recipients without verified TLS go back for a new decision.
+        // TLS-only recipients without verified TLS go back for a new decision, with
+        // the message's arrival time and attempt count (so that a decision which
+        // keeps choosing TLS-only still ends in a bounce once the lifetime is over).
         if !state.reroute.isEmpty {
-            let handed = reroute(message, sender: envelope.sender, recipients: state.reroute)
+            let handed = expired ? [] : reroute(message, sender: envelope.sender, recipients: state.reroute, state: state)
             for r in handed {
                 try record(RecipientResult(recipient: r, outcome: .rerouted, status: "2.0.0",
                                            reply: "handed to reroute_command for a new decision"), message: message)
@@ -231,12 +237,9 @@ final class QueueRunner {
         if !failures.isEmpty && !envelope.sender.isEmpty {
             var original = message
             original.header.removeEnvelopeFields()
-            var report = try DeliveryReport.make(for: original, sender: envelope.sender, hostname: hostname,
-                                                 date: Date(timeIntervalSince1970: now), failures: failures,
-                                                 explanation: DeliveryReport.deliveryExplanation)
-            let env = Envelope(sender: "", recipients: [Envelope.Recipient(address: envelope.sender)], method: .insecure,
-                               tls: .opportunistic, fallback: .insecure, account: envelope.account)
-            try env.write(into: &report.header)
+            let report = try DeliveryReport.routed(for: original, sender: envelope.sender, account: envelope.account,
+                                                   hostname: hostname, date: Date(timeIntervalSince1970: now),
+                                                   failures: failures, explanation: DeliveryReport.deliveryExplanation)
             reportID = try queue.add(report, now: now).id
         } else if !failures.isEmpty {
             Diagnostics.warn(Self.tool, "a delivery report failed for \(failures.map(\.recipient).joined(separator: ", ")); the null sender gets no report")
@@ -276,10 +279,25 @@ final class QueueRunner {
     /// reroute again (a policy that keeps choosing TLS-only for a domain without
     /// verified TLS would otherwise recurse); it queues instead.
     static let rerouteGuard = "SL_REROUTED"
+    /// When the re-routed message first arrived, and the attempts it has had: the
+    /// sl-deliver inside the reroute pipeline queues it with these, not afresh.
+    static let createdVariable = "SL_QUEUE_CREATED"
+    static let attemptsVariable = "SL_QUEUE_ATTEMPTS"
+
+    /// The queue state a re-routed message brings along; nil outside a reroute
+    /// pipeline or when the values are not numbers.
+    static func inheritedState() -> QueueState? {
+        guard environmentValue(rerouteGuard) != nil,
+              let created = environmentValue(createdVariable).flatMap(Double.init), created > 0,
+              let attempts = environmentValue(attemptsVariable).flatMap(Int.init), attempts >= 0 else { return nil }
+        var state = QueueState(created: created)
+        state.attempts = attempts
+        return state
+    }
 
     /// Hands the message to `reroute_command` for the recipients; returns those it
     /// took (all on exit 0, none otherwise).
-    func reroute(_ message: Message, sender: String, recipients: [String]) -> [String] {
+    func reroute(_ message: Message, sender: String, recipients: [String], state: QueueState) -> [String] {
         guard let command = rerouteCommand else { return [] }
         guard environmentValue(Self.rerouteGuard) == nil else {
             Diagnostics.warn(Self.tool, "\(recipients.joined(separator: ", ")): no verified TLS again after a new decision; kept in the queue (check tls_min_verdict and tls_static)")
@@ -294,6 +312,8 @@ final class QueueRunner {
         var env = ProcessInfo.processInfo.environment
         env["SL_SENDER"] = sender
         env[Self.rerouteGuard] = "1"
+        env[Self.createdVariable] = String(Int(state.created))
+        env[Self.attemptsVariable] = String(state.attempts + 1)
         p.environment = env
         let input = Pipe()
         p.standardInput = input

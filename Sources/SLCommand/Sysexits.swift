@@ -54,9 +54,12 @@ extension Sysexit {
             case .malformed, .invalidField: self = .dataError
             case .io: self = .tempFail
             }
-        case is ConfigurationError, is AddressBookError, is TransportTableError, is TLSSetupError: self = .config
+        case is ConfigurationError, is AddressBookError, is TransportTableError, is TLSSetupError, is PGPHomeError: self = .config
         case is AddressError: self = .dataError     // an address inside a message
-        case is PolicyRefusal, is RecipientKeyError, is RecipientCertificateError: self = .unavailable
+        // Outside a pipeline's per-recipient handling: an answer or account that is
+        // missing now may be there on the next try; a key or certificate will not.
+        case is EscrowAccountMissing, is MissingAnswer: self = .tempFail
+        case is PolicyRefusal, is any RecipientRefusal: self = .unavailable
         case is PGPError, is SMIMEError: self = .tempFail
         case is UsageError: self = .usage
         case let e as EscrowError:
@@ -70,6 +73,7 @@ extension Sysexit {
             case .storage: self = .tempFail
             }
         case is EscrowStoreDamaged: self = .ioError
+        case is WrongUser: self = .tempFail
         default: self = .tempFail
         }
     }

@@ -164,6 +164,11 @@ public final class DeliveryQueue: @unchecked Sendable {
         var out: [QueueItem] = []
         for name in names.sorted() where name.hasSuffix(".eml") {
             let id = String(name.dropLast(4))
+            // A state file that is there but unreadable (made by another user) must
+            // not pass for "no attempts yet": that would reset its counts silently.
+            if access(path(id, "state"), F_OK) == 0 && access(path(id, "state"), R_OK) != 0 {
+                throw MessageError.io("cannot read \(path(id, "state")): \(String(cString: strerror(errno))); was sl-deliver run as another user? (chown -R the queue to its owner)")
+            }
             out.append(QueueItem(id: id, state: state(of: id)))
         }
         return out

@@ -71,6 +71,27 @@ public enum DeliveryReport {
         return m
     }
 
+    /// Why a stage of the pipeline reports a recipient it had to leave out: the
+    /// method chosen for them could not be carried out (a revoked key, no account).
+    public static let stageExplanation = """
+        Your message could not be sent securely to the recipients below: the
+        method chosen for them could not be carried out. Nothing was sent to them;
+        the other recipients were not affected.
+        """
+
+    /// The report as a message of the pipeline: from the null sender to `sender`,
+    /// routed for ordinary delivery (opportunistic TLS), with its mbox From line.
+    public static func routed(for original: Message, sender: String, account: String?, hostname: String, date: Date,
+                              failures: [Failure], explanation: String = policyExplanation) throws -> Message {
+        var report = try make(for: original, sender: sender, hostname: hostname, date: date, failures: failures,
+                              explanation: explanation)
+        let routing = Envelope(sender: "", recipients: [Envelope.Recipient(address: sender)], method: .insecure,
+                               tls: .opportunistic, fallback: .insecure, account: account)
+        try routing.write(into: &report.header)
+        report.fromLine = MboxWriter.fromLine(sender: nil, date: date)
+        return report
+    }
+
     /// RFC 5322 3.3 date-time, UTC.
     /// Made by hand with gmtime_r: a DateFormatter costs more to create than the
     /// rest of an escrow notice, and bulk runs make one per message.
@@ -84,4 +105,21 @@ public enum DeliveryReport {
         return "\(days[Int(tm.tm_wday)]), \(two(tm.tm_mday)) \(months[Int(tm.tm_mon)]) \(1900 + tm.tm_year) "
             + "\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)) +0000"
     }
+}
+
+/// An error that concerns one recipient of a copy and no one else: a revoked or
+/// missing key, a certificate that fails its checks, a login recipient without an
+/// account, an escrow answer that is gone. In a pipeline the stage leaves that
+/// recipient out, sends the sender a delivery report for them, and goes on with
+/// the others (sl(7), FAILURES); used alone, the stage fails as before.
+public protocol RecipientRefusal: Error, CustomStringConvertible {
+    var refusedRecipient: String { get }
+    /// Why, in words, for the report and the log.
+    var refusalReason: String { get }
+    /// RFC 3463 status for the report: permanent (5.x.x).
+    var refusalStatus: String { get }
+}
+
+extension RecipientRefusal {
+    public var refusalStatus: String { "5.7.0" }
 }

@@ -57,7 +57,9 @@ public struct Envelope: Sendable, Equatable {
 }
 
 public enum DeliveryMethod: String, Sendable, CaseIterable, Codable {
-    case tls, pgp, smime, escrow, insecure, bounce
+    /// `internal`: to the organisation's own domains, delivered as the MTA would
+    /// (opportunistic TLS), without a method decision.
+    case tls, pgp, smime, escrow, insecure, `internal`, bounce
 }
 
 /// How `sl-deliver` must treat TLS for the message.

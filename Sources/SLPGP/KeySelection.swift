@@ -58,7 +58,23 @@ public final class PGPKeyring: @unchecked Sendable {   // use one per thread
 
     public init(homeDirectory: String?) throws {
         self.homeDirectory = homeDirectory
+        if let homeDirectory { try Self.prepareHome(homeDirectory) }
         context = try GPGMEContext(homeDirectory: homeDirectory)
+    }
+
+    /// A GnuPG home that does not exist yet is made (mode 0700, as gpg makes its
+    /// own): gpg would otherwise import a pinned key into nowhere and then say the
+    /// key is not in the keyring. Its parent must exist; a path that is not a
+    /// directory is an error that says so.
+    static func prepareHome(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw PGPHomeError(description: "the GnuPG home \(path) is not a directory") }
+            return
+        }
+        guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
+            throw PGPHomeError(description: "the GnuPG home \(path) does not exist and cannot be made: \(String(cString: strerror(errno))) (set pgp_homedir or GNUPGHOME)")
+        }
     }
 
     /// Imports keys (for example from an address book) into this keyring.
@@ -169,4 +185,16 @@ extension PGPKeyring {
         }
         return keys[0]
     }
+}
+
+extension RecipientKeyError: RecipientRefusal {
+    public var refusedRecipient: String { recipient }
+    public var refusalReason: String { "no usable PGP key: \(problem)" }
+    /// 5.7.5: cryptographic failure (RFC 3463).
+    public var refusalStatus: String { "5.7.5" }
+}
+
+/// The GnuPG home is unusable: a configuration problem (exit 78).
+public struct PGPHomeError: Error, CustomStringConvertible {
+    public let description: String
 }

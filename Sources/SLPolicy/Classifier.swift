@@ -87,6 +87,12 @@ public final class Classifier {
             }
             message.header.remove("Bcc")
         }
+        // A recipient the header section does not name (Bcc with -t, or an envelope
+        // recipient as Postfix passes them, the Bcc field already gone) is hidden:
+        // it travels in a copy of its own, so no key ID, RecipientInfo or notice
+        // shows it to anyone else. A To or Cc that does not parse names no one.
+        let visible = Self.visibleRecipients(message.header)
+        recipients = recipients.map { ($0.0, isBcc: $0.isBcc || !visible.contains($0.0.key)) }
         var seen = Set<String>()
         recipients = recipients.filter { seen.insert($0.0.key).inserted }
         guard !recipients.isEmpty else {
@@ -118,16 +124,22 @@ public final class Classifier {
             guard !sender.isEmpty else {
                 throw PolicyRefusal(description: "message \(message.index): no secure method for \(bounced.map(\.recipient.addrSpec).joined(separator: ", ")) and the null sender cannot receive a delivery report")
             }
-            var report = try DeliveryReport.make(
-                for: message, sender: sender, hostname: hostname, date: now(),
-                failures: bounced.map { .init(recipient: $0.recipient.addrSpec, status: "5.7.0", diagnostic: $0.reason) })
-            let env = Envelope(sender: "", recipients: [Envelope.Recipient(address: sender)], method: .insecure,
-                               tls: .opportunistic, fallback: .insecure, account: settings.account)
-            try env.write(into: &report.header)
-            report.fromLine = MboxWriter.fromLine(sender: nil, date: now())
-            output.append(report)
+            output.append(try DeliveryReport.routed(
+                for: message, sender: sender, account: settings.account, hostname: hostname, date: now(),
+                failures: bounced.map { .init(recipient: $0.recipient.addrSpec, status: "5.7.0", diagnostic: $0.reason) }))
         }
         return ClassifiedMessage(messageID: message.header["Message-ID"], sender: sender, decisions: decisions, output: output)
+    }
+
+    /// The addresses (comparison keys) the To and Cc fields show to every recipient.
+    static func visibleRecipients(_ header: HeaderSection) -> Set<String> {
+        var keys = Set<String>()
+        for name in ["To", "Cc"] {
+            for f in header.all(name) {
+                for a in (try? AddressList.parse(f.unfoldedValue)) ?? [] { keys.insert(a.key) }
+            }
+        }
+        return keys
     }
 
     /// -f, else the sender on the mbox From line, else the first From: address.

@@ -151,6 +151,9 @@ public struct SenderSettings: Sendable {
     public var smimeEncryptToSelf: Bool?
     public var smimeCertificate: String?
     public var smimeKey: String?
+    /// The organisation's own domains: mail to them is not filtered (nil: the
+    /// sender's account's `domains`; empty: none).
+    public var internalDomains: [String]?
 
     public init() {}
 
@@ -185,6 +188,7 @@ public struct SenderSettings: Sendable {
             r.smimeCertificate = base.smimeCertificate
             r.smimeKey = base.smimeKey
         }
+        r.internalDomains = internalDomains ?? base.internalDomains
         return r
     }
 }
@@ -225,6 +229,9 @@ public struct EffectiveSettings: Sendable {
     /// The sender's S/MIME certificate and unencrypted PEM key files.
     public var smimeCertificate: String?
     public var smimeKey: String?
+    /// Domains (lowercase ASCII; `.parent` for subdomains) delivered as the MTA would,
+    /// without a method decision: the organisation's own.
+    public var internalDomains: [String]
 }
 
 extension Configuration {
@@ -286,7 +293,8 @@ extension Configuration {
             smimeSign: merged.smimeSign ?? false,
             smimeEncryptToSelf: merged.smimeEncryptToSelf ?? false,
             smimeCertificate: merged.smimeCertificate,
-            smimeKey: merged.smimeKey)
+            smimeKey: merged.smimeKey,
+            internalDomains: (merged.internalDomains ?? account?.domains ?? []).map { $0.lowercased() })
     }
 }
 

@@ -218,6 +218,7 @@ extension Configuration {
         case "smime_certificate": s.smimeCertificate = value
         case "smime_key": s.smimeKey = value
         case "pgp_encrypt_to_self": s.pgpEncryptToSelf = try boolean(value, key, fail)
+        case "internal_domains": s.internalDomains = list(value).map { $0.lowercased() }   // empty: none
         case "protected_subject":
             guard !value.contains("\r"), !value.contains("\n") else { throw fail("protected_subject must be one line") }
             s.protectedSubject = value

@@ -9,7 +9,7 @@ public struct RecipientDecision: Sendable {
     /// The reason in words, for --explain, the audit log and delivery reports.
     public var reason: String
     /// The decision step that chose the method (1-6 as in sl-classify(1)), 0 for a
-    /// sender opt-out, 7 for the fallback.
+    /// sender opt-out or an internal domain, 7 for the fallback.
     public var step: Int
     public var parameters: [(name: String, value: String)]
     /// Whether this recipient was a Bcc recipient (it then travels in its own copy).
@@ -90,6 +90,12 @@ public struct Decider {
     public func decide(_ r: EmailAddress, intent: MessageIntent, isBcc: Bool = false) throws -> RecipientDecision {
         func result(_ m: DeliveryMethod, _ step: Int, _ why: String, _ p: [(name: String, value: String)] = []) -> RecipientDecision {
             RecipientDecision(recipient: r, method: m, reason: why, step: step, parameters: p, isBcc: isBcc)
+        }
+
+        // The organisation's own domains: no method decision at all (DESIGN: internal
+        // mail is not filtered), whatever the sender asked for.
+        if let own = internalDomain(r) {
+            return result(.internal, 0, "\(own) is an internal domain (internal_domains); delivered as the MTA would")
         }
 
         if let optOut = intent.insecureOptOut {
@@ -190,18 +196,28 @@ public struct Decider {
         }
     }
 
-    /// The `tls_exclude` entry that matches `r`: the address, its domain, or a parent
-    /// domain written with a leading dot (`.example.org`), as in Postfix tables.
-    func tlsExclusion(_ r: EmailAddress) -> String? {
-        for e in settings.tlsExclude {
-            if e.contains("@") {
-                if e == r.key || e == r.addrSpec.lowercased() { return e }
-            } else if e.hasPrefix(".") {
-                if r.asciiDomain.hasSuffix(e) { return e }
-            } else if e == r.asciiDomain || e == r.domain.lowercased() {
-                return e
+    /// The `internal_domains` entry that matches `r`'s domain (`.parent` for subdomains).
+    func internalDomain(_ r: EmailAddress) -> String? {
+        Self.matchingDomain(r, in: settings.internalDomains)
+    }
+
+    static func matchingDomain(_ r: EmailAddress, in domains: [String]) -> String? {
+        for d in domains {
+            if d.hasPrefix(".") {
+                if r.asciiDomain.hasSuffix(d) { return d }
+            } else if d == r.asciiDomain || d == r.domain.lowercased() {
+                return d
             }
         }
         return nil
+    }
+
+    /// The `tls_exclude` entry that matches `r`: the address, its domain, or a parent
+    /// domain written with a leading dot (`.example.org`), as in Postfix tables.
+    func tlsExclusion(_ r: EmailAddress) -> String? {
+        if let e = settings.tlsExclude.first(where: { $0.contains("@") && ($0 == r.key || $0 == r.addrSpec.lowercased()) }) {
+            return e
+        }
+        return Self.matchingDomain(r, in: settings.tlsExclude.filter { !$0.contains("@") })
     }
 }

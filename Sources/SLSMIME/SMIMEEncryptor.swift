@@ -68,3 +68,10 @@ public enum SMIMEEncryptor {
         return Message(fromLine: message.fromLine, header: header, body: body, index: message.index)
     }
 }
+
+extension RecipientCertificateError: RecipientRefusal {
+    public var refusedRecipient: String { recipient }
+    public var refusalReason: String { "no usable S/MIME certificate: \(problem)" }
+    /// 5.7.5: cryptographic failure (RFC 3463).
+    public var refusalStatus: String { "5.7.5" }
+}

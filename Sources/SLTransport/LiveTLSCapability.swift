@@ -22,10 +22,11 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
 
     /// Probes with the settings of `installation` (read from `source`), limited to
     /// `tls_probe_timeout`, and records verdicts in `tls_cache`.
-    public init(installation: InstallationSettings, source: String, warn: @escaping @Sendable (String) -> Void) {
+    public init(installation: InstallationSettings, source: String, recordInCache: Bool = true,
+                warn: @escaping @Sendable (String) -> Void) {
         self.installation = installation
         self.source = source
-        self.cachePath = installation.tlsCache
+        self.cachePath = recordInCache ? installation.tlsCache : nil
         self.ttl = installation.tlsCacheTTL
         self.warn = warn
     }

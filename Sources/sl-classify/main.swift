@@ -45,6 +45,9 @@ struct SLClassify: ParsableCommand {
     @Flag(name: .customLong("no-ask"), help: "Never ask the sender for an escrow question at the terminal.")
     var noAsk = false
 
+    @Flag(name: .customLong("dry-run"), help: "Write the routed stream but change nothing: no audit records, no TLS cache writes, no question asked.")
+    var dryRun = false
+
     @Argument(help: ArgumentHelp("Envelope recipients.", valueName: "recipient"))
     var recipients: [String] = []
 
@@ -66,7 +69,8 @@ struct SLClassify: ParsableCommand {
                                 envelope: EnvelopeOptions(sender: envelopeSender, recipients: parsed,
                                                           takeRecipientsFromHeaders: takeFromHeaders, account: account))
         tool.report = json ? .json : explain ? .text : .none
-        tool.ask = !noAsk
+        tool.ask = !noAsk && !dryRun
+        tool.dryRun = dryRun
         tool.singleMessage = singleMessage
         try tool.run()
     }

@@ -45,6 +45,9 @@ struct SLEncryptPGP: ParsableCommand {
     @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line and no later line splits it.")
     var singleMessage = false
 
+    @Flag(name: .customLong("dry-run"), help: "Change nothing: import address-book keys into a throwaway copy of the GnuPG home (for a dry run of the whole pipeline).")
+    var dryRun = false
+
     func run() throws {
         for r in recipients {
             do { _ = try EmailAddress(parsing: r) } catch { throw UsageError("recipient \"\(r)\": \(error)") }
@@ -58,6 +61,7 @@ struct SLEncryptPGP: ParsableCommand {
         tool.encryptToSelf = encryptToSelf
         tool.hideRecipients = hideRecipients
         tool.singleMessage = singleMessage
+        tool.dryRun = dryRun
         if let jobs {
             guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
             tool.jobs = jobs

@@ -28,11 +28,15 @@ struct SLEscrowPack: ParsableCommand {
     @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line (Postfix pipe(8) with the F flag).")
     var singleMessage = false
 
+    @Flag(name: .customLong("dry-run"), help: "Seal nothing and change nothing: write the notices with a placeholder link (for a dry run of the whole pipeline).")
+    var dryRun = false
+
     func run() throws {
         var tool = EscrowPackTool()
         tool.configurationPath = config
         tool.storeDirectory = store
         tool.singleMessage = singleMessage
+        tool.dryRun = dryRun
         try tool.run()
     }
 }

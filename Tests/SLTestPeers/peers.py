@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Test peers for sl's TLS-probe tests: certificates, throwaway Postfix
-instances, a dnsmasq DNS server and a scripted misbehaving SMTP server.
+"""Test peers for sl's transport and tool tests: certificates, throwaway Postfix
+instances (MX hosts and an outgoing gateway with the sl filter), a dnsmasq DNS
+server and a scripted misbehaving SMTP server.
 
     peers.py certs DIR --names n1,n2,...
     peers.py postfix start --dir D --address A --port N --tls MODE --certs C --hostname H
     peers.py postfix stop --dir D
+    peers.py gateway start --dir D --address A --port N --hostname H
+                           --local-domains D1[,D2] --filter-service FILE [--main K=V]
+    peers.py gateway stop|wait|queue|flush --dir D
+    peers.py submit --address A --port N --from S --to R [--to R] < message
     peers.py dnsmasq start --dir D --port N [--mx D,H,P] [--a H,IP] [--aaaa H,IP]
                            [--nullmx D] [--records FILE] [--zone Z]
     peers.py dnsmasq stop --dir D
@@ -21,6 +26,7 @@ import ipaddress
 import os
 import pwd
 import random
+import re
 import shutil
 import signal
 import socket
@@ -249,6 +255,10 @@ postlog     unix-dgram n  -       n       -       1       postlogd
 CERT_FOR_MODE = {"on": "good", "expired": "expired", "wrongname": "wrongname",
                  "selfsigned": "selfsigned"}
 
+# The queue directories owned by the mail owner, mode 0700 (postfix-files).
+QUEUE_NAMES = ("active", "bounce", "corrupt", "defer", "deferred", "flush", "hold",
+               "incoming", "private", "saved", "trace")
+
 
 def postfix_paths(d):
     d = os.path.abspath(d)
@@ -263,21 +273,9 @@ def postfix_paths(d):
     }
 
 
-def cmd_postfix_start(args):
-    p = postfix_paths(args.dir)
-    try:
-        ipaddress.IPv4Address(args.address)
-    except ValueError:
-        die("--address must be an IPv4 address", 64)
-    pid = read_pid(p["pid"])
-    if pid is not None and pid_alive(pid):
-        die("a Postfix instance is already running in %s (pid %d)" % (p["dir"], pid))
-
-    # Postfix listens with SO_REUSEPORT: a second instance on a busy ADDRESS:PORT
-    # would start "fine" and share the connections. Refuse instead.
-    if not port_free(args.address, args.port):
-        die("%s:%d is already in use" % (args.address, args.port))
-
+def prepare_postfix_dirs(p):
+    """Makes D, its queue (as postfix-files would), data directory and Maildir.
+    Returns the postfix user's (uid, gid)."""
     owner = pwd.getpwnam("postfix")
     postdrop = grp.getgrnam("postdrop").gr_gid
     uid, gid = owner.pw_uid, owner.pw_gid
@@ -292,8 +290,7 @@ def cmd_postfix_start(args):
     os.chown(p["queue"], 0, 0)
     os.chmod(p["queue"], 0o755)
     layout = [("pid", 0, 0, 0o755)]
-    for sub in ("active", "bounce", "corrupt", "defer", "deferred", "flush", "hold",
-                "incoming", "private", "saved", "trace"):
+    for sub in QUEUE_NAMES:
         layout.append((sub, uid, 0, 0o700))
     layout += [("maildrop", uid, postdrop, 0o730), ("public", uid, postdrop, 0o710)]
     for sub, u, g, mode in layout:
@@ -309,8 +306,13 @@ def cmd_postfix_start(args):
         os.makedirs(path, exist_ok=True)
         os.chown(path, uid, gid)
         os.chmod(path, 0o755)
+    return uid, gid
 
-    main = {
+
+def base_main_cf(p, hostname, uid, gid):
+    """main.cf of every instance: all under D, smtpd for 127.0.0.0/8, logs in
+    D/maillog, every domain in virtual_mailbox_domains delivered to D/Maildir."""
+    return {
         "compatibility_level": "3.6",
         "config_directory": p["config"],
         "queue_directory": p["queue"],
@@ -321,7 +323,7 @@ def cmd_postfix_start(args):
         "shlib_directory": "/usr/lib/postfix",
         "mail_owner": "postfix",
         "setgid_group": "postdrop",
-        "myhostname": args.hostname,
+        "myhostname": hostname,
         "mydestination": "",
         "relayhost": "",
         # Postfix insists that inet_interfaces name addresses of a network
@@ -347,26 +349,23 @@ def cmd_postfix_start(args):
         "virtual_mailbox_limit": "0",
         "smtp_tls_security_level": "none",
     }
-    if args.tls == "off":
-        main["smtpd_tls_security_level"] = "none"
-    else:
-        certs = os.path.abspath(args.certs or die("--certs is needed with --tls %s" % args.tls, 64))
-        stem = os.path.join(certs, CERT_FOR_MODE[args.tls])
-        for ext in (".pem", ".key"):
-            if not os.path.exists(stem + ext):
-                die("missing %s (run: peers.py certs %s --names ...)" % (stem + ext, certs), 66)
-        main.update({
-            "smtpd_tls_security_level": "may",
-            "smtpd_tls_chain_files": "%s.key, %s.pem" % (stem, stem),
-            "smtpd_tls_loglevel": "1",
-            "smtpd_tls_received_header": "yes",
-        })
+
+
+def postfix_running(p):
+    pid = read_pid(p["pid"])
+    return pid is not None and pid_alive(pid)
+
+
+def start_postfix(p, address, port, main, master_cf):
+    """Writes main.cf (the dict, in order) and master.cf into D/etc, starts the
+    master and returns once ADDRESS:PORT accepts connections. On failure prints
+    the end of the log, stops what started and exits 1."""
     with open(os.path.join(p["config"], "main.cf"), "w") as f:
-        f.write("# Written by Tests/Peers/peers.py; throwaway instance.\n")
+        f.write("# Written by Tests/SLTestPeers/peers.py; throwaway instance.\n")
         for key, value in main.items():
             f.write("%s = %s\n" % (key, value))
     with open(os.path.join(p["config"], "master.cf"), "w") as f:
-        f.write(MASTER_CF.format(listen="%s:%d" % (args.address, args.port)))
+        f.write(master_cf)
     # Postfix re-reads a configuration file modified within the last second or
     # two until it is older (a file being edited); backdating saves ~2 s a start.
     past = time.time() - 10
@@ -392,11 +391,8 @@ def cmd_postfix_start(args):
         out.seek(0)
         master_output = out.read()
 
-    def alive():
-        pid = read_pid(p["pid"])
-        return pid is not None and pid_alive(pid)
-
-    if proc.returncode == 0 and wait_for_port(args.address, args.port, deadline, alive):
+    if proc.returncode == 0 and wait_for_port(address, port, deadline,
+                                              lambda: postfix_running(p)):
         return
     sys.stderr.write("peers.py: Postfix did not start in %s (master exit %d)\n"
                      % (p["dir"], proc.returncode))
@@ -408,6 +404,43 @@ def cmd_postfix_start(args):
                          "syslog; try: postconf -c %s -n)\n" % p["config"])
     stop_postfix(p)
     sys.exit(1)
+
+
+def check_can_start(p, address, port):
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        die("--address must be an IPv4 address", 64)
+    pid = read_pid(p["pid"])
+    if pid is not None and pid_alive(pid):
+        die("a Postfix instance is already running in %s (pid %d)" % (p["dir"], pid))
+    # Postfix listens with SO_REUSEPORT: a second instance on a busy ADDRESS:PORT
+    # would start "fine" and share the connections. Refuse instead.
+    if not port_free(address, port):
+        die("%s:%d is already in use" % (address, port))
+
+
+def cmd_postfix_start(args):
+    p = postfix_paths(args.dir)
+    check_can_start(p, args.address, args.port)
+    uid, gid = prepare_postfix_dirs(p)
+    main = base_main_cf(p, args.hostname, uid, gid)
+    if args.tls == "off":
+        main["smtpd_tls_security_level"] = "none"
+    else:
+        certs = os.path.abspath(args.certs or die("--certs is needed with --tls %s" % args.tls, 64))
+        stem = os.path.join(certs, CERT_FOR_MODE[args.tls])
+        for ext in (".pem", ".key"):
+            if not os.path.exists(stem + ext):
+                die("missing %s (run: peers.py certs %s --names ...)" % (stem + ext, certs), 66)
+        main.update({
+            "smtpd_tls_security_level": "may",
+            "smtpd_tls_chain_files": "%s.key, %s.pem" % (stem, stem),
+            "smtpd_tls_loglevel": "1",
+            "smtpd_tls_received_header": "yes",
+        })
+    start_postfix(p, args.address, args.port, main,
+                  MASTER_CF.format(listen="%s:%d" % (args.address, args.port)))
 
 
 def stop_postfix(p, timeout=START_TIMEOUT):
@@ -436,6 +469,273 @@ def cmd_postfix_stop(args):
     p = postfix_paths(args.dir)
     if not stop_postfix(p):
         die("Postfix in %s did not stop in time; killed" % p["dir"])
+
+
+# ---------------------------------------------------------------- gateway
+
+GATEWAY_USER = "sl"
+# What the gateway's queue manager is still working on; deferred and hold are not.
+BUSY_QUEUES = ("maildrop", "incoming", "active")
+
+
+def ensure_filter_user():
+    """pipe(8) runs the filter as user=sl: not root, not the mail owner."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            pwd.getpwnam(GATEWAY_USER)
+            return
+        except KeyError:
+            pass
+        proc = subprocess.run(["useradd", "--system", "--no-create-home",
+                               "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                               GATEWAY_USER],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+        # Gateways starting side by side: useradd fails while another one holds
+        # the lock on /etc/passwd, or because that one made the user first.
+        if proc.returncode != 0 and time.monotonic() > deadline:
+            die("cannot create user %s: %s" % (GATEWAY_USER,
+                                               proc.stdout.decode("utf-8", "replace").strip()))
+        if proc.returncode != 0:
+            time.sleep(0.1)
+
+
+def main_setting(text):
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not key.replace("_", "").isalnum():
+        die("--main wants KEY=VALUE, got %r" % text, 64)
+    return key, value.strip()
+
+
+def cmd_gateway_start(args):
+    p = postfix_paths(args.dir)
+    domains = [d.strip().lower().rstrip(".") for d in args.local_domains.split(",")]
+    domains = [d for d in domains if d]
+    if not domains:
+        die("--local-domains needs at least one domain", 64)
+    overrides = [main_setting(m) for m in args.main or []]
+    try:
+        with open(args.filter_service) as f:
+            service = f.read()
+    except OSError as error:
+        die("--filter-service: %s" % error, 66)
+    if not service.endswith("\n"):
+        service += "\n"
+    check_can_start(p, args.address, args.port)
+    ensure_filter_user()
+    uid, gid = prepare_postfix_dirs(p)
+
+    # Any recipient outside the local domains sends the whole message (all its
+    # recipients) through the content filter sl:dummy (access(5) FILTER).
+    # regexp tables are case-insensitive by default.
+    table = os.path.join(p["config"], "sl_filter")
+    with open(table, "w") as f:
+        f.write("# Written by Tests/SLTestPeers/peers.py: recipients outside %s\n"
+                % ", ".join(domains))
+        f.write("!/@(%s)$/ FILTER sl:dummy\n" % "|".join(re.escape(d) for d in domains))
+    past = time.time() - 10
+    os.utime(table, (past, past))
+
+    main = base_main_cf(p, args.hostname, uid, gid)
+    error = "error:not through the sl filter"
+    main.update({
+        # Local domains: Postfix delivers to D/Maildir itself.
+        "virtual_mailbox_domains": ", ".join(domains),
+        # Everything else leaves through the filter only; a route around it
+        # shows as a bounce, not as a delivery attempt.
+        "default_transport": error,
+        "relay_transport": error,
+        # Else smtpd would reject at RCPT every recipient that resolves to the
+        # error transport, FILTER or not. Every local address is listed anyway
+        # (virtual_mailbox_maps = static:...), so this check had nothing else to do.
+        "smtpd_reject_unlisted_recipient": "no",
+        "smtpd_recipient_restrictions": "check_recipient_access regexp:%s, "
+                                        "permit_mynetworks, reject_unauth_destination"
+                                        % table,
+        "sl_destination_recipient_limit": "50",
+        # Deferred mail waits for `gateway flush`, which retries it at once
+        # whatever these say (Postfix's defaults, written out). Not 1s: a message
+        # deferred for 1 s is due at the queue manager's next scan, which can
+        # find the file still locked by pipe(8) (the status comes before the
+        # close); "skipped, still being delivered" then parks it in incoming for
+        # 60 s. 2s/4s retries by itself safely.
+        "queue_run_delay": "300s",
+        "minimal_backoff_time": "300s",
+        "maximal_backoff_time": "4000s",
+        "smtpd_tls_security_level": "none",
+    })
+    for key, value in overrides:
+        main[key] = value
+    master_cf = (MASTER_CF.format(listen="%s:%d" % (args.address, args.port))
+                 + "# --filter-service %s\n" % os.path.abspath(args.filter_service)
+                 + service)
+    start_postfix(p, args.address, args.port, main, master_cf)
+
+
+def queue_ids(p, names):
+    """Queue IDs of the files under the named queues (hashed subdirectories
+    included): a queue file and its logs are named by the queue ID."""
+    ids = set()
+    for name in names:
+        for _, _, files in os.walk(os.path.join(p["queue"], name)):
+            ids.update(files)
+    return ids
+
+
+def cmd_gateway_wait(args):
+    p = postfix_paths(args.dir)
+    if not postfix_running(p):
+        die("no gateway is running in %s" % p["dir"])
+    deadline = time.monotonic() + args.timeout
+    quiet = 0
+    # A message is in incoming from before smtpd's 250 until the queue manager
+    # takes it into active, and stays in active until every recipient is
+    # delivered, bounced (the bounce is queued first) or deferred. Idle twice in
+    # a row, to step over any hand-over between queues.
+    while True:
+        if not queue_ids(p, BUSY_QUEUES):
+            quiet += 1
+            if quiet >= 2:
+                return
+        else:
+            quiet = 0
+        if time.monotonic() > deadline:
+            sys.stderr.write("peers.py: gateway %s still busy after %gs:\n%s"
+                             % (p["dir"], args.timeout, log_tail(p["log"], 10)))
+            sys.exit(1)
+        time.sleep(0.05)
+
+
+def deferred_sample(p):
+    """(messages with deferred recipients, messages whose fate is open): the
+    first are in deferred or hold, or in active with a defer log (deferred again
+    in the attempt under way); the second are in maildrop, incoming or active
+    without one (a new message, or a retry: the queue manager deletes the defer
+    log when it takes a deferred message back into active)."""
+    busy = queue_ids(p, BUSY_QUEUES)
+    logged = queue_ids(p, ("defer",))
+    waiting = queue_ids(p, ("deferred", "hold"))
+    return waiting | (busy & logged), busy - logged - waiting
+
+
+def cmd_gateway_queue(args):
+    p = postfix_paths(args.dir)
+    # The directories are read one after the other while the queue manager
+    # moves files: count once two samples in a row agree and no attempt is
+    # under way (with short backoff times, retries come all the time).
+    deadline = time.monotonic() + args.timeout
+    previous = None
+    while True:
+        deferred, open_ = deferred_sample(p)
+        if not open_ and deferred == previous:
+            print(len(deferred))
+            return
+        previous = None if open_ else deferred
+        if time.monotonic() > deadline:
+            die("gateway %s: still delivering after %gs: %s"
+                % (p["dir"], args.timeout, " ".join(sorted(open_))))
+        time.sleep(0.02)
+
+
+def cmd_gateway_flush(args):
+    p = postfix_paths(args.dir)
+    if not postfix_running(p):
+        die("no gateway is running in %s" % p["dir"])
+    # First a moment with no delivery attempt under way (at most 5 s): a
+    # message being retried by itself is neither deferred nor sure to be
+    # retried once more.
+    settle = time.monotonic() + 5
+    while queue_ids(p, BUSY_QUEUES) and time.monotonic() < settle:
+        time.sleep(0.02)
+    try:
+        offset = os.path.getsize(p["log"])
+    except OSError:
+        offset = 0
+    waiting = queue_ids(p, ("deferred",))
+    # As root, postqueue takes any configuration directory (others only those
+    # in /etc/postfix/main.cf's alternate_config_directories). It asks the
+    # queue manager to retry all deferred mail, backoff times notwithstanding.
+    env = dict(os.environ, MAIL_CONFIG=p["config"])
+    proc = subprocess.run(["postqueue", "-c", p["config"], "-f"], env=env,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        die("postqueue -f failed (%d): %s"
+            % (proc.returncode, proc.stdout.decode("utf-8", "replace").strip()))
+    # postqueue returns once the request is written; return once every message
+    # that was deferred has been taken into active again (the queue manager logs
+    # "ID: from=<...> (queue active)"), so that `gateway wait` right after waits
+    # for the retries instead of seeing nothing busy yet.
+    deadline = time.monotonic() + args.timeout
+    while True:
+        with open(p["log"], "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+        retried = {line.split(": from=<", 1)[0].rsplit(" ", 1)[-1]
+                   for line in text.splitlines()
+                   if ": from=<" in line and line.endswith("(queue active)")}
+        # Gone from every queue counts too (delivered by an automatic retry).
+        waiting &= queue_ids(p, ("deferred", "incoming", "active", "hold"))
+        waiting -= retried
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            die("gateway %s: not retried after %gs: %s"
+                % (p["dir"], args.timeout, " ".join(sorted(waiting))))
+        time.sleep(0.05)
+
+
+def cmd_gateway_stop(args):
+    p = postfix_paths(args.dir)
+    if not stop_postfix(p):
+        die("gateway in %s did not stop in time; killed" % p["dir"])
+
+
+# ---------------------------------------------------------------- submit
+
+def cmd_submit(args):
+    """One SMTP transaction; on any refusal the reply goes to stderr (where
+    Peers.run looks) and the exit status is 1."""
+    import smtplib
+    data = sys.stdin.buffer.read()
+    # SMTP wants CRLF; smtplib dot-stuffs bytes but leaves bare LFs alone.
+    data = re.sub(rb"\r?\n", b"\r\n", data)
+    addresses = [args.sender] + args.to
+    try:
+        with smtplib.SMTP(args.address, args.port, timeout=args.timeout) as smtp:
+            code, reply = smtp.ehlo("submit.peers.invalid")
+            if code != 250:
+                refused("EHLO", code, reply)
+            options = []
+            if any(b >= 0x80 for b in data) and smtp.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+            if any(not a.isascii() for a in addresses):
+                options.append("SMTPUTF8")
+            code, reply = smtp.mail(args.sender, options)
+            if code != 250:
+                refused("MAIL FROM:<%s>" % args.sender, code, reply)
+            failed = False
+            for rcpt in args.to:
+                code, reply = smtp.rcpt(rcpt)
+                if code not in (250, 251):
+                    refused("RCPT TO:<%s>" % rcpt, code, reply, exit=False)
+                    failed = True
+            if failed:
+                sys.exit(1)
+            code, reply = smtp.data(data)
+            if code != 250:
+                refused("DATA", code, reply)
+    except (smtplib.SMTPException, OSError) as error:
+        sys.stderr.write("peers.py: submit to %s:%d: %s\n" % (args.address, args.port, error))
+        sys.exit(1)
+
+
+def refused(what, code, reply, exit=True):
+    sys.stderr.write("%s: %d %s\n" % (what, code, reply.decode("utf-8", "replace")))
+    if exit:
+        sys.exit(1)
 
 
 # ---------------------------------------------------------------- dnsmasq
@@ -769,6 +1069,46 @@ def main():
     pstop = psub.add_parser("stop")
     pstop.add_argument("--dir", required=True)
     pstop.set_defaults(func=cmd_postfix_stop)
+
+    gateway = sub.add_parser("gateway", help="a Postfix outgoing gateway with the sl filter")
+    gsub = gateway.add_subparsers(dest="action", required=True)
+    gstart = gsub.add_parser("start")
+    gstart.add_argument("--dir", required=True)
+    gstart.add_argument("--address", required=True)
+    gstart.add_argument("--port", type=int, required=True)
+    gstart.add_argument("--hostname", required=True)
+    gstart.add_argument("--local-domains", required=True, metavar="D1[,D2...]",
+                        help="delivered to DIR/Maildir; any other recipient sends "
+                             "the message through the filter")
+    gstart.add_argument("--filter-service", required=True, metavar="FILE",
+                        help="master.cf lines for the service `sl`, appended verbatim")
+    gstart.add_argument("--main", action="append", metavar="KEY=VALUE",
+                        help="add or override a main.cf setting")
+    gstart.set_defaults(func=cmd_gateway_start)
+    gstop = gsub.add_parser("stop")
+    gstop.add_argument("--dir", required=True)
+    gstop.set_defaults(func=cmd_gateway_stop)
+    gwait = gsub.add_parser("wait", help="until nothing is in maildrop/incoming/active")
+    gwait.add_argument("--dir", required=True)
+    gwait.add_argument("--timeout", type=float, default=60.0)
+    gwait.set_defaults(func=cmd_gateway_wait)
+    gqueue = gsub.add_parser("queue", help="print the number of deferred and held messages, "
+                            "once no delivery attempt is under way")
+    gqueue.add_argument("--dir", required=True)
+    gqueue.add_argument("--timeout", type=float, default=60.0)
+    gqueue.set_defaults(func=cmd_gateway_queue)
+    gflush = gsub.add_parser("flush", help="retry deferred mail now")
+    gflush.add_argument("--dir", required=True)
+    gflush.add_argument("--timeout", type=float, default=60.0)
+    gflush.set_defaults(func=cmd_gateway_flush)
+
+    submit = sub.add_parser("submit", help="send stdin by SMTP; exit 1 unless all accepted")
+    submit.add_argument("--address", required=True)
+    submit.add_argument("--port", type=int, required=True)
+    submit.add_argument("--from", dest="sender", required=True)
+    submit.add_argument("--to", action="append", required=True)
+    submit.add_argument("--timeout", type=float, default=60.0)
+    submit.set_defaults(func=cmd_submit)
 
     dns = sub.add_parser("dnsmasq", help="a dnsmasq serving test zones")
     dsub = dns.add_subparsers(dest="action", required=True)

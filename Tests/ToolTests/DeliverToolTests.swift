@@ -321,12 +321,15 @@ import SLTestPeers
         #expect(setup.queued.isEmpty)
     }
 
-    /// An earlier stage that failed after writing nothing must not look delivered.
-    @Test func emptyInputIsATemporaryFailure() throws {
+    /// An empty stream is nothing to do (`sl-escrow receipts | sl-deliver` from cron
+    /// with no receipts): exit 0, nothing queued. A failure upstream shows in
+    /// sl-send's status, not here.
+    @Test func emptyInputIsNothingToDo() throws {
         let setup = try Setup()
         let run = try setup.deliver([], [])
-        #expect(run.status == 75, "\(run.stderr)")
-        #expect(run.stderr.contains("no message on standard input"))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.isEmpty && run.stdout.isEmpty)
+        #expect(setup.queued.isEmpty)
     }
 
     @Test func theMboxFromLineGivesTheSender() throws {

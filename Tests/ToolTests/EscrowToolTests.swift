@@ -277,8 +277,15 @@ import SLMessage
 
     @Test func loginRecipientsOpenWithTheirAccountPassword() throws {
         let s = try Setup()
-        let noAccount = try s.pack(Self.routed(recipients: [("erin@example.com", "escrow=login")]))
-        #expect(noAccount.status == 75 && noAccount.stdout.isEmpty)
+        // Without an account Erin is left out and reported to the sender; Carol,
+        // in the same copy, still gets her notice.
+        let noAccount = try s.pack(Self.routed(recipients: [("erin@example.com", "escrow=login"),
+                                                            ("carol@example.org", "escrow=question; qa=book:main")]))
+        #expect(noAccount.status == 0, "\(noAccount.stderr)")
+        let left = try Self.notices(noAccount)
+        #expect(left.keys.sorted() == ["alice@clinic.test", "carol@example.org"])
+        try Self.expectReport(try #require(left["alice@clinic.test"]), for: "erin@example.com",
+                              saying: "sl-escrow account add erin@example.com")
         #expect(noAccount.stderr.contains("sl-escrow account add erin@example.com"), "\(noAccount.stderr)")
         let add = try s.run("sl-escrow", ["account", "add", "--password-file", try s.file("pw", "correct horse battery\n"), "erin@example.com"])
         #expect(add.status == 0, "\(add.stderr)")
@@ -330,12 +337,39 @@ import SLMessage
         let traversal = try s.pack(Self.routed(recipients: [("gus@example.org", "escrow=question; qa=pending:../../etc/passwd")]))
         #expect(traversal.status == 65 && traversal.stdout.isEmpty)
         let gone = try s.pack(Self.routed(recipients: [("gus@example.org", "escrow=question; qa=pending:\(token)")]))
-        #expect(gone.status == 75 && gone.stdout.isEmpty, "\(gone.stderr)")
+        #expect(gone.status == 0, "\(gone.stderr)")
+        let report = try Tools.messages(gone.stdout)
+        #expect(report.count == 1)
+        try Self.expectReport(report[0], for: "gus@example.org", saying: "the answer the sender gave is gone")
+    }
+
+    /// A report from a stage to the sender (the null sender's routing to
+    /// alice@clinic.test), RFC 3464, for exactly `recipient`.
+    static func expectReport(_ m: Message, for recipient: String, saying words: String) throws {
+        let env = try #require(try Envelope.read(from: m.header))
+        #expect(env.sender == "" && env.recipients.map(\.address) == ["alice@clinic.test"] && env.method == .insecure)
+        #expect(m.header["Content-Type"]?.contains("multipart/report") == true)
+        let text = String(decoding: try m.body.readAll(), as: UTF8.self)
+        #expect(text.contains("Final-Recipient: rfc822; \(recipient)"))
+        #expect(text.components(separatedBy: "Final-Recipient:").count == 2, "one recipient reported")
+        #expect(text.contains(words), "\(text)")
+        // the report never carries the protected content back
+        #expect(!text.contains("the results are attached"))
+    }
+
+    @Test func aBookEntryThatIsGoneIsReportedAndTheOthersArePacked() throws {
+        let s = try Setup()
+        let r = try s.pack(Self.routed(recipients: [("zed@example.org", "escrow=question; qa=book:main"),
+                                                    ("carol@example.org", "escrow=question; qa=book:main")]))
+        #expect(r.status == 0, "\(r.stderr)")
+        let out = try Self.notices(r)
+        #expect(out.keys.sorted() == ["alice@clinic.test", "carol@example.org"])
+        try Self.expectReport(try #require(out["alice@clinic.test"]), for: "zed@example.org", saying: "no longer has an escrow question")
+        #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("zed@example.org left out"), "\(r.stderr)")
     }
 
     @Test(arguments: [
         ("carol@example.org", "escrow=question", 65, "qa"),
-        ("zed@example.org", "escrow=question; qa=book:main", 75, "no longer has an escrow question"),
         ("zed@example.org", "escrow=question; qa=book:nosuch", 78, "not configured"),
         ("zed@example.org", "escrow=carrier-pigeon", 65, "escrow=question or escrow=login"),
     ])

@@ -76,3 +76,45 @@ enum Tools {
 }
 
 func bytes(_ s: String) -> Bytes { Array(s.utf8) }
+
+/// The tools installed as `make install` lays them out (binaries and bin-scripts
+/// side by side in PREFIX/bin), in a scratch prefix every user can read: what
+/// Postfix pipe(8), procmail and cron run. Made once per test process.
+enum Installed {
+    static let prefix: Result<String, any Error> = Result {
+        let prefix = try Tools.scratch().appendingPathComponent("prefix").path
+        let bin = prefix + "/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        let binaries = ["sl-classify", "sl-encrypt-pgp", "sl-encrypt-smime", "sl-escrow-pack", "sl-deliver", "sl-escrow", "sl-tls-probe"]
+        let scripts = try FileManager.default.contentsOfDirectory(atPath: Tools.repository.appendingPathComponent("bin-scripts").path)
+            .filter { $0.hasPrefix("sl-") }
+        var argv = ["install", "-m", "0755"] + binaries.map { Tools.binDirectory.appendingPathComponent($0).path }
+        argv += scripts.map { Tools.repository.appendingPathComponent("bin-scripts/\($0)").path }
+        let r = try Tools.runCommand(argv + [bin], stdin: [])
+        guard r.status == 0 else { throw UsageFailure("install: \(r.stderr)") }
+        return prefix
+    }
+
+    static func bin(_ tool: String) throws -> String { try prefix.get() + "/bin/" + tool }
+}
+
+/// The mail user Postfix's pipe(8), procmail and cron run sl as in these tests
+/// (`sl`, as in the examples; `make test-deps` creates it).
+enum MailUser {
+    static let name = "sl"
+
+    /// Runs `argv` as the mail user with exactly the environment `env` (as pipe(8)
+    /// and cron give: PATH=/usr/bin:/bin, no HOME) and umask 077, from `/`.
+    static func run(_ argv: [String], stdin: Bytes, env: [String: String] = ["PATH": "/usr/bin:/bin"]) throws -> ToolRun {
+        let assignments = env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let script = "umask 077; cd /; exec \"$@\""
+        return try Tools.runCommand(["runuser", "-u", name, "--", "env", "-i"] + assignments + ["sh", "-c", script, "sh"] + argv,
+                                    stdin: stdin)
+    }
+
+    /// Gives `paths` (recursively) to the mail user.
+    static func own(_ paths: String...) throws {
+        let r = try Tools.runCommand(["chown", "-R", "\(name):\(name)"] + paths, stdin: [])
+        guard r.status == 0 else { throw UsageFailure("chown: \(r.stderr)") }
+    }
+}
