@@ -21,6 +21,8 @@ public struct EncryptSMIMETool: Sendable {
     public var encryptToSelf: Bool?
     public var signerCertificateFile: String?
     public var signerKeyFile: String?
+    /// `--cipher`: replaces `smime_cipher`; a contact's `X-SL-SMIME-GCM` still wins.
+    public var cipher: SMIMECipher?
 
     public init() {}
 
@@ -46,15 +48,17 @@ public struct EncryptSMIMETool: Sendable {
         filter.bareOutputForBareInput = true
         if singleMessage { filter.framing = .single }
         let hostname = configuration?.installation.hostname ?? localHostName()
+        let standard = ContentCipher(cipher ?? configuration?.installation.smimeCipher ?? InstallationSettings().smimeCipher)
         try filter.process { message in
-            try encrypt(message, checker: checker, given: given, intermediates: intermediates, configuration: configuration,
-                        books: books, hostname: hostname)
+            try encrypt(message, checker: checker, given: given, intermediates: intermediates, configuration: configuration, books: books,
+                        standard: standard, hostname: hostname)
         }
         try filter.commit()
     }
 
+    /// `standard` is the cipher for recipients whose contact does not choose one.
     func encrypt(_ message: Message, checker: CertificateChecker, given: [X509Certificate], intermediates: [X509Certificate],
-                 configuration: Configuration?, books: BookShelf?, hostname: String) throws -> [Message] {
+                 configuration: Configuration?, books: BookShelf?, standard: ContentCipher, hostname: String) throws -> [Message] {
         let envelope = recipients.isEmpty ? try Envelope.read(from: message.header) : nil
         guard !recipients.isEmpty || envelope?.method == .smime else { return [message] }   // not ours
         if let kind = try EncryptionDetector.existingEncryption(of: message) {
@@ -63,7 +67,7 @@ public struct EncryptSMIMETool: Sendable {
         }
         var chosen: [X509Certificate] = []
         var refusals = RecipientRefusals(tool: Self.tool)
-        var cipher = ContentCipher.aes256GCM
+        var cipher = standard
         if !recipients.isEmpty {
             for r in recipients {
                 guard let c = given.first(where: { checker.rejection(of: $0, for: r, intermediates: intermediates) == nil }) else {
@@ -78,6 +82,7 @@ public struct EncryptSMIMETool: Sendable {
             guard let books else {
                 throw ConfigurationError(ConfigurationLocation.defaultPath, 0, "a pipeline run needs the configuration that names the address books (--config or $SL_CONFIG)")
             }
+            var wanted: Set<ContentCipher> = []
             // A recipient whose certificate is gone or fails its checks is left out
             // and reported to the sender; the others get their copy.
             for r in envelope.recipients {
@@ -94,11 +99,19 @@ public struct EncryptSMIMETool: Sendable {
                     return cert
                 }
                 guard let cert else { continue }
-                if r.parameter("gcm") == "no" { cipher = .aes256CBC }
+                switch r.parameter("gcm") {      // the contact's X-SL-SMIME-GCM, when it has one
+                case "yes": wanted.insert(.aes256GCM)
+                case "no": wanted.insert(.aes256CBC)
+                default: wanted.insert(standard)
+                }
                 chosen.append(cert)
             }
-            if cipher == .aes256CBC {
+            // One copy, one cipher: when the recipients differ, the one all of them read.
+            if wanted.count > 1 {
+                cipher = .aes256CBC
                 Diagnostics.warn(Self.tool, "message \(message.index): a recipient cannot read AES-GCM; using AES-256-CBC for every recipient of this copy")
+            } else if let only = wanted.first {
+                cipher = only
             }
         }
         var sender = envelope?.sender ?? ""
@@ -145,6 +158,16 @@ public struct EncryptSMIMETool: Sendable {
         }
         do { return try X509Certificate.all(derOrPEM: Array(data)) } catch {
             throw UsageError("\(path) is not a PEM or DER certificate")
+        }
+    }
+}
+
+extension ContentCipher {
+    /// The cipher sl.conf's `smime_cipher` (or `--cipher`) names.
+    init(_ named: SMIMECipher) {
+        switch named {
+        case .aes256CBC: self = .aes256CBC
+        case .aes256GCM: self = .aes256GCM
         }
     }
 }

@@ -69,6 +69,9 @@ public struct InstallationSettings: Sendable {
     public var smimeAnchors: [String] = []
     /// Whether the system CA bundle is trusted for S/MIME certificates.
     public var smimeSystemCAs = true
+    /// The S/MIME content cipher for recipients whose contact does not say
+    /// (`X-SL-SMIME-GCM`). CBC, because the usual clients cannot read GCM yet.
+    public var smimeCipher = SMIMECipher.aes256CBC
     /// `HOST[:PORT]` of the DNS server for MX and address lookups (default: resolv.conf).
     public var dnsServer: String?
     /// A transport(5)-style routing table overriding MX hosts per domain.
@@ -194,6 +197,16 @@ public struct SenderSettings: Sendable {
 }
 
 public enum PKIPreference: String, Sendable { case pgp, smime }
+
+/// How S/MIME content is encrypted (`smime_cipher`), by its sl.conf name.
+public enum SMIMECipher: String, Sendable {
+    /// AES-256-CBC EnvelopedData: what S/MIME clients read, but without integrity
+    /// protection of its own (EFAIL).
+    case aes256CBC = "aes256-cbc"
+    /// AES-256-GCM AuthEnvelopedData (RFC 5083, 5084): authenticated, but few
+    /// clients read it.
+    case aes256GCM = "aes256-gcm"
+}
 
 /// Which level supplied a value: shown in `--explain` reasons and audit records.
 public enum SettingsLevel: String, Sendable { case user, domain, account, global }

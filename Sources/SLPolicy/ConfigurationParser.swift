@@ -71,7 +71,7 @@ extension Configuration {
 
             // Installation settings: top of the file only.
             if ["audit_log", "tls_cache", "tls_static", "book", "default_book", "escrow_accounts",
-                "state_directory", "ask_sender", "hostname", "pgp_homedir", "smime_anchors", "smime_system_cas",
+                "state_directory", "ask_sender", "hostname", "pgp_homedir", "smime_anchors", "smime_system_cas", "smime_cipher",
                 "dns_server", "transport_map", "smtp_port", "tls_ca_file", "tls_probe", "tls_probe_timeout",
                 "tls_cache_ttl", "queue_directory", "queue_lifetime", "relay", "relay_tls", "relay_credentials",
                 "reroute_command", "escrow_store", "escrow_pepper_file", "escrow_url", "escrow_expiry",
@@ -94,6 +94,11 @@ extension Configuration {
                 case "pgp_homedir": c.installation.pgpHomeDirectory = value
                 case "smime_anchors": c.installation.smimeAnchors = list(value)
                 case "smime_system_cas": c.installation.smimeSystemCAs = try boolean(value, key, fail)
+                case "smime_cipher":
+                    guard let cipher = SMIMECipher(rawValue: value.lowercased()) else {
+                        throw fail("smime_cipher must be aes256-cbc or aes256-gcm")
+                    }
+                    c.installation.smimeCipher = cipher
                 case "ask_sender": c.installation.askSender = try boolean(value, key, fail)
                 case "dns_server": c.installation.dnsServer = value
                 case "queue_directory": c.installation.queueDirectory = value

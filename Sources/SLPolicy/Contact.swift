@@ -64,16 +64,17 @@ public struct Contact: Sendable, Equatable {
     public var pgpKeys: [PGPKeyRef]
     public var smimeCertificates: [SMIMECertificateRef]
     public var escrow: EscrowQuestion?
-    /// False when the card says `X-SL-SMIME-GCM:no`: the recipient's client cannot read
-    /// AES-GCM (RFC 5084) S/MIME, so CBC must be used.
-    public var smimeReadsGCM: Bool
+    /// What the card's `X-SL-SMIME-GCM` says of the recipient's client: true, it reads
+    /// AES-GCM (RFC 5084) S/MIME; false, it does not, so CBC must be used; nil, the
+    /// card does not say, and `smime_cipher` decides.
+    public var smimeReadsGCM: Bool?
     /// `X-SL-PGP-FINGERPRINT`, uppercase hex without spaces. Only its form is checked
     /// here: it may name a key held in a keyring rather than in this card.
     public var pinnedPGPFingerprint: String?
 
     public init(name: String? = nil, addresses: [String] = [], pgpKeys: [PGPKeyRef] = [],
                 smimeCertificates: [SMIMECertificateRef] = [], escrow: EscrowQuestion? = nil,
-                smimeReadsGCM: Bool = true, pinnedPGPFingerprint: String? = nil) {
+                smimeReadsGCM: Bool? = nil, pinnedPGPFingerprint: String? = nil) {
         self.name = name
         self.addresses = addresses.map { $0.lowercased() }
         self.pgpKeys = pgpKeys
@@ -155,7 +156,7 @@ extension Contact {
                                        value: "data:application/pkix-cert;base64," + Base64.encode(cert.der)))
         }
         if let pin = pinnedPGPFingerprint { props.append(VCardProperty(name: "X-SL-PGP-FINGERPRINT", text: pin)) }
-        if !smimeReadsGCM { props.append(VCardProperty(name: "X-SL-SMIME-GCM", value: "no")) }
+        if let gcm = smimeReadsGCM { props.append(VCardProperty(name: "X-SL-SMIME-GCM", value: gcm ? "yes" : "no")) }
         if let escrow {
             props.append(VCardProperty(name: "X-SL-ESCROW-QUESTION", text: escrow.question))
             props.append(VCardProperty(name: "X-SL-ESCROW-ANSWER", text: escrow.answer))

@@ -142,7 +142,8 @@ public struct Decider {
                                   [("pgp", pgp), ("book", name)])
                 } else if let cert {
                     var p: [(name: String, value: String)] = [("smime", cert.sha256Fingerprint), ("book", name)]
-                    if !c.smimeReadsGCM { p.append(("gcm", "no")) }
+                    // Only what the card says; sl-encrypt-smime applies smime_cipher otherwise.
+                    if let gcm = c.smimeReadsGCM { p.append(("gcm", gcm ? "yes" : "no")) }
                     return result(.smime, 2, "S/MIME certificate \(cert.sha256Fingerprint.prefix(16))… in \(origin)\(both); \(tlsNote)", p)
                 }
             }

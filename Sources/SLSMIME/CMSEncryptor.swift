@@ -3,9 +3,9 @@ import SLMessage
 
 /// Content encryption for S/MIME 4.0 (RFC 8551).
 public enum ContentCipher: Sendable {
-    /// AES-256-GCM AuthEnvelopedData (RFC 5083): the default.
+    /// AES-256-GCM AuthEnvelopedData (RFC 5083): authenticated, but few clients read it.
     case aes256GCM
-    /// AES-256-CBC EnvelopedData, only for recipients that cannot read GCM.
+    /// AES-256-CBC EnvelopedData: what clients read; no integrity protection of its own.
     case aes256CBC
 
     var smimeType: String { self == .aes256GCM ? "authEnveloped-data" : "enveloped-data" }

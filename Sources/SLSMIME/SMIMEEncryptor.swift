@@ -17,9 +17,9 @@ public struct RecipientCertificateError: Error, CustomStringConvertible, Equatab
 /// Builds S/MIME 4.0 messages (RFC 8551) with RFC 9788 header protection:
 ///
 ///     <outer header: routing, From/To/Date..., Subject: [...], MIME-Version>
-///     Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data; name="smime.p7m"
+///     Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"
 ///     Content-Transfer-Encoding: base64
-///     <base64 CMS AuthEnvelopedData (or EnvelopedData) of the protected payload>
+///     <base64 CMS EnvelopedData (or AuthEnvelopedData) of the protected payload>
 ///
 /// The payload and the CMS output are staged in unlinked temporary files.
 public enum SMIMEEncryptor {

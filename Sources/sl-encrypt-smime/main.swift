@@ -1,6 +1,7 @@
 import ArgumentParser
 import SLCommand
 import SLMessage
+import SLPolicy
 
 /// sl-encrypt-smime: S/MIME 4.0 encryption through OpenSSL CMS. See sl-encrypt-smime(1).
 @main
@@ -9,11 +10,14 @@ struct SLEncryptSMIME: ParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "sl-encrypt-smime",
-        abstract: "Encrypt messages as S/MIME 4.0 (AES-256-GCM AuthEnvelopedData) with protected headers (RFC 9788).",
+        abstract: "Encrypt messages as S/MIME 4.0 with protected headers (RFC 9788).",
         discussion: """
         In a pipeline, encrypts the messages that sl-classify routed to S/MIME, to the \
         certificates their routing names, and passes every other message through \
         unchanged. With -r and --certificate, encrypts every message on stdin. \
+        The content is encrypted with AES-256-CBC (EnvelopedData), which the usual \
+        clients read, unless --cipher, smime_cipher in sl.conf or the recipient's \
+        contact (X-SL-SMIME-GCM) asks for AES-256-GCM (AuthEnvelopedData). \
         See sl-encrypt-smime(1).
         """)
 
@@ -22,6 +26,9 @@ struct SLEncryptSMIME: ParsableCommand {
 
     @Option(name: .customLong("certificate"), help: ArgumentHelp("A recipient certificate, PEM or DER (repeatable).", valueName: "file"))
     var certificates: [String] = []
+
+    @Option(name: .customLong("cipher"), help: ArgumentHelp("aes256-cbc or aes256-gcm (default: smime_cipher in sl.conf, else aes256-cbc); a contact's X-SL-SMIME-GCM wins over it.", valueName: "cipher"))
+    var cipher: String?
 
     @Option(name: .customLong("anchor"), help: ArgumentHelp("Also trust this CA certificate (repeatable).", valueName: "file"))
     var anchors: [String] = []
@@ -54,6 +61,10 @@ struct SLEncryptSMIME: ParsableCommand {
         }
         if !recipients.isEmpty && certificates.isEmpty { throw UsageError("-r needs at least one --certificate FILE") }
         if recipients.isEmpty && !certificates.isEmpty { throw UsageError("--certificate is for -r; in a pipeline the routing names the certificates") }
+        if let cipher {
+            guard let named = SMIMECipher(rawValue: cipher.lowercased()) else { throw UsageError("--cipher must be aes256-cbc or aes256-gcm") }
+            tool.cipher = named
+        }
         tool.certificateFiles = certificates
         tool.anchorFiles = anchors
         tool.systemCAs = systemCAs

@@ -211,9 +211,23 @@ import Testing
         #expect(erin.pgpKeys.isEmpty && erin.smimeCertificates.isEmpty)
         #expect(erin.hasEncryptionData)  // the escrow question
         let plain = try Contact(vCard: cards[1])
-        #expect(plain.smimeReadsGCM)
+        #expect(plain.smimeReadsGCM == nil)
         #expect(plain.escrow == nil && plain.pinnedPGPFingerprint == nil)
         #expect(!plain.hasEncryptionData)
+    }
+
+    /// X-SL-SMIME-GCM is yes, no, or not said (smime_cipher decides), and a card
+    /// written back keeps which.
+    @Test(arguments: [("X-SL-SMIME-GCM:yes", true), ("X-SL-SMIME-GCM:No", false), ("X-SL-SMIME-GCM: 1 ", true), ("", nil)] as [(String, Bool?)])
+    func gcmChoiceIsYesNoOrUnsaidAndSurvivesWritingBack(_ property: String, _ reads: Bool?) throws {
+        let lines = ["BEGIN:VCARD", "VERSION:4.0", "FN:Gus", "EMAIL:gus@example.org"] + (property.isEmpty ? [] : [property]) + ["END:VCARD"]
+        let gus = try Contact(vCard: try VCard.parse(vcf(lines))[0])
+        #expect(gus.smimeReadsGCM == reads)
+        let written = gus.vCard.serialized()
+        #expect(written.contains("X-SL-SMIME-GCM:") == (reads != nil))
+        let back = try Contact(vCard: try VCard.parse(Array(written.utf8))[0])
+        #expect(back.smimeReadsGCM == reads)
+        #expect(back == gus)
     }
 
     static let badCards: [(String, Int, String)] = [

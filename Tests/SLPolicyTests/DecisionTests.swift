@@ -95,6 +95,20 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
         #expect(try tlsFirst.decide(address("bob@example.org"), intent: none).method == .tls)
     }
 
+    /// The routing says gcm= only when the contact's card does; otherwise
+    /// sl-encrypt-smime applies smime_cipher.
+    @Test(arguments: [("X-SL-SMIME-GCM:yes\r\n", "yes"), ("X-SL-SMIME-GCM:no\r\n", "no"), ("", nil)] as [(String, String?)])
+    func step2SMIMERoutingCarriesTheContactsCipherChoiceOnly(_ property: String, _ gcm: String?) throws {
+        let books = try BookFixture()
+        let example = try String(contentsOfFile: BookFixture.exampleBook, encoding: .utf8)
+        let carol = try #require(example.components(separatedBy: "BEGIN:VCARD").first { $0.contains("carol@example.net") })
+        try ("BEGIN:VCARD" + carol.replacingOccurrences(of: "END:VCARD", with: property + "END:VCARD"))
+            .write(toFile: books.path("carol.vcf"), atomically: true, encoding: .utf8)
+        let r = try decider("book c = \(books.path("carol.vcf"))\ndefault_book = c\n").decide(address("carol@example.net"), intent: none)
+        #expect(r.method == .smime)
+        #expect(r.parameters.first { $0.name == "gcm" }?.value == gcm)
+    }
+
     @Test func step2APinnedFingerprintRoutesToThatKey() throws {
         let books = try BookFixture()
         let pin = String(repeating: "AB", count: 20)
@@ -216,12 +230,25 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
         ("escrow_question = only half\n", 0),
         ("[account a]\ndomains = x.example\n[account b]\ndomains = x.example\n", 0),
         ("encrypt_header = X-SL-Encrypt\n", 1),
+        ("smime_cipher = aes128-cbc\n", 1),
+        ("tls_only = no\nsmime_cipher = gcm\n", 2),
     ])
     func mistakesAreErrorsWithLineNumbers(_ text: String, _ line: Int) {
         #expect {
             _ = try Configuration.parse(text, source: "t.conf")
         } throws: { error in
             (error as? ConfigurationError)?.line == line
+        }
+    }
+
+    @Test func smimeCipherIsCBCUnlessSetToGCM() throws {
+        #expect(try Configuration.parse("").installation.smimeCipher == .aes256CBC)
+        #expect(try Configuration.parse("smime_cipher = AES256-GCM\n").installation.smimeCipher == .aes256GCM)
+        #expect(try Configuration.parse("smime_cipher = aes256-gcm\nsmime_cipher = aes256-cbc\n").installation.smimeCipher == .aes256CBC)
+        #expect {
+            _ = try Configuration.parse("[user x@y]\nsmime_cipher = aes256-gcm\n", source: "t.conf")
+        } throws: { error in
+            (error as? ConfigurationError).map { $0.line == 2 && $0.message.contains("installation setting") } == true
         }
     }
 

@@ -26,6 +26,29 @@ func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throw
     try Tools.runCommand(["openssl", "cms", "-decrypt", "-recip", certs.path(who), "-inkey", certs.path(who, "key")], stdin: message)
 }
 
+/// The CMS content type OpenSSL finds in an S/MIME message: what was written,
+/// whatever the smime-type parameter says.
+enum CMSType: String {
+    case enveloped = "1.2.840.113549.1.7.3"           // EnvelopedData, AES-256-CBC here
+    case authEnveloped = "1.2.840.113549.1.9.16.1.23"  // AuthEnvelopedData, AES-256-GCM here
+
+    init?(of message: Bytes) throws {
+        let printed = try Tools.runCommand(["openssl", "cms", "-cmsout", "-print"], stdin: message)
+        let line = String(decoding: printed.stdout, as: UTF8.self).split(separator: "\n").first { $0.contains("contentType:") }
+        guard let line, let open = line.lastIndex(of: "("), let close = line.lastIndex(of: ")"), open < close else { return nil }
+        self.init(rawValue: String(line[line.index(after: open)..<close]))
+    }
+
+    var smimeType: String { self == .enveloped ? "smime-type=enveloped-data" : "smime-type=authEnveloped-data" }
+}
+
+/// A one-contact vCard for `who`'s test certificate, with `extra` property lines.
+func smimeCard(_ certs: SMIMECerts, _ who: String, _ extra: String = "") throws -> String {
+    let b64 = Data(try certs.der(who)).base64EncodedString()
+    return "BEGIN:VCARD\r\nVERSION:4.0\r\nEMAIL:\(who)@example.org\r\nKEY:data:application/pkix-cert;base64,\(b64)\r\n"
+        + (extra.isEmpty ? "" : extra + "\r\n") + "END:VCARD\r\n"
+}
+
 @Suite(.serialized) struct EncryptSMIMEToolTests {
     let certs: SMIMECerts
     init() throws { certs = try SMIMECerts.shared.get() }
@@ -39,7 +62,8 @@ func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throw
         let run = try encrypt(["-r", "\(who)@example.org", "--certificate", certs.path(who)], attachmentMessage)
         #expect(run.status == 0, "\(run.stderr)")
         let out = try Message(bytes: run.stdout)
-        #expect(out.header["Content-Type"]?.contains("smime-type=authEnveloped-data") == true)
+        #expect(out.header["Content-Type"]?.contains("smime-type=enveloped-data") == true)   // CBC, the default
+        #expect(try CMSType(of: run.stdout) == .enveloped)
         #expect(out.header["Subject"] == "[...]")
         let plain = try opensslDecrypt(run.stdout, certs, as: who)
         #expect(plain.status == 0, "\(plain.stderr)")
@@ -63,30 +87,98 @@ func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throw
         #expect(run.stderr.contains("\(name)@example.org") && run.stderr.contains(words))
     }
 
-    @Test(arguments: [false, true])
-    func inThePipelineTheBookCertificateIsUsedAndGCMCanBeTurnedOff(_ noGCM: Bool) throws {
+    /// Alone, --cipher wins over smime_cipher, which wins over the default, CBC.
+    @Test(arguments: [
+        (nil, nil, CMSType.enveloped), ("aes256-gcm", nil, .authEnveloped), (nil, "aes256-gcm", .authEnveloped),
+        ("aes256-gcm", "aes256-cbc", .enveloped), ("aes256-cbc", "AES256-GCM", .authEnveloped),
+    ] as [(String?, String?, CMSType)])
+    func aloneTheCipherIsTheOptionElseTheConfigurationElseCBC(_ configured: String?, _ option: String?, _ expected: CMSType) throws {
+        var args = ["-r", "ec@example.org", "--certificate", certs.path("ec")]
+        if let configured {
+            let conf = try Tools.scratch().appendingPathComponent("sl.conf").path
+            try "smime_cipher = \(configured)\n".write(toFile: conf, atomically: true, encoding: .utf8)
+            args += ["--config", conf]
+        }
+        if let option { args += ["--cipher", option] }
+        let run = try encrypt(args, attachmentMessage)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try CMSType(of: run.stdout) == expected)
+        #expect(try Message(bytes: run.stdout).header["Content-Type"]?.contains(expected.smimeType) == true)
+        let plain = try opensslDecrypt(run.stdout, certs, as: "ec")
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(try MIMEEntity.parse(plain.stdout).contentType.parameter("hp") == "cipher")
+    }
+
+    /// In the pipeline the contact's X-SL-SMIME-GCM wins over smime_cipher both ways.
+    @Test(arguments: [
+        ("", "", CMSType.enveloped),
+        ("smime_cipher = aes256-gcm\n", "", .authEnveloped),
+        ("smime_cipher = aes256-gcm\n", "X-SL-SMIME-GCM:no", .enveloped),
+        ("", "X-SL-SMIME-GCM:yes", .authEnveloped),
+        ("smime_cipher = aes256-cbc\n", "X-SL-SMIME-GCM:yes", .authEnveloped),
+    ] as [(String, String, CMSType)])
+    func inThePipelineTheBookCertificateIsUsedWithTheContactsCipherElseTheConfigured(
+        _ configured: String, _ property: String, _ expected: CMSType) throws {
         let dir = try Tools.scratch()
-        let b64 = Data(try certs.der("ec")).base64EncodedString()
-        let card = "BEGIN:VCARD\r\nVERSION:4.0\r\nEMAIL:ec@example.org\r\nKEY:data:application/pkix-cert;base64,\(b64)\r\n" + (noGCM ? "X-SL-SMIME-GCM:no\r\n" : "") + "END:VCARD\r\n"
-        try card.write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
+        try smimeCard(certs, "ec", property).write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
         let conf = dir.appendingPathComponent("sl.conf").path
-        try "book b = book.vcf\ndefault_book = b\nask_sender = no\nfallback = insecure\nsmime_system_cas = no\nsmime_anchors = \(certs.path("ca"))\n"
+        try ("book b = book.vcf\ndefault_book = b\nask_sender = no\nfallback = insecure\nsmime_system_cas = no\nsmime_anchors = \(certs.path("ca"))\n" + configured)
             .write(toFile: conf, atomically: true, encoding: .utf8)
         let msg = bytes("From: alice@clinic.example\nTo: ec@example.org, zed@example.org\nSubject: lab\n\nFrom the lab\n")
         let classified = try Tools.run("sl-classify", ["--config", conf, "-t"], stdin: msg)
         #expect(classified.status == 0, "\(classified.stderr)")
         let run = try Tools.run("sl-encrypt-smime", ["--config", conf], stdin: classified.stdout)
         #expect(run.status == 0, "\(run.stderr)")
+        #expect(!run.stderr.contains("AES-GCM"))        // one recipient: nothing to reconcile
         let out = try Tools.messages(run.stdout)
         let smime = try #require(out.first { (try? Envelope.read(from: $0.header))??.method == .smime })
-        #expect(smime.header["Content-Type"]?.contains(noGCM ? "smime-type=enveloped-data" : "smime-type=authEnveloped-data") == true)
-        #expect(run.stderr.contains("AES-GCM") == noGCM)
+        #expect(smime.header["Content-Type"]?.contains(expected.smimeType) == true)
+        #expect(try CMSType(of: try smime.bytes()) == expected)
         let plain = try opensslDecrypt(try smime.bytes(), certs, as: "ec")
         #expect(plain.status == 0, "\(plain.stderr)")
         #expect(String(decoding: plain.stdout, as: UTF8.self).hasSuffix("\r\n\r\nFrom the lab\r\n"))
         let other = try #require(out.first { (try? Envelope.read(from: $0.header))??.method == .insecure })
         let routed = try Tools.messages(classified.stdout)
         #expect(try other.bytes() == routed.first { (try? Envelope.read(from: $0.header))??.method == .insecure }?.bytes())
+    }
+
+    /// One copy to two contacts that differ goes out in the cipher both read, CBC,
+    /// with a warning; when both read GCM it stays GCM.
+    @Test(arguments: [
+        ("smime_cipher = aes256-gcm\n", "X-SL-SMIME-GCM:no", "", CMSType.enveloped),
+        ("", "X-SL-SMIME-GCM:yes", "", .enveloped),
+        ("", "X-SL-SMIME-GCM:yes", "X-SL-SMIME-GCM:yes", .authEnveloped),
+    ] as [(String, String, String, CMSType)])
+    func aCopyForSeveralContactsUsesTheCipherAllRead(_ configured: String, _ rsaSays: String, _ ecSays: String, _ expected: CMSType) throws {
+        let dir = try Tools.scratch()
+        try (try smimeCard(certs, "rsa", rsaSays) + smimeCard(certs, "ec", ecSays))
+            .write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
+        let conf = dir.appendingPathComponent("sl.conf").path
+        try ("book b = book.vcf\ndefault_book = b\nask_sender = no\nsmime_system_cas = no\nsmime_anchors = \(certs.path("ca"))\n" + configured)
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let classified = try Tools.run("sl-classify", ["--config", conf, "-f", "alice@clinic.example", "rsa@example.org", "ec@example.org"],
+                                       stdin: attachmentMessage)
+        #expect(classified.status == 0, "\(classified.stderr)")
+        let run = try Tools.run("sl-encrypt-smime", ["--config", conf], stdin: classified.stdout)
+        #expect(run.status == 0, "\(run.stderr)")
+        let copies = try Tools.messages(run.stdout)
+        let copy = try #require(copies.count == 1 ? copies.first : nil, "expected one copy for both recipients, got \(copies.count)")
+        #expect(try CMSType(of: try copy.bytes()) == expected)
+        #expect(run.stderr.contains("a recipient cannot read AES-GCM") == (expected == .enveloped))
+        for who in ["rsa", "ec"] {
+            let plain = try opensslDecrypt(try copy.bytes(), certs, as: who)
+            #expect(plain.status == 0, "\(who): \(plain.stderr)")
+        }
+    }
+
+    @Test func aBadSMIMECipherIsAConfigurationErrorNamingFileAndLine() throws {
+        let conf = try Tools.scratch().appendingPathComponent("sl.conf").path
+        try "ask_sender = no\nsmime_cipher = aes128-gcm\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let run = try encrypt(["--config", conf, "-r", "ec@example.org", "--certificate", certs.path("ec")], attachmentMessage)
+        #expect(run.status == 78, "\(run.stderr)")
+        #expect(run.stdout.isEmpty)
+        #expect(run.stderr.split(separator: "\n").count == 1)
+        #expect(run.stderr.contains("\(conf):2: smime_cipher must be aes256-cbc or aes256-gcm"), "\(run.stderr)")
     }
 
     @Test func signedThenEnvelopedVerifiesWithOpenSSLAndEncryptToSelfWorks() throws {
@@ -107,10 +199,10 @@ func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throw
         #expect(wrongKey.status == 64 && wrongKey.stdout.isEmpty && wrongKey.stderr.contains("is not the key"))
     }
 
-    /// gpgsm reads what we write. GnuPG 2.2 (Debian 12) cannot parse AuthEnvelopedData
-    /// (AES-GCM, "error getting IV"), so this interop test uses a contact marked
-    /// X-SL-SMIME-GCM:no, which gets AES-256-CBC EnvelopedData.
-    @Test func gpgsmDecryptsTheCBCFormForContactsWithoutGCM() throws {
+    /// gpgsm reads what we write by default: AES-256-CBC EnvelopedData. (It cannot
+    /// read our AES-GCM: libksba takes GCM parameters only with the default 12-octet
+    /// tag, and OpenSSL writes 16, so gpgsm says "error getting IV".)
+    @Test func gpgsmDecryptsTheDefaultCBCForm() throws {
         let dir = try Tools.scratch()
         let home = dir.appendingPathComponent("gpgsm").path
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -126,9 +218,7 @@ func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throw
         let imported = try Tools.runCommand(gpgsm + ["--import", p12], stdin: [])
         #expect(imported.stderr.contains("secret keys imported: 1"), "\(imported.stderr)")
 
-        let b64 = Data(try certs.der("rsa")).base64EncodedString()
-        let card = "BEGIN:VCARD\r\nVERSION:4.0\r\nEMAIL:rsa@example.org\r\nKEY:data:application/pkix-cert;base64,\(b64)\r\nX-SL-SMIME-GCM:no\r\nEND:VCARD\r\n"
-        try card.write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
+        try smimeCard(certs, "rsa").write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
         let conf = dir.appendingPathComponent("sl.conf").path
         try "book b = book.vcf\ndefault_book = b\nask_sender = no\nsmime_system_cas = no\nsmime_anchors = \(certs.path("ca"))\n"
             .write(toFile: conf, atomically: true, encoding: .utf8)
@@ -137,6 +227,8 @@ func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throw
         #expect(run.status == 0, "\(run.stderr)")
         let out = try #require(try Tools.messages(run.stdout).first)
         #expect(out.header["Content-Type"]?.contains("smime-type=enveloped-data") == true)
+        #expect(try CMSType(of: try out.bytes()) == .enveloped)
+        #expect(try opensslDecrypt(try out.bytes(), certs, as: "rsa").status == 0)
         let der = try #require(TransferDecoding.base64(try out.body.readAll()))
         let derFile = dir.appendingPathComponent("message.p7m").path
         try Data(der).write(to: URL(fileURLWithPath: derFile))
@@ -167,5 +259,7 @@ func opensslDecrypt(_ message: Bytes, _ certs: SMIMECerts, as who: String) throw
         #expect(run.status == 64 && run.stderr.contains("--certificate"))
         let bad = try Tools.run("sl-encrypt-smime", ["-r", "ec@example.org", "--certificate", "/nonexistent.pem"], stdin: attachmentMessage)
         #expect(bad.status == 64 && bad.stdout.isEmpty)
+        let cipher = try encrypt(["-r", "ec@example.org", "--certificate", certs.path("ec"), "--cipher", "aes128-cbc"], attachmentMessage)
+        #expect(cipher.status == 64 && cipher.stdout.isEmpty && cipher.stderr.contains("--cipher must be aes256-cbc or aes256-gcm"))
     }
 }
