@@ -31,7 +31,8 @@ deps:
 test-deps:
 	@build-aux/apt-install $(TEST_DEPS)
 	@# the mail user the gateway tests run sl as (pipe(8) user=sl, procmail, cron)
-	@getent passwd sl >/dev/null || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin sl
+	@# (a home, as a procmail account has one; pipe(8) and cron still give no HOME)
+	@getent passwd sl >/dev/null || useradd --system --create-home --home-dir /var/lib/sl --shell /usr/sbin/nologin sl
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography
 
 install: build

@@ -32,14 +32,16 @@ public struct EncryptPGPTool: Sendable {
 
     public func run() throws {
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
-        var home = homeDirectory ?? configuration?.installation.pgpHomeDirectory
-            ?? environmentValue("GNUPGHOME")
+        var home = homeDirectory ?? configuration?.installation.effectivePGPHome
+            ?? environmentValue("GNUPGHOME") ?? environmentValue("HOME").map { $0 + "/.gnupg" }
+        guard home != nil else {
+            throw PGPHomeError(description: "no GnuPG home: there is no HOME (as under Postfix pipe(8) and cron); set pgp_homedir or state_directory in sl.conf, or GNUPGHOME")
+        }
         // A dry run works on a copy of the home: importing the address books' keys
         // is the one change a run makes there.
         var scratch: ScratchHome? = nil
         if dryRun {
-            let original = home ?? environmentValue("HOME").map { $0 + "/.gnupg" } ?? ""
-            scratch = try ScratchHome(copying: original)
+            scratch = try ScratchHome(copying: home ?? "")
             home = scratch?.path
         }
         defer { scratch?.remove() }

@@ -197,4 +197,5 @@ extension RecipientKeyError: RecipientRefusal {
 /// The GnuPG home is unusable: a configuration problem (exit 78).
 public struct PGPHomeError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }

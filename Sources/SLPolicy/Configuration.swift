@@ -63,8 +63,17 @@ public struct InstallationSettings: Sendable {
     public var askSender = true
     /// Host name used in delivery reports (Reporting-MTA, MAILER-DAEMON@host).
     public var hostname: String?
-    /// The GnuPG home sl-encrypt-pgp uses (default: $GNUPGHOME, then ~/.gnupg).
+    /// The GnuPG home sl-encrypt-pgp uses (see `effectivePGPHome`).
     public var pgpHomeDirectory: String?
+
+    /// `pgp_homedir`, else $GNUPGHOME, else ~/.gnupg; where there is no HOME (Postfix
+    /// pipe(8), cron) the state directory's gnupg/. Nil: none can be named.
+    public var effectivePGPHome: String? {
+        if let pgpHomeDirectory { return pgpHomeDirectory }
+        if let g = environmentValue("GNUPGHOME"), !g.isEmpty { return g }
+        if let h = environmentValue("HOME"), h.hasPrefix("/") { return h + "/.gnupg" }
+        return stateDirectory.map { $0 + "/gnupg" }
+    }
     /// Extra trust anchors for S/MIME certificates (PEM or DER files).
     public var smimeAnchors: [String] = []
     /// Whether the system CA bundle is trusted for S/MIME certificates.

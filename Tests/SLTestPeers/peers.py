@@ -487,8 +487,8 @@ def ensure_filter_user():
             return
         except KeyError:
             pass
-        proc = subprocess.run(["useradd", "--system", "--no-create-home",
-                               "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+        proc = subprocess.run(["useradd", "--system", "--create-home",
+                               "--home-dir", "/var/lib/" + GATEWAY_USER, "--shell", "/usr/sbin/nologin",
                                GATEWAY_USER],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
