@@ -73,6 +73,6 @@ let package = Package(
         .testTarget(name: "SLDeliveryTests", dependencies: ["SLDelivery", "SLMessage", "SLTransport"]),
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time.
-        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLTestPeers"], exclude: ["Golden"]),
+        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLDelivery", "SLTestPeers"], exclude: ["Golden"]),
     ]
 )

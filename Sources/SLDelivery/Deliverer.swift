@@ -6,7 +6,7 @@ import SLTransport
 /// What happened to one recipient of one parcel.
 public struct RecipientResult: Sendable {
     /// `rerouted`: handed to reroute_command (recorded by the queue runner).
-    public enum Outcome: String, Sendable { case delivered, deferred, failed, reroute, rerouted }
+    public enum Outcome: String, Sendable, CaseIterable { case delivered, deferred, failed, reroute, rerouted }
     public var recipient: String
     public var outcome: Outcome
     /// RFC 3463 status, e.g. "2.0.0", "4.4.1", "5.1.1".

@@ -326,6 +326,44 @@ func pgpRecipientKeys(_ m: Message, _ home: GPGHome) throws -> Int {
         for (p, data) in before { #expect(after[p] == data, "\(p) changed") }
     }
 
+    // MARK: 1. the glue: sl-send
+
+    /// As pipe(8) runs it: another user, PATH=/usr/bin:/bin, no HOME, umask 077,
+    /// from `/`. It finds its tools and exits with the first failing stage's status.
+    @Test func slSendRunsAsPipeRunsItAndExitsWithTheFirstFailure() throws {
+        let dir = try setup([], "state_directory = state")
+        try MailUser.own(dir.path)
+        let send = try Installed.bin("sl-send")
+        // a malformed message: sl-classify's 65, not sl-deliver's 0 and not 75
+        let malformed = bytes("From: alice@clinic.test\nTo: x@example.org\nSubject: a\u{0}b\n\nbody\n")
+        let bad = try MailUser.run([send, "--config", conf(dir), "-f", "alice@clinic.test", "--", "x@example.org"], stdin: malformed)
+        #expect(bad.status == 65, "\(bad.stderr)")
+        #expect(bad.stderr.contains("sl-classify:") && !bad.stderr.contains("command not found"), "\(bad.stderr)")
+        // a stage that fails for the whole stream (its configuration) decides the status
+        let brokenConf = dir.appendingPathComponent("broken.conf").path
+        try "smime_anchors = /no/such/ca.pem\nask_sender = no\n".write(toFile: brokenConf, atomically: true, encoding: .utf8)
+        try MailUser.own(brokenConf)
+        let broken = try MailUser.run([send, "--config", brokenConf, "-t"], stdin: Self.message(to: "x@example.org", subject: "+insecure+"))
+        #expect(broken.status == 78, "\(broken.stderr)")
+        #expect(broken.stderr.contains("sl-encrypt-smime"), "\(broken.stderr)")
+        // usage
+        #expect(try MailUser.run([send], stdin: []).status == 64)
+        #expect(try MailUser.run([send, "-x"], stdin: []).status == 64)
+        let help = try MailUser.run([send, "--help"], stdin: [])
+        #expect(help.status == 0 && help.stdoutText.hasPrefix("usage: sl-send"))
+        // alone, away from its tools: say so and keep the message (75)
+        let lonely = try Tools.scratch().path
+        let copy = try Tools.runCommand(["install", "-m", "0755", send, lonely + "/sl-send"], stdin: [])
+        try #require(copy.status == 0)
+        let alone = try MailUser.run([lonely + "/sl-send", "-t"], stdin: Self.message(to: "x@example.org"))
+        #expect(alone.status == 75 && alone.stderr.contains("not installed beside"), "\(alone.stderr)")
+        // through a symbolic link (as /usr/sbin/sendmail might be) it still finds them
+        let link = try Tools.scratch().path + "/sendmail"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: send)
+        let viaLink = try MailUser.run([link, "--config", conf(dir), "--dry-run", "-t"], stdin: Self.message(to: "colleague@clinic.test"))
+        #expect(viaLink.status == 0 && viaLink.stdoutText.contains("colleague@clinic.test"), "\(viaLink.stderr)")
+    }
+
     // MARK: 6. a re-route loop ends in a bounce
 
     @Test func aReroutedMessageKeepsItsArrivalTimeSoTheLifetimeEnds() throws {
