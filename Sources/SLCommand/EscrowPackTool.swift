@@ -130,13 +130,13 @@ public struct EscrowPackTool {
             switch r.parameter("escrow") {
             case "login":
                 if let store, try !store.hasAccount(r.address) {
-                    throw EscrowAccountMissing(recipient: r.address, problem: "no escrow login account (create it with sl-escrow account add \(r.address))")
+                    throw EscrowRefusal(recipient: r.address, problem: "no escrow login account (create it with sl-escrow account add \(r.address))")
                 }
                 return Plan(address: r.address, question: nil)
             case "question":
                 let (question, answer) = try questionAndAnswer(for: r, envelope: envelope)
                 guard !Answer.normalize(answer).isEmpty, !question.isEmpty else {
-                    throw MissingAnswer(recipient: r.address, problem: "the escrow question or its answer is empty")
+                    throw EscrowRefusal(recipient: r.address, problem: "the escrow question or its answer is empty")
                 }
                 return Plan(address: r.address, question: (question, answer))
             default:
@@ -173,7 +173,7 @@ public struct EscrowPackTool {
                 } catch EscrowError.noAccount(let address) {
                     // Checked per recipient above: here only the sender's own account
                     // (escrow_message_center) or an account removed meanwhile.
-                    throw EscrowAccountMissing(recipient: address, problem: "no escrow login account (create it with sl-escrow account add \(address)); nothing packed")
+                    throw EscrowRefusal(recipient: address, problem: "no escrow login account (create it with sl-escrow account add \(address)); nothing packed")
                 }
                 id = packed.id
                 links = packed.links.map { ($0.address, EscrowLink(id: packed.id, index: $0.index, secret: $0.secret).url(base: portal)) }
@@ -211,13 +211,13 @@ public struct EscrowPackTool {
                     throw ConfigurationError(configuration.source, 0, "\(r.address): address book \(name) is not configured")
                 }
                 guard let e = book.contact(for: r.address)?.escrow else {
-                    throw MissingAnswer(recipient: r.address, problem: "address book \(name) no longer has an escrow question for them")
+                    throw EscrowRefusal(recipient: r.address, problem: "address book \(name) no longer has an escrow question for them")
                 }
                 return (e.question, e.answer)
             case "default":
                 let settings = try configuration.settings(forSender: envelope.sender, account: envelope.account)
                 guard let d = settings.escrowDefault else {
-                    throw MissingAnswer(recipient: r.address, problem: "no default escrow question applies to \(envelope.sender) any more")
+                    throw EscrowRefusal(recipient: r.address, problem: "no default escrow question applies to \(envelope.sender) any more")
                 }
                 return (d.question, d.answer)
             case "pending":
@@ -230,7 +230,7 @@ public struct EscrowPackTool {
                 guard let data = FileManager.default.contents(atPath: path),
                       let json = try? JSONSerialization.jsonObject(with: data) as? [String: String],
                       let question = json["question"], let answer = json["answer"] else {
-                    throw MissingAnswer(recipient: r.address, problem: "the answer the sender gave is gone (\(path))")
+                    throw EscrowRefusal(recipient: r.address, problem: "the answer the sender gave is gone (\(path))")
                 }
                 guard json["recipient"].map({ $0.lowercased() == r.address.lowercased() }) ?? false else {
                     throw MessageError.invalidField("\(r.address): the pending answer belongs to another recipient")
@@ -325,20 +325,12 @@ struct EscrowContext {
     }
 }
 
-/// A login-mode recipient without an account. In a pipeline the recipient is left
-/// out and reported to the sender; where it cannot be (the sender's own account for
-/// the message center) exit 75: the caller keeps the message until it exists.
-public struct EscrowAccountMissing: RecipientRefusal {
-    public let recipient: String
-    public let problem: String
-    public var description: String { "\(recipient): \(problem)" }
-    public var refusedRecipient: String { recipient }
-    public var refusalReason: String { problem }
-}
-
-/// The answer sl-classify pointed at is gone or empty. In a pipeline the recipient
-/// is left out and reported to the sender.
-public struct MissingAnswer: RecipientRefusal {
+/// An escrow recipient who cannot be sealed for: a login recipient without an
+/// account, or a question whose answer is gone or empty. In a pipeline the
+/// recipient is left out and reported to the sender; where that cannot be (the
+/// sender's own account for the message center) exit 75: the caller keeps the
+/// message until the account or the answer is there.
+public struct EscrowRefusal: RecipientRefusal {
     public let recipient: String
     public let problem: String
     public var description: String { "\(recipient): \(problem)" }

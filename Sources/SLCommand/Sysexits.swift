@@ -58,7 +58,7 @@ extension Sysexit {
         case is AddressError: self = .dataError     // an address inside a message
         // Outside a pipeline's per-recipient handling: an answer or account that is
         // missing now may be there on the next try; a key or certificate will not.
-        case is EscrowAccountMissing, is MissingAnswer: self = .tempFail
+        case is EscrowRefusal: self = .tempFail
         case is PolicyRefusal, is any RecipientRefusal: self = .unavailable
         case is PGPError, is SMIMEError: self = .tempFail
         case is UsageError: self = .usage
