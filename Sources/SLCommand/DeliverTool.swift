@@ -50,7 +50,9 @@ public struct DeliverTool {
         let deliverer = try Deliverer(options: options)
         let hostname = installation.hostname ?? localHostName()
         let queuePath = try queuePath(installation, source: source)
-        if !dryRun { try StateOwner.check(queuePath, what: "the queue", tool: Self.tool) }
+        if !dryRun {
+            try StateOwner.check(queuePath, within: installation.stateDirectory, what: "the queue", tool: Self.tool)
+        }
         func worker() throws -> QueueRunner {
             QueueRunner(queue: try DeliveryQueue(directory: queuePath), deliverer: deliverer, hostname: hostname,
                         audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.rerouteCommand,

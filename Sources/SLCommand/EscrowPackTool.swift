@@ -303,7 +303,7 @@ struct EscrowContext {
         }
         // Not a configuration error: a busy or unwritable store is EscrowError.storage,
         // exit 75, so Postfix defers the message instead of bouncing it.
-        try StateOwner.check(directory, what: "the escrow store", tool: tool)
+        try StateOwner.check(directory, within: installation.stateDirectory, what: "the escrow store", tool: tool)
         self.directory = directory
         self.pepper = pepper
         maximumAttempts = installation.escrowMaxAttempts

@@ -21,6 +21,14 @@ public enum StateOwner {
         throw WrongUser(description: "\(what) \(directory) belongs to \(owner), but this is \(userName(me)); run \(tool) as \(owner) (for example: runuser -u \(owner) -- \(tool) ...)")
     }
 
+    /// `check` for a working directory and the state directory it lives under:
+    /// a queue or store not made yet would be made by this run, so the state
+    /// directory's owner decides then.
+    public static func check(_ directory: String, within stateDirectory: String?, what: String, tool: String) throws {
+        try check(directory, what: what, tool: tool)
+        if let stateDirectory { try check(stateDirectory, what: "the state directory", tool: tool) }
+    }
+
     static func userName(_ uid: uid_t) -> String {
         guard let pw = getpwuid(uid), let name = pw.pointee.pw_name else { return "uid \(uid)" }
         return String(cString: name)
