@@ -339,7 +339,7 @@ import SLMessage
         let gone = try s.pack(Self.routed(recipients: [("gus@example.org", "escrow=question; qa=pending:\(token)")]))
         #expect(gone.status == 0, "\(gone.stderr)")
         let report = try Tools.messages(gone.stdout)
-        #expect(report.count == 1)
+        try #require(report.count == 1)
         try Self.expectReport(report[0], for: "gus@example.org", saying: "the answer the sender gave is gone")
     }
 
