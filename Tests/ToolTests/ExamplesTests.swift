@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+
+/// The example scripts a newcomer runs first, run the way they would run them: from
+/// a shell whose PATH has the installed tools (as `make demo` gives) in front of
+/// /usr/bin:/bin, with a HOME of their own. (examples/postfix-master.cf and
+/// examples/procmailrc are run by GatewayTests as their real callers run them.)
+@Suite struct ExamplesTests {
+    func runExample(_ name: String) throws -> ToolRun {
+        let home = try Tools.scratch().path
+        let env = ["PATH": try Installed.prefix.get() + "/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": NSTemporaryDirectory()]
+        let assignments = env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        return try Tools.runCommand(["env", "-i"] + assignments + [Tools.examples.appendingPathComponent(name).path], stdin: [])
+    }
+
+    @Test func encryptAloneRoundTripsThroughGPG() throws {
+        let run = try runExample("encrypt-alone")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdoutText.contains("Subject: [...]") && run.stdoutText.contains("Subject: Test results for your appointment"), "\(run.stdoutText)")
+    }
+
+    @Test func encryptSMIMEAloneRoundTripsThroughOpenSSL() throws {
+        let run = try runExample("encrypt-smime-alone")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdoutText.contains("smime-type=enveloped-data") && run.stdoutText.contains("HP-Outer: From: Dr. Alice Smith"), "\(run.stdoutText)")
+    }
+
+    /// The README's first command ends in this script.
+    @Test func theDemoRunsTheWholePipelineAndSlSend() throws {
+        let run = try runExample("run-demo")
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = run.stdoutText
+        #expect(out.contains("bob@example.org              pgp"), "\(out)")
+        #expect(out.contains("-----BEGIN PGP MESSAGE-----"))
+        #expect(out.contains("== Erin opens hers") && out.contains("From: Dr. Alice Smith <alice@clinic.example>"))
+        let send = try #require(out.range(of: "sl-send --dry-run")).upperBound
+        for who in ["dave@partner.example", "bob@example.org", "grace@legacy.example", "lab@lab.partner.example", "alice@clinic.example"] {
+            #expect(out[send...].contains("  \(who): MX of"), "\(who) in the sl-send dry run")
+        }
+        #expect(run.stderr.contains("carol@example.net left out"), "\(run.stderr)")
+    }
+}
