@@ -62,6 +62,8 @@ let package = Package(
         .executableTarget(name: "sl-escrow", dependencies: ["SLCommand"]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
+        // The command plumbing: the exit-code table, in process.
+        .testTarget(name: "SLCommandTests", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLEscrow"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
         .testTarget(name: "SLPGPTests", dependencies: ["SLPGP"]),
         // Fixtures/make-certs.py makes the test certificates at run time.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import SLMessage
 
 /// Runs a tool's command: --help and --version as usual, but every failure, usage
 /// errors included, as one line on stderr and a sysexits code (ArgumentParser's own

@@ -218,8 +218,9 @@ public struct DeliverTool {
 
 /// A message that would leave unprotected although its routing requires
 /// protection. Exit 75: the caller keeps it until the pipeline is fixed.
-public struct UnprotectedMessage: Error, CustomStringConvertible {
+public struct UnprotectedMessage: SysexitReporting, CustomStringConvertible {
     public let description: String
+    public var sysexit: Sysexit { .tempFail }
 }
 
 /// The relay's user name and password: two lines of a file only its owner can read.

@@ -330,9 +330,10 @@ struct EscrowContext {
 /// recipient is left out and reported to the sender; where that cannot be (the
 /// sender's own account for the message center) exit 75: the caller keeps the
 /// message until the account or the answer is there.
-public struct EscrowRefusal: RecipientRefusal {
+public struct EscrowRefusal: RecipientRefusal, SysexitReporting {
     public let recipient: String
     public let problem: String
+    public var sysexit: Sysexit { .tempFail }
     public var description: String { "\(recipient): \(problem)" }
     public var refusedRecipient: String { recipient }
     public var refusalReason: String { problem }

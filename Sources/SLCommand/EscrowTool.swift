@@ -243,7 +243,8 @@ public struct EscrowTool {
     }
 }
 
-public struct EscrowStoreDamaged: Error, CustomStringConvertible {
+public struct EscrowStoreDamaged: SysexitReporting, CustomStringConvertible {
     public let description: String
+    public var sysexit: Sysexit { .ioError }
 }
 

@@ -258,7 +258,10 @@ public final class Deliverer: @unchecked Sendable {
         return (rest, broken)
     }
 
-    struct TLSUnusable: Error { let verdict: TLSVerdict; let reason: String }
+    struct TLSUnusable: SysexitReporting {
+        let verdict: TLSVerdict; let reason: String
+        var sysexit: Sysexit { .tempFail }
+    }
 
     /// Connects to the first address of `host` that greets, says EHLO, and (unless
     /// `plaintext`) starts TLS. Throws TLSUnusable when the host greets but TLS is
@@ -481,8 +484,11 @@ public final class Deliverer: @unchecked Sendable {
     }
 }
 
-public struct RelayAuthError: Error, CustomStringConvertible {
+public struct RelayAuthError: SysexitReporting, CustomStringConvertible {
     public let reply: String
     public var description: String { reply }
+    /// The relay refused the credentials: the caller keeps the message while the
+    /// password is put right.
+    public var sysexit: Sysexit { .tempFail }
 }
 
