@@ -34,8 +34,6 @@ public struct DeliverTool {
     public init() {}
 
     static let tool = "sl-deliver"
-    /// Days a message may stay queued before its recipients are bounced.
-    static let defaultLifetime: Double = 5 * 86_400
 
     public func run() throws {
         // A reroute command that exits early must not kill us with SIGPIPE.
@@ -56,7 +54,8 @@ public struct DeliverTool {
         func worker() throws -> QueueRunner {
             QueueRunner(queue: try DeliveryQueue(directory: queuePath), deliverer: deliverer, hostname: hostname,
                         audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.rerouteCommand,
-                        lifetime: installation.queueLifetime ?? Self.defaultLifetime)
+                        lifetime: installation.queueLifetime ?? DeliveryPolicy.defaultLifetime,
+                        warn: { Diagnostics.warn(Self.tool, $0) })
         }
 
         defer { deliverer.closeIdle() }
@@ -106,7 +105,7 @@ public struct DeliverTool {
             guard envelope.method != .bounce else {
                 throw MessageError.malformed("message \(message.index) is routed to bounce; sl-classify sends a delivery report instead")
             }
-            if !dryRun, let problem = try Self.protectionProblem(message, envelope) {
+            if !dryRun, let problem = try DeliveryPolicy.protectionProblem(message, envelope) {
                 throw UnprotectedMessage(description: "message \(message.index): \(problem); nothing sent")
             }
             return (message, envelope)
@@ -146,24 +145,6 @@ public struct DeliverTool {
         return try? EmailAddress(parsing: String(words[1])).addrSpec
     }
 
-    /// Why a message must not leave as it is: routed to a protecting method but
-    /// not protected (a stage of the pipeline is missing). Never sent in plaintext.
-    static func protectionProblem(_ message: Message, _ envelope: Envelope) throws -> String? {
-        switch envelope.method {
-        case .pgp, .smime:
-            return try EncryptionDetector.existingEncryption(of: message) == nil
-                ? "routed to \(envelope.method.rawValue) but not encrypted (sl-encrypt-\(envelope.method.rawValue) must run before sl-deliver)"
-                : nil
-        case .escrow:
-            // Only sl-escrow-pack's notices leave; the message itself stays in the store.
-            return envelope.recipients.allSatisfy({ $0.parameter("escrow") == "notice" })
-                ? nil
-                : "routed to escrow but not sealed (sl-escrow-pack must run before sl-deliver)"
-        case .tls, .insecure, .internal, .bounce:
-            return nil
-        }
-    }
-
     func queuePath(_ installation: InstallationSettings, source: String) throws -> String {
         if let q = queueDirectory ?? installation.queueDirectory { return q }
         guard let state = installation.effectiveStateDirectory else {
@@ -186,57 +167,11 @@ public struct DeliverTool {
         o.timeout = timeout
         o.concurrency = concurrency
         if let spec = relay ?? installation.relay {
-            o.relay = try Self.parseRelay(spec, implicitTLS: relayImplicitTLS ?? installation.relayImplicitTLS,
-                                          credentials: installation.relayCredentials, source: source)
+            o.relay = try Relay(parsing: spec, implicitTLS: relayImplicitTLS ?? installation.relayImplicitTLS,
+                                credentials: installation.relayCredentials, source: source)
         }
         return o
     }
 
-    /// HOST, HOST:PORT or [ADDRESS]:PORT; port 587 (submission) by default, and
-    /// implicit TLS by default on 465.
-    static func parseRelay(_ spec: String, implicitTLS: Bool?, credentials: String?, source: String) throws -> Relay {
-        var host = spec, portText: String? = nil
-        if spec.hasPrefix("["), let close = spec.firstIndex(of: "]") {
-            host = String(spec[spec.index(after: spec.startIndex)..<close])
-            let rest = spec[spec.index(after: close)...]
-            if rest.hasPrefix(":") { portText = String(rest.dropFirst()) } else if !rest.isEmpty { host = "" }
-        } else if let colon = spec.lastIndex(of: ":") {
-            host = String(spec[..<colon]); portText = String(spec[spec.index(after: colon)...])
-        }
-        let hop: NextHop
-        do { hop = try NextHop(parsing: "smtp:[\(host)]" + (portText.map { ":" + $0 } ?? "")) } catch {
-            throw UsageError("relay \"\(spec)\" is not HOST[:PORT]")
-        }
-        let port = hop.port ?? 587
-        var relay = Relay(host: hop.host, port: port, implicitTLS: implicitTLS ?? (port == 465))
-        if let credentials {
-            (relay.username, relay.password) = try RelayCredentials.load(credentials, source: source)
-        }
-        return relay
-    }
 }
 
-/// A message that would leave unprotected although its routing requires
-/// protection. Exit 75: the caller keeps it until the pipeline is fixed.
-public struct UnprotectedMessage: SysexitReporting, CustomStringConvertible {
-    public let description: String
-    public var sysexit: Sysexit { .tempFail }
-}
-
-/// The relay's user name and password: two lines of a file only its owner can read.
-enum RelayCredentials {
-    static func load(_ path: String, source: String) throws -> (String, String) {
-        var st = stat()
-        guard stat(path, &st) == 0 else { throw ConfigurationError(source, 0, "relay_credentials \(path): \(String(cString: strerror(errno)))") }
-        guard st.st_mode & 0o077 == 0 else {
-            throw ConfigurationError(source, 0, "relay_credentials \(path) is readable by others; chmod 600 it")
-        }
-        guard st.st_uid == geteuid() else { throw ConfigurationError(source, 0, "relay_credentials \(path) belongs to another user") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError(source, 0, "cannot read relay_credentials \(path)") }
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
-        guard lines.count >= 2, !lines[0].isEmpty, !lines[1].isEmpty else {
-            throw ConfigurationError(source, 0, "relay_credentials \(path): expected the user name on line 1 and the password on line 2")
-        }
-        return (lines[0], lines[1])
-    }
-}

@@ -9,14 +9,13 @@ public struct RecipientResult: Sendable {
     public enum Outcome: String, Sendable, CaseIterable { case delivered, deferred, failed, reroute, rerouted }
     public var recipient: String
     public var outcome: Outcome
-    /// RFC 3463 status, e.g. "2.0.0", "4.4.1", "5.1.1".
-    public var status: String
+    public var status: EnhancedStatus
     /// The server's reply or our reason, printable.
     public var reply: String
     public var host: String?
     public var tls: TLSDetails?
 
-    public init(recipient: String, outcome: Outcome, status: String, reply: String, host: String? = nil, tls: TLSDetails? = nil) {
+    public init(recipient: String, outcome: Outcome, status: EnhancedStatus, reply: String, host: String? = nil, tls: TLSDetails? = nil) {
         self.recipient = recipient; self.outcome = outcome; self.status = status
         self.reply = reply; self.host = host; self.tls = tls
     }
@@ -167,11 +166,11 @@ public final class Deliverer: @unchecked Sendable {
             do {
                 hosts = try MailHost.hosts(for: key, transport: options.transport, port: options.port, resolver: resolver, limit: options.maximumHosts)
             } catch NullMXError.nullMX {
-                return work.map { ($0.0.id, $0.1.map { RecipientResult(recipient: $0, outcome: .failed, status: "5.1.10", reply: "\(key) accepts no mail (null MX)") }) }
+                return work.map { ($0.0.id, $0.1.map { RecipientResult(recipient: $0, outcome: .failed, status: .nullMX, reply: "\(key) accepts no mail (null MX)") }) }
             } catch DNSError.noSuchDomain {
-                return work.map { ($0.0.id, $0.1.map { RecipientResult(recipient: $0, outcome: .failed, status: "5.1.2", reply: "\(key): no such domain") }) }
+                return work.map { ($0.0.id, $0.1.map { RecipientResult(recipient: $0, outcome: .failed, status: .badDestinationSystem, reply: "\(key): no such domain") }) }
             } catch {
-                return work.map { ($0.0.id, $0.1.map { RecipientResult(recipient: $0, outcome: .deferred, status: "4.4.3", reply: "DNS: \(error)") }) }
+                return work.map { ($0.0.id, $0.1.map { RecipientResult(recipient: $0, outcome: .deferred, status: .routingServerFailure, reply: "DNS: \(error)") }) }
             }
         }
 
@@ -209,10 +208,10 @@ public final class Deliverer: @unchecked Sendable {
             // verified TLS is our problem, not the recipient's: wait for it.
             if p.requireTLS, let tlsProblem, options.relay == nil {
                 noteTLSFailure(key, tlsProblem.verdict, tlsProblem.reason)
-                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .reroute, status: "4.7.5",
+                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .reroute, status: .cryptographicFailureNow,
                                                                reply: "TLS-only delivery refused: \(tlsProblem.reason)") }))
             } else {
-                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: "4.4.1", reply: lastProblem) }))
+                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: .noAnswerFromHost, reply: lastProblem) }))
             }
         }
         return done
@@ -251,7 +250,7 @@ public final class Deliverer: @unchecked Sendable {
                 // its recipients are deferred (at-least-once), the rest try the next host.
                 broken = true
                 lastProblem = "\(session.host): \(error)"
-                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: "4.4.2",
+                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: .badConnection,
                                                                reply: "connection lost: \(error)", host: session.host, tls: session.tls) }))
             }
         }
@@ -343,17 +342,17 @@ public final class Deliverer: @unchecked Sendable {
     /// send it broken. Nil when the message may go.
     func precheck(_ s: Session, _ p: Parcel, _ rcpts: [String]) -> [RecipientResult]? {
         let c = s.connection
-        func all(_ status: String, _ why: String) -> [RecipientResult] {
+        func all(_ status: EnhancedStatus, _ why: String) -> [RecipientResult] {
             rcpts.map { RecipientResult(recipient: $0, outcome: .failed, status: status, reply: why, host: s.host, tls: s.tls) }
         }
         if let limit = c.extensions["SIZE"].flatMap({ Int($0) }), limit > 0, p.size > limit {
-            return all("5.3.4", "message size \(p.size) exceeds \(s.host)'s limit of \(limit)")
+            return all(.messageTooBig, "message size \(p.size) exceeds \(s.host)'s limit of \(limit)")
         }
         if p.eightBit && c.extensions["8BITMIME"] == nil {
-            return all("5.6.3", "the message has 8-bit content and \(s.host) does not offer 8BITMIME")
+            return all(.conversionRequired, "the message has 8-bit content and \(s.host) does not offer 8BITMIME")
         }
         if p.international && c.extensions["SMTPUTF8"] == nil {
-            return all("5.6.7", "the message needs SMTPUTF8 (international addresses or headers), which \(s.host) does not offer")
+            return all(.internationalizationNotSupported, "the message needs SMTPUTF8 (international addresses or headers), which \(s.host) does not offer")
         }
         return nil
     }
@@ -446,7 +445,7 @@ public final class Deliverer: @unchecked Sendable {
 
     /// The RFC 3463 code in a reply's text (ENHANCEDSTATUSCODES), else one from
     /// its class.
-    static func status(of reply: SMTPReply) -> String {
+    static func status(of reply: SMTPReply) -> EnhancedStatus {
         // class "." subject "." detail (RFC 3463 2), class matching the reply code;
         // scanned as octets, since it runs for every reply of every message.
         if let first = reply.lines.first {
@@ -465,10 +464,10 @@ public final class Deliverer: @unchecked Sendable {
             if ok && parts == 2 && digits > 0 && digits <= 3,
                let c = token.first, c == UInt8(ascii: "0") + UInt8(reply.code / 100), [2, 4, 5].contains(reply.code / 100),
                token.dropFirst().first == UInt8(ascii: ".") {
-                return String(decoding: token, as: UTF8.self)
+                return EnhancedStatus(rawValue: String(decoding: token, as: UTF8.self)) ?? .ofReplyClass(reply.code)
             }
         }
-        return "\(reply.code / 100).0.0"
+        return .ofReplyClass(reply.code)
     }
 
     /// A TLS-only delivery found no verified TLS: the cache must stop saying it

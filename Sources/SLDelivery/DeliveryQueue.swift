@@ -160,7 +160,12 @@ public final class DeliveryQueue: @unchecked Sendable {
 
     /// Every committed item (a message file with its state), oldest first.
     public func items() throws -> [QueueItem] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        // A queue that cannot be read is an error, never an empty queue: a cron
+        // --run-queue would otherwise exit 0 while nothing is ever retried.
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
+            throw MessageError.io("cannot read the queue \(directory): \(error.localizedDescription)")
+        }
         var out: [QueueItem] = []
         for name in names.sorted() where name.hasSuffix(".eml") {
             let id = String(name.dropLast(4))

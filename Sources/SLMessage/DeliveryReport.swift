@@ -10,10 +10,9 @@ import Foundation
 public enum DeliveryReport {
     public struct Failure: Sendable {
         public var recipient: String
-        /// RFC 3463 enhanced status code, e.g. "5.7.0".
-        public var status: String
+        public var status: EnhancedStatus
         public var diagnostic: String
-        public init(recipient: String, status: String, diagnostic: String) {
+        public init(recipient: String, status: EnhancedStatus, diagnostic: String) {
             self.recipient = recipient; self.status = status; self.diagnostic = diagnostic
         }
     }
@@ -43,7 +42,7 @@ public enum DeliveryReport {
 
         var status = "Reporting-MTA: dns; \(clean(hostname))\r\n"
         for f in failures {
-            status += "\r\nFinal-Recipient: rfc822; \(clean(f.recipient))\r\nAction: failed\r\nStatus: \(clean(f.status))\r\n"
+            status += "\r\nFinal-Recipient: rfc822; \(clean(f.recipient))\r\nAction: failed\r\nStatus: \(f.status)\r\n"
             status += "Diagnostic-Code: x-sl; \(clean(f.diagnostic))\r\n"
         }
         var originalHeader = original.header
@@ -117,9 +116,9 @@ public protocol RecipientRefusal: Error, CustomStringConvertible {
     /// Why, in words, for the report and the log.
     var refusalReason: String { get }
     /// RFC 3463 status for the report: permanent (5.x.x).
-    var refusalStatus: String { get }
+    var refusalStatus: EnhancedStatus { get }
 }
 
 extension RecipientRefusal {
-    public var refusalStatus: String { "5.7.0" }
+    public var refusalStatus: EnhancedStatus { .securityPolicy }
 }

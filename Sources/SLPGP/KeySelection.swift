@@ -190,8 +190,7 @@ extension PGPKeyring {
 extension RecipientKeyError: RecipientRefusal {
     public var refusedRecipient: String { recipient }
     public var refusalReason: String { "no usable PGP key: \(problem)" }
-    /// 5.7.5: cryptographic failure (RFC 3463).
-    public var refusalStatus: String { "5.7.5" }
+    public var refusalStatus: EnhancedStatus { .cryptographicFailure }
 }
 
 /// The GnuPG home is unusable: a configuration problem (exit 78).

@@ -126,7 +126,7 @@ public final class Classifier {
             }
             output.append(try DeliveryReport.routed(
                 for: message, sender: sender, account: settings.account, hostname: hostname, date: now(),
-                failures: bounced.map { .init(recipient: $0.recipient.addrSpec, status: "5.7.0", diagnostic: $0.reason) }))
+                failures: bounced.map { .init(recipient: $0.recipient.addrSpec, status: .securityPolicy, diagnostic: $0.reason) }))
         }
         return ClassifiedMessage(messageID: message.header["Message-ID"], sender: sender, decisions: decisions, output: output)
     }

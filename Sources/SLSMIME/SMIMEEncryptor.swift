@@ -72,6 +72,5 @@ public enum SMIMEEncryptor {
 extension RecipientCertificateError: RecipientRefusal {
     public var refusedRecipient: String { recipient }
     public var refusalReason: String { "no usable S/MIME certificate: \(problem)" }
-    /// 5.7.5: cryptographic failure (RFC 3463).
-    public var refusalStatus: String { "5.7.5" }
+    public var refusalStatus: EnhancedStatus { .cryptographicFailure }
 }

@@ -2,14 +2,14 @@
 import Glibc
 #endif
 import Foundation
-import SLDelivery
 import SLMessage
 import SLPolicy
 import SLTransport
 
 /// Works the queue: delivery attempts, what each outcome does to a queued item,
-/// delivery reports, re-routing of TLS-only recipients, back-off and lifetime.
-final class QueueRunner {
+/// delivery reports, re-routing of TLS-only recipients, back-off and lifetime
+/// (the rules themselves are in DeliveryPolicy.swift).
+public final class QueueRunner {
     let queue: DeliveryQueue
     /// One for the run: its TLS context (the CA store) is loaded once.
     let deliverer: Deliverer
@@ -17,20 +17,19 @@ final class QueueRunner {
     let audit: AuditLog?
     let rerouteCommand: String?
     let lifetime: Double
-    init(queue: DeliveryQueue, deliverer: Deliverer, hostname: String, audit: AuditLog?, rerouteCommand: String?, lifetime: Double) {
+    /// Where a line for the admin goes (stderr, in sl-deliver).
+    let warn: (String) -> Void
+
+    public init(queue: DeliveryQueue, deliverer: Deliverer, hostname: String, audit: AuditLog?, rerouteCommand: String?,
+                lifetime: Double, warn: @escaping (String) -> Void) {
         self.queue = queue; self.deliverer = deliverer; self.hostname = hostname
-        self.audit = audit; self.rerouteCommand = rerouteCommand; self.lifetime = lifetime
+        self.audit = audit; self.rerouteCommand = rerouteCommand; self.lifetime = lifetime; self.warn = warn
     }
 
     static let tool = "sl-deliver"
 
-    /// Seconds before attempt `n + 1`: 5 minutes, doubling, at most 4 hours.
-    static func backoff(after attempts: Int) -> Double {
-        min(4 * 3600, 300 * pow(2, Double(max(0, attempts - 1))))
-    }
-
     /// Every item that is due (or every item with `force`), oldest first.
-    func runQueue(now: Double, force: Bool = false) throws {
+    public func runQueue(now: Double, force: Bool = false) throws {
         queue.cleanUp(now: now)
         let due = try queue.items().filter { force || $0.state.nextAttempt <= now }
         try attempt(due, now: now)
@@ -66,7 +65,7 @@ final class QueueRunner {
                     loaded.append(Loaded(id: item.id, message: message, envelope: envelope, state: item.state, lock: lock))
                 } catch {
                     queue.unlock(lock)
-                    Diagnostics.warn(Self.tool, "queue item \(item.id): \(error); left in the queue")
+                    warn("queue item \(item.id): \(error); left in the queue")
                 }
             }
             pending += try deliver(loaded, now: now)
@@ -76,7 +75,7 @@ final class QueueRunner {
     /// The first attempt for a run's input: nothing is queued unless it is not
     /// delivered now. Returns once every message is delivered, bounced, handed to
     /// reroute_command, or durably queued.
-    func attempt(_ intake: Intake, now: Double) throws {
+    public func attempt(_ intake: Intake, now: Double) throws {
         var reports: [QueueItem] = []
         let loader = IntakeLoader(intake: intake, now: now, inherited: Self.inheritedState())
         var current = try loader.load()
@@ -200,7 +199,7 @@ final class QueueRunner {
                 state.lastReason = r.reply
                 if expired {
                     remaining.removeAll { $0.address == r.recipient }
-                    let bounce = RecipientResult(recipient: r.recipient, outcome: .failed, status: "4.4.7",
+                    let bounce = RecipientResult(recipient: r.recipient, outcome: .failed, status: .deliveryTimeExpired,
                                                  reply: "still undeliverable after \(Self.duration(lifetime)): \(r.reply)")
                     try record(bounce, message: message)
                     failures.append(.init(recipient: r.recipient, status: bounce.status, diagnostic: bounce.reply))
@@ -216,14 +215,14 @@ final class QueueRunner {
         if !state.reroute.isEmpty {
             let handed = expired ? [] : reroute(message, sender: envelope.sender, recipients: state.reroute, state: state)
             for r in handed {
-                try record(RecipientResult(recipient: r, outcome: .rerouted, status: "2.0.0",
+                try record(RecipientResult(recipient: r, outcome: .rerouted, status: .success,
                                            reply: "handed to reroute_command for a new decision"), message: message)
             }
             remaining.removeAll { handed.contains($0.address) }
             state.reroute.removeAll { handed.contains($0) }
             if expired {
                 for r in state.reroute {
-                    let bounce = RecipientResult(recipient: r, outcome: .failed, status: "5.7.10",
+                    let bounce = RecipientResult(recipient: r, outcome: .failed, status: .encryptionNeeded,
                                                  reply: "TLS-only delivery impossible and no new decision was made: \(state.lastReason ?? "")")
                     try record(bounce, message: message)
                     failures.append(.init(recipient: r, status: bounce.status, diagnostic: bounce.reply))
@@ -242,7 +241,7 @@ final class QueueRunner {
                                                    failures: failures, explanation: DeliveryReport.deliveryExplanation)
             reportID = try queue.add(report, now: now).id
         } else if !failures.isEmpty {
-            Diagnostics.warn(Self.tool, "a delivery report failed for \(failures.map(\.recipient).joined(separator: ", ")); the null sender gets no report")
+            warn("a delivery report failed for \(failures.map(\.recipient).joined(separator: ", ")); the null sender gets no report")
         }
 
         if remaining.isEmpty {
@@ -258,7 +257,7 @@ final class QueueRunner {
                 if queued { try queue.replace(id, with: copy) }
             }
             state.attempts += 1
-            state.nextAttempt = now + Self.backoff(after: state.attempts)
+            state.nextAttempt = now + DeliveryPolicy.backoff(after: state.attempts)
             if queued {
                 try queue.save(QueueItem(id: id, state: state))
             } else {
@@ -300,7 +299,7 @@ final class QueueRunner {
     func reroute(_ message: Message, sender: String, recipients: [String], state: QueueState) -> [String] {
         guard let command = rerouteCommand else { return [] }
         guard environmentValue(Self.rerouteGuard) == nil else {
-            Diagnostics.warn(Self.tool, "\(recipients.joined(separator: ", ")): no verified TLS again after a new decision; kept in the queue (check tls_min_verdict and tls_static)")
+            warn("\(recipients.joined(separator: ", ")): no verified TLS again after a new decision; kept in the queue (check tls_min_verdict and tls_static)")
             return []
         }
         var m = message
@@ -323,12 +322,12 @@ final class QueueRunner {
             try input.fileHandleForWriting.write(contentsOf: Data(bytes))
             try input.fileHandleForWriting.close()
         } catch {
-            Diagnostics.warn(Self.tool, "reroute_command could not run: \(error)")
+            warn("reroute_command could not run: \(error)")
             return []
         }
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            Diagnostics.warn(Self.tool, "reroute_command exited \(p.terminationStatus); \(recipients.joined(separator: ", ")) stay queued")
+            warn("reroute_command exited \(p.terminationStatus); \(recipients.joined(separator: ", ")) stay queued")
             return []
         }
         return recipients
@@ -338,7 +337,7 @@ final class QueueRunner {
         guard let audit else { return }
         var fields: [String: Any] = [
             "time": audit.timestamp(Date()), "tool": Self.tool, "recipient": r.recipient,
-            "outcome": r.outcome.rawValue, "status": r.status, "reply": r.reply,
+            "outcome": r.outcome.rawValue, "status": r.status.rawValue, "reply": r.reply,
         ]
         if let id = message.header["Message-ID"] { fields["message_id"] = id }
         if let host = r.host { fields["mx"] = host }
@@ -353,11 +352,11 @@ final class QueueRunner {
     }
 
     /// What --dry-run prints for a message: who, how, where.
-    static func plan(_ message: Message, _ envelope: Envelope, options: DeliveryOptions) throws -> String {
+    public static func plan(_ message: Message, _ envelope: Envelope, options: DeliveryOptions) throws -> String {
         var s = "message \(message.index)"
         if let id = message.header["Message-ID"] { s += " \(id)" }
         s += ": from <\(envelope.sender)>, TLS \(envelope.tls == .required ? "required (verified, TLS-only)" : "opportunistic")\n"
-        if let problem = try DeliverTool.protectionProblem(message, envelope) {
+        if let problem = try DeliveryPolicy.protectionProblem(message, envelope) {
             return s + "  NOT SENT: \(problem)\n"
         }
         for r in envelope.recipients {
