@@ -54,10 +54,7 @@ import SLTestPeers
             home = try GPGHome.shared.get()
             let peers = try Peers.shared.get()
             dir = try Tools.scratch().path
-            for who in [cast.pgp, cast.bcc] where (try? home.fingerprint(who)) == nil {
-                try home.gpg(["--quick-gen-key", "\(p) <\(who)>", "ed25519", "cert", "never"])
-                try home.gpg(["--quick-add-key", try home.fingerprint(who), "cv25519", "encr", "never"])
-            }
+            for who in [cast.pgp, cast.bcc] { try home.ensureKey(who) }
             let revoked = try home.revokedKey(cast.revoked)
             try Self.makeCertificate(for: cast.smime, in: certDir)
             let der = try Tools.runCommand(["openssl", "x509", "-in", certDir + "/rsa.pem", "-outform", "DER"], stdin: []).stdout

@@ -3,10 +3,23 @@ import Testing
 import SLMessage
 import SLTestPeers
 
+/// Suites run side by side and share the GnuPG home: keys are made one at a time
+/// (gpg has failed making two at once in one home).
+private let keyMaking = NSLock()
+
 extension GPGHome {
+    /// A key for `who` (signing primary, encryption subkey), made once.
+    func ensureKey(_ who: String) throws {
+        keyMaking.lock(); defer { keyMaking.unlock() }
+        guard (try? fingerprint(who)) == nil else { return }
+        try gpg(["--quick-gen-key", "\(who.split(separator: "@")[0]) <\(who)>", "ed25519", "cert", "never"])
+        try gpg(["--quick-add-key", try fingerprint(who), "cv25519", "encr", "never"])
+    }
+
     /// A key for `who` in this home, then revoked (its revocation certificate
     /// imported): the public key with the revocation, as a stale book entry holds it.
     func revokedKey(_ who: String) throws -> (fingerprint: String, key: Bytes) {
+        keyMaking.lock(); defer { keyMaking.unlock() }
         if (try? fingerprint(who)) == nil {
             try gpg(["--quick-gen-key", "Revoked <\(who)>", "ed25519", "cert", "never"])
             let f = try fingerprint(who)
@@ -333,7 +346,7 @@ func pgpRecipientKeys(_ m: Message, _ home: GPGHome) throws -> Int {
     // MARK: 1. the glue: sl-send
 
     /// As pipe(8) runs it: another user, PATH=/usr/bin:/bin, no HOME, umask 077,
-    /// from `/`. It finds its tools and exits with the first failing stage's status.
+    /// from `/`. It finds its tools and exits with the status of the stage that failed.
     @Test func slSendRunsAsPipeRunsItAndExitsWithTheFirstFailure() throws {
         let dir = try setup([], "state_directory = state")
         try MailUser.own(dir.path)
@@ -350,6 +363,13 @@ func pgpRecipientKeys(_ m: Message, _ home: GPGHome) throws -> Int {
         let broken = try MailUser.run([send, "--config", brokenConf, "-t"], stdin: Self.message(to: "x@example.org", subject: "+insecure+"))
         #expect(broken.status == 78, "\(broken.stderr)")
         #expect(broken.stderr.contains("sl-encrypt-smime"), "\(broken.stderr)")
+        // a stage that fails before it reads (no GnuPG home: no HOME, no state
+        // directory) stops the stages before it too; its status is the one told
+        let noHome = dir.appendingPathComponent("nohome.conf").path
+        try "ask_sender = no\nfallback = insecure\n".write(toFile: noHome, atomically: true, encoding: .utf8)
+        try MailUser.own(noHome)
+        let early = try MailUser.run([send, "--config", noHome, "-t"], stdin: Self.message(to: "x@example.org"))
+        #expect(early.status == 78 && early.stderr.contains("no GnuPG home"), "\(early.stderr)")
         // usage
         #expect(try MailUser.run([send], stdin: []).status == 64)
         #expect(try MailUser.run([send, "-x"], stdin: []).status == 64)
