@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),
         // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes) and the
         // store (SQLite metadata, sealed content files), accounts.
-        .target(name: "SLEscrow", dependencies: ["SLMessage", "CSodium", "CSQLite"]),
+        .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "CSodium", "CSQLite"]),
         // Shared command plumbing: stream loop, staged output, sysexits, audit log.
         .target(name: "SLCommand", dependencies: [
             "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLDelivery", "SLEscrow",

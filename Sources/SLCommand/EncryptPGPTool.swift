@@ -82,7 +82,7 @@ public struct EncryptPGPTool: Sendable {
         var keys: [SelectedKey] = []
         // In a pipeline a recipient without a usable key is left out and reported
         // to the sender; alone (-r) it fails the run, as gpg would.
-        var refusals = RecipientRefusals(tool: Self.tool)
+        var refusals = RecipientRefusals(warn: { Diagnostics.warn(Self.tool, $0) })
         for w in wanted {
             func select() throws -> SelectedKey {
                 // A key the classifier found in an address book is imported and pinned

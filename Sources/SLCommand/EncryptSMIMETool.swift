@@ -66,7 +66,7 @@ public struct EncryptSMIMETool: Sendable {
             return [message]
         }
         var chosen: [X509Certificate] = []
-        var refusals = RecipientRefusals(tool: Self.tool)
+        var refusals = RecipientRefusals(warn: { Diagnostics.warn(Self.tool, $0) })
         var cipher = standard
         if !recipients.isEmpty {
             for r in recipients {

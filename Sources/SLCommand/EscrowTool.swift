@@ -104,24 +104,7 @@ public struct EscrowTool {
         let writer = MboxWriter(sink: staged.sink)
         let from = configuration.installation.escrowNoticeFrom ?? "MAILER-DAEMON@\(ctx.hostname)"
         for r in pending where !r.sender.isEmpty {
-            let text = """
-                Your secure message \(r.id) was opened by \(r.recipient) on \(DeliveryReport.rfc5322Date(r.opened)).
-
-                This is a read receipt from the escrow service; the message itself stays sealed.
-
-                """
-            var head = ""
-            for (name, value) in [("From", from), ("To", r.sender), ("Subject", "Read: secure message to \(r.recipient)"),
-                                  ("Date", DeliveryReport.rfc5322Date(Date())), ("Auto-Submitted", "auto-generated"),
-                                  ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8"),
-                                  ("Content-Transfer-Encoding", "8bit")] {
-                head += "\(name): \(value)\r\n"
-            }
-            var m = try Message(bytes: Array((head + "\r\n" + text).utf8))
-            let routing = Envelope(sender: "", recipients: [Envelope.Recipient(address: r.sender)], method: .insecure,
-                                   tls: .opportunistic, fallback: .insecure)
-            try routing.write(into: &m.header)
-            try writer.write(m)
+            try writer.write(try ReadReceipt.message(for: r, from: from, date: Date()))
         }
         try staged.commit(to: 1)
         for r in pending { try ctx.store.markReceiptSent(id: r.id, index: r.index) }

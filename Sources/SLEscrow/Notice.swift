@@ -167,3 +167,30 @@ public struct EscrowLink: Sendable, Equatable {
         self.init(id: id, index: index, secret: secret)
     }
 }
+
+/// The read receipt a sender gets when a recipient opens an escrowed message:
+/// plain text from `from`, routed for ordinary delivery from the null sender (a
+/// receipt must not bounce back). It names who opened which message and when,
+/// never the content.
+public enum ReadReceipt {
+    public static func message(for r: Receipt, from: String, date: Date) throws -> Message {
+        let text = """
+            Your secure message \(r.id) was opened by \(r.recipient) on \(DeliveryReport.rfc5322Date(r.opened)).
+
+            This is a read receipt from the escrow service; the message itself stays sealed.
+
+            """
+        var head = ""
+        for (name, value) in [("From", from), ("To", r.sender), ("Subject", "Read: secure message to \(r.recipient)"),
+                              ("Date", DeliveryReport.rfc5322Date(date)), ("Auto-Submitted", "auto-generated"),
+                              ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8"),
+                              ("Content-Transfer-Encoding", "8bit")] {
+            head += "\(name): \(value)\r\n"
+        }
+        var m = try Message(bytes: Array((head + "\r\n" + text).utf8))
+        let routing = Envelope(sender: "", recipients: [Envelope.Recipient(address: r.sender)], method: .insecure,
+                               tls: .opportunistic, fallback: .insecure)
+        try routing.write(into: &m.header)
+        return m
+    }
+}

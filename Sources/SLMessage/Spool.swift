@@ -155,3 +155,11 @@ public func environmentValue(_ name: String) -> String? {
     let value = String(cString: raw)
     return value.isEmpty ? nil : value
 }
+
+/// The host name from gethostname(2), for EHLO and delivery reports (never a DNS
+/// lookup: that can stall a filter at start-up); "localhost" if there is none.
+public func localHostName() -> String {
+    var name = [CChar](repeating: 0, count: 256)
+    guard gethostname(&name, name.count - 1) == 0, name[0] != 0 else { return "localhost" }
+    return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

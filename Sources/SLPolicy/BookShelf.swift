@@ -88,4 +88,20 @@ public struct PendingAnswers: Sendable {
         try FileDescriptorIO.writeAll(fd, Array(body))
         return token
     }
+
+    /// A pending answer as `store` wrote it: nil when it is gone or unreadable.
+    /// The token must be what `store` makes (32 lower-case hex digits), never a
+    /// path: it comes from a routing field.
+    public func read(token: String) throws -> (path: String, recipient: String, question: String, answer: String)? {
+        guard Self.isToken(token) else { throw MessageError.invalidField("qa=pending token is not valid") }
+        let path = directory + "/" + token
+        guard let data = FileManager.default.contents(atPath: path),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: String],
+              let recipient = json["recipient"], let question = json["question"], let answer = json["answer"] else { return nil }
+        return (path, recipient, question, answer)
+    }
+
+    public static func isToken(_ token: String) -> Bool {
+        token.count == 32 && token.allSatisfy { $0.isHexDigit && !$0.isUppercase }
+    }
 }

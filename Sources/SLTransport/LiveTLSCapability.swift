@@ -1,4 +1,5 @@
 import Foundation
+import SLMessage
 import SLPolicy
 
 /// sl-classify's TLS capability on a cache miss: a live probe with a short time

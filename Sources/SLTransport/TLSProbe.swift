@@ -1,4 +1,5 @@
 import Foundation
+import SLMessage
 import SLPolicy
 
 /// How to probe: where DNS answers come from, where to connect, how long to wait.
@@ -25,14 +26,6 @@ public struct ProbeOptions: Sendable {
     public func makeResolver() throws -> DNSResolver {
         try DNSResolver(server: dnsServer, timeout: Int(max(1, min(5, domainTimeout / 8)).rounded(.up)), attempts: 2)
     }
-}
-
-/// The host name from gethostname(2), for EHLO and delivery reports (never a DNS
-/// lookup: that can stall a filter at start-up); "localhost" if there is none.
-public func localHostName() -> String {
-    var name = [CChar](repeating: 0, count: 256)
-    guard gethostname(&name, name.count - 1) == 0, name[0] != 0 else { return "localhost" }
-    return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// What one MX host showed.

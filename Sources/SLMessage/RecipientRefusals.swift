@@ -8,16 +8,17 @@ import SLMessage
 /// with the remaining recipients in its routing (nil when none is left) and the
 /// delivery report to the sender for the ones left out. Anything else a recipient
 /// throws (a temporary failure, a broken configuration) still stops the stream.
-struct RecipientRefusals {
-    let tool: String
-    private(set) var failures: [DeliveryReport.Failure] = []
+public struct RecipientRefusals {
+    /// Where the line for the admin goes (stderr, in the tools).
+    let warn: (String) -> Void
+    public private(set) var failures: [DeliveryReport.Failure] = []
 
-    init(tool: String) { self.tool = tool }
+    public init(warn: @escaping (String) -> Void) { self.warn = warn }
 
     var refused: Set<String> { Set(failures.map { $0.recipient.lowercased() }) }
 
     /// Runs `resolve` for one recipient; nil when the recipient is refused.
-    mutating func attempt<T>(_ recipient: String, _ resolve: () throws -> T) throws -> T? {
+    public mutating func attempt<T>(_ recipient: String, _ resolve: () throws -> T) throws -> T? {
         do {
             return try resolve()
         } catch let refusal as any RecipientRefusal {
@@ -28,7 +29,7 @@ struct RecipientRefusals {
 
     /// The copy for the recipients that are left, and the report for the others.
     /// With nothing refused, the copy comes back as it was.
-    func finish(_ message: Message, _ envelope: Envelope, hostname: String) throws -> (copy: Message?, report: Message?) {
+    public func finish(_ message: Message, _ envelope: Envelope, hostname: String) throws -> (copy: Message?, report: Message?) {
         guard !failures.isEmpty else { return (message, nil) }
         let out = refused
         var routing = envelope
@@ -42,10 +43,10 @@ struct RecipientRefusals {
         let names = failures.map(\.recipient).joined(separator: ", ")
         guard !envelope.sender.isEmpty else {
             // A bounce cannot bounce (RFC 5321 4.5.5): say so where the admin looks.
-            Diagnostics.warn(tool, "message \(message.index): \(names) left out (\(failures.map(\.diagnostic).joined(separator: "; "))); the null sender gets no report")
+            warn("message \(message.index): \(names) left out (\(failures.map(\.diagnostic).joined(separator: "; "))); the null sender gets no report")
             return (copy, nil)
         }
-        Diagnostics.warn(tool, "message \(message.index): \(names) left out (\(failures.map(\.diagnostic).joined(separator: "; "))); reported to \(envelope.sender)")
+        warn("message \(message.index): \(names) left out (\(failures.map(\.diagnostic).joined(separator: "; "))); reported to \(envelope.sender)")
         var original = message
         original.header.removeEnvelopeFields()
         let report = try DeliveryReport.routed(for: original, sender: envelope.sender, account: envelope.account,
@@ -56,8 +57,8 @@ struct RecipientRefusals {
 
     /// `finish` as the list of messages a stage passes on, given what it makes of
     /// the copy for the remaining recipients.
-    func finish(_ message: Message, _ envelope: Envelope, hostname: String,
-                transform: (Message) throws -> [Message]) throws -> [Message] {
+    public func finish(_ message: Message, _ envelope: Envelope, hostname: String,
+                       transform: (Message) throws -> [Message]) throws -> [Message] {
         let (copy, report) = try finish(message, envelope, hostname: hostname)
         var out = try copy.map(transform) ?? []
         if let report { out.append(report) }
