@@ -69,7 +69,7 @@ public struct EncryptPGPTool: Sendable {
         if !recipients.isEmpty {
             wanted = recipients.map { ($0, nil, nil) }
         } else if let envelope, envelope.method == .pgp {
-            wanted = envelope.recipients.map { ($0.address, $0.parameter("pgp"), $0.parameter("book")) }
+            wanted = envelope.recipients.map { ($0.address, $0.parameter(.pgp), $0.parameter(.book)) }
         } else {
             return [message]            // not ours: byte for byte
         }

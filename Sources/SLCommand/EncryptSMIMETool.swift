@@ -87,7 +87,7 @@ public struct EncryptSMIMETool: Sendable {
             // and reported to the sender; the others get their copy.
             for r in envelope.recipients {
                 let cert = try refusals.attempt(r.address) { () throws -> X509Certificate in
-                    guard let fingerprint = r.parameter("smime"), let bookName = r.parameter("book"),
+                    guard let fingerprint = r.parameter(.smime), let bookName = r.parameter(.book),
                           let contact = try books.book(named: bookName)?.contact(for: r.address),
                           let ref = contact.smimeCertificates.first(where: { $0.sha256Fingerprint.uppercased() == fingerprint.uppercased() }) else {
                         throw RecipientCertificateError(recipient: r.address, problem: "the certificate named by the routing is not in the address book")
@@ -99,7 +99,7 @@ public struct EncryptSMIMETool: Sendable {
                     return cert
                 }
                 guard let cert else { continue }
-                switch r.parameter("gcm") {      // the contact's X-SL-SMIME-GCM, when it has one
+                switch r.parameter(.gcm) {      // the contact's X-SL-SMIME-GCM, when it has one
                 case "yes": wanted.insert(.aes256GCM)
                 case "no": wanted.insert(.aes256CBC)
                 default: wanted.insert(standard)

@@ -75,6 +75,6 @@ public struct EscrowPackTool {
 
     /// A notice made by an earlier run (the stream went through twice): leave it.
     static func isNotice(_ envelope: Envelope) -> Bool {
-        !envelope.recipients.isEmpty && envelope.recipients.allSatisfy { $0.parameter("escrow") == "notice" }
+        !envelope.recipients.isEmpty && envelope.recipients.allSatisfy { $0.escrowMode == .notice }
     }
 }

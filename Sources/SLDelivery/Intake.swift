@@ -104,7 +104,7 @@ public final class Intake {
         for r in e.recipients {
             put(r.address)
             put(String(r.parameters.count))
-            for p in r.parameters { put(p.name); put(p.value) }
+            for p in r.parameters { put(p.key.rawValue); put(p.value) }
         }
         return out
     }
@@ -125,10 +125,10 @@ public final class Intake {
         var recipients: [Envelope.Recipient] = []
         for _ in 0..<count {
             guard let address = take(), let n = take().flatMap({ Int($0) }) else { return nil }
-            var parameters: [(name: String, value: String)] = []
+            var parameters: [(key: Envelope.RoutingKey, value: String)] = []
             for _ in 0..<n {
-                guard let name = take(), let value = take() else { return nil }
-                parameters.append((name, value))
+                guard let key = take().flatMap(Envelope.RoutingKey.init(rawValue:)), let value = take() else { return nil }
+                parameters.append((key, value))
             }
             recipients.append(Envelope.Recipient(address: address, parameters: parameters))
         }

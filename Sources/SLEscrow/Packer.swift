@@ -60,13 +60,13 @@ public final class Packer: @unchecked Sendable {
     /// The plan for one recipient, checked: the login account exists (unless
     /// there is no store: a dry run), the question and answer are not empty.
     func plan(_ r: Envelope.Recipient, envelope: Envelope, message: Message, store: EscrowStore?) throws -> Plan {
-        switch r.parameter("escrow") {
-        case "login":
+        switch r.escrowMode {
+        case .login:
             if let store, try !store.hasAccount(r.address) {
                 throw EscrowRefusal(recipient: r.address, problem: "no escrow login account (create it with sl-escrow account add \(r.address))")
             }
             return Plan(address: r.address, question: nil)
-        case "question":
+        case .question:
             let (question, answer) = try questionAndAnswer(for: r, envelope: envelope)
             guard !Answer.normalize(answer).isEmpty, !question.isEmpty else {
                 throw EscrowRefusal(recipient: r.address, problem: "the escrow question or its answer is empty")
@@ -124,7 +124,7 @@ public final class Packer: @unchecked Sendable {
             notice.index = message.index
             notice.fromLine = MboxWriter.fromLine(sender: envelope.sender, date: now)
             let routing = Envelope(sender: envelope.sender,
-                                   recipients: [Envelope.Recipient(address: link.address, parameters: [("escrow", "notice")])],
+                                   recipients: [Envelope.Recipient(address: link.address, parameters: [(.escrow, Envelope.EscrowMode.notice.rawValue)])],
                                    method: .escrow, tls: .opportunistic, fallback: .insecure, account: envelope.account)
             try routing.write(into: &notice.header)
             notices.append(notice)
@@ -134,12 +134,11 @@ public final class Packer: @unchecked Sendable {
 
     /// Where sl-classify said the question and answer are.
     func questionAndAnswer(for r: Envelope.Recipient, envelope: Envelope) throws -> (String, String) {
-        guard let qa = r.parameter("qa"), let colon = qa.firstIndex(of: ":") else {
-            throw MessageError.invalidField("\(r.address): escrow=question without qa=SOURCE:NAME")
+        guard let source = r.answerSource else {
+            throw MessageError.invalidField("\(r.address): escrow=question without a valid qa=SOURCE:NAME")
         }
-        let kind = qa[..<colon], name = String(qa[qa.index(after: colon)...])
-        switch kind {
-        case "book":
+        switch source {
+        case .book(let name):
             guard let book = try books.book(named: name) else {
                 throw ConfigurationError(configuration.source, 0, "\(r.address): address book \(name) is not configured")
             }
@@ -147,13 +146,13 @@ public final class Packer: @unchecked Sendable {
                 throw EscrowRefusal(recipient: r.address, problem: "address book \(name) no longer has an escrow question for them")
             }
             return (e.question, e.answer)
-        case "default":
+        case .defaultQuestion:
             let settings = try configuration.settings(forSender: envelope.sender, account: envelope.account)
             guard let d = settings.escrowDefault else {
                 throw EscrowRefusal(recipient: r.address, problem: "no default escrow question applies to \(envelope.sender) any more")
             }
             return (d.question, d.answer)
-        case "pending":
+        case .pending(let name):
             guard let directory = configuration.installation.pendingAnswersDirectory else {
                 throw MessageError.invalidField("\(r.address): qa=pending but no state directory")
             }
@@ -167,8 +166,6 @@ public final class Packer: @unchecked Sendable {
             if !consumed.contains(pending.path) { consumed.append(pending.path) }
             lock.unlock()
             return (pending.question, pending.answer)
-        default:
-            throw MessageError.invalidField("\(r.address): unknown qa source \"\(kind)\"")
         }
     }
 

@@ -36,22 +36,82 @@ public struct Envelope: Sendable, Equatable {
     }
 
     /// One envelope recipient and what the next tools need to know about it, as
-    /// ordered `name=value` parameters (values are tokens: hex, names, modes).
+    /// ordered `key=value` parameters (values are tokens: hex, names, modes).
     public struct Recipient: Sendable, Equatable {
         public var address: String
-        public var parameters: [(name: String, value: String)]
+        public var parameters: [(key: RoutingKey, value: String)]
 
-        public init(address: String, parameters: [(name: String, value: String)] = []) {
+        public init(address: String, parameters: [(key: RoutingKey, value: String)] = []) {
             self.address = address
             self.parameters = parameters
         }
 
-        public func parameter(_ name: String) -> String? {
-            parameters.first { $0.name == name }?.value
+        public func parameter(_ key: RoutingKey) -> String? {
+            parameters.first { $0.key == key }?.value
         }
+
+        /// `escrow=`: how an escrow recipient proves who they are, or that this
+        /// copy is a notice already.
+        public var escrowMode: EscrowMode? { parameter(.escrow).flatMap(EscrowMode.init(rawValue:)) }
+
+        /// `qa=`: where the escrow question and answer are.
+        public var answerSource: AnswerSource? { parameter(.qa).flatMap(AnswerSource.init(parsing:)) }
 
         public static func == (a: Recipient, b: Recipient) -> Bool {
             a.address == b.address && a.parameters.elementsEqual(b.parameters) { $0 == $1 }
+        }
+    }
+
+    /// The routing parameters of `X-SL-Envelope-To`: the whole vocabulary the tools
+    /// speak (sl(7), ROUTING FIELDS). A key outside it is a malformed routing field.
+    public enum RoutingKey: String, Sendable, CaseIterable {
+        /// The pinned PGP key's fingerprint.
+        case pgp
+        /// The S/MIME certificate's SHA-256 fingerprint.
+        case smime
+        /// The address book the key, certificate or question came from.
+        case book
+        /// yes or no: the contact reads AES-GCM S/MIME, or does not.
+        case gcm
+        /// `EscrowMode`.
+        case escrow
+        /// `AnswerSource`.
+        case qa
+    }
+
+    /// `escrow=`.
+    public enum EscrowMode: String, Sendable {
+        case question, login
+        /// A notice sl-escrow-pack made: the message itself is sealed.
+        case notice
+    }
+
+    /// `qa=SOURCE:NAME`: where the question and answer for `escrow=question` are.
+    public enum AnswerSource: Sendable, Equatable {
+        /// The recipient's entry in this address book.
+        case book(String)
+        /// The sender's default question at this level (user, domain, account, global).
+        case defaultQuestion(level: String)
+        /// An answer given at the terminal, kept under this token.
+        case pending(token: String)
+
+        public init?(parsing text: String) {
+            guard let colon = text.firstIndex(of: ":") else { return nil }
+            let name = String(text[text.index(after: colon)...])
+            switch text[..<colon] {
+            case "book": self = .book(name)
+            case "default": self = .defaultQuestion(level: name)
+            case "pending": self = .pending(token: name)
+            default: return nil
+            }
+        }
+
+        public var text: String {
+            switch self {
+            case .book(let n): return "book:\(n)"
+            case .defaultQuestion(let level): return "default:\(level)"
+            case .pending(let token): return "pending:\(token)"
+            }
         }
     }
 }
@@ -112,12 +172,15 @@ extension Envelope {
             guard let first = parts.first, let address = XText.decode(first), !address.isEmpty else {
                 throw MessageError.malformed("\(Field.to) \"\(f.unfoldedValue)\" has no valid address")
             }
-            var params: [(name: String, value: String)] = []
+            var params: [(key: RoutingKey, value: String)] = []
             for p in parts.dropFirst() where !p.isEmpty {
                 guard let eq = p.firstIndex(of: "="), eq != p.startIndex else {
                     throw MessageError.malformed("\(Field.to) parameter \"\(p)\" is not name=value")
                 }
-                params.append((String(p[..<eq]), String(p[p.index(after: eq)...])))
+                guard let key = RoutingKey(rawValue: String(p[..<eq])) else {
+                    throw MessageError.malformed("\(Field.to) parameter \"\(p[..<eq])\" is not one of \(RoutingKey.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                params.append((key, String(p[p.index(after: eq)...])))
             }
             recipients.append(Recipient(address: address, parameters: params))
         }
@@ -136,10 +199,10 @@ extension Envelope {
         for r in recipients {
             var v = XText.encode(r.address)
             for p in r.parameters {
-                guard Self.isToken(p.name), Self.isToken(p.value) else {
-                    throw MessageError.invalidField("routing parameter \(p.name)=\(p.value) is not a token")
+                guard Self.isToken(p.value) else {
+                    throw MessageError.invalidField("routing parameter \(p.key.rawValue)=\(p.value) is not a token")
                 }
-                v += "; \(p.name)=\(p.value)"
+                v += "; \(p.key.rawValue)=\(p.value)"
             }
             fields.append((Field.to, v))
         }

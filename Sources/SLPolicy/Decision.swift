@@ -11,7 +11,7 @@ public struct RecipientDecision: Sendable {
     /// The decision step that chose the method (1-6 as in sl-classify(1)), 0 for a
     /// sender opt-out or an internal domain, 7 for the fallback.
     public var step: Int
-    public var parameters: [(name: String, value: String)]
+    public var parameters: [(key: Envelope.RoutingKey, value: String)]
     /// Whether this recipient was a Bcc recipient (it then travels in its own copy).
     public var isBcc: Bool
 
@@ -88,7 +88,7 @@ public struct Decider {
     }
 
     public func decide(_ r: EmailAddress, intent: MessageIntent, isBcc: Bool = false) throws -> RecipientDecision {
-        func result(_ m: DeliveryMethod, _ step: Int, _ why: String, _ p: [(name: String, value: String)] = []) -> RecipientDecision {
+        func result(_ m: DeliveryMethod, _ step: Int, _ why: String, _ p: [(key: Envelope.RoutingKey, value: String)] = []) -> RecipientDecision {
             RecipientDecision(recipient: r, method: m, reason: why, step: step, parameters: p, isBcc: isBcc)
         }
 
@@ -139,17 +139,17 @@ public struct Decider {
                 let both = pgp != nil && cert != nil ? ", preferred over \(usePGP ? "S/MIME" : "PGP") by pki_preference" : ""
                 if usePGP, let pgp {
                     return result(.pgp, 2, "PGP key \(pgp) in \(origin)\(both); \(tlsNote)",
-                                  [("pgp", pgp), ("book", name)])
+                                  [(.pgp, pgp), (.book, name)])
                 } else if let cert {
-                    var p: [(name: String, value: String)] = [("smime", cert.sha256Fingerprint), ("book", name)]
+                    var p: [(key: Envelope.RoutingKey, value: String)] = [(.smime, cert.sha256Fingerprint), (.book, name)]
                     // Only what the card says; sl-encrypt-smime applies smime_cipher otherwise.
-                    if let gcm = c.smimeReadsGCM { p.append(("gcm", gcm ? "yes" : "no")) }
+                    if let gcm = c.smimeReadsGCM { p.append((.gcm, gcm ? "yes" : "no")) }
                     return result(.smime, 2, "S/MIME certificate \(cert.sha256Fingerprint.prefix(16))… in \(origin)\(both); \(tlsNote)", p)
                 }
             }
             if c.escrow != nil {
                 return result(.escrow, 2, "escrow question in \(origin); \(tlsNote)",
-                              [("escrow", "question"), ("qa", "book:\(name)")])
+                              Self.question(.book(name)))
             }
         }
         let bookNote = (order.names.isEmpty ? "no address book" : "nothing in \(order.rule) \(order.names.joined(separator: ", "))")
@@ -157,16 +157,16 @@ public struct Decider {
 
         // 3 and 4. Escrow with login
         if settings.escrowLogin {
-            return result(.escrow, 3, "escrow login mode is on for this sender; \(bookNote)", [("escrow", "login")])
+            return result(.escrow, 3, "escrow login mode is on for this sender; \(bookNote)", [(.escrow, Envelope.EscrowMode.login.rawValue)])
         }
         if escrowAccounts.contains(r.key) {
-            return result(.escrow, 4, "the recipient has an escrow login account; \(bookNote)", [("escrow", "login")])
+            return result(.escrow, 4, "the recipient has an escrow login account; \(bookNote)", [(.escrow, Envelope.EscrowMode.login.rawValue)])
         }
 
         // 5. Default question and answer, most specific level
         if let d = settings.escrowDefault {
             return result(.escrow, 5, "default escrow question of the \(d.level.rawValue) level; \(bookNote)",
-                          [("escrow", "question"), ("qa", "default:\(d.level.rawValue)")])
+                          Self.question(.defaultQuestion(level: d.level.rawValue)))
         }
 
         // 6. Ask the sender
@@ -176,12 +176,12 @@ public struct Decider {
            let asked = try prompt.askEscrowQuestion(recipient: r.addrSpec) {
             if asked.save, let saved = try books.save(question: asked, for: r, preferring: settings.preferredBook) {
                 return result(.escrow, 6, "escrow question asked of the sender, saved to book \(saved)",
-                              [("escrow", "question"), ("qa", "book:\(saved)")])
+                              Self.question(.book(saved)))
             }
             if let pending {
                 let token = try pending.store(recipient: r.key, question: asked.question, answer: asked.answer)
                 return result(.escrow, 6, "escrow question asked of the sender (not saved to a book)",
-                              [("escrow", "question"), ("qa", "pending:\(token)")])
+                              Self.question(.pending(token: token)))
             }
             unkept = "; the sender's answer could not be kept (no state directory)"
         }
@@ -195,6 +195,11 @@ public struct Decider {
         case .insecure: return result(.insecure, 7, "\(noSecure); fallback is insecure")
         case .bounce: return result(.bounce, 7, "\(noSecure); fallback is bounce")
         }
+    }
+
+    /// The routing of an escrow recipient who answers a question from `source`.
+    static func question(_ source: Envelope.AnswerSource) -> [(key: Envelope.RoutingKey, value: String)] {
+        [(.escrow, Envelope.EscrowMode.question.rawValue), (.qa, source.text)]
     }
 
     /// The `internal_domains` entry that matches `r`'s domain (`.parent` for subdomains).

@@ -15,7 +15,7 @@ import SLMessage
             let text = Array("From: a@example.org\r\nTo: b\(i)@example.org\r\nSubject: n\u{b0} \(i)\r\n\r\n".utf8) + body
             var m = try Message(bytes: text)
             let envelope = Envelope(sender: i == 3 ? "" : "a@example.org",
-                                    recipients: [Envelope.Recipient(address: "b\(i)@example.org", parameters: i == 5 ? [("escrow", "notice")] : [])],
+                                    recipients: [Envelope.Recipient(address: "b\(i)@example.org", parameters: i == 5 ? [(.escrow, "notice")] : [])],
                                     method: i == 5 ? .escrow : .insecure, tls: i == 9 ? .required : .opportunistic,
                                     fallback: .insecure, account: i == 2 ? "clinic" : nil)
             envelopes.append(envelope)

@@ -5,8 +5,8 @@ import Testing
     let sample = Envelope(
         sender: "alice@clinic.example",
         recipients: [
-            .init(address: "bob@example.org", parameters: [("pgp", "E96466123FDE251413AE02B073AC2627BE6FD5CA"), ("book", "clinic")]),
-            .init(address: "\"odd; <name>\"@example.org", parameters: [("escrow", "question"), ("qa", "book:clinic")]),
+            .init(address: "bob@example.org", parameters: [(.pgp, "E96466123FDE251413AE02B073AC2627BE6FD5CA"), (.book, "clinic")]),
+            .init(address: "\"odd; <name>\"@example.org", parameters: [(.escrow, "question"), (.qa, "book:clinic")]),
             .init(address: "jörg@bücher.example"),
         ],
         method: .pgp, tls: .opportunistic, fallback: .bounce, account: "clinic")
@@ -37,6 +37,8 @@ import Testing
         "X-SL-Version: 1\nX-SL-Envelope-From: a@b\nX-SL-Method: tls\nX-SL-Method: pgp\nX-SL-TLS: required\nX-SL-Fallback: bounce\nX-SL-Envelope-To: c@d\n\n",
         "X-SL-Version: 1\nX-SL-Envelope-From: a+ZZ@b\nX-SL-Method: tls\nX-SL-TLS: required\nX-SL-Fallback: bounce\nX-SL-Envelope-To: c@d\n\n",
         "X-SL-Version: 1\nX-SL-Envelope-From: a@b\nX-SL-Method: tls\nX-SL-TLS: required\nX-SL-Fallback: bounce\nX-SL-Envelope-To: c@d; novalue\n\n",
+        // a key outside the vocabulary
+        "X-SL-Version: 1\nX-SL-Envelope-From: a@b\nX-SL-Method: tls\nX-SL-TLS: required\nX-SL-Fallback: bounce\nX-SL-Envelope-To: c@d; pgpp=AB\n\n",
     ])
     func brokenRoutingIsMalformed(_ text: String) throws {
         let m = try Message(bytes: b(text))
@@ -45,9 +47,18 @@ import Testing
 
     @Test func parametersMustBeTokens() throws {
         var m = try Message(bytes: b("Subject: s\n\n"))
-        let bad = Envelope(sender: "a@b", recipients: [.init(address: "c@d", parameters: [("qa", "x; y")])],
+        let bad = Envelope(sender: "a@b", recipients: [.init(address: "c@d", parameters: [(.qa, "x; y")])],
                            method: .escrow, tls: .opportunistic, fallback: .bounce)
         #expect(throws: MessageError.self) { try bad.write(into: &m.header) }
+    }
+
+    @Test(arguments: ["book:clinic", "default:domain", "pending:0123456789abcdef0123456789abcdef"])
+    func answerSourcesRoundTrip(_ text: String) throws {
+        #expect(try #require(Envelope.AnswerSource(parsing: text)).text == text)
+    }
+
+    @Test func unknownAnswerSourcesAreNone() {
+        #expect(Envelope.AnswerSource(parsing: "carrier:pigeon") == nil && Envelope.AnswerSource(parsing: "book") == nil)
     }
 
     @Test(arguments: ["plain@example.org", "a+b=c;d@x", "ü@ß.example", "\"q u\"@x", ""])

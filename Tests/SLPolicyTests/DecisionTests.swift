@@ -81,10 +81,10 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
         let d = try decider(conf)
         let bob = try d.decide(address("Bob@Example.ORG"), intent: none)
         #expect(bob.method == .pgp && bob.step == 2)
-        #expect(bob.parameters.first { $0.name == "pgp" }?.value == "E96466123FDE251413AE02B073AC2627BE6FD5CA")
+        #expect(bob.parameters.first { $0.key == .pgp }?.value == "E96466123FDE251413AE02B073AC2627BE6FD5CA")
         let carol = try d.decide(address("carol@example.net"), intent: none)
         #expect(carol.method == .smime)
-        #expect(carol.parameters.first { $0.name == "smime" }?.value.count == 64)
+        #expect(carol.parameters.first { $0.key == .smime }?.value.count == 64)
         let erin = try d.decide(address("erin@example.com"), intent: none)
         #expect(erin.method == .escrow && erin.parameters.map(\.value) == ["question", "book:ex"])
         #expect(try d.decide(address("dana@example.org"), intent: none).method == .pgp)
@@ -106,7 +106,7 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
             .write(toFile: books.path("carol.vcf"), atomically: true, encoding: .utf8)
         let r = try decider("book c = \(books.path("carol.vcf"))\ndefault_book = c\n").decide(address("carol@example.net"), intent: none)
         #expect(r.method == .smime)
-        #expect(r.parameters.first { $0.name == "gcm" }?.value == gcm)
+        #expect(r.parameters.first { $0.key == .gcm }?.value == gcm)
     }
 
     @Test func step2APinnedFingerprintRoutesToThatKey() throws {
@@ -116,7 +116,7 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
             .write(toFile: books.path("pin.vcf"), atomically: true, encoding: .utf8)
         let r = try decider("book p = \(books.path("pin.vcf"))\ndefault_book = p\n").decide(address("kim@example.org"), intent: none)
         #expect(r.method == .pgp)
-        #expect(r.parameters.first { $0.name == "pgp" }?.value == pin)
+        #expect(r.parameters.first { $0.key == .pgp }?.value == pin)
     }
 
     @Test(arguments: [
@@ -133,7 +133,7 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
         conf += "default_book = d\n" + settings
         let r = try decider(conf).decide(address("pat@example.org"), intent: none)
         #expect(r.method == .escrow)
-        #expect(r.parameters.first { $0.name == "qa" }?.value == "book:\(winner)")
+        #expect(r.parameters.first { $0.key == .qa }?.value == "book:\(winner)")
     }
 
     @Test func step2PreferredBookIsExclusive() throws {
