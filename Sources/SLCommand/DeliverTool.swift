@@ -113,14 +113,7 @@ public struct DeliverTool {
         var m = message
         var rcpts = recipients
         if takeRecipientsFromHeaders {
-            for name in ["To", "Cc", "Bcc"] {
-                for f in m.header.all(name) {
-                    do { rcpts += try AddressList.parse(f.unfoldedValue).map(\.addrSpec) } catch {
-                        throw MessageError.malformed("message \(message.index): \(name): \(error)")
-                    }
-                }
-            }
-            m.header.remove("Bcc")
+            rcpts += try SendmailEnvelope.takeHeaderRecipients(from: &m).map(\.address.addrSpec)
         }
         var seen = Set<String>()
         rcpts = rcpts.filter { seen.insert($0.lowercased()).inserted }
@@ -128,21 +121,12 @@ public struct DeliverTool {
             throw MessageError.malformed("message \(message.index): no recipients (give them as arguments, use -t, or route with sl-classify)")
         }
         // The sender: -f, else the mbox From_ line's, else the From field's.
-        guard let from = try sender ?? Self.fromLineSender(m) ?? m.header["From"].flatMap({ try AddressList.parse($0).first?.addrSpec }) else {
+        guard let from = try sender.map(SendmailEnvelope.sender(option:)) ?? SendmailEnvelope.sender(of: m) else {
             throw MessageError.malformed("message \(message.index): no envelope sender (give -f, or -f \"\" for the null sender)")
         }
         let envelope = Envelope(sender: from, recipients: rcpts.map { Envelope.Recipient(address: $0) },
                                 method: .insecure, tls: .opportunistic, fallback: .insecure)
         return (m, envelope)
-    }
-
-    /// The address of an mbox `From ` line ("From alice@example.org Mon ..."); nil
-    /// for none, "MAILER-DAEMON" or anything that is not an address.
-    static func fromLineSender(_ m: Message) -> String? {
-        guard let line = m.fromLine else { return nil }
-        let words = String(decoding: line, as: UTF8.self).split(separator: " ")
-        guard words.count >= 2, words[1] != "MAILER-DAEMON" else { return words.count >= 2 ? "" : nil }
-        return try? EmailAddress(parsing: String(words[1])).addrSpec
     }
 
     func queuePath(_ installation: InstallationSettings, source: String) throws -> String {

@@ -156,15 +156,7 @@ public struct TLSProbeTool {
         if let envelope = try Envelope.read(from: message.header) {
             return envelope.recipients.map(\.address)
         }
-        var out: [String] = []
-        for name in ["To", "Cc", "Bcc"] {
-            for f in message.header.all(name) {
-                do { out += try AddressList.parse(f.unfoldedValue).map(\.addrSpec) } catch {
-                    throw MessageError.malformed("message \(message.index): \(name): \(error)")
-                }
-            }
-        }
-        return out
+        return try SendmailEnvelope.headerRecipients(of: message).map(\.address.addrSpec)
     }
 
     static func describe(_ r: DomainProbe) -> String {

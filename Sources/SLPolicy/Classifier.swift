@@ -76,22 +76,13 @@ public final class Classifier {
         // Recipients: arguments, or To/Cc/Bcc with -t (Bcc then removed from the copy).
         var recipients: [(EmailAddress, isBcc: Bool)] = options.recipients.map { ($0, false) }
         if options.takeRecipientsFromHeaders {
-            for name in ["To", "Cc", "Bcc"] {
-                for f in message.header.all(name) {
-                    do {
-                        for a in try AddressList.parse(f.unfoldedValue) { recipients.append((a, name == "Bcc")) }
-                    } catch {
-                        throw MessageError.malformed("message \(message.index): \(name): \(error)")
-                    }
-                }
-            }
-            message.header.remove("Bcc")
+            recipients += try SendmailEnvelope.takeHeaderRecipients(from: &message).map { ($0.address, $0.fromBcc) }
         }
         // A recipient the header section does not name (Bcc with -t, or an envelope
         // recipient as Postfix passes them, the Bcc field already gone) is hidden:
         // it travels in a copy of its own, so no key ID, RecipientInfo or notice
         // shows it to anyone else. A To or Cc that does not parse names no one.
-        let visible = Self.visibleRecipients(message.header)
+        let visible = SendmailEnvelope.visibleRecipients(message.header)
         recipients = recipients.map { ($0.0, isBcc: $0.isBcc || !visible.contains($0.0.key)) }
         var seen = Set<String>()
         recipients = recipients.filter { seen.insert($0.0.key).inserted }
@@ -131,34 +122,13 @@ public final class Classifier {
         return ClassifiedMessage(messageID: message.header["Message-ID"], sender: sender, decisions: decisions, output: output)
     }
 
-    /// The addresses (comparison keys) the To and Cc fields show to every recipient.
-    static func visibleRecipients(_ header: HeaderSection) -> Set<String> {
-        var keys = Set<String>()
-        for name in ["To", "Cc"] {
-            for f in header.all(name) {
-                for a in (try? AddressList.parse(f.unfoldedValue)) ?? [] { keys.insert(a.key) }
-            }
-        }
-        return keys
-    }
-
     /// -f, else the sender on the mbox From line, else the first From: address.
     func envelopeSender(of message: Message) throws -> String {
-        if let f = options.sender {
-            if f.isEmpty || f == "<>" { return "" }
-            return try EmailAddress(parsing: f).addrSpec
+        if let f = options.sender { return try SendmailEnvelope.sender(option: f) }
+        guard let sender = SendmailEnvelope.sender(of: message) else {
+            throw MessageError.malformed("message \(message.index): no envelope sender (give -f, or a From: field)")
         }
-        if let line = message.fromLine {
-            let words = String(lenientUTF8: line).split(separator: " ", maxSplits: 2)
-            if words.count >= 2 {
-                if words[1] == "MAILER-DAEMON" { return "" }
-                if let a = try? EmailAddress(parsing: String(words[1])) { return a.addrSpec }
-            }
-        }
-        if let from = message.header.first("From"), let a = try? AddressList.parse(from.unfoldedValue).first {
-            return a.addrSpec
-        }
-        throw MessageError.malformed("message \(message.index): no envelope sender (give -f, or a From: field)")
+        return sender
     }
 
     /// Subject triggers and the encrypt header. A trigger is removed from the Subject
