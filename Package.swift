@@ -33,6 +33,8 @@ let package = Package(
 
         // RFC 5322, MIME, mboxrd, the X-SL-* envelope fields. Foundation only.
         .target(name: "SLMessage"),
+        // OpenSSL's shared wrappers: X.509 certificates, digests, the error queue.
+        .target(name: "SLOpenSSL", dependencies: ["SLMessage", "COpenSSL"]),
         // Configuration, address books, TLS capability, the per-recipient decision.
         .target(name: "SLPolicy", dependencies: ["SLMessage", "COpenSSL"]),
         // PGP through GPGME: keyrings, key selection, encryption.
@@ -62,6 +64,7 @@ let package = Package(
         .executableTarget(name: "sl-escrow", dependencies: ["SLCommand"]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
+        .testTarget(name: "SLOpenSSLTests", dependencies: ["SLOpenSSL"]),
         // The command plumbing: the exit-code table, in process.
         .testTarget(name: "SLCommandTests", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLEscrow"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
