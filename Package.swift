@@ -39,8 +39,8 @@ let package = Package(
         .target(name: "SLPolicy", dependencies: ["SLMessage", "COpenSSL"]),
         // PGP through GPGME: keyrings, key selection, encryption.
         .target(name: "SLPGP", dependencies: ["SLMessage", "CGPGME"]),
-        // S/MIME through OpenSSL CMS: certificates, checks, encryption.
-        .target(name: "SLSMIME", dependencies: ["SLMessage", "COpenSSL"]),
+        // S/MIME through OpenSSL CMS: certificate checks, signing, encryption.
+        .target(name: "SLSMIME", dependencies: ["SLMessage", "SLOpenSSL", "COpenSSL"]),
         // DNS (libresolv), the transport table, TLS (libssl) and the SMTP client; the
         // TLS probe. Shared by sl-tls-probe, sl-classify and sl-deliver.
         .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "COpenSSL", "CResolv"]),
@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "CSodium", "CSQLite"]),
         // Shared command plumbing: stream loop, staged output, sysexits, audit log.
         .target(name: "SLCommand", dependencies: [
-            "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLDelivery", "SLEscrow",
+            "SLMessage", "SLOpenSSL", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLDelivery", "SLEscrow",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["SLTransport", "SLPolicy", "SLTestPeers"]),
         .testTarget(name: "SLEscrowTests", dependencies: ["SLEscrow", "SLMessage"]),
         .testTarget(name: "SLDeliveryTests", dependencies: ["SLDelivery", "SLMessage", "SLTransport"]),
-        .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME"], exclude: ["Fixtures"]),
+        .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME", "SLOpenSSL"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time.
         .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLDelivery", "SLTestPeers"], exclude: ["Golden"]),
     ]
