@@ -33,10 +33,10 @@ let package = Package(
 
         // RFC 5322, MIME, mboxrd, the X-SL-* envelope fields. Foundation only.
         .target(name: "SLMessage"),
-        // OpenSSL's shared wrappers: X.509 certificates, digests, the error queue.
+        // OpenSSL's shared wrappers: X.509 certificates, digests, randomness, the error queue.
         .target(name: "SLOpenSSL", dependencies: ["SLMessage", "COpenSSL"]),
         // Configuration, address books, TLS capability, the per-recipient decision.
-        .target(name: "SLPolicy", dependencies: ["SLMessage", "COpenSSL"]),
+        .target(name: "SLPolicy", dependencies: ["SLMessage", "SLOpenSSL"]),
         // PGP through GPGME: keyrings, key selection, encryption.
         .target(name: "SLPGP", dependencies: ["SLMessage", "CGPGME"]),
         // S/MIME through OpenSSL CMS: certificate checks, signing, encryption.
