@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "SLSMIME", dependencies: ["SLMessage", "SLOpenSSL", "COpenSSL"]),
         // DNS (libresolv), the transport table, TLS (libssl) and the SMTP client; the
         // TLS probe. Shared by sl-tls-probe, sl-classify and sl-deliver.
-        .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "COpenSSL", "CResolv"]),
+        .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "SLOpenSSL", "COpenSSL", "CResolv"]),
         // The delivery queue and the SMTP sender: what sl-deliver does.
         .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),
         // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes) and the
