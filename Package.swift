@@ -1,7 +1,8 @@
 // swift-tools-version: 6.0
 // sl — secure email for anyone, as Unix filters.
 // Dependencies point one way: executables -> SLCommand -> SLPolicy -> SLMessage.
-// Only modules that need a C library import one, and no C type crosses a public API.
+// Only modules that need a C library import one, as `internal import`: the compiler
+// keeps every C type out of public APIs.
 import PackageDescription
 
 let package = Package(

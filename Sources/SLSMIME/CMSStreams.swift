@@ -1,4 +1,4 @@
-import COpenSSL
+internal import COpenSSL
 import SLOpenSSL
 
 /// The BIO plumbing CMS streaming needs, in one place: content read from one file
