@@ -1,7 +1,8 @@
 // swift-tools-version: 6.0
 // sl — secure email for anyone, as Unix filters.
 // Dependencies point one way: executables -> SLCommand -> SLPolicy -> SLMessage.
-// Only modules that need a C library import one, and no C type crosses a public API.
+// Only modules that need a C library import one, as `internal import`: the compiler
+// keeps every C type out of public APIs.
 import PackageDescription
 
 let package = Package(
@@ -33,15 +34,17 @@ let package = Package(
 
         // RFC 5322, MIME, mboxrd, the X-SL-* envelope fields. Foundation only.
         .target(name: "SLMessage"),
+        // OpenSSL's shared wrappers: X.509 certificates, digests, randomness, the error queue.
+        .target(name: "SLOpenSSL", dependencies: ["SLMessage", "COpenSSL"]),
         // Configuration, address books, TLS capability, the per-recipient decision.
-        .target(name: "SLPolicy", dependencies: ["SLMessage", "COpenSSL"]),
+        .target(name: "SLPolicy", dependencies: ["SLMessage", "SLOpenSSL"]),
         // PGP through GPGME: keyrings, key selection, encryption.
         .target(name: "SLPGP", dependencies: ["SLMessage", "CGPGME"]),
-        // S/MIME through OpenSSL CMS: certificates, checks, encryption.
-        .target(name: "SLSMIME", dependencies: ["SLMessage", "COpenSSL"]),
+        // S/MIME through OpenSSL CMS: certificate checks, signing, encryption.
+        .target(name: "SLSMIME", dependencies: ["SLMessage", "SLOpenSSL", "COpenSSL"]),
         // DNS (libresolv), the transport table, TLS (libssl) and the SMTP client; the
         // TLS probe. Shared by sl-tls-probe, sl-classify and sl-deliver.
-        .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "COpenSSL", "CResolv"]),
+        .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "SLOpenSSL", "COpenSSL", "CResolv"]),
         // The delivery queue and the SMTP sender: what sl-deliver does.
         .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),
         // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes) and the
@@ -49,7 +52,7 @@ let package = Package(
         .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "CSodium", "CSQLite"]),
         // Shared command plumbing: stream loop, staged output, sysexits, audit log.
         .target(name: "SLCommand", dependencies: [
-            "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLDelivery", "SLEscrow",
+            "SLMessage", "SLOpenSSL", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLDelivery", "SLEscrow",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -62,6 +65,7 @@ let package = Package(
         .executableTarget(name: "sl-escrow", dependencies: ["SLCommand"]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
+        .testTarget(name: "SLOpenSSLTests", dependencies: ["SLOpenSSL"]),
         // The command plumbing: the exit-code table, in process.
         .testTarget(name: "SLCommandTests", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLEscrow"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
@@ -73,7 +77,7 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["SLTransport", "SLPolicy", "SLTestPeers"]),
         .testTarget(name: "SLEscrowTests", dependencies: ["SLEscrow", "SLMessage"]),
         .testTarget(name: "SLDeliveryTests", dependencies: ["SLDelivery", "SLMessage", "SLTransport"]),
-        .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME"], exclude: ["Fixtures"]),
+        .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME", "SLOpenSSL"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time.
         .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLDelivery", "SLTestPeers"], exclude: ["Golden"]),
     ]

@@ -1,5 +1,6 @@
 import Foundation
 import SLMessage
+import SLOpenSSL
 import SLPolicy
 import SLSMIME
 import SLTransport

@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 
 /// The small wrapping primitives the store uses: AEAD for key wraps, sealed boxes for
 /// accounts, secretbox for an account's private key. Plaintext keys come and go in

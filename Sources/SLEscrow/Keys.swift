@@ -1,4 +1,4 @@
-import CSodium
+internal import CSodium
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import CGPGME
+internal import CGPGME
 import Foundation
 import SLMessage
 

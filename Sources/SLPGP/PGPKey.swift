@@ -1,4 +1,4 @@
-import CGPGME
+internal import CGPGME
 
 /// A public key as GnuPG sees it. Owns a reference to the `gpgme_key_t`; the public
 /// properties are copied out so callers never touch GPGME memory.

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import SLMessage
+internal import SLOpenSSL
 
 /// The configured address books, loaded on first use and kept for the whole stream
 /// (a 50,000-message bulk run reads each book once).

@@ -3,6 +3,7 @@
 // an address book is an error the user sees at load time, never a silent downgrade to
 // a less secure way of sending.
 import SLMessage
+internal import SLOpenSSL
 
 /// An OpenPGP public key (RFC 9580 10.1 transferable public key, binary).
 public struct PGPKeyRef: Sendable, Equatable {
@@ -38,11 +39,10 @@ public struct SMIMECertificateRef: Sendable, Equatable {
 
     /// Accepts DER or PEM.
     public init(derOrPEM data: [UInt8]) throws {
-        let certificate = data.first == 0x30 ? try X509Certificate(der: data) : try X509Certificate(pem: data)
-        let der = try certificate.der()
-        self.der = der
-        self.sha256Fingerprint = try hex(Digest.sha256(der))
-        self.emailAddresses = certificate.emailAddresses()
+        (der, sha256Fingerprint, emailAddresses) = try readingKeyMaterial {
+            let certificate = try X509Certificate(derOrPEM: data)
+            return (try certificate.der(), hex(try certificate.sha256Fingerprint()), certificate.emailAddresses)
+        }
     }
 }
 

@@ -1,15 +1,21 @@
 // Key material found in address books: enough OpenPGP packet parsing to name a key by
-// its fingerprint (RFC 4880 4.2, 12.2; RFC 9580 4.2, 5.5.4), and X.509 certificates
-// through OpenSSL. The bytes come from files anyone might have edited or exported, so
+// its fingerprint (RFC 4880 4.2, 12.2; RFC 9580 4.2, 5.5.4); X.509 certificates are
+// SLOpenSSL's. The bytes come from files anyone might have edited or exported, so
 // every length is checked against what is actually there before it is used.
-import COpenSSL
 import SLMessage
+internal import SLOpenSSL
 
 /// Key data that is not what it claims to be: truncated, garbage, or an unsupported kind.
 public struct KeyMaterialError: Error, Equatable, CustomStringConvertible {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// Runs an OpenSSL reading of key data and reports its failure as the data's: the
+/// address book's reader turns a KeyMaterialError into an error on the card's line.
+func readingKeyMaterial<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as OpenSSLError { throw KeyMaterialError(error.description) }
 }
 
 enum OpenPGP {
@@ -113,14 +119,14 @@ enum OpenPGP {
             guard body.count >= 6 else { throw KeyMaterialError("OpenPGP v4 public-key packet is too short") }
             guard body.count <= 0xFFFF else { throw KeyMaterialError("OpenPGP v4 public-key packet is too long to fingerprint") }
             let n = body.count
-            return try hex(Digest.sha1([0x99, UInt8(n >> 8), UInt8(n & 0xFF)] + body))
+            return hex(try readingKeyMaterial { try Digest.sha1([0x99, UInt8(n >> 8), UInt8(n & 0xFF)] + body) })
         case 5, 6:
             // version, creation time, algorithm, four-octet key material length
             guard body.count >= 10 else { throw KeyMaterialError("OpenPGP v\(version) public-key packet is too short") }
             let n = UInt32(truncatingIfNeeded: body.count)
             let prefix: [UInt8] = [version == 6 ? 0x9B : 0x9A,
                                    UInt8(n >> 24), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)]
-            return try hex(Digest.sha256(prefix + body))
+            return hex(try readingKeyMaterial { try Digest.sha256(prefix + body) })
         default:
             throw KeyMaterialError("OpenPGP v\(version) keys are not supported (v4 and v6 are)")
         }
@@ -182,25 +188,4 @@ func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
         out.append(digits[Int(b & 0x0F)])
     }
     return String(decoding: out, as: UTF8.self)
-}
-
-/// Message digests through OpenSSL's EVP interface.
-enum Digest {
-    static func sha1(_ data: [UInt8]) throws -> [UInt8] { try digest(data, EVP_sha1()) }
-    static func sha256(_ data: [UInt8]) throws -> [UInt8] { try digest(data, EVP_sha256()) }
-
-    private static func digest(_ data: [UInt8], _ md: OpaquePointer?) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let ok = data.withUnsafeBytes { input in
-            out.withUnsafeMutableBufferPointer { output in
-                EVP_Digest(input.baseAddress, input.count, output.baseAddress, &length, md, nil)
-            }
-        }
-        guard ok == 1 else {
-            ERR_clear_error()
-            throw KeyMaterialError("OpenSSL digest failed")
-        }
-        return Array(out.prefix(Int(length)))
-    }
 }

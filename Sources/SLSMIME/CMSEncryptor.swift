@@ -1,5 +1,6 @@
-import COpenSSL
+internal import COpenSSL
 import SLMessage
+import SLOpenSSL
 
 /// Content encryption for S/MIME 4.0 (RFC 8551).
 public enum ContentCipher: Sendable {
@@ -23,9 +24,9 @@ public enum CMSEncryptor {
         let flags = UInt32(CMS_BINARY | CMS_STREAM)
         try CMSStreams.withBase64Output(input: input, output: output) { inBIO, out in
             try CMSStreams.withStack(recipients) { certs in
-                guard let cms = CMS_encrypt(certs, inBIO, evp, flags) else { throw SMIMEError("CMS encryption failed") }
+                guard let cms = CMS_encrypt(certs, inBIO, evp, flags) else { throw OpenSSLError("CMS encryption failed") }
                 defer { CMS_ContentInfo_free(cms) }
-                guard i2d_CMS_bio_stream(out, cms, inBIO, Int32(flags)) == 1 else { throw SMIMEError("writing the CMS structure failed") }
+                guard i2d_CMS_bio_stream(out, cms, inBIO, Int32(flags)) == 1 else { throw OpenSSLError("writing the CMS structure failed") }
             }
         }
     }

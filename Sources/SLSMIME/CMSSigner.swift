@@ -1,5 +1,6 @@
-import COpenSSL
+internal import COpenSSL
 import SLMessage
+import SLOpenSSL
 
 /// A private key for signing. Owns its `EVP_PKEY*`.
 public final class PrivateKey: @unchecked Sendable {
@@ -7,12 +8,11 @@ public final class PrivateKey: @unchecked Sendable {
 
     /// Reads an unencrypted PEM private key (PKCS#8 or traditional).
     public init(pem: Bytes) throws {
-        let key: OpaquePointer? = pem.withUnsafeBufferPointer { buf in
-            guard let bio = BIO_new_mem_buf(buf.baseAddress, Int32(buf.count)) else { return nil }
-            defer { BIO_free(bio) }
-            return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
+        let key: OpaquePointer? = pem.withUnsafeBytes { buffer in
+            guard let bio = MemoryBIO(reading: buffer) else { return nil }
+            return PEM_read_bio_PrivateKey(bio.handle, nil, nil, nil)
         }
-        guard let key else { throw SMIMEError("not an unencrypted PEM private key") }
+        guard let key else { throw OpenSSLError("not an unencrypted PEM private key") }
         handle = key
     }
 
@@ -37,9 +37,9 @@ public enum CMSSigner {
         let flags = UInt32(CMS_BINARY | CMS_STREAM)
         try CMSStreams.withBase64Output(input: input, output: output) { inBIO, out in
             try CMSStreams.withStack(chain) { extra in
-                guard let cms = CMS_sign(signer.handle, key.handle, extra, inBIO, flags) else { throw SMIMEError("CMS signing failed") }
+                guard let cms = CMS_sign(signer.handle, key.handle, extra, inBIO, flags) else { throw OpenSSLError("CMS signing failed") }
                 defer { CMS_ContentInfo_free(cms) }
-                guard i2d_CMS_bio_stream(out, cms, inBIO, Int32(flags)) == 1 else { throw SMIMEError("writing the signed data failed") }
+                guard i2d_CMS_bio_stream(out, cms, inBIO, Int32(flags)) == 1 else { throw OpenSSLError("writing the signed data failed") }
             }
         }
     }

@@ -1,5 +1,6 @@
-import COpenSSL
+internal import COpenSSL
 import SLMessage
+import SLOpenSSL
 
 /// Why a certificate cannot be used to encrypt to a recipient.
 public enum CertificateRejection: Equatable, Sendable, CustomStringConvertible {
@@ -33,11 +34,11 @@ public final class CertificateChecker: @unchecked Sendable {
     ///   - systemCAs: also trust the system CA bundle (OpenSSL's default paths).
     ///   - anchors: additional trusted certificates (a private CA).
     public init(systemCAs: Bool = true, anchors: [X509Certificate] = []) throws {
-        guard let s = X509_STORE_new() else { throw SMIMEError("cannot create a trust store") }
+        guard let s = X509_STORE_new() else { throw OpenSSLError("cannot create a trust store") }
         store = s
         if systemCAs { _ = X509_STORE_set_default_paths(store) }
         for a in anchors {
-            guard X509_STORE_add_cert(store, a.handle) == 1 else { throw SMIMEError("cannot add a trust anchor") }
+            guard X509_STORE_add_cert(store, a.handle) == 1 else { throw OpenSSLError("cannot add a trust anchor") }
         }
     }
 
@@ -82,5 +83,19 @@ public final class CertificateChecker: @unchecked Sendable {
         let code = X509_STORE_CTX_get_error(ctx)
         ERR_clear_error()
         return String(cString: X509_verify_cert_error_string(Int(code)))
+    }
+}
+
+extension X509Certificate {
+    /// Public key algorithm, as far as the S/MIME rules care.
+    public enum KeyKind: Sendable { case rsa, ec, other }
+
+    public var keyKind: KeyKind {
+        guard let key = X509_get0_pubkey(handle) else { return .other }
+        switch EVP_PKEY_get_base_id(key) {
+        case EVP_PKEY_RSA: return .rsa
+        case EVP_PKEY_EC: return .ec
+        default: return .other
+        }
     }
 }

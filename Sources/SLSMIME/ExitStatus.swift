@@ -2,7 +2,5 @@ import SLMessage
 
 // The exit each S/MIME error means (sysexits(3)); see SysexitReporting.
 
-/// OpenSSL failed: may work on the next try.
-extension SMIMEError: SysexitReporting { public var sysexit: Sysexit { .tempFail } }
 /// No usable certificate: the certificate, the book or the trust store must change first.
 extension RecipientCertificateError: SysexitReporting { public var sysexit: Sysexit { .unavailable } }

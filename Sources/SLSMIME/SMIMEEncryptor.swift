@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import SLMessage
+import SLOpenSSL
 
 /// A recipient whose certificate cannot be used. Exit 69, like a missing PGP key.
 public struct RecipientCertificateError: Error, CustomStringConvertible, Equatable {

@@ -1,4 +1,4 @@
-import CResolv
+internal import CResolv
 import Foundation
 
 /// Why a DNS question got no usable answer. The probe turns these into verdicts;

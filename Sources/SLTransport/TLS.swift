@@ -1,16 +1,6 @@
-import COpenSSL
+internal import COpenSSL
 import Foundation
-
-/// An OpenSSL failure in words: the error queue drained into one line, never raw.
-func openSSLReason(_ what: String) -> String {
-    var reasons: [String] = []
-    while true {
-        let e = ERR_get_error()
-        if e == 0 { break }
-        if let r = ERR_reason_error_string(e) { reasons.append(String(cString: r)) }
-    }
-    return reasons.isEmpty ? what : "\(what): \(reasons.joined(separator: "; "))"
-}
+internal import SLOpenSSL
 
 /// The local TLS set-up is unusable (a CA bundle that does not load): a
 /// configuration problem, not the server's.
@@ -38,7 +28,7 @@ public final class TLSClientContext: @unchecked Sendable {
     /// - Parameter caFile: PEM bundle of trust anchors; nil means the system CA store.
     public init(caFile: String?) throws {
         guard let c = SSL_CTX_new(TLS_client_method()) else {
-            throw TransportError.tls(openSSLReason("cannot create a TLS context"))
+            throw TransportError.tls(OpenSSLError("cannot create a TLS context").description)
         }
         ctx = c
         // The handshake completes whatever the certificate says; the verdict comes from
@@ -49,11 +39,11 @@ public final class TLSClientContext: @unchecked Sendable {
         if let caFile {
             // No SSL_CTX_free on these paths: ctx is set, so deinit frees it.
             guard SSL_CTX_load_verify_locations(c, caFile, nil) == 1 else {
-                throw TLSSetupError(openSSLReason("cannot load the CA bundle \(caFile)"))
+                throw TLSSetupError(OpenSSLError("cannot load the CA bundle \(caFile)").description)
             }
         } else {
             guard SSL_CTX_set_default_verify_paths(c) == 1 else {
-                throw TLSSetupError(openSSLReason("cannot load the system CA store"))
+                throw TLSSetupError(OpenSSLError("cannot load the system CA store").description)
             }
         }
     }
@@ -93,7 +83,7 @@ final class TLSSession {
     let ssl: OpaquePointer
 
     init(context: TLSClientContext, fd: Int32, serverName: String, verifyName: String) throws {
-        guard let s = SSL_new(context.ctx) else { throw TransportError.tls(openSSLReason("cannot create a TLS session")) }
+        guard let s = SSL_new(context.ctx) else { throw TransportError.tls(OpenSSLError("cannot create a TLS session").description) }
         ssl = s
         // SNI takes a host name, never an address literal.
         if DNSResolver.isHostName(serverName), !DNSServer.isIPv4(serverName) {
@@ -101,7 +91,7 @@ final class TLSSession {
         }
         SSL_set_hostflags(s, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
         guard SSL_set1_host(s, verifyName) == 1, SSL_set_fd(s, fd) == 1 else {
-            throw TransportError.tls(openSSLReason("cannot set up the TLS session"))
+            throw TransportError.tls(OpenSSLError("cannot set up the TLS session").description)
         }
     }
 
@@ -121,7 +111,7 @@ final class TLSSession {
             case SSL_ERROR_SYSCALL where ERR_peek_error() == 0:
                 throw TransportError.closed("the server closed the connection during \(what)")
             default:
-                throw TransportError.tls(openSSLReason("TLS \(what) failed"))
+                throw TransportError.tls(OpenSSLError("TLS \(what) failed").description)
             }
         }
     }
@@ -133,7 +123,7 @@ final class TLSSession {
         let modern = SSL_version(ssl) >= TLS1_2_VERSION
         var chain: [CertificateSummary] = []
         for i in 0..<sl_peer_chain_count(ssl) {
-            if let x = sl_peer_chain_at(ssl, i) { chain.append(Self.summary(x)) }
+            if let x = sl_peer_chain_at(ssl, i) { chain.append(CertificateSummary(X509Certificate(retaining: x))) }
         }
         let code = chain.isEmpty ? Int(X509_V_ERR_UNSPECIFIED) : SSL_get_verify_result(ssl)
         let failure: TLSResultType? = code == X509_V_OK ? nil : Self.resultType(Int32(code))
@@ -180,31 +170,16 @@ final class TLSSession {
             return .validationFailure
         }
     }
+}
 
-    static func summary(_ x: OpaquePointer) -> CertificateSummary {
-        func name(_ n: OpaquePointer?) -> String {
-            guard let n, let bio = BIO_new(BIO_s_mem()) else { return "" }
-            defer { BIO_free(bio) }
-            X509_NAME_print_ex(bio, n, 0, sl_xn_flag_rfc2253())
-            var p: UnsafeMutablePointer<CChar>? = nil
-            let len = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &p)
-            guard len > 0, let p else { return "" }
-            return printable(UnsafeRawBufferPointer(start: p, count: len))
-        }
-        func time(_ t: UnsafePointer<ASN1_TIME>?) -> String {
-            guard let t else { return "" }
-            var tm = tm()
-            guard ASN1_TIME_to_tm(t, &tm) == 1 else { return "" }
-            return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                          tm.tm_hour, tm.tm_min, tm.tm_sec)
-        }
-        var md = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var len: UInt32 = 0
-        _ = X509_digest(x, EVP_sha256(), &md, &len)
-        return CertificateSummary(
-            subject: name(X509_get_subject_name(x)), issuer: name(X509_get_issuer_name(x)),
-            notBefore: time(X509_get0_notBefore(x)), notAfter: time(X509_get0_notAfter(x)),
-            sha256: md.prefix(Int(len)).map { String(format: "%02X", $0) }.joined(separator: ":"))
+extension CertificateSummary {
+    /// Names through `printable`: the server's certificate says what it likes.
+    init(_ certificate: X509Certificate) {
+        subject = printable(certificate.subject.utf8)
+        issuer = printable(certificate.issuer.utf8)
+        notBefore = certificate.notBefore
+        notAfter = certificate.notAfter
+        sha256 = ((try? certificate.sha256Fingerprint()) ?? []).map { String(format: "%02X", $0) }.joined(separator: ":")
     }
 }
 

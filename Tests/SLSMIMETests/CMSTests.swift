@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SLMessage
+import SLOpenSSL
 @testable import SLSMIME
 
 /// Certificates made at test time by Fixtures/make-certs.py (Python cryptography).
@@ -34,7 +35,7 @@ final class CertFixture: @unchecked Sendable {
         try p.run()
         let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw SMIMEError(plain: "\(argv.joined(separator: " ")): \(errText)") }
+        guard p.terminationStatus == 0 else { throw OpenSSLError(plain: "\(argv.joined(separator: " ")): \(errText)") }
         return Array(try Data(contentsOf: URL(fileURLWithPath: outFile)))
     }
 }
@@ -79,8 +80,8 @@ final class CertFixture: @unchecked Sendable {
     }
 
     @Test func garbageIsNotACertificate() {
-        #expect(throws: SMIMEError.self) { try X509Certificate(derOrPEM: Array("not a cert".utf8)) }
-        #expect(throws: SMIMEError.self) { try X509Certificate(derOrPEM: [0x30, 0x82, 0xFF, 0xFF, 0x00]) }
+        #expect(throws: OpenSSLError.self) { try X509Certificate(derOrPEM: Array("not a cert".utf8)) }
+        #expect(throws: OpenSSLError.self) { try X509Certificate(derOrPEM: [0x30, 0x82, 0xFF, 0xFF, 0x00]) }
     }
 }
 
