@@ -5,6 +5,8 @@
 // keeps every C type out of public APIs.
 import PackageDescription
 
+let parser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "sl",
     platforms: [.macOS(.v13)],
@@ -50,19 +52,21 @@ let package = Package(
         // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes) and the
         // store (SQLite metadata, sealed content files), accounts.
         .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "CSodium", "CSQLite"]),
-        // Shared command plumbing: stream loop, staged output, sysexits, audit log.
+        // Command plumbing only: the stream loop, staged output, diagnostics and
+        // sysexits, the terminal, option groups. The tools' glue from configuration to
+        // the libraries lives in each executable, which links only what it uses.
         .target(name: "SLCommand", dependencies: [
-            "SLMessage", "SLOpenSSL", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLDelivery", "SLEscrow",
+            "SLMessage", "SLPolicy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .executableTarget(name: "sl-classify", dependencies: ["SLCommand"]),
-        .executableTarget(name: "sl-encrypt-pgp", dependencies: ["SLCommand"]),
-        .executableTarget(name: "sl-encrypt-smime", dependencies: ["SLCommand"]),
-        .executableTarget(name: "sl-tls-probe", dependencies: ["SLCommand"]),
-        .executableTarget(name: "sl-deliver", dependencies: ["SLCommand"]),
-        .executableTarget(name: "sl-escrow-pack", dependencies: ["SLCommand"]),
-        .executableTarget(name: "sl-escrow", dependencies: ["SLCommand"]),
+        .executableTarget(name: "sl-classify", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLTransport", "SLEscrow", parser]),
+        .executableTarget(name: "sl-encrypt-pgp", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLPGP", parser]),
+        .executableTarget(name: "sl-encrypt-smime", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLSMIME", "SLOpenSSL", parser]),
+        .executableTarget(name: "sl-tls-probe", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLTransport", parser]),
+        .executableTarget(name: "sl-deliver", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLTransport", "SLDelivery", parser]),
+        .executableTarget(name: "sl-escrow-pack", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLEscrow", parser]),
+        .executableTarget(name: "sl-escrow", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLEscrow", parser]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLOpenSSLTests", dependencies: ["SLOpenSSL"]),

@@ -6,9 +6,9 @@ import SLMessage
 /// The controlling terminal (/dev/tty), for questions and secrets: stdin and
 /// stdout carry messages. A secret is read with echo off, and the line break the
 /// user typed is echoed afterwards.
-final class Terminal {
+public final class Terminal {
     private let fd: Int32
-    init?() {
+    public init?() {
         let fd = Glibc.open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         guard isatty(fd) == 1 else { close(fd); return nil }
@@ -16,9 +16,9 @@ final class Terminal {
     }
     deinit { close(fd) }
 
-    func say(_ s: String) { try? FileDescriptorIO.writeAll(fd, Array(s.utf8)) }
+    public func say(_ s: String) { try? FileDescriptorIO.writeAll(fd, Array(s.utf8)) }
 
-    func ask(_ prompt: String, echo: Bool) -> String? {
+    public func ask(_ prompt: String, echo: Bool) -> String? {
         // Echo goes off before the prompt appears, not after: TCSAFLUSH drops what
         // was typed before the change, which must not be the answer itself.
         var saved = termios()

@@ -1,5 +1,4 @@
 import ArgumentParser
-import SLTransport
 
 /// The options that say where mail goes and whom to trust, shared by the tools
 /// that talk SMTP (sl-tls-probe, sl-deliver); each defaults to sl.conf.
@@ -22,13 +21,4 @@ public struct TransportOptions: ParsableArguments {
         if port == 0 { throw ValidationError("--port must be 1-65535") }
     }
 
-    /// The options given on the command line, over what sl.conf said.
-    func apply(to options: inout ProbeOptions) throws {
-        if let dns {
-            do { options.dnsServer = try DNSServer(parsing: dns) } catch { throw UsageError("--dns: \(error)") }
-        }
-        if let port { options.port = port }
-        if let caFile { options.caFile = caFile }
-        if let transport { options.transport = try TransportTable(path: transport) }
-    }
 }

@@ -213,3 +213,22 @@ public final class TLSProber: @unchecked Sendable {
                               finished: progress.map { report in { done, r in report(done, domains.count, r) } })
     }
 }
+
+extension ProbeOptions {
+    /// The command line's --dns, --port, --ca-file and --transport, over what
+    /// sl.conf said (sl-deliver and sl-tls-probe take the same four).
+    public mutating func override(dns: String?, port: UInt16?, caFile: String?, transportMap: String?) throws {
+        if let dns {
+            do { dnsServer = try DNSServer(parsing: dns) } catch { throw OptionValueError(description: "--dns: \(error)") }
+        }
+        if let port { self.port = port }
+        if let caFile { self.caFile = caFile }
+        if let transportMap { transport = try TransportTable(path: transportMap) }
+    }
+}
+
+/// A bad value of a command-line option (exit 64).
+public struct OptionValueError: SysexitReporting, CustomStringConvertible {
+    public let description: String
+    public var sysexit: Sysexit { .usage }
+}

@@ -1,8 +1,8 @@
 import Foundation
+import SLCommand
 import SLMessage
 import SLPGP
 import SLPolicy
-import SLTransport
 
 /// sl-encrypt-pgp without its argument parsing.
 ///

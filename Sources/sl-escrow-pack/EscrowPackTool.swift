@@ -2,10 +2,10 @@
 import Glibc
 #endif
 import Foundation
+import SLCommand
 import SLEscrow
 import SLMessage
 import SLPolicy
-import SLTransport
 
 /// sl-escrow-pack without its argument parsing.
 ///

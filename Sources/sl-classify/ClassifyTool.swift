@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import SLCommand
 import SLEscrow
 import SLMessage
 import SLPolicy

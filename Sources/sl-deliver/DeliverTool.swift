@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import SLCommand
 import SLDelivery
 import SLMessage
 import SLPolicy
@@ -140,7 +141,7 @@ public struct DeliverTool {
     func deliveryOptions(_ installation: InstallationSettings, source: String) throws -> DeliveryOptions {
         var o = DeliveryOptions()
         var probe = try LiveTLSCapability.options(from: installation, source: source, timeout: timeout)
-        try destination.apply(to: &probe)
+        try probe.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport)
         o.dnsServer = probe.dnsServer
         o.transport = probe.transport
         o.port = probe.port

@@ -1,9 +1,9 @@
 import Foundation
+import SLCommand
 import SLMessage
 import SLOpenSSL
 import SLPolicy
 import SLSMIME
-import SLTransport
 
 /// sl-encrypt-smime without its argument parsing.
 ///

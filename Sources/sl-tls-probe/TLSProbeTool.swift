@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import SLCommand
 import SLMessage
 import SLPolicy
 import SLTransport
@@ -39,7 +40,7 @@ public struct TLSProbeTool {
         let installation = configuration?.installation ?? InstallationSettings()
         var options = try LiveTLSCapability.options(from: installation, source: configuration?.source ?? "sl.conf", timeout: timeout)
         options.operationTimeout = min(timeout, 10)
-        try destination.apply(to: &options)
+        try options.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport)
 
         let domains = try readDomains()
         guard !domains.isEmpty else { throw UsageError("no domains to probe (give DOMAIN or ADDRESS arguments, - for a list on stdin, or --message)") }
