@@ -27,8 +27,7 @@ struct SLClassify: ParsableCommand {
     @Flag(name: [.customShort("i"), .customLong("oi", withSingleDash: true)], help: "Accepted for sendmail compatibility (a lone dot never ends input here).")
     var ignoreDots = false
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf).", valueName: "file"))
-    var config: String?
+    @OptionGroup var config: ConfigurationOption
 
     @Option(name: .long, help: ArgumentHelp("Policy account of the sender, instead of the one listing the sender's domain.", valueName: "name"))
     var account: String?
@@ -39,8 +38,7 @@ struct SLClassify: ParsableCommand {
     @Flag(name: .long, help: "With --explain (implied), print the decisions as a JSON array.")
     var json = false
 
-    @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line and no later line splits it (procmail, Postfix pipe(8) with the F flag).")
-    var singleMessage = false
+    @OptionGroup var input: MessageInput
 
     @Flag(name: .customLong("no-ask"), help: "Never ask the sender for an escrow question at the terminal.")
     var noAsk = false
@@ -65,13 +63,13 @@ struct SLClassify: ParsableCommand {
         let parsed = try recipients.map { r in
             do { return try EmailAddress(parsing: r) } catch { throw UsageError("recipient \"\(r)\": \(error)") }
         }
-        var tool = ClassifyTool(configurationPath: config,
+        var tool = ClassifyTool(configurationPath: config.path,
                                 envelope: EnvelopeOptions(sender: envelopeSender, recipients: parsed,
                                                           takeRecipientsFromHeaders: takeFromHeaders, account: account))
         tool.report = json ? .json : explain ? .text : .none
         tool.ask = !noAsk && !dryRun
         tool.dryRun = dryRun
-        tool.singleMessage = singleMessage
+        tool.singleMessage = input.singleMessage
         try tool.run()
     }
 }

@@ -40,8 +40,13 @@ struct SLDeliver: ParsableCommand {
     @Option(help: ArgumentHelp("Send everything through this relay (default: relay in sl.conf).", valueName: "host[:port]"))
     var relay: String?
 
+    /// --relay-tls: how TLS starts with the relay.
+    enum RelayTLS: String, ExpressibleByArgument, CaseIterable {
+        case implicit, starttls
+    }
+
     @Option(name: .customLong("relay-tls"), help: ArgumentHelp("implicit (port 465) or starttls (default: by port).", valueName: "mode"))
-    var relayTLS: String?
+    var relayTLS: RelayTLS?
 
     @Option(help: ArgumentHelp("Queue directory (default: queue_directory, else the state directory's queue/).", valueName: "dir"))
     var queue: String?
@@ -54,11 +59,9 @@ struct SLDeliver: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds allowed for each SMTP read or write.", valueName: "seconds"))
     var timeout: Double = 300
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
-    var config: String?
+    @OptionGroup var config: ConfigurationOption
 
-    @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line (Postfix pipe(8) with the F flag).")
-    var singleMessage = false
+    @OptionGroup var input: MessageInput
 
     @Argument(help: ArgumentHelp("Envelope recipients for unrouted input.", valueName: "recipient"))
     var recipients: [String] = []
@@ -68,14 +71,13 @@ struct SLDeliver: ParsableCommand {
             throw ValidationError("--run-queue reads no input; give no recipients, -t or --dry-run with it")
         }
         if force && !runQueue { throw ValidationError("--force goes with --run-queue") }
-        if let relayTLS, !["implicit", "starttls"].contains(relayTLS) { throw ValidationError("--relay-tls is implicit or starttls") }
         if concurrency < 1 || concurrency > 1000 { throw ValidationError("--concurrency must be between 1 and 1000") }
         if timeout <= 0 || timeout > 3600 { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
     }
 
     func run() throws {
         var tool = DeliverTool()
-        tool.configurationPath = config
+        tool.configurationPath = config.path
         if let s = sender {
             if s.isEmpty || s == "<>" { tool.sender = "" } else {
                 do { tool.sender = try EmailAddress(parsing: s).addrSpec } catch { throw UsageError("sender \"\(s)\": \(error)") }
@@ -89,12 +91,12 @@ struct SLDeliver: ParsableCommand {
         tool.force = force
         tool.dryRun = dryRun
         tool.relay = relay
-        tool.relayImplicitTLS = relayTLS.map { $0 == "implicit" }
+        tool.relayImplicitTLS = relayTLS.map { $0 == .implicit }
         tool.queueDirectory = queue
         tool.destination = destination
         tool.concurrency = concurrency
         tool.timeout = timeout
-        tool.singleMessage = singleMessage
+        tool.singleMessage = input.singleMessage
         try tool.run()
     }
 }

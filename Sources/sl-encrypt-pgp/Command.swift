@@ -24,8 +24,7 @@ struct SLEncryptPGP: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("GnuPG home (default: pgp_homedir in sl.conf, then $GNUPGHOME, then ~/.gnupg).", valueName: "dir"))
     var homedir: String?
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
-    var config: String?
+    @OptionGroup var config: ConfigurationOption
 
     @Flag(inversion: .prefixedNo, help: "Sign with the sender's key before encrypting (default: pgp_sign in sl.conf, else no).")
     var sign: Bool?
@@ -42,8 +41,7 @@ struct SLEncryptPGP: ParsableCommand {
     @Option(name: [.customShort("j"), .long], help: ArgumentHelp("Messages encrypted at once (default 1; measure with bench/pgp before raising it).", valueName: "n"))
     var jobs: Int?
 
-    @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line and no later line splits it.")
-    var singleMessage = false
+    @OptionGroup var input: MessageInput
 
     @Flag(name: .customLong("dry-run"), help: "Change nothing: import address-book keys into a throwaway copy of the GnuPG home (for a dry run of the whole pipeline).")
     var dryRun = false
@@ -53,14 +51,14 @@ struct SLEncryptPGP: ParsableCommand {
             do { _ = try EmailAddress(parsing: r) } catch { throw UsageError("recipient \"\(r)\": \(error)") }
         }
         var tool = EncryptPGPTool()
-        tool.configurationPath = config
+        tool.configurationPath = config.path
         tool.homeDirectory = homedir
         tool.recipients = try recipients.map { try EmailAddress(parsing: $0).addrSpec }
         tool.sign = sign
         tool.signAs = signAs
         tool.encryptToSelf = encryptToSelf
         tool.hideRecipients = hideRecipients
-        tool.singleMessage = singleMessage
+        tool.singleMessage = input.singleMessage
         tool.dryRun = dryRun
         if let jobs {
             guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }

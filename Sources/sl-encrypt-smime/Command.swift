@@ -27,8 +27,16 @@ struct SLEncryptSMIME: ParsableCommand {
     @Option(name: .customLong("certificate"), help: ArgumentHelp("A recipient certificate, PEM or DER (repeatable).", valueName: "file"))
     var certificates: [String] = []
 
+    /// --cipher: the names of sl.conf's smime_cipher.
+    enum Cipher: String, ExpressibleByArgument, CaseIterable {
+        case aes256CBC = "aes256-cbc", aes256GCM = "aes256-gcm"
+        var smime: SMIMECipher { self == .aes256GCM ? .aes256GCM : .aes256CBC }
+        /// Any case, as in sl.conf.
+        init?(argument: String) { self.init(rawValue: argument.lowercased()) }
+    }
+
     @Option(name: .customLong("cipher"), help: ArgumentHelp("aes256-cbc or aes256-gcm (default: smime_cipher in sl.conf, else aes256-cbc); a contact's X-SL-SMIME-GCM wins over it.", valueName: "cipher"))
-    var cipher: String?
+    var cipher: Cipher?
 
     @Option(name: .customLong("anchor"), help: ArgumentHelp("Also trust this CA certificate (repeatable).", valueName: "file"))
     var anchors: [String] = []
@@ -48,11 +56,9 @@ struct SLEncryptSMIME: ParsableCommand {
     @Option(name: .customLong("signer-key"), help: ArgumentHelp("The sender's unencrypted PEM private key (default: smime_key).", valueName: "file"))
     var signerKey: String?
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
-    var config: String?
+    @OptionGroup var config: ConfigurationOption
 
-    @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line and no later line splits it.")
-    var singleMessage = false
+    @OptionGroup var input: MessageInput
 
     func run() throws {
         var tool = EncryptSMIMETool()
@@ -61,15 +67,12 @@ struct SLEncryptSMIME: ParsableCommand {
         }
         if !recipients.isEmpty && certificates.isEmpty { throw UsageError("-r needs at least one --certificate FILE") }
         if recipients.isEmpty && !certificates.isEmpty { throw UsageError("--certificate is for -r; in a pipeline the routing names the certificates") }
-        if let cipher {
-            guard let named = SMIMECipher(rawValue: cipher.lowercased()) else { throw UsageError("--cipher must be aes256-cbc or aes256-gcm") }
-            tool.cipher = named
-        }
+        tool.cipher = cipher?.smime
         tool.certificateFiles = certificates
         tool.anchorFiles = anchors
         tool.systemCAs = systemCAs
-        tool.configurationPath = config
-        tool.singleMessage = singleMessage
+        tool.configurationPath = config.path
+        tool.singleMessage = input.singleMessage
         tool.sign = sign
         tool.encryptToSelf = encryptToSelf
         tool.signerCertificateFile = signerCertificate

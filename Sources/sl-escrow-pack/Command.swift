@@ -19,23 +19,21 @@ struct SLEscrowPack: ParsableCommand {
         See sl-escrow-pack(1).
         """)
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
-    var config: String?
+    @OptionGroup var config: ConfigurationOption
 
     @Option(help: ArgumentHelp("Escrow store directory (default: escrow_store, else the state directory's escrow/).", valueName: "dir"))
     var store: String?
 
-    @Flag(name: .customLong("single-message"), help: "The input is one message; a leading From line is its envelope line (Postfix pipe(8) with the F flag).")
-    var singleMessage = false
+    @OptionGroup var input: MessageInput
 
     @Flag(name: .customLong("dry-run"), help: "Seal nothing and change nothing: write the notices with a placeholder link (for a dry run of the whole pipeline).")
     var dryRun = false
 
     func run() throws {
         var tool = EscrowPackTool()
-        tool.configurationPath = config
+        tool.configurationPath = config.path
         tool.storeDirectory = store
-        tool.singleMessage = singleMessage
+        tool.singleMessage = input.singleMessage
         tool.dryRun = dryRun
         try tool.run()
     }

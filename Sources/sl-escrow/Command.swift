@@ -18,15 +18,14 @@ struct SLEscrow: ParsableCommand {
 }
 
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
-    var config: String?
+    @OptionGroup var config: ConfigurationOption
 
     @Option(help: ArgumentHelp("Escrow store directory (default: escrow_store, else the state directory's escrow/).", valueName: "dir"))
     var store: String?
 
     var tool: EscrowTool {
         var t = EscrowTool()
-        t.configurationPath = config
+        t.configurationPath = config.path
         t.storeDirectory = store
         return t
     }

@@ -43,8 +43,7 @@ struct SLTLSProbe: ParsableCommand {
     @Option(help: ArgumentHelp("Domains probed at once.", valueName: "n"))
     var concurrency: Int = 20
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file (default $SL_CONFIG, then /etc/sl/sl.conf if present).", valueName: "file"))
-    var config: String?
+    @OptionGroup var config: ConfigurationOption
 
     @Flag(name: .customLong("single-message"), help: "With --message: the input is one message, not an mbox stream.")
     var singleMessage = false
@@ -58,7 +57,7 @@ struct SLTLSProbe: ParsableCommand {
 
     func run() throws {
         var tool = TLSProbeTool()
-        tool.configurationPath = config
+        tool.configurationPath = config.path
         tool.input = message ? .message : .arguments(targets)
         tool.json = json
         tool.warm = warm

@@ -266,6 +266,7 @@ func smimeCard(_ certs: SMIMECerts, _ who: String, _ extra: String = "") throws 
         let bad = try Tools.run("sl-encrypt-smime", ["-r", "ec@example.org", "--certificate", "/nonexistent.pem"], stdin: attachmentMessage)
         #expect(bad.status == 64 && bad.stdout.isEmpty)
         let cipher = try encrypt(["-r", "ec@example.org", "--certificate", certs.path("ec"), "--cipher", "aes128-cbc"], attachmentMessage)
-        #expect(cipher.status == 64 && cipher.stdout.isEmpty && cipher.stderr.contains("--cipher must be aes256-cbc or aes256-gcm"))
+        #expect(cipher.status == 64 && cipher.stdout.isEmpty && cipher.stderr.contains("--cipher") && cipher.stderr.contains("aes256-gcm"), "\(cipher.stderr)")
+        #expect(cipher.stderr.split(separator: "\n").count == 1)
     }
 }
