@@ -1,15 +1,15 @@
 // swift-tools-version: 6.0
-// sl — secure email for anyone, as Unix filters.
-// Dependencies point one way: executables -> SLCommand -> SLPolicy -> SLMessage.
-// Only modules that need a C library import one, as `internal import`: the compiler
-// keeps every C type out of public APIs.
+// sl — secure email for anyone, as Unix filters. Linux only (Glibc, /dev/tty, flock).
+// Dependencies point one way: executables -> SLCommand and the libraries they use
+// (SLDelivery -> SLTransport; SLPGP, SLSMIME, SLEscrow) -> SLPolicy -> SLOpenSSL ->
+// SLMessage. Only modules that need a C library import one, as `internal import`:
+// the compiler keeps every C type out of public APIs.
 import PackageDescription
 
 let parser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
     name: "sl",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "sl-classify", targets: ["sl-classify"]),
         .executable(name: "sl-encrypt-pgp", targets: ["sl-encrypt-pgp"]),
@@ -34,7 +34,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
 
-        // RFC 5322, MIME, mboxrd, the X-SL-* envelope fields. Foundation only.
+        // RFC 5322, MIME, mboxrd; the X-SL-* envelope and its routing vocabulary, the
+        // sendmail envelope rules, delivery reports, RFC 3463 codes, sysexits. Foundation only.
         .target(name: "SLMessage"),
         // OpenSSL's shared wrappers: X.509 certificates, digests, randomness, the error queue.
         .target(name: "SLOpenSSL", dependencies: ["SLMessage", "COpenSSL"]),
@@ -47,10 +48,11 @@ let package = Package(
         // DNS (libresolv), the transport table, TLS (libssl) and the SMTP client; the
         // TLS probe. Shared by sl-tls-probe, sl-classify and sl-deliver.
         .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "SLOpenSSL", "COpenSSL", "CResolv"]),
-        // The delivery queue and the SMTP sender: what sl-deliver does.
+        // What sl-deliver does: the SMTP sender, the queue and its runner, and the
+        // failure policy (DeliveryPolicy.swift: what each trouble does, and its status).
         .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),
-        // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes) and the
-        // store (SQLite metadata, sealed content files), accounts.
+        // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes), the store
+        // (SQLite metadata, sealed content files), accounts, the packer, notices, receipts.
         .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "CSodium", "CSQLite"]),
         // Command plumbing only: the stream loop, staged output, diagnostics and
         // sysexits, the terminal, option groups. The tools' glue from configuration to

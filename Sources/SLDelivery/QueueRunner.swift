@@ -141,8 +141,8 @@ public final class QueueRunner {
     static let intakeBatch = 500
     static let intakeBatchBytes = 8 << 20
 
-    /// Delivers one round and settles every message of it; returns the delivery
-    /// reports it queued. What is left of fresh messages is queued in one commit.
+    /// What a round sends: each message's parcel for the recipients that are not
+    /// waiting for a new decision.
     static func parcels(for loaded: [Loaded]) throws -> [Parcel] {
         var parcels: [Parcel] = []
         for l in loaded {
@@ -156,6 +156,8 @@ public final class QueueRunner {
         return parcels
     }
 
+    /// Delivers one round and settles every message of it; returns the delivery
+    /// reports it queued. What is left of fresh messages is queued in one commit.
     private func deliver(_ loaded: [Loaded], parcels: [Parcel]? = nil, now: Double) throws -> [QueueItem] {
         let parcels = try parcels ?? Self.parcels(for: loaded)
         let results = parcels.isEmpty ? [:] : try deliverer.deliver(parcels)

@@ -117,7 +117,6 @@ final class GPGMEContext {
 /// A GPGME data object over a file descriptor or bytes. Owns the `gpgme_data_t`.
 final class GPGMEData {
     let handle: gpgme_data_t
-    private let keepAlive: Bytes?
 
     /// Data read from or written to `fd` (the fd stays owned by the caller), so large
     /// messages stream through a temporary file instead of memory.
@@ -126,10 +125,9 @@ final class GPGMEData {
         if let e = PGPError.check(gpgme_data_new_from_fd(&h, fd), "cannot wrap a file for GPGME") { throw e }
         guard let h else { throw PGPError("cannot wrap a file for GPGME") }
         handle = h
-        keepAlive = nil
     }
 
-    /// Data copied from `bytes`.
+    /// Data copied from `bytes` (GPGME keeps its own copy: the last argument, 1).
     init(bytes: Bytes) throws {
         var h: gpgme_data_t?
         let err = bytes.withUnsafeBufferPointer { buf in
@@ -140,7 +138,6 @@ final class GPGMEData {
         if let e = PGPError.check(err, "cannot copy data for GPGME") { throw e }
         guard let h else { throw PGPError("cannot copy data for GPGME") }
         handle = h
-        keepAlive = nil
     }
 
     deinit { gpgme_data_release(handle) }

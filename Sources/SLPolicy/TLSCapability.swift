@@ -27,7 +27,8 @@ public enum TLSVerdict: String, Sendable, Codable, CaseIterable {
 /// A TLS verdict for a domain and where it came from.
 public struct TLSFinding: Sendable, Equatable {
     public var verdict: TLSVerdict
-    /// "static", "cache", or (later) "probe".
+    /// "static" (tls_static), "cache" (the TLS cache) or "probe" (sl-classify's
+    /// live probe on a cache miss).
     public var source: String
     public init(verdict: TLSVerdict, source: String) { self.verdict = verdict; self.source = source }
 }
