@@ -86,75 +86,75 @@ extension Configuration {
                     guard !c.installation.books.contains(where: { $0.name == name }) else { throw fail("book \(name) is defined twice") }
                     c.installation.books.append((name, value))
                 case "audit_log": c.installation.auditLog = value
-                case "tls_cache": c.installation.tlsCache = value
+                case "tls_cache": c.installation.transport.tlsCache = value
                 case "default_book": c.installation.defaultBook = value.lowercased()
                 case "escrow_accounts": c.installation.escrowAccounts = value
                 case "state_directory": c.installation.stateDirectory = value
                 case "hostname": c.installation.hostname = value
-                case "pgp_homedir": c.installation.pgpHomeDirectory = value
-                case "smime_anchors": c.installation.smimeAnchors = list(value)
-                case "smime_system_cas": c.installation.smimeSystemCAs = try boolean(value, key, fail)
+                case "pgp_homedir": c.installation.pgp.homeDirectory = value
+                case "smime_anchors": c.installation.smime.anchors = list(value)
+                case "smime_system_cas": c.installation.smime.systemCAs = try boolean(value, key, fail)
                 case "smime_cipher":
                     guard let cipher = SMIMECipher(rawValue: value.lowercased()) else {
                         throw fail("smime_cipher must be aes256-cbc or aes256-gcm")
                     }
-                    c.installation.smimeCipher = cipher
+                    c.installation.smime.cipher = cipher
                 case "ask_sender": c.installation.askSender = try boolean(value, key, fail)
-                case "dns_server": c.installation.dnsServer = value
-                case "queue_directory": c.installation.queueDirectory = value
-                case "relay": c.installation.relay = value
-                case "relay_credentials": c.installation.relayCredentials = value
-                case "reroute_command": c.installation.rerouteCommand = value
+                case "dns_server": c.installation.transport.dnsServer = value
+                case "queue_directory": c.installation.delivery.queueDirectory = value
+                case "relay": c.installation.delivery.relay = value
+                case "relay_credentials": c.installation.delivery.relayCredentials = value
+                case "reroute_command": c.installation.delivery.rerouteCommand = value
                 case "relay_tls":
                     switch value.lowercased() {
-                    case "implicit": c.installation.relayImplicitTLS = true
-                    case "starttls": c.installation.relayImplicitTLS = false
+                    case "implicit": c.installation.delivery.relayImplicitTLS = true
+                    case "starttls": c.installation.delivery.relayImplicitTLS = false
                     default: throw fail("relay_tls must be implicit or starttls")
                     }
                 case "queue_lifetime":
                     guard let days = Double(value), days > 0, days <= 365 else { throw fail("queue_lifetime must be a number of days (up to 365)") }
-                    c.installation.queueLifetime = days * 86_400
-                case "escrow_store": c.installation.escrowStore = value
-                case "escrow_pepper_file": c.installation.escrowPepperFile = value
+                    c.installation.delivery.queueLifetime = days * 86_400
+                case "escrow_store": c.installation.escrow.store = value
+                case "escrow_pepper_file": c.installation.escrow.pepperFile = value
                 case "escrow_url":
                     guard value.hasPrefix("https://") || value.hasPrefix("http://"), !value.contains("#"),
                           !value.contains(where: { $0 == " " || $0.isNewline }) else {
                         throw fail("escrow_url must be an http(s) address without a fragment")
                     }
-                    c.installation.escrowURL = value.hasSuffix("/") ? String(value.dropLast()) : value
+                    c.installation.escrow.url = value.hasSuffix("/") ? String(value.dropLast()) : value
                 case "escrow_expiry", "escrow_expiry_max":
                     guard let days = Double(value), days > 0, days <= 3650 else { throw fail("\(key) must be a number of days (up to 3650)") }
-                    if key == "escrow_expiry" { c.installation.escrowExpiryDays = days } else { c.installation.escrowExpiryMaxDays = days }
+                    if key == "escrow_expiry" { c.installation.escrow.expiryDays = days } else { c.installation.escrow.expiryMaxDays = days }
                 case "escrow_max_attempts":
                     guard let n = Int(value), n >= 1, n <= 100 else { throw fail("escrow_max_attempts must be a number from 1 to 100") }
-                    c.installation.escrowMaxAttempts = n
+                    c.installation.escrow.maxAttempts = n
                 case "escrow_kdf_passes":
                     guard let n = UInt64(value), n >= 2, n <= 100 else { throw fail("escrow_kdf_passes must be from 2 (OWASP's minimum) to 100") }
-                    c.installation.escrowKDFPasses = n
+                    c.installation.escrow.kdfPasses = n
                 case "escrow_kdf_memory":
                     guard let n = Int(value), n >= 19, n <= 4096 else { throw fail("escrow_kdf_memory must be MiB from 19 (OWASP's minimum) to 4096") }
-                    c.installation.escrowKDFMemoryMiB = n
-                case "escrow_message_center": c.installation.escrowMessageCenter = try boolean(value, key, fail)
-                case "escrow_notice_from": c.installation.escrowNoticeFrom = value
-                case "escrow_notice_subject": c.installation.escrowNoticeSubject = value
-                case "escrow_notice_text": c.installation.escrowNoticeText = value
-                case "escrow_notice_html": c.installation.escrowNoticeHTML = value
-                case "transport_map": c.installation.transportMap = value
-                case "tls_ca_file": c.installation.tlsCAFile = value
-                case "tls_probe": c.installation.tlsProbe = try boolean(value, key, fail)
+                    c.installation.escrow.kdfMemoryMiB = n
+                case "escrow_message_center": c.installation.escrow.messageCenter = try boolean(value, key, fail)
+                case "escrow_notice_from": c.installation.escrow.noticeFrom = value
+                case "escrow_notice_subject": c.installation.escrow.noticeSubject = value
+                case "escrow_notice_text": c.installation.escrow.noticeText = value
+                case "escrow_notice_html": c.installation.escrow.noticeHTML = value
+                case "transport_map": c.installation.transport.transportMap = value
+                case "tls_ca_file": c.installation.transport.tlsCAFile = value
+                case "tls_probe": c.installation.transport.tlsProbe = try boolean(value, key, fail)
                 case "smtp_port":
                     guard let p = UInt16(value), p > 0 else { throw fail("smtp_port must be a port number (1-65535)") }
-                    c.installation.smtpPort = p
+                    c.installation.transport.smtpPort = p
                 case "tls_probe_timeout", "tls_cache_ttl":
                     guard let n = Double(value), n > 0, n < 1e9 else { throw fail("\(key) must be a positive number of seconds") }
-                    if key == "tls_probe_timeout" { c.installation.tlsProbeTimeout = n } else { c.installation.tlsCacheTTL = n }
+                    if key == "tls_probe_timeout" { c.installation.transport.tlsProbeTimeout = n } else { c.installation.transport.tlsCacheTTL = n }
                 case "tls_static":
                     for item in list(value) {
                         let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
                         guard kv.count == 2, let v = TLSVerdict(rawValue: kv[1].lowercased()) else {
                             throw fail("tls_static entries are DOMAIN=VERDICT (verified, encrypted, none, unreachable)")
                         }
-                        c.installation.tlsStatic[kv[0].lowercased()] = v
+                        c.installation.transport.tlsStatic[kv[0].lowercased()] = v
                     }
                 default: break
                 }
@@ -287,19 +287,19 @@ extension InstallationSettings {
             p.hasPrefix("/") || directory.isEmpty ? p : directory + "/" + p
         }
         auditLog = auditLog.map(resolve)
-        tlsCache = tlsCache.map(resolve)
-        transportMap = transportMap.map(resolve)
-        queueDirectory = queueDirectory.map(resolve)
-        relayCredentials = relayCredentials.map(resolve)
-        tlsCAFile = tlsCAFile.map(resolve)
+        transport.tlsCache = transport.tlsCache.map(resolve)
+        transport.transportMap = transport.transportMap.map(resolve)
+        delivery.queueDirectory = delivery.queueDirectory.map(resolve)
+        delivery.relayCredentials = delivery.relayCredentials.map(resolve)
+        transport.tlsCAFile = transport.tlsCAFile.map(resolve)
         escrowAccounts = escrowAccounts.map(resolve)
         stateDirectory = stateDirectory.map(resolve)
-        escrowStore = escrowStore.map(resolve)
-        escrowPepperFile = escrowPepperFile.map(resolve)
-        escrowNoticeText = escrowNoticeText.map(resolve)
-        escrowNoticeHTML = escrowNoticeHTML.map(resolve)
-        pgpHomeDirectory = pgpHomeDirectory.map(resolve)
-        smimeAnchors = smimeAnchors.map(resolve)
+        escrow.store = escrow.store.map(resolve)
+        escrow.pepperFile = escrow.pepperFile.map(resolve)
+        escrow.noticeText = escrow.noticeText.map(resolve)
+        escrow.noticeHTML = escrow.noticeHTML.map(resolve)
+        pgp.homeDirectory = pgp.homeDirectory.map(resolve)
+        smime.anchors = smime.anchors.map(resolve)
         books = books.map { ($0.name, resolve($0.path)) }
     }
 }
