@@ -19,7 +19,7 @@ public struct EscrowContext {
             throw ConfigurationError(source, 0, "no escrow store: set escrow_store or state_directory, or HOME")
         }
         var pepper: SecretBytes? = nil
-        if let path = installation.escrowPepperFile {
+        if let path = installation.escrow.pepperFile {
             do { pepper = try Pepper.load(path: path) } catch {
                 throw ConfigurationError(source, 0, "escrow_pepper_file: \(error)")
             }
@@ -29,7 +29,7 @@ public struct EscrowContext {
         try StateOwner.check(directory, within: installation.stateDirectory, what: "the escrow store", tool: tool)
         self.directory = directory
         self.pepper = pepper
-        maximumAttempts = installation.escrowMaxAttempts
+        maximumAttempts = installation.escrow.maxAttempts
         store = try EscrowStore(directory: directory, pepper: pepper, maximumAttempts: maximumAttempts)
         hostname = Self.hostname(installation)
         portal = Self.portal(installation, hostname: hostname)
@@ -39,7 +39,7 @@ public struct EscrowContext {
 
     /// The portal address notices link to: escrow_url, else this host's /sl-escrow.
     public static func portal(_ installation: InstallationSettings, hostname: String) -> String {
-        installation.escrowURL ?? "https://\(hostname)/sl-escrow"
+        installation.escrow.url ?? "https://\(hostname)/sl-escrow"
     }
 
     /// One more connection to the same store, for another worker thread.

@@ -102,7 +102,7 @@ public final class Packer: @unchecked Sendable {
             let packed: PackedMessage
             do {
                 packed = try store.pack(original, sender: envelope.sender, recipients: recipients, created: now, expires: expires,
-                                        messageCenter: configuration.installation.escrowMessageCenter)
+                                        messageCenter: configuration.installation.escrow.messageCenter)
             } catch EscrowError.noAccount(let address) {
                 // Checked per recipient above: here only the sender's own account
                 // (escrow_message_center) or an account removed meanwhile.
@@ -115,7 +115,7 @@ public final class Packer: @unchecked Sendable {
         }
 
         let originalFrom = original.header["From"] ?? envelope.sender
-        let from = configuration.installation.escrowNoticeFrom ?? originalFrom
+        let from = configuration.installation.escrow.noticeFrom ?? originalFrom
         var notices: [Message] = []
         for (link, p) in zip(links, plans) {
             let values = NoticeTemplates.Values(sender: originalFrom, recipient: link.address, link: link.url,
@@ -173,8 +173,8 @@ public final class Packer: @unchecked Sendable {
     /// asks for (at least an hour), never more than escrow_expiry_max days.
     func expiry(of message: Message, now: Date) -> Date {
         let installation = configuration.installation
-        let longest = now.addingTimeInterval(installation.escrowExpiryMaxDays * 86_400)
-        var expires = now.addingTimeInterval(installation.escrowExpiryDays * 86_400)
+        let longest = now.addingTimeInterval(installation.escrow.expiryMaxDays * 86_400)
+        var expires = now.addingTimeInterval(installation.escrow.expiryDays * 86_400)
         if let field = message.header["Expires"], let asked = RFC5322Date.parse(field) {
             expires = max(asked, now.addingTimeInterval(3600))
         }

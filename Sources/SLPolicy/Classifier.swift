@@ -57,8 +57,8 @@ public final class Classifier {
         self.hostname = configuration.installation.hostname ?? hostname
         self.now = now
         books = BookShelf(books: configuration.installation.books, defaultBook: configuration.installation.defaultBook)
-        var providers: [any TLSCapabilityProvider] = [StaticTLSCapability(configuration.installation.tlsStatic)]
-        if let cache = configuration.installation.tlsCache { providers.append(try TLSCacheFile(path: cache, now: now())) }
+        var providers: [any TLSCapabilityProvider] = [StaticTLSCapability(configuration.installation.transport.tlsStatic)]
+        if let cache = configuration.installation.transport.tlsCache { providers.append(try TLSCacheFile(path: cache, now: now())) }
         if let liveTLS { providers.append(liveTLS) }
         tls = TLSCapabilityChain(providers)
         // Login accounts: the escrow store's (sl-escrow account add), and any the

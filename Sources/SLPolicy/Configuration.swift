@@ -38,20 +38,118 @@ public struct Configuration: Sendable {
 }
 
 /// Settings of the installation: where things are. Only at the top of the file.
+/// Grouped by the tools that read them; what several tools read stays here.
 public struct InstallationSettings: Sendable {
     public init() {}
+    /// Read by sl-classify and sl-deliver.
     public var auditLog: String?
-    public var tlsCache: String?
-    /// Static TLS verdicts by domain (`tls_static = example.org=verified, ...`).
-    public var tlsStatic: [String: TLSVerdict] = [:]
     /// Address books by name, in the order they were defined.
     public var books: [(name: String, path: String)] = []
     public var defaultBook: String?
-    /// A file listing addresses that already have escrow login accounts.
+    /// A file listing addresses that already have escrow login accounts: sl-classify
+    /// reads it to decide, the escrow tools do not.
     public var escrowAccounts: String?
     /// Directory for pending escrow answers the sender chose not to save. Unset:
     /// $XDG_STATE_HOME/sl, else ~/.local/state/sl (see `effectiveStateDirectory`).
     public var stateDirectory: String?
+    /// Whether step 6 of the decision may ask the sender at a terminal.
+    public var askSender = true
+    /// Host name used in delivery reports (Reporting-MTA, MAILER-DAEMON@host).
+    public var hostname: String?
+
+    public var delivery = Delivery()
+    public var transport = Transport()
+    public var escrow = Escrow()
+    public var smime = SMIME()
+    public var pgp = PGP()
+
+    /// sl-deliver's queue, relay and reroute.
+    public struct Delivery: Sendable {
+        public init() {}
+        /// sl-deliver's queue (default: the state directory's queue/).
+        public var queueDirectory: String?
+        /// Seconds a message may stay queued before it bounces (default 5 days).
+        public var queueLifetime: Double?
+        /// Submission relay `HOST[:PORT]` for sl-deliver instead of MX delivery.
+        public var relay: String?
+        /// Implicit TLS (465) rather than STARTTLS to the relay; nil: by port.
+        public var relayImplicitTLS: Bool?
+        /// File with the relay user name and password (mode 0600).
+        public var relayCredentials: String?
+        /// Shell command that takes a TLS-only message back for a new decision.
+        public var rerouteCommand: String?
+    }
+
+    /// How MX hosts are found and reached, and what is known of their TLS: read by
+    /// sl-tls-probe, sl-classify's live probe and sl-deliver.
+    public struct Transport: Sendable {
+        public init() {}
+        /// `HOST[:PORT]` of the DNS server for MX and address lookups (default: resolv.conf).
+        public var dnsServer: String?
+        /// A transport(5)-style routing table overriding MX hosts per domain.
+        public var transportMap: String?
+        /// The SMTP port of MX hosts (25).
+        public var smtpPort: UInt16 = 25
+        /// PEM trust anchors for SMTP server certificates (default: the system CA store).
+        public var tlsCAFile: String?
+        /// Whether sl-classify probes a domain missing from the cache.
+        public var tlsProbe = true
+        /// Seconds sl-classify's live probe may take per domain.
+        public var tlsProbeTimeout: Double = 10
+        public var tlsCache: String?
+        /// Seconds a probe result stays in the cache (unreachable: at most 10 minutes).
+        public var tlsCacheTTL: Double = 86_400
+        /// Static TLS verdicts by domain (`tls_static = example.org=verified, ...`).
+        public var tlsStatic: [String: TLSVerdict] = [:]
+    }
+
+    /// sl-escrow-pack's and sl-escrow's store, sealing and notices.
+    public struct Escrow: Sendable {
+        public init() {}
+        /// The store directory (default: the state directory's escrow/).
+        public var store: String?
+        /// A file (mode 0600) holding the server-side pepper, 32 octets or more.
+        public var pepperFile: String?
+        /// The portal address notices link to (`URL/ID/N#SECRET`).
+        public var url: String?
+        /// Days a sealed message stays readable, and the most a message's own
+        /// `Expires:` field may ask for.
+        public var expiryDays: Double = 30
+        public var expiryMaxDays: Double = 90
+        /// Wrong answers or passwords before a recipient is locked out.
+        public var maxAttempts = 5
+        /// Argon2id passes and memory (MiB); never below OWASP's minimum.
+        public var kdfPasses: UInt64 = 3
+        public var kdfMemoryMiB = 64
+        /// Also wrap each message for the sender's own account (message center).
+        public var messageCenter = false
+        /// Notices: From field, Subject template, text and HTML template files.
+        public var noticeFrom: String?
+        public var noticeSubject: String?
+        public var noticeText: String?
+        public var noticeHTML: String?
+    }
+
+    /// sl-encrypt-smime's certificate checks and cipher.
+    public struct SMIME: Sendable {
+        public init() {}
+        /// Extra trust anchors for S/MIME certificates (PEM or DER files).
+        public var anchors: [String] = []
+        /// Whether the system CA bundle is trusted for S/MIME certificates.
+        public var systemCAs = true
+        /// The S/MIME content cipher for recipients whose contact does not say
+        /// (`X-SL-SMIME-GCM`). CBC, because the usual clients cannot read GCM yet.
+        public var cipher = SMIMECipher.aes256CBC
+    }
+
+    /// sl-encrypt-pgp's GnuPG home (see `effectivePGPHome`).
+    public struct PGP: Sendable {
+        public init() {}
+        public var homeDirectory: String?
+    }
+
+    // The defaults below fall back on the state directory, so they live here, where
+    // both their own group and the shared state directory are in sight.
 
     public var effectiveStateDirectory: String? {
         if let stateDirectory { return stateDirectory }
@@ -59,80 +157,19 @@ public struct InstallationSettings: Sendable {
         if let h = environmentValue("HOME"), h.hasPrefix("/") { return h + "/.local/state/sl" }
         return nil
     }
-    /// Whether step 6 of the decision may ask the sender at a terminal.
-    public var askSender = true
-    /// Host name used in delivery reports (Reporting-MTA, MAILER-DAEMON@host).
-    public var hostname: String?
-    /// The GnuPG home sl-encrypt-pgp uses (see `effectivePGPHome`).
-    public var pgpHomeDirectory: String?
 
     /// `pgp_homedir`, else $GNUPGHOME, else ~/.gnupg; where there is no HOME (Postfix
     /// pipe(8), cron) the state directory's gnupg/. Nil: none can be named.
     public var effectivePGPHome: String? {
-        if let pgpHomeDirectory { return pgpHomeDirectory }
+        if let homeDirectory = pgp.homeDirectory { return homeDirectory }
         if let g = environmentValue("GNUPGHOME"), !g.isEmpty { return g }
         if let h = environmentValue("HOME"), h.hasPrefix("/") { return h + "/.gnupg" }
         return stateDirectory.map { $0 + "/gnupg" }
     }
-    /// Extra trust anchors for S/MIME certificates (PEM or DER files).
-    public var smimeAnchors: [String] = []
-    /// Whether the system CA bundle is trusted for S/MIME certificates.
-    public var smimeSystemCAs = true
-    /// The S/MIME content cipher for recipients whose contact does not say
-    /// (`X-SL-SMIME-GCM`). CBC, because the usual clients cannot read GCM yet.
-    public var smimeCipher = SMIMECipher.aes256CBC
-    /// `HOST[:PORT]` of the DNS server for MX and address lookups (default: resolv.conf).
-    public var dnsServer: String?
-    /// A transport(5)-style routing table overriding MX hosts per domain.
-    public var transportMap: String?
-    /// The SMTP port of MX hosts (25).
-    public var smtpPort: UInt16 = 25
-    /// PEM trust anchors for SMTP server certificates (default: the system CA store).
-    public var tlsCAFile: String?
-    /// Whether sl-classify probes a domain missing from the cache.
-    public var tlsProbe = true
-    /// Seconds sl-classify's live probe may take per domain.
-    public var tlsProbeTimeout: Double = 10
-    /// Seconds a probe result stays in the cache (unreachable: at most 10 minutes).
-    public var tlsCacheTTL: Double = 86_400
-    /// sl-deliver's queue (default: the state directory's queue/).
-    public var queueDirectory: String?
-    /// Seconds a message may stay queued before it bounces (default 5 days).
-    public var queueLifetime: Double?
-    /// Submission relay `HOST[:PORT]` for sl-deliver instead of MX delivery.
-    public var relay: String?
-    /// Implicit TLS (465) rather than STARTTLS to the relay; nil: by port.
-    public var relayImplicitTLS: Bool?
-    /// File with the relay user name and password (mode 0600).
-    public var relayCredentials: String?
-    /// Shell command that takes a TLS-only message back for a new decision.
-    public var rerouteCommand: String?
-    /// Escrow: the store directory (default: the state directory's escrow/).
-    public var escrowStore: String?
-    /// Escrow: a file (mode 0600) holding the server-side pepper, 32 octets or more.
-    public var escrowPepperFile: String?
-    /// Escrow: the portal address notices link to (`URL/ID/N#SECRET`).
-    public var escrowURL: String?
-    /// Escrow: days a sealed message stays readable, and the most a message's own
-    /// `Expires:` field may ask for.
-    public var escrowExpiryDays: Double = 30
-    public var escrowExpiryMaxDays: Double = 90
-    /// Escrow: wrong answers or passwords before a recipient is locked out.
-    public var escrowMaxAttempts = 5
-    /// Escrow: Argon2id passes and memory (MiB); never below OWASP's minimum.
-    public var escrowKDFPasses: UInt64 = 3
-    public var escrowKDFMemoryMiB = 64
-    /// Escrow: also wrap each message for the sender's own account (message center).
-    public var escrowMessageCenter = false
-    /// Escrow notices: From field, Subject template, text and HTML template files.
-    public var escrowNoticeFrom: String?
-    public var escrowNoticeSubject: String?
-    public var escrowNoticeText: String?
-    public var escrowNoticeHTML: String?
 
     /// The escrow store directory: `escrow_store`, else the state directory's escrow/.
     public var effectiveEscrowStore: String? {
-        escrowStore ?? effectiveStateDirectory.map { $0 + "/escrow" }
+        escrow.store ?? effectiveStateDirectory.map { $0 + "/escrow" }
     }
     /// Where sl-classify leaves answers a sender gave without saving them.
     public var pendingAnswersDirectory: String? { effectiveStateDirectory.map { $0 + "/pending" } }

@@ -10,15 +10,7 @@ extension Configuration {
         guard let text = String(validating: Array(data), as: UTF8.self) else {
             throw ConfigurationError(path, 0, "the configuration file is not UTF-8")
         }
-        var c = try parse(text, source: path)
-        c.source = path
-        let directory = (path as NSString).deletingLastPathComponent
-        c.installation.resolvePaths(relativeTo: directory)
-        c.global.resolvePaths(relativeTo: directory)
-        for k in c.accounts.keys { c.accounts[k]!.settings.resolvePaths(relativeTo: directory) }
-        for k in c.domains.keys { c.domains[k]!.resolvePaths(relativeTo: directory) }
-        for k in c.users.keys { c.users[k]!.resolvePaths(relativeTo: directory) }
-        return c
+        return try parse(text, source: path, relativeTo: (path as NSString).deletingLastPathComponent)
     }
 
     private enum Section {
@@ -30,7 +22,8 @@ extension Configuration {
 
     /// Parses configuration text. Unknown keys, keys at the wrong level and bad values
     /// are errors with the line number: a typo must never silently weaken policy.
-    public static func parse(_ text: String, source: String = "sl.conf") throws -> Configuration {
+    /// Relative paths are taken relative to `directory` (none: as written).
+    public static func parse(_ text: String, source: String = "sl.conf", relativeTo directory: String = "") throws -> Configuration {
         var c = Configuration()
         c.source = source
         var section = Section.global
@@ -68,168 +61,39 @@ extension Configuration {
             let value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
             let keyWords = keyPart.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             guard let key = keyWords.first?.lowercased() else { throw fail("missing key before =") }
-
-            // Installation settings: top of the file only.
-            if ["audit_log", "tls_cache", "tls_static", "book", "default_book", "escrow_accounts",
-                "state_directory", "ask_sender", "hostname", "pgp_homedir", "smime_anchors", "smime_system_cas", "smime_cipher",
-                "dns_server", "transport_map", "smtp_port", "tls_ca_file", "tls_probe", "tls_probe_timeout",
-                "tls_cache_ttl", "queue_directory", "queue_lifetime", "relay", "relay_tls", "relay_credentials",
-                "reroute_command", "escrow_store", "escrow_pepper_file", "escrow_url", "escrow_expiry",
-                "escrow_expiry_max", "escrow_max_attempts", "escrow_kdf_passes", "escrow_kdf_memory",
-                "escrow_message_center", "escrow_notice_from", "escrow_notice_subject", "escrow_notice_text",
-                "escrow_notice_html"].contains(key) {
+            guard let setting = settings[key] else { throw fail("unknown setting \"\(key)\"; see sl.conf(5) for the list") }
+            let v = SettingValue(key: key, text: value, directory: directory, source: source, line: lineNumber)
+            func atTheTop() throws {
                 guard case .global = section else { throw fail("\(key) is an installation setting; put it before the first section") }
-                switch key {
-                case "book":
-                    guard keyWords.count == 2 else { throw fail("write book NAME = PATH") }
-                    let name = keyWords[1].lowercased()
-                    guard !c.installation.books.contains(where: { $0.name == name }) else { throw fail("book \(name) is defined twice") }
-                    c.installation.books.append((name, value))
-                case "audit_log": c.installation.auditLog = value
-                case "tls_cache": c.installation.tlsCache = value
-                case "default_book": c.installation.defaultBook = value.lowercased()
-                case "escrow_accounts": c.installation.escrowAccounts = value
-                case "state_directory": c.installation.stateDirectory = value
-                case "hostname": c.installation.hostname = value
-                case "pgp_homedir": c.installation.pgpHomeDirectory = value
-                case "smime_anchors": c.installation.smimeAnchors = list(value)
-                case "smime_system_cas": c.installation.smimeSystemCAs = try boolean(value, key, fail)
-                case "smime_cipher":
-                    guard let cipher = SMIMECipher(rawValue: value.lowercased()) else {
-                        throw fail("smime_cipher must be aes256-cbc or aes256-gcm")
-                    }
-                    c.installation.smimeCipher = cipher
-                case "ask_sender": c.installation.askSender = try boolean(value, key, fail)
-                case "dns_server": c.installation.dnsServer = value
-                case "queue_directory": c.installation.queueDirectory = value
-                case "relay": c.installation.relay = value
-                case "relay_credentials": c.installation.relayCredentials = value
-                case "reroute_command": c.installation.rerouteCommand = value
-                case "relay_tls":
-                    switch value.lowercased() {
-                    case "implicit": c.installation.relayImplicitTLS = true
-                    case "starttls": c.installation.relayImplicitTLS = false
-                    default: throw fail("relay_tls must be implicit or starttls")
-                    }
-                case "queue_lifetime":
-                    guard let days = Double(value), days > 0, days <= 365 else { throw fail("queue_lifetime must be a number of days (up to 365)") }
-                    c.installation.queueLifetime = days * 86_400
-                case "escrow_store": c.installation.escrowStore = value
-                case "escrow_pepper_file": c.installation.escrowPepperFile = value
-                case "escrow_url":
-                    guard value.hasPrefix("https://") || value.hasPrefix("http://"), !value.contains("#"),
-                          !value.contains(where: { $0 == " " || $0.isNewline }) else {
-                        throw fail("escrow_url must be an http(s) address without a fragment")
-                    }
-                    c.installation.escrowURL = value.hasSuffix("/") ? String(value.dropLast()) : value
-                case "escrow_expiry", "escrow_expiry_max":
-                    guard let days = Double(value), days > 0, days <= 3650 else { throw fail("\(key) must be a number of days (up to 3650)") }
-                    if key == "escrow_expiry" { c.installation.escrowExpiryDays = days } else { c.installation.escrowExpiryMaxDays = days }
-                case "escrow_max_attempts":
-                    guard let n = Int(value), n >= 1, n <= 100 else { throw fail("escrow_max_attempts must be a number from 1 to 100") }
-                    c.installation.escrowMaxAttempts = n
-                case "escrow_kdf_passes":
-                    guard let n = UInt64(value), n >= 2, n <= 100 else { throw fail("escrow_kdf_passes must be from 2 (OWASP's minimum) to 100") }
-                    c.installation.escrowKDFPasses = n
-                case "escrow_kdf_memory":
-                    guard let n = Int(value), n >= 19, n <= 4096 else { throw fail("escrow_kdf_memory must be MiB from 19 (OWASP's minimum) to 4096") }
-                    c.installation.escrowKDFMemoryMiB = n
-                case "escrow_message_center": c.installation.escrowMessageCenter = try boolean(value, key, fail)
-                case "escrow_notice_from": c.installation.escrowNoticeFrom = value
-                case "escrow_notice_subject": c.installation.escrowNoticeSubject = value
-                case "escrow_notice_text": c.installation.escrowNoticeText = value
-                case "escrow_notice_html": c.installation.escrowNoticeHTML = value
-                case "transport_map": c.installation.transportMap = value
-                case "tls_ca_file": c.installation.tlsCAFile = value
-                case "tls_probe": c.installation.tlsProbe = try boolean(value, key, fail)
-                case "smtp_port":
-                    guard let p = UInt16(value), p > 0 else { throw fail("smtp_port must be a port number (1-65535)") }
-                    c.installation.smtpPort = p
-                case "tls_probe_timeout", "tls_cache_ttl":
-                    guard let n = Double(value), n > 0, n < 1e9 else { throw fail("\(key) must be a positive number of seconds") }
-                    if key == "tls_probe_timeout" { c.installation.tlsProbeTimeout = n } else { c.installation.tlsCacheTTL = n }
-                case "tls_static":
-                    for item in list(value) {
-                        let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
-                        guard kv.count == 2, let v = TLSVerdict(rawValue: kv[1].lowercased()) else {
-                            throw fail("tls_static entries are DOMAIN=VERDICT (verified, encrypted, none, unreachable)")
-                        }
-                        c.installation.tlsStatic[kv[0].lowercased()] = v
-                    }
-                default: break
+            }
+            func keyAlone() throws {
+                guard keyWords.count == 1 else { throw fail("unexpected words in key \"\(keyPart)\"") }
+            }
+            switch setting {
+            case .installation(let apply):
+                try atTheTop()
+                try keyAlone()
+                try apply(&c.installation, v)
+            case .namedInstallation(let apply):
+                try atTheTop()
+                guard keyWords.count == 2 else { throw fail("write \(key) NAME = PATH") }
+                try apply(&c.installation, keyWords[1].lowercased(), v)
+            case .account(let apply):
+                try keyAlone()
+                guard case .account(let name) = section else { throw fail("\(key) belongs in an [account NAME] section") }
+                try apply(&c.accounts[name]!, v)
+            case .sender(let apply):
+                try keyAlone()
+                switch section {
+                case .global: try apply(&c.global, v)
+                case .account(let n): try apply(&c.accounts[n]!.settings, v)
+                case .domain(let d): try apply(&c.domains[d]!, v)
+                case .user(let u): try apply(&c.users[u]!, v)
                 }
-                continue
-            }
-            guard keyWords.count == 1 else { throw fail("unexpected words in key \"\(keyPart)\"") }
-            if key == "domains" {
-                guard case .account(let name) = section else { throw fail("domains belongs in an [account NAME] section") }
-                c.accounts[name]?.domains = list(value).map { $0.lowercased() }
-                continue
-            }
-            var s: SenderSettings
-            switch section {
-            case .global: s = c.global
-            case .account(let n): s = c.accounts[n]!.settings
-            case .domain(let d): s = c.domains[d]!
-            case .user(let u): s = c.users[u]!
-            }
-            try apply(key, value, to: &s, fail)
-            switch section {
-            case .global: c.global = s
-            case .account(let n): c.accounts[n]!.settings = s
-            case .domain(let d): c.domains[d] = s
-            case .user(let u): c.users[u] = s
             }
         }
         try c.validate()
         return c
-    }
-
-    private static func apply(_ key: String, _ value: String, to s: inout SenderSettings, _ fail: (String) -> ConfigurationError) throws {
-        switch key {
-        case "tls_only": s.tlsOnly = try boolean(value, key, fail)
-        case "tls_exclude": s.tlsExclude = list(value)
-        case "tls_min_verdict":
-            guard let v = TLSVerdict(rawValue: value.lowercased()), v == .verified || v == .encrypted else {
-                throw fail("tls_min_verdict must be verified or encrypted")
-            }
-            s.tlsMinimumVerdict = v
-        case "escrow_login": s.escrowLogin = try boolean(value, key, fail)
-        case "escrow_question": s.escrowQuestion = value
-        case "escrow_answer": s.escrowAnswer = value
-        case "fallback":
-            guard let f = FallbackAction(rawValue: value.lowercased()) else { throw fail("fallback must be insecure or bounce") }
-            s.fallback = f
-        case "encrypt_trigger": s.encryptTrigger = value
-        case "encrypt_header":
-            guard !value.isEmpty, value.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
-                throw fail("encrypt_header must be a header field name")
-            }
-            guard !value.uppercased().hasPrefix(Envelope.fieldPrefix) else {
-                throw fail("encrypt_header cannot be an X-SL- field: those are removed on entry")
-            }
-            s.encryptHeader = value
-        case "insecure_trigger": s.insecureTrigger = value   // empty: none, overriding broader levels
-        case "allow_insecure_trigger": s.allowInsecureTrigger = try boolean(value, key, fail)
-        case "strip_triggers": s.stripTriggers = try boolean(value, key, fail)
-        case "pki_preference":
-            guard let p = PKIPreference(rawValue: value.lowercased()) else { throw fail("pki_preference must be pgp or smime") }
-            s.pkiPreference = p
-        case "preferred_book": s.preferredBook = value.lowercased()   // empty: none
-        case "subscribed_books": s.subscribedBooks = list(value).map { $0.lowercased() }
-        case "pgp_sign": s.pgpSign = try boolean(value, key, fail)
-        case "smime_sign": s.smimeSign = try boolean(value, key, fail)
-        case "smime_encrypt_to_self": s.smimeEncryptToSelf = try boolean(value, key, fail)
-        case "smime_certificate": s.smimeCertificate = value
-        case "smime_key": s.smimeKey = value
-        case "pgp_encrypt_to_self": s.pgpEncryptToSelf = try boolean(value, key, fail)
-        case "internal_domains": s.internalDomains = list(value).map { $0.lowercased() }   // empty: none
-        case "protected_subject":
-            guard !value.contains("\r"), !value.contains("\n") else { throw fail("protected_subject must be one line") }
-            s.protectedSubject = value
-        default:
-            throw fail("unknown setting \"\(key)\"; see sl.conf(5) for the list")
-        }
     }
 
     private func validate() throws {
@@ -263,51 +127,5 @@ extension Configuration {
                 throw ConfigurationError(source, 0, "\(where_) sets only one of escrow_question and escrow_answer; set both")
             }
         }
-    }
-
-    static func boolean(_ v: String, _ key: String, _ fail: (String) -> ConfigurationError) throws -> Bool {
-        switch v.lowercased() {
-        case "yes", "true", "on", "1": return true
-        case "no", "false", "off", "0": return false
-        default: throw fail("\(key) must be yes or no")
-        }
-    }
-
-    /// Lists are separated by commas and/or white space, as in Postfix.
-    static func list(_ v: String) -> [String] {
-        v.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }).map(String.init)
-    }
-}
-
-extension InstallationSettings {
-    /// Relative paths in a configuration file are relative to the file's directory, so
-    /// a configuration and its books can move together.
-    mutating func resolvePaths(relativeTo directory: String) {
-        func resolve(_ p: String) -> String {
-            p.hasPrefix("/") || directory.isEmpty ? p : directory + "/" + p
-        }
-        auditLog = auditLog.map(resolve)
-        tlsCache = tlsCache.map(resolve)
-        transportMap = transportMap.map(resolve)
-        queueDirectory = queueDirectory.map(resolve)
-        relayCredentials = relayCredentials.map(resolve)
-        tlsCAFile = tlsCAFile.map(resolve)
-        escrowAccounts = escrowAccounts.map(resolve)
-        stateDirectory = stateDirectory.map(resolve)
-        escrowStore = escrowStore.map(resolve)
-        escrowPepperFile = escrowPepperFile.map(resolve)
-        escrowNoticeText = escrowNoticeText.map(resolve)
-        escrowNoticeHTML = escrowNoticeHTML.map(resolve)
-        pgpHomeDirectory = pgpHomeDirectory.map(resolve)
-        smimeAnchors = smimeAnchors.map(resolve)
-        books = books.map { ($0.name, resolve($0.path)) }
-    }
-}
-
-extension SenderSettings {
-    mutating func resolvePaths(relativeTo directory: String) {
-        func resolve(_ p: String) -> String { p.hasPrefix("/") || directory.isEmpty ? p : directory + "/" + p }
-        smimeCertificate = smimeCertificate.map(resolve)
-        smimeKey = smimeKey.map(resolve)
     }
 }

@@ -27,8 +27,8 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
                 warn: @escaping @Sendable (String) -> Void) {
         self.installation = installation
         self.source = source
-        self.cachePath = recordInCache ? installation.tlsCache : nil
-        self.ttl = installation.tlsCacheTTL
+        self.cachePath = recordInCache ? installation.transport.tlsCache : nil
+        self.ttl = installation.transport.tlsCacheTTL
         self.warn = warn
     }
 
@@ -36,13 +36,13 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
     public static func options(from installation: InstallationSettings, source: String, timeout: Double) throws -> ProbeOptions {
         var o = ProbeOptions()
         do {
-            o.dnsServer = try installation.dnsServer.map(DNSServer.init(parsing:))
+            o.dnsServer = try installation.transport.dnsServer.map(DNSServer.init(parsing:))
         } catch {
             throw ConfigurationError(source, 0, "dns_server: \(error)")
         }
-        o.transport = try installation.transportMap.map(TransportTable.init(path:)) ?? TransportTable()
-        o.port = installation.smtpPort
-        o.caFile = installation.tlsCAFile
+        o.transport = try installation.transport.transportMap.map(TransportTable.init(path:)) ?? TransportTable()
+        o.port = installation.transport.smtpPort
+        o.caFile = installation.transport.tlsCAFile
         o.heloName = installation.hostname ?? localHostName()
         o.domainTimeout = timeout
         o.operationTimeout = min(timeout, 10)
@@ -55,7 +55,7 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
         if unavailable { return nil }
         do {
             if prober == nil {
-                let options = try Self.options(from: installation, source: source, timeout: installation.tlsProbeTimeout)
+                let options = try Self.options(from: installation, source: source, timeout: installation.transport.tlsProbeTimeout)
                 prober = try TLSProber(options: options)
                 resolver = try options.makeResolver()
             }

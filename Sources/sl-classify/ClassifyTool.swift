@@ -49,7 +49,7 @@ public struct ClassifyTool {
         // A report or a dry run changes nothing: live probes still answer, but their
         // verdicts are not written to the TLS cache.
         let changesNothing = dryRun || report != .none
-        let live = installation.tlsProbe
+        let live = installation.transport.tlsProbe
             ? LiveTLSCapability(installation: installation, source: configuration.source, recordInCache: !changesNothing,
                                 warn: { Diagnostics.warn(Self.tool, $0) })
             : nil

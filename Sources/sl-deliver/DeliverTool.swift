@@ -54,8 +54,8 @@ public struct DeliverTool {
         }
         func worker() throws -> QueueRunner {
             QueueRunner(queue: try DeliveryQueue(directory: queuePath), deliverer: deliverer, hostname: hostname,
-                        audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.rerouteCommand,
-                        lifetime: installation.queueLifetime ?? DeliveryPolicy.defaultLifetime,
+                        audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.delivery.rerouteCommand,
+                        lifetime: installation.delivery.queueLifetime ?? DeliveryPolicy.defaultLifetime,
                         warn: { Diagnostics.warn(Self.tool, $0) })
         }
 
@@ -131,7 +131,7 @@ public struct DeliverTool {
     }
 
     func queuePath(_ installation: InstallationSettings, source: String) throws -> String {
-        if let q = queueDirectory ?? installation.queueDirectory { return q }
+        if let q = queueDirectory ?? installation.delivery.queueDirectory { return q }
         guard let state = installation.effectiveStateDirectory else {
             throw ConfigurationError(source, 0, "no queue directory: set queue_directory or state_directory, or HOME")
         }
@@ -147,13 +147,13 @@ public struct DeliverTool {
         o.port = probe.port
         o.caFile = probe.caFile
         o.heloName = probe.heloName
-        o.tlsCache = installation.tlsCache
-        o.tlsCacheTTL = installation.tlsCacheTTL
+        o.tlsCache = installation.transport.tlsCache
+        o.tlsCacheTTL = installation.transport.tlsCacheTTL
         o.timeout = timeout
         o.concurrency = concurrency
-        if let spec = relay ?? installation.relay {
-            o.relay = try Relay(parsing: spec, implicitTLS: relayImplicitTLS ?? installation.relayImplicitTLS,
-                                credentials: installation.relayCredentials, source: source)
+        if let spec = relay ?? installation.delivery.relay {
+            o.relay = try Relay(parsing: spec, implicitTLS: relayImplicitTLS ?? installation.delivery.relayImplicitTLS,
+                                credentials: installation.delivery.relayCredentials, source: source)
         }
         return o
     }

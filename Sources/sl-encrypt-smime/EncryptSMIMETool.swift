@@ -32,12 +32,12 @@ public struct EncryptSMIMETool: Sendable {
     public func run() throws {
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
         var anchors = try anchorFiles.flatMap { try Self.loadCertificates($0) }
-        for file in configuration?.installation.smimeAnchors ?? [] {
+        for file in configuration?.installation.smime.anchors ?? [] {
             do { anchors += try Self.loadCertificates(file) } catch {
                 throw ConfigurationError(configuration?.source ?? "sl.conf", 0, "smime_anchors: \(error)")
             }
         }
-        let checker = try CertificateChecker(systemCAs: systemCAs ?? configuration?.installation.smimeSystemCAs ?? true,
+        let checker = try CertificateChecker(systemCAs: systemCAs ?? configuration?.installation.smime.systemCAs ?? true,
                                              anchors: anchors)
         // A --certificate file may hold the recipient's certificate followed by its
         // intermediate CAs: the first is the recipient's, the rest complete chains.
@@ -49,7 +49,7 @@ public struct EncryptSMIMETool: Sendable {
         filter.bareOutputForBareInput = true
         if singleMessage { filter.framing = .single }
         let hostname = configuration?.installation.hostname ?? localHostName()
-        let standard = ContentCipher(cipher ?? configuration?.installation.smimeCipher ?? InstallationSettings().smimeCipher)
+        let standard = ContentCipher(cipher ?? configuration?.installation.smime.cipher ?? InstallationSettings().smime.cipher)
         try filter.process { message in
             try encrypt(message, checker: checker, given: given, intermediates: intermediates, configuration: configuration, books: books,
                         standard: standard, hostname: hostname)

@@ -32,14 +32,14 @@ public struct EscrowPackTool {
         let installation = configuration.installation
         let kdf: KDFParameters
         do {
-            kdf = try KDFParameters(opsLimit: installation.escrowKDFPasses, memoryLimit: installation.escrowKDFMemoryMiB << 20)
+            kdf = try KDFParameters(opsLimit: installation.escrow.kdfPasses, memoryLimit: installation.escrow.kdfMemoryMiB << 20)
         } catch {
             throw ConfigurationError(configuration.source, 0, "escrow_kdf_passes / escrow_kdf_memory: \(error)")
         }
         let templates: NoticeTemplates
         do {
-            templates = try NoticeTemplates.load(subject: installation.escrowNoticeSubject, textFile: installation.escrowNoticeText,
-                                                 htmlFile: installation.escrowNoticeHTML)
+            templates = try NoticeTemplates.load(subject: installation.escrow.noticeSubject, textFile: installation.escrow.noticeText,
+                                                 htmlFile: installation.escrow.noticeHTML)
         } catch {
             throw ConfigurationError(configuration.source, 0, "\(error)")
         }

@@ -103,7 +103,7 @@ public struct EscrowTool {
         guard !pending.isEmpty else { return }
         let staged = try StagedOutput()
         let writer = MboxWriter(sink: staged.sink)
-        let from = configuration.installation.escrowNoticeFrom ?? "MAILER-DAEMON@\(ctx.hostname)"
+        let from = configuration.installation.escrow.noticeFrom ?? "MAILER-DAEMON@\(ctx.hostname)"
         for r in pending where !r.sender.isEmpty {
             try writer.write(try ReadReceipt.message(for: r, from: from, date: Date()))
         }
@@ -197,7 +197,7 @@ public struct EscrowTool {
         guard pw.count >= 8 else { throw UsageError("a password needs at least 8 characters") }
         let i = configuration.installation
         try ctx.store.createAccount(address: address, password: pw,
-                                    parameters: try KDFParameters(opsLimit: i.escrowKDFPasses, memoryLimit: i.escrowKDFMemoryMiB << 20))
+                                    parameters: try KDFParameters(opsLimit: i.escrow.kdfPasses, memoryLimit: i.escrow.kdfMemoryMiB << 20))
     }
 
     public func removeAccount(_ address: String) throws {

@@ -44,7 +44,7 @@ public struct TLSProbeTool {
 
         let domains = try readDomains()
         guard !domains.isEmpty else { throw UsageError("no domains to probe (give DOMAIN or ADDRESS arguments, - for a list on stdin, or --message)") }
-        let cachePath = installation.tlsCache
+        let cachePath = installation.transport.tlsCache
         if (warm || updateCache || cached) && cachePath == nil {
             throw ConfigurationError(configuration?.source ?? ConfigurationLocation.defaultPath, 0,
                                      "--warm, --update-cache and --cached need tls_cache in sl.conf")
@@ -69,7 +69,7 @@ public struct TLSProbeTool {
         let results = domains.map { fromCache[$0]! }
         if (warm || updateCache || cached), let cachePath, !probed.isEmpty {
             var entries: [String: TLSCacheFile.Entry] = [:]
-            for r in probed { entries[r.domain] = r.cacheEntry(ttl: installation.tlsCacheTTL) }
+            for r in probed { entries[r.domain] = r.cacheEntry(ttl: installation.transport.tlsCacheTTL) }
             try TLSCacheFile.merge(entries, into: cachePath)
         }
 

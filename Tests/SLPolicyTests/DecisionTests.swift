@@ -242,9 +242,9 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
     }
 
     @Test func smimeCipherIsCBCUnlessSetToGCM() throws {
-        #expect(try Configuration.parse("").installation.smimeCipher == .aes256CBC)
-        #expect(try Configuration.parse("smime_cipher = AES256-GCM\n").installation.smimeCipher == .aes256GCM)
-        #expect(try Configuration.parse("smime_cipher = aes256-gcm\nsmime_cipher = aes256-cbc\n").installation.smimeCipher == .aes256CBC)
+        #expect(try Configuration.parse("").installation.smime.cipher == .aes256CBC)
+        #expect(try Configuration.parse("smime_cipher = AES256-GCM\n").installation.smime.cipher == .aes256GCM)
+        #expect(try Configuration.parse("smime_cipher = aes256-gcm\nsmime_cipher = aes256-cbc\n").installation.smime.cipher == .aes256CBC)
         #expect {
             _ = try Configuration.parse("[user x@y]\nsmime_cipher = aes256-gcm\n", source: "t.conf")
         } throws: { error in

@@ -1,0 +1,186 @@
+import Foundation
+import SLMessage
+
+/// What an sl.conf key sets, which also says where it may stand.
+enum Setting: Sendable {
+    /// Where things are: before the first section only.
+    case installation(@Sendable (inout InstallationSettings, SettingValue) throws -> Void)
+    /// An installation setting that names one of several (`book NAME = PATH`).
+    case namedInstallation(@Sendable (inout InstallationSettings, _ name: String, SettingValue) throws -> Void)
+    /// Whose policy: at every level, the most specific one winning.
+    case sender(@Sendable (inout SenderSettings, SettingValue) throws -> Void)
+    /// An account's own: in its [account NAME] section only.
+    case account(@Sendable (inout Configuration.Account, SettingValue) throws -> Void)
+}
+
+extension Configuration {
+    /// Every sl.conf key, once, in the order of sl.conf(5). The parser knows no other
+    /// key, and each key here comes with the code that applies it, so a key cannot be
+    /// accepted and then ignored. ConfigurationKeyTests holds this table and the
+    /// manual page to each other.
+    static let settings: [String: Setting] = [
+        // INSTALLATION SETTINGS
+        "audit_log": .installation { i, v in i.auditLog = v.path },
+        "tls_cache": .installation { i, v in i.transport.tlsCache = v.path },
+        "tls_static": .installation { i, v in
+            for item in v.list {
+                let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+                guard kv.count == 2, let verdict = TLSVerdict(rawValue: kv[1].lowercased()) else {
+                    throw v.error("tls_static entries are DOMAIN=VERDICT (verified, encrypted, none, unreachable)")
+                }
+                i.transport.tlsStatic[kv[0].lowercased()] = verdict
+            }
+        },
+        "tls_cache_ttl": .installation { i, v in i.transport.tlsCacheTTL = try v.seconds() },
+        "tls_probe": .installation { i, v in i.transport.tlsProbe = try v.boolean() },
+        "tls_probe_timeout": .installation { i, v in i.transport.tlsProbeTimeout = try v.seconds() },
+        "dns_server": .installation { i, v in i.transport.dnsServer = v.text },
+        "transport_map": .installation { i, v in i.transport.transportMap = v.path },
+        "smtp_port": .installation { i, v in
+            i.transport.smtpPort = try v.number("smtp_port must be a port number (1-65535)") { $0 > 0 }
+        },
+        "tls_ca_file": .installation { i, v in i.transport.tlsCAFile = v.path },
+        "book": .namedInstallation { i, name, v in
+            guard !i.books.contains(where: { $0.name == name }) else { throw v.error("book \(name) is defined twice") }
+            i.books.append((name, v.path))
+        },
+        "default_book": .installation { i, v in i.defaultBook = v.text.lowercased() },
+        "escrow_accounts": .installation { i, v in i.escrowAccounts = v.path },
+        "state_directory": .installation { i, v in i.stateDirectory = v.path },
+        "ask_sender": .installation { i, v in i.askSender = try v.boolean() },
+        "hostname": .installation { i, v in i.hostname = v.text },
+        "pgp_homedir": .installation { i, v in i.pgp.homeDirectory = v.path },
+        "smime_anchors": .installation { i, v in i.smime.anchors = v.list.map(v.resolved) },
+        "smime_system_cas": .installation { i, v in i.smime.systemCAs = try v.boolean() },
+        "smime_cipher": .installation { i, v in i.smime.cipher = try v.choice("smime_cipher must be aes256-cbc or aes256-gcm") },
+        "queue_directory": .installation { i, v in i.delivery.queueDirectory = v.path },
+        "queue_lifetime": .installation { i, v in i.delivery.queueLifetime = try v.days(upTo: 365) * 86_400 },
+        "relay": .installation { i, v in i.delivery.relay = v.text },
+        "relay_tls": .installation { i, v in
+            switch v.text.lowercased() {
+            case "implicit": i.delivery.relayImplicitTLS = true
+            case "starttls": i.delivery.relayImplicitTLS = false
+            default: throw v.error("relay_tls must be implicit or starttls")
+            }
+        },
+        "relay_credentials": .installation { i, v in i.delivery.relayCredentials = v.path },
+        "reroute_command": .installation { i, v in i.delivery.rerouteCommand = v.text },
+        "escrow_store": .installation { i, v in i.escrow.store = v.path },
+        "escrow_pepper_file": .installation { i, v in i.escrow.pepperFile = v.path },
+        "escrow_url": .installation { i, v in
+            let url = v.text
+            guard url.hasPrefix("https://") || url.hasPrefix("http://"), !url.contains("#"),
+                  !url.contains(where: { $0 == " " || $0.isNewline }) else {
+                throw v.error("escrow_url must be an http(s) address without a fragment")
+            }
+            i.escrow.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        },
+        "escrow_expiry": .installation { i, v in i.escrow.expiryDays = try v.days(upTo: 3650) },
+        "escrow_expiry_max": .installation { i, v in i.escrow.expiryMaxDays = try v.days(upTo: 3650) },
+        "escrow_max_attempts": .installation { i, v in
+            i.escrow.maxAttempts = try v.number("escrow_max_attempts must be a number from 1 to 100") { (1...100).contains($0) }
+        },
+        "escrow_kdf_passes": .installation { i, v in
+            i.escrow.kdfPasses = try v.number("escrow_kdf_passes must be from 2 (OWASP's minimum) to 100") { (2...100).contains($0) }
+        },
+        "escrow_kdf_memory": .installation { i, v in
+            i.escrow.kdfMemoryMiB = try v.number("escrow_kdf_memory must be MiB from 19 (OWASP's minimum) to 4096") { (19...4096).contains($0) }
+        },
+        "escrow_message_center": .installation { i, v in i.escrow.messageCenter = try v.boolean() },
+        "escrow_notice_from": .installation { i, v in i.escrow.noticeFrom = v.text },
+        "escrow_notice_subject": .installation { i, v in i.escrow.noticeSubject = v.text },
+        "escrow_notice_text": .installation { i, v in i.escrow.noticeText = v.path },
+        "escrow_notice_html": .installation { i, v in i.escrow.noticeHTML = v.path },
+
+        // SENDER SETTINGS
+        "domains": .account { a, v in a.domains = v.list.map { $0.lowercased() } },
+        "internal_domains": .sender { s, v in s.internalDomains = v.list.map { $0.lowercased() } },   // empty: none
+        "tls_only": .sender { s, v in s.tlsOnly = try v.boolean() },
+        "tls_exclude": .sender { s, v in s.tlsExclude = v.list },
+        "tls_min_verdict": .sender { s, v in
+            guard let verdict = TLSVerdict(rawValue: v.text.lowercased()), verdict == .verified || verdict == .encrypted else {
+                throw v.error("tls_min_verdict must be verified or encrypted")
+            }
+            s.tlsMinimumVerdict = verdict
+        },
+        "escrow_login": .sender { s, v in s.escrowLogin = try v.boolean() },
+        "escrow_question": .sender { s, v in s.escrowQuestion = v.text },
+        "escrow_answer": .sender { s, v in s.escrowAnswer = v.text },
+        "fallback": .sender { s, v in s.fallback = try v.choice("fallback must be insecure or bounce") },
+        "encrypt_trigger": .sender { s, v in s.encryptTrigger = v.text },
+        "encrypt_header": .sender { s, v in
+            guard !v.text.isEmpty, v.text.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
+                throw v.error("encrypt_header must be a header field name")
+            }
+            guard !v.text.uppercased().hasPrefix(Envelope.fieldPrefix) else {
+                throw v.error("encrypt_header cannot be an X-SL- field: those are removed on entry")
+            }
+            s.encryptHeader = v.text
+        },
+        "insecure_trigger": .sender { s, v in s.insecureTrigger = v.text },   // empty: none, overriding broader levels
+        "allow_insecure_trigger": .sender { s, v in s.allowInsecureTrigger = try v.boolean() },
+        "strip_triggers": .sender { s, v in s.stripTriggers = try v.boolean() },
+        "pki_preference": .sender { s, v in s.pkiPreference = try v.choice("pki_preference must be pgp or smime") },
+        "preferred_book": .sender { s, v in s.preferredBook = v.text.lowercased() },   // empty: none
+        "subscribed_books": .sender { s, v in s.subscribedBooks = v.list.map { $0.lowercased() } },
+        "pgp_sign": .sender { s, v in s.pgpSign = try v.boolean() },
+        "pgp_encrypt_to_self": .sender { s, v in s.pgpEncryptToSelf = try v.boolean() },
+        "protected_subject": .sender { s, v in
+            guard !v.text.contains("\r"), !v.text.contains("\n") else { throw v.error("protected_subject must be one line") }
+            s.protectedSubject = v.text
+        },
+        "smime_sign": .sender { s, v in s.smimeSign = try v.boolean() },
+        "smime_encrypt_to_self": .sender { s, v in s.smimeEncryptToSelf = try v.boolean() },
+        "smime_certificate": .sender { s, v in s.smimeCertificate = v.path },
+        "smime_key": .sender { s, v in s.smimeKey = v.path },
+    ]
+}
+
+/// The value of one sl.conf line, and the readings the keys ask of it. Every
+/// complaint names the file and line.
+struct SettingValue {
+    let key: String
+    /// As written, white space around it removed.
+    let text: String
+    /// The configuration file's directory ("" for text not read from a file).
+    let directory: String
+    let source: String
+    let line: Int
+
+    func error(_ message: String) -> ConfigurationError { ConfigurationError(source, line, message) }
+
+    /// A relative path is relative to the configuration file's directory, so a
+    /// configuration and its books can move together.
+    var path: String { resolved(text) }
+    func resolved(_ p: String) -> String { p.hasPrefix("/") || directory.isEmpty ? p : directory + "/" + p }
+
+    /// Lists are separated by commas and/or white space, as in Postfix.
+    var list: [String] { text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }).map(String.init) }
+
+    func boolean() throws -> Bool {
+        switch text.lowercased() {
+        case "yes", "true", "on", "1": return true
+        case "no", "false", "off", "0": return false
+        default: throw error("\(key) must be yes or no")
+        }
+    }
+
+    /// One of an enumeration's sl.conf names, in any case.
+    func choice<T: RawRepresentable>(_ message: String) throws -> T where T.RawValue == String {
+        guard let t = T(rawValue: text.lowercased()) else { throw error(message) }
+        return t
+    }
+
+    func number<N: LosslessStringConvertible>(_ message: String, where valid: (N) -> Bool) throws -> N {
+        guard let n = N(text), valid(n) else { throw error(message) }
+        return n
+    }
+
+    func days(upTo most: Double) throws -> Double {
+        try number("\(key) must be a number of days (up to \(Int(most)))") { $0 > 0 && $0 <= most }
+    }
+
+    func seconds() throws -> Double {
+        try number("\(key) must be a positive number of seconds") { $0 > 0 && $0 < 1e9 }
+    }
+}
