@@ -68,6 +68,7 @@ bench: build
 	bench/escrow
 	bench/pgp
 	bench/smime
+	bench/startup
 	bench/tls-probe
 
 clean:
