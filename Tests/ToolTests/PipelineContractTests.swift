@@ -305,6 +305,19 @@ func pgpRecipientKeys(_ m: Message, _ home: GPGHome) throws -> Int {
         #expect(run.stderr.contains("\(id).state") && run.stderr.contains("another user"), "\(run.stderr)")
     }
 
+    /// A queue that cannot be read is an error cron reports (75, one line), never
+    /// an empty queue.
+    @Test func anUnreadableQueueFailsTheQueueRunLoudly() throws {
+        let dir = try setup([], "queue_directory = queue")
+        let queue = dir.appendingPathComponent("queue").path
+        try FileManager.default.createDirectory(atPath: queue, withIntermediateDirectories: true)
+        try MailUser.own(dir.path)
+        chmod(queue, 0o300)        // its owner may write, not list
+        let run = try MailUser.run([try Installed.bin("sl-deliver"), "--config", conf(dir), "--run-queue"], stdin: [])
+        #expect(run.status == 75, "\(run.stderr)")
+        #expect(run.stderr.contains("cannot read the queue") && run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+    }
+
     // MARK: 9. a dry run changes nothing
 
     @Test func aDryRunOfTheWholePipelineChangesNothing() throws {
