@@ -300,6 +300,26 @@ public final class EscrowStore {
         }.first
     }
 
+    /// What a pickup page or prompt shows before it asks for a secret: who sent the
+    /// message, to whom, until when, and how the recipient proves who they are.
+    /// Judges the link and the message's state first, exactly as `open` does, so a
+    /// forged link learns nothing (not even the question) and nobody is asked for
+    /// the answer to an expired, retracted or locked message. Costs no attempt.
+    /// sl-escrow open asks with it; the portal's pickup page will show it.
+    public func preview(id: String, index: Int, linkSecret: String, now: Date) throws -> PickupPreview {
+        do {
+            try open(id: id, index: index, linkSecret: linkSecret, now: now, output: { _ in })
+            throw EscrowError.corrupt("a message opened without its secret")     // cannot happen: open needs one
+        } catch EscrowError.wrongAnswer, EscrowError.wrongPassword {
+            // the link is good and the message can be opened: what to ask for
+        }
+        let message = try status(id: id)
+        guard let r = message.recipients.first(where: { $0.index == index }) else { throw EscrowError.wrongLink }
+        return PickupPreview(id: id, index: index, sender: message.sender, recipient: r.address, expires: message.expires,
+                             proof: r.mode == "login" ? .login : .question(r.question ?? ""),
+                             attemptsLeft: max(0, maximumAttempts - r.failedAttempts))
+    }
+
     /// Verifies link (wrongLink), state (retracted/expired/lockedOut/notFound), then the
     /// answer (question mode) or password (login mode); a wrong answer/password
     /// increments failed_attempts (and locks at maximumAttempts) and throws

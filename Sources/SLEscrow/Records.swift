@@ -70,3 +70,23 @@ public struct AccountInfo: Sendable, Codable {
     public let address: String
     public let created: Date
 }
+
+/// What is shown to a recipient holding a valid link, before any secret
+/// (`EscrowStore.preview`).
+public struct PickupPreview: Sendable, Equatable {
+    /// How the recipient proves who they are.
+    public enum Proof: Sendable, Equatable {
+        /// Answer this question.
+        case question(String)
+        /// The escrow account's password.
+        case login
+    }
+    public let id: String
+    public let index: Int
+    public let sender: String
+    public let recipient: String
+    public let expires: Date
+    public let proof: Proof
+    /// Wrong answers or passwords left before the lockout.
+    public let attemptsLeft: Int
+}

@@ -133,22 +133,15 @@ public struct EscrowTool {
             guard let parsed = EscrowLink(parsing: text) else {
                 throw UsageError("that is not an escrow link (expected https://.../ID/N#SECRET, as in the notice)")
             }
-            // The link and the message's state first, with no answer yet (that costs
-            // no attempt): a forged link learns nothing, not even the question, and
-            // nobody is asked for the answer to an expired or retracted message.
-            do {
-                try ctx.store.open(id: parsed.id, index: parsed.index, linkSecret: parsed.secret, now: Date(), output: write)
-            } catch EscrowError.wrongAnswer, EscrowError.wrongPassword {
-                // The link is good and the message can be opened: now the secret.
-            }
-            let status = try ctx.store.status(id: parsed.id)
-            guard let r = status.recipients.first(where: { $0.index == parsed.index }) else { throw EscrowError.wrongLink }
-            if r.mode == "login" {
-                let pw = try Self.secret(password ?? .terminal, prompt: "Escrow account password for \(r.address) (not shown): ")
+            // The link and the message's state first, with no answer yet (no attempt):
+            // a forged link learns nothing, not even the question.
+            let preview = try ctx.store.preview(id: parsed.id, index: parsed.index, linkSecret: parsed.secret, now: Date())
+            switch preview.proof {
+            case .login:
+                let pw = try Self.secret(password ?? .terminal, prompt: "Escrow account password for \(preview.recipient) (not shown): ")
                 try ctx.store.open(id: parsed.id, index: parsed.index, linkSecret: parsed.secret, password: pw, now: Date(), output: write)
-            } else {
-                let question = r.question.map { "\($0)\nAnswer (not shown): " } ?? "Answer (not shown): "
-                let a = try Self.secret(answer ?? .terminal, prompt: question)
+            case .question(let q):
+                let a = try Self.secret(answer ?? .terminal, prompt: q.isEmpty ? "Answer (not shown): " : "\(q)\nAnswer (not shown): ")
                 try ctx.store.open(id: parsed.id, index: parsed.index, linkSecret: parsed.secret, answer: a, now: Date(), output: write)
             }
         }

@@ -527,3 +527,39 @@ import SLMessage
         #expect(Answer.normalize("Straße") == Answer.normalize("STRASSE"))
     }
 }
+
+/// The pickup preview: what a page shows before it asks for a secret.
+@Suite struct PickupPreviewTests {
+    @Test func aGoodLinkShowsSenderExpiryAndQuestionAndCostsNoAttempt() throws {
+        let dir = temporaryStoreDirectory(); defer { cleanUp(dir) }
+        let store = try EscrowStore(directory: dir, maximumAttempts: 3)
+        let packed = try store.pack(try message("From: a@clinic.test\nSubject: s\n\nbody\n"), sender: "a@clinic.test",
+                                    recipients: [EscrowRecipient(address: "erin@example.net", verification: .question("Street?", try answerKey("Elm")))],
+                                    created: created, expires: expires)
+        for _ in 0..<5 {
+            let p = try store.preview(id: packed.id, index: 0, linkSecret: packed.links[0].secret, now: during)
+            #expect(p == PickupPreview(id: packed.id, index: 0, sender: "a@clinic.test", recipient: "erin@example.net",
+                                       expires: expires, proof: .question("Street?"), attemptsLeft: 3))
+        }
+        #expect(try opened(store, packed, answer: "elm") == Array("From: a@clinic.test\nSubject: s\n\nbody\n".utf8))
+    }
+
+    @Test func aBadLinkOrAClosedMessageShowsNothing() throws {
+        let dir = temporaryStoreDirectory(); defer { cleanUp(dir) }
+        let store = try EscrowStore(directory: dir, maximumAttempts: 3)
+        try store.createAccount(address: "frank@example.net", password: "correct horse", parameters: fast)
+        let packed = try store.pack(try message("Subject: s\n\nbody\n"), sender: "a@clinic.test",
+                                    recipients: [EscrowRecipient(address: "erin@example.net", verification: .question("Street?", try answerKey("Elm"))),
+                                                 EscrowRecipient(address: "frank@example.net", verification: .login)],
+                                    created: created, expires: expires)
+        let other = try store.pack(try message("Subject: t\n\nbody\n"), sender: "a@clinic.test",
+                                   recipients: [EscrowRecipient(address: "erin@example.net", verification: .question("Street?", try answerKey("Elm")))],
+                                   created: created, expires: expires)
+        #expect(escrowError { _ = try store.preview(id: packed.id, index: 0, linkSecret: other.links[0].secret, now: during) } == .wrongLink)
+        #expect(escrowError { _ = try store.preview(id: String(repeating: "0", count: 32), index: 0, linkSecret: packed.links[0].secret, now: during) } == .notFound)
+        #expect(escrowError { _ = try store.preview(id: packed.id, index: 0, linkSecret: packed.links[0].secret, now: expires.addingTimeInterval(1)) } == .expired(expires))
+        #expect(try store.preview(id: packed.id, index: 1, linkSecret: packed.links[1].secret, now: during).proof == .login)
+        try store.retract(id: packed.id, now: during)
+        #expect(escrowError { _ = try store.preview(id: packed.id, index: 0, linkSecret: packed.links[0].secret, now: during) } == .retracted)
+    }
+}
