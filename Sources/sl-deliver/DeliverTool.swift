@@ -48,12 +48,14 @@ public struct DeliverTool {
         // error (78) rather than a queue that can never be worked.
         let deliverer = try Deliverer(options: options)
         let hostname = installation.hostname ?? localHostName()
-        let queuePath = try queuePath(installation, source: source)
-        if !dryRun {
+        // A dry run needs no queue: it only says who would get what.
+        let queuePath = dryRun ? nil : try queuePath(installation, source: source)
+        if let queuePath {
             try StateOwner.check(queuePath, within: installation.stateDirectory, what: "the queue", tool: Self.tool)
         }
         func worker() throws -> QueueRunner {
-            QueueRunner(queue: try DeliveryQueue(directory: queuePath), deliverer: deliverer, hostname: hostname,
+            guard let queuePath else { throw MessageError.io("internal error: no queue in a dry run") }
+            return QueueRunner(queue: try DeliveryQueue(directory: queuePath), deliverer: deliverer, hostname: hostname,
                         audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.delivery.rerouteCommand,
                         lifetime: installation.delivery.queueLifetime ?? DeliveryPolicy.defaultLifetime,
                         warn: { Diagnostics.warn(Self.tool, $0) })

@@ -32,22 +32,13 @@ public struct EncryptPGPTool: Sendable {
 
     public func run() throws {
         let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
-        var home = homeDirectory ?? configuration?.installation.effectivePGPHome
+        let home = homeDirectory ?? configuration?.installation.effectivePGPHome
             ?? environmentValue("GNUPGHOME") ?? environmentValue("HOME").map { $0 + "/.gnupg" }
-        guard home != nil else {
-            throw PGPHomeError(description: "no GnuPG home: there is no HOME (as under Postfix pipe(8) and cron); set pgp_homedir or state_directory in sl.conf, or GNUPGHOME")
-        }
-        // A dry run works on a copy of the home: importing the address books' keys
-        // is the one change a run makes there.
-        var scratch: ScratchHome? = nil
-        if dryRun {
-            scratch = try ScratchHome(copying: home ?? "")
-            home = scratch?.path
-        }
-        defer { scratch?.remove() }
-        let workers = max(1, jobs)
-        // one GPGME context per worker: a context is not to be shared between threads
-        let keyrings = try (0..<workers).map { _ in try PGPKeyring(homeDirectory: home) }
+        // The keyrings are opened with the first message that needs one: a stream
+        // with nothing for PGP (most of a gateway's) starts no gpg and needs no home.
+        let keyrings = Keyrings(workers: max(1, jobs), home: home, dryRun: dryRun)
+        defer { keyrings.close() }
+        let workers = keyrings.count
         let books = configuration.map { BookShelf(books: $0.installation.books, defaultBook: $0.installation.defaultBook) }
         let filter = try StreamFilter(tool: Self.tool)
         filter.bareOutputForBareInput = true
@@ -55,12 +46,12 @@ public struct EncryptPGPTool: Sendable {
         let tool = self
         let hostname = configuration?.installation.hostname ?? localHostName()
         try filter.process(workers: workers) { message, worker in
-            try tool.encrypt(message, keyring: keyrings[worker], configuration: configuration, books: books, hostname: hostname)
+            try tool.encrypt(message, keyring: { try keyrings.keyring(worker) }, configuration: configuration, books: books, hostname: hostname)
         }
         try filter.commit()
     }
 
-    func encrypt(_ message: Message, keyring: PGPKeyring, configuration: Configuration?, books: BookShelf?,
+    func encrypt(_ message: Message, keyring openKeyring: () throws -> PGPKeyring, configuration: Configuration?, books: BookShelf?,
                  hostname: String) throws -> [Message] {
         // Alone (-r) the routing fields do not matter: the message is the user's own
         // and may carry any X-SL-* text; only a pipeline's routing is read.
@@ -77,6 +68,7 @@ public struct EncryptPGPTool: Sendable {
             Diagnostics.warn(Self.tool, "message \(message.index) is already \(kind.rawValue) encrypted; passed on unchanged")
             return [message]
         }
+        let keyring = try openKeyring()
         let sender = try senderAddress(envelope, message)
         let settings = try configuration?.settings(forSender: sender, account: envelope?.account)
         var keys: [SelectedKey] = []
@@ -125,4 +117,39 @@ public struct EncryptPGPTool: Sendable {
         if let from = message.header.first("From"), let a = try AddressList.parse(from.unfoldedValue).first { return a.addrSpec }
         return ""
     }
+}
+
+/// One GnuPG keyring per worker (a GPGME context is not shared between threads),
+/// opened when a worker first needs one. A dry run opens them on a throwaway copy
+/// of the home: importing the address books' keys is the one change a run makes
+/// there.
+final class Keyrings: @unchecked Sendable {
+    let count: Int
+    private let home: String?
+    private let dryRun: Bool
+    private let lock = NSLock()
+    private var opened: [Int: PGPKeyring] = [:]
+    private var scratch: ScratchHome?
+
+    init(workers: Int, home: String?, dryRun: Bool) {
+        count = workers; self.home = home; self.dryRun = dryRun
+    }
+
+    func keyring(_ worker: Int) throws -> PGPKeyring {
+        lock.lock(); defer { lock.unlock() }
+        if let k = opened[worker] { return k }
+        guard var path = home else {
+            throw PGPHomeError(description: "no GnuPG home: there is no HOME (as under Postfix pipe(8) and cron); set pgp_homedir or state_directory in sl.conf, or GNUPGHOME")
+        }
+        if dryRun {
+            if scratch == nil { scratch = try ScratchHome(copying: path) }
+            path = scratch!.path
+        }
+        let k = try PGPKeyring(homeDirectory: path)
+        opened[worker] = k
+        return k
+    }
+
+    /// Stops the throwaway home's agent and removes it.
+    func close() { scratch?.remove() }
 }

@@ -376,13 +376,19 @@ func pgpRecipientKeys(_ m: Message, _ home: GPGHome) throws -> Int {
         let broken = try MailUser.run([send, "--config", brokenConf, "-t"], stdin: Self.message(to: "x@example.org", subject: "+insecure+"))
         #expect(broken.status == 78, "\(broken.stderr)")
         #expect(broken.stderr.contains("sl-encrypt-smime"), "\(broken.stderr)")
-        // a stage that fails before it reads (no GnuPG home: no HOME, no state
-        // directory) stops the stages before it too; its status is the one told
+        // a PGP copy with no GnuPG home to use (no HOME, no state directory): the
+        // encryption stage's 78, not the 0 of the stages after it
         let noHome = dir.appendingPathComponent("nohome.conf").path
-        try "ask_sender = no\nfallback = insecure\n".write(toFile: noHome, atomically: true, encoding: .utf8)
-        try MailUser.own(noHome)
-        let early = try MailUser.run([send, "--config", noHome, "-t"], stdin: Self.message(to: "x@example.org"))
+        try ("book b = \(dir.appendingPathComponent("book.vcf").path)\ndefault_book = b\nask_sender = no\nfallback = insecure\n")
+            .write(toFile: noHome, atomically: true, encoding: .utf8)
+        try Card.pgp("bob@example.org", try home.export("bob@example.org"))
+            .write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
+        try MailUser.own(dir.path)
+        let early = try MailUser.run([send, "--config", noHome, "-t"], stdin: Self.message(to: "bob@example.org"))
         #expect(early.status == 78 && early.stderr.contains("no GnuPG home"), "\(early.stderr)")
+        // and a stream with nothing for PGP needs no home at all
+        let plain = try MailUser.run([send, "--config", noHome, "--dry-run", "-t"], stdin: Self.message(to: "x@example.org"))
+        #expect(plain.status == 0, "\(plain.stderr)")
         // usage
         #expect(try MailUser.run([send], stdin: []).status == 64)
         #expect(try MailUser.run([send, "-x"], stdin: []).status == 64)
