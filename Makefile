@@ -11,12 +11,13 @@ SWIFT      ?= swift
 BINDIR      = $(DESTDIR)$(PREFIX)/bin
 MANDIR      = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR  = $(DESTDIR)$(PREFIX)/share/doc/sl/examples
-TOOLS       = sl-classify sl-encrypt-pgp sl-encrypt-smime sl-tls-probe sl-deliver sl-escrow-pack sl-escrow
+TOOLS       = sl-classify sl-encrypt-pgp sl-encrypt-smime sl-tls-probe sl-deliver sl-escrow-pack sl-escrow sl-portal
 SCRIPTS     = $(wildcard bin-scripts/sl-*)
 
 # Debian packages: to build, and what the tests drive as real peers.
 BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev libsodium-dev libsqlite3-dev
-TEST_DEPS   = $(BUILD_DEPS) gnupg gpgsm openssl procmail time postfix dnsmasq-base
+TEST_DEPS   = $(BUILD_DEPS) gnupg gpgsm openssl procmail time postfix dnsmasq-base \
+              chromium chromium-driver
 
 .PHONY: all build deps test-deps install uninstall demo test bench clean
 
@@ -34,19 +35,22 @@ test-deps:
 	@# (a home, as a procmail account has one; pipe(8) and cron still give no HOME)
 	@getent passwd sl >/dev/null || useradd --system --create-home --home-dir /var/lib/sl --shell /usr/sbin/nologin sl
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography
+	@# the portal tests drive a real headless Chromium through Selenium
+	@python3 -c 'import selenium' 2>/dev/null || python3 -m pip install --quiet selenium
 
 install: build
-	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man7 $(EXAMPLEDIR)
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man7 $(MANDIR)/man8 $(EXAMPLEDIR)
 	bin="$$(SWIFT=$(SWIFT) build-aux/release-build)" && for t in $(TOOLS); do install -s -m 0755 "$$bin/$$t" $(BINDIR)/; done
 	for s in $(SCRIPTS); do install -m 0755 $$s $(BINDIR)/; done
 	install -m 0644 man/man1/*.1 $(MANDIR)/man1/
 	install -m 0644 man/man5/*.5 $(MANDIR)/man5/
 	install -m 0644 man/man7/*.7 $(MANDIR)/man7/
+	install -m 0644 man/man8/*.8 $(MANDIR)/man8/
 	cp -R examples/. $(EXAMPLEDIR)/
 
 uninstall:
 	for t in $(TOOLS) $(notdir $(SCRIPTS)); do rm -f $(BINDIR)/$$t; done
-	rm -f $(MANDIR)/man1/sl-*.1 $(MANDIR)/man5/sl.conf.5 $(MANDIR)/man7/sl.7
+	rm -f $(MANDIR)/man1/sl-*.1 $(MANDIR)/man5/sl.conf.5 $(MANDIR)/man7/sl.7 $(MANDIR)/man8/sl-*.8
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/sl
 
 # The README's first command: everything from a fresh clone to a classified sample.
