@@ -1,5 +1,6 @@
 import Foundation
 import SLEscrow
+import SLMessage
 
 /// Store work off the event loops, at most one job per core: each slot owns its own
 /// store connection and thread, so Argon2id derivations (tens of MiB each) never run
@@ -7,7 +8,8 @@ import SLEscrow
 /// `patience`, then is turned away (503 with Retry-After) rather than queued without
 /// end.
 final class DerivationPool: @unchecked Sendable {
-    struct Busy: Error {}
+    /// Never leaves the portal (it becomes a 503 page); a temporary failure if it did.
+    struct Busy: Error, SysexitReporting { var sysexit: Sysexit { .tempFail } }
 
     final class Slot: @unchecked Sendable {
         let store: EscrowStore
