@@ -18,9 +18,13 @@ let package = Package(
         .executable(name: "sl-deliver", targets: ["sl-deliver"]),
         .executable(name: "sl-escrow-pack", targets: ["sl-escrow-pack"]),
         .executable(name: "sl-escrow", targets: ["sl-escrow"]),
+        .executable(name: "sl-portal", targets: ["sl-portal"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // System libraries, used behind owning wrappers only.
@@ -54,6 +58,14 @@ let package = Package(
         // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes), the store
         // (SQLite metadata, sealed content files), accounts, the packer, notices, receipts.
         .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "CSodium", "CSQLite"]),
+        // The escrow pickup portal over HTTP (Hummingbird): routes, pages, CSRF, the
+        // bounded Argon2id pool. The only target that links Hummingbird.
+        .target(name: "SLPortal", dependencies: [
+            "SLMessage", "SLPolicy", "SLEscrow",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ]),
         // Command plumbing only: the stream loop, staged output, diagnostics and
         // sysexits, the terminal, option groups. The tools' glue from configuration to
         // the libraries lives in each executable, which links only what it uses.
@@ -69,6 +81,7 @@ let package = Package(
         .executableTarget(name: "sl-deliver", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLTransport", "SLDelivery", parser]),
         .executableTarget(name: "sl-escrow-pack", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLEscrow", parser]),
         .executableTarget(name: "sl-escrow", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLEscrow", parser]),
+        .executableTarget(name: "sl-portal", dependencies: ["SLCommand", "SLPolicy", "SLPortal", parser]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLOpenSSLTests", dependencies: ["SLOpenSSL"]),
@@ -84,7 +97,8 @@ let package = Package(
         .testTarget(name: "SLEscrowTests", dependencies: ["SLEscrow", "SLMessage"]),
         .testTarget(name: "SLDeliveryTests", dependencies: ["SLDelivery", "SLMessage", "SLTransport"]),
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME", "SLOpenSSL"], exclude: ["Fixtures"]),
-        // Golden/ holds .in/.args/.ref files read from the source tree at run time.
-        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLDelivery", "SLTestPeers"], exclude: ["Golden"]),
+        // Golden/ holds .in/.args/.ref files read from the source tree at run time;
+        // Portal/pickup.py drives a headless Chromium through the portal (Selenium).
+        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLDelivery", "SLTestPeers"], exclude: ["Golden", "Portal"]),
     ]
 )

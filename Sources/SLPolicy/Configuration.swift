@@ -62,6 +62,7 @@ public struct InstallationSettings: Sendable {
     public var escrow = Escrow()
     public var smime = SMIME()
     public var pgp = PGP()
+    public var portal = Portal()
 
     /// sl-deliver's queue, relay and reroute.
     public struct Delivery: Sendable {
@@ -128,6 +129,14 @@ public struct InstallationSettings: Sendable {
         public var noticeSubject: String?
         public var noticeText: String?
         public var noticeHTML: String?
+    }
+
+    /// sl-portal: where it listens (plain HTTP, loopback only in this version).
+    public struct Portal: Sendable {
+        public init() {}
+        /// The address, a host name or IP address (IPv6 in brackets), and the port.
+        public var listenHost = "127.0.0.1"
+        public var listenPort = 8080
     }
 
     /// sl-encrypt-smime's certificate checks and cipher.

@@ -91,6 +91,17 @@ extension Configuration {
         "escrow_notice_subject": .installation { i, v in i.escrow.noticeSubject = v.text },
         "escrow_notice_text": .installation { i, v in i.escrow.noticeText = v.path },
         "escrow_notice_html": .installation { i, v in i.escrow.noticeHTML = v.path },
+        "portal_listen": .installation { i, v in
+            let text = v.text
+            let problem = "portal_listen must be ADDRESS:PORT (an IPv6 address in brackets), port 0-65535"
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                  (0...65535).contains(port) else { throw v.error(problem) }
+            var host = String(text[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "[" || $0 == "]" || $0 == "/" }) else { throw v.error(problem) }
+            i.portal.listenHost = host
+            i.portal.listenPort = port
+        },
 
         // SENDER SETTINGS
         "domains": .account { a, v in a.domains = v.list.map { $0.lowercased() } },

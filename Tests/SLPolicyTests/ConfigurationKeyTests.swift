@@ -80,6 +80,7 @@ import Testing
         "escrow_notice_subject": "A message from {sender}",
         "escrow_notice_text": "notice.txt",
         "escrow_notice_html": "notice.html",
+        "portal_listen": "[::1]:8443",
         "domains": "b.example",
         "internal_domains": "example.org, .example.net",
         "tls_only": "yes",

@@ -1,0 +1,238 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import SLMessage
+
+/// sl-portal as built, on a free loopback port, over a store the real tools filled
+/// (sl-classify | sl-escrow-pack): plain HTTP with curl for every status and header,
+/// then a real headless Chromium (Selenium) picks a message up the way a recipient
+/// does, from the link with its #fragment.
+@Suite(.serialized) struct PortalToolTests {
+    static let question = "Name of your first pet?"
+    static let answer = "Fluffy the cat"
+    static let text = "Portal-Body-Marker-6151: the results are fine."
+
+    struct Installation {
+        let dir: URL
+        var config: String { dir.appendingPathComponent("sl.conf").path }
+
+        init() throws {
+            dir = try Tools.scratch()
+            try """
+            BEGIN:VCARD
+            VERSION:4.0
+            FN:Carol
+            EMAIL:carol@example.org
+            X-SL-ESCROW-QUESTION:\(PortalToolTests.question)
+            X-SL-ESCROW-ANSWER:\(PortalToolTests.answer)
+            END:VCARD
+
+            """.write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
+            try """
+            hostname = mx.clinic.test
+            state_directory = state
+            escrow_store = store
+            escrow_url = https://portal.clinic.test/sl-escrow
+            escrow_kdf_passes = 2
+            escrow_kdf_memory = 19
+            tls_probe = no
+            book main = book.vcf
+            default_book = main
+            portal_listen = 127.0.0.1:0
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        }
+
+        /// sl-classify | sl-escrow-pack; the link in carol's notice.
+        func seal() throws -> String {
+            let message = bytes("""
+            From: Alice <alice@clinic.test>
+            To: carol@example.org
+            Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= from the lab
+            Date: Mon, 30 Nov 2026 09:00:00 +0000
+            Message-ID: <portal-\(UUID().uuidString)@clinic.test>
+
+            \(PortalToolTests.text)
+            <script>alert(1)</script>
+
+            """)
+            let routed = try Tools.run("sl-classify", ["--config", config, "--no-ask", "-f", "alice@clinic.test", "carol@example.org"], stdin: message)
+            #expect(routed.status == 0, "\(routed.stderr)")
+            #expect(routed.stdoutText.contains("X-SL-Method: escrow"), "\(routed.stdoutText)")
+            let packed = try Tools.run("sl-escrow-pack", ["--config", config], stdin: routed.stdout)
+            #expect(packed.status == 0, "\(packed.stderr)")
+            let link = try Regex(#"https://portal\.clinic\.test/sl-escrow/[0-9a-f]{32}/[0-9]+#[A-Za-z0-9_-]+"#)
+            let match = try #require(packed.stdoutText.firstMatch(of: link))
+            return String(packed.stdoutText[match.range])
+        }
+    }
+
+    /// The running portal, its stderr in a file.
+    final class Server {
+        let process = Process()
+        let log: URL
+        var port = 0
+
+        init(_ installation: Installation) throws {
+            log = installation.dir.appendingPathComponent("portal.log")
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            process.executableURL = Tools.binDirectory.appendingPathComponent("sl-portal")
+            process.arguments = ["--config", installation.config]
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = try FileHandle(forWritingTo: log)
+            try process.run()
+            let listening = try Regex(#"listening on 127\.0\.0\.1:([0-9]+)"#)
+            for _ in 0..<200 where port == 0 {
+                if let m = logText.firstMatch(of: listening), let p = Int(logText[m.output[1].range!]) { port = p; break }
+                if !process.isRunning { break }
+                usleep(50_000)
+            }
+            #expect(port != 0, "sl-portal did not start: \(logText)")
+        }
+
+        var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+        /// SIGTERM, and how it ended.
+        func stop() -> Int32 {
+            process.terminate()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+
+        func local(_ link: String) -> String {
+            link.replacingOccurrences(of: "https://portal.clinic.test", with: "http://127.0.0.1:\(port)")
+        }
+    }
+
+    struct Reply {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    /// curl, with a cookie jar; `form` is sent as application/x-www-form-urlencoded.
+    static func curl(_ url: String, form: [(String, String)]? = nil, jar: String? = nil) throws -> Reply {
+        var argv = ["curl", "-s", "-i", "--max-time", "20"]
+        if let jar { argv += ["-b", jar, "-c", jar] }
+        for (k, v) in form ?? [] { argv += ["--data-urlencode", "\(k)=\(v)"] }
+        argv.append(url)
+        let run = try Tools.runCommand(argv, stdin: [])
+        #expect(run.status == 0, "curl: \(run.stderr)")
+        let text = run.stdoutText
+        let split = try #require(text.range(of: "\r\n\r\n"))
+        let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        let status = Int(lines[0].split(separator: " ")[1]) ?? 0
+        var headers: [String: String] = [:]
+        for l in lines.dropFirst() {
+            guard let colon = l.firstIndex(of: ":") else { continue }
+            headers[l[..<colon].lowercased()] = l[l.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Reply(status: status, headers: headers, body: String(text[split.upperBound...]))
+    }
+
+    static func expectSecurityHeaders(_ r: Reply, _ what: String) {
+        #expect(r.headers["content-security-policy"] == "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'", "\(what)")
+        #expect(r.headers["x-content-type-options"] == "nosniff", "\(what)")
+        #expect(r.headers["referrer-policy"] == "no-referrer", "\(what)")
+        #expect(r.headers["cache-control"] == "no-store", "\(what)")
+    }
+
+    static func token(_ body: String) throws -> String {
+        let m = try #require(body.firstMatch(of: try Regex(#"name="csrf" value="([A-Za-z0-9_-]{43})""#)))
+        return String(body[m.output[1].range!])
+    }
+
+    @Test func picksUpOverHTTPAndInAHeadlessBrowser() throws {
+        let installation = try Installation()
+        let link = try installation.seal()
+        let retracted = try installation.seal()
+        let browserLink = try installation.seal()
+        let server = try Server(installation)
+        defer { if server.process.isRunning { _ = server.stop() } }
+        try #require(server.port != 0)
+
+        let parsed = try #require(EscrowLinkParts(link))
+        let page = server.local(parsed.page)
+        let jar = installation.dir.appendingPathComponent("jar").path
+        var replies: [(String, Reply)] = []
+        func record(_ what: String, _ r: Reply) -> Reply { replies.append((what, r)); return r }
+
+        // The link page: our script and stylesheet, a CSRF cookie and field.
+        let first = record("link page", try Self.curl(page, jar: jar))
+        #expect(first.status == 200)
+        #expect(first.body.contains("/sl-escrow/static/pickup.js") && !first.body.contains("<script>"))
+        #expect(first.body.contains("<noscript>"))
+        let setCookie = try #require(first.headers["set-cookie"])
+        #expect(setCookie.hasPrefix("sl_csrf=") && setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict"))
+        let csrf = try Self.token(first.body)
+        #expect(record("script", try Self.curl(server.local("https://portal.clinic.test/sl-escrow/static/pickup.js"))).status == 200)
+        #expect(record("stylesheet", try Self.curl(server.local("https://portal.clinic.test/sl-escrow/static/portal.css"))).status == 200)
+        #expect(record("no route", try Self.curl(server.local("https://portal.clinic.test/elsewhere"))).status == 404)
+
+        // No CSRF token, or another one: 403 before the store is asked anything.
+        #expect(record("no token", try Self.curl(page, form: [("secret", parsed.secret)], jar: jar)).status == 403)
+        #expect(record("wrong token", try Self.curl(page, form: [("csrf", String(repeating: "A", count: 43)), ("secret", parsed.secret)], jar: jar)).status == 403)
+        #expect(record("no cookie", try Self.curl(page, form: [("csrf", csrf), ("secret", parsed.secret)])).status == 403)
+
+        // An unknown message and a wrong secret look the same.
+        let unknown = record("unknown id", try Self.curl(page.replacingOccurrences(of: parsed.id, with: String(repeating: "0", count: 32)),
+                                                         form: [("csrf", csrf), ("secret", parsed.secret)], jar: jar))
+        let wrongSecret = record("wrong secret", try Self.curl(page, form: [("csrf", csrf), ("secret", String(parsed.secret.reversed()))], jar: jar))
+        #expect(unknown.status == 404 && wrongSecret.status == 404)
+        #expect(unknown.body == wrongSecret.body)
+
+        // The question, a wrong answer (403, attempts left), the right one.
+        let asked = record("question", try Self.curl(page, form: [("csrf", csrf), ("secret", parsed.secret)], jar: jar))
+        #expect(asked.status == 200 && asked.body.contains(Self.question) && asked.body.contains("alice@clinic.test"))
+        let wrong = record("wrong answer", try Self.curl(page, form: [("csrf", csrf), ("secret", parsed.secret), ("answer", "Rex-Wrong-Answer")], jar: jar))
+        #expect(wrong.status == 403 && wrong.body.contains("4 attempts left"), "\(wrong.body)")
+        let opened = record("right answer", try Self.curl(page, form: [("csrf", csrf), ("secret", parsed.secret), ("answer", "  fluffy THE cat ")], jar: jar))
+        #expect(opened.status == 200)
+        #expect(opened.body.contains(Self.text) && opened.body.contains("Grüße from the lab"))
+        #expect(opened.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !opened.body.contains("<script>alert"))
+
+        // Retracted: 410.
+        let r = try #require(EscrowLinkParts(retracted))
+        let retract = try Tools.run("sl-escrow", ["retract", r.id, "--config", installation.config], stdin: [])
+        #expect(retract.status == 0, "\(retract.stderr)")
+        let gone = record("retracted", try Self.curl(server.local(r.page), form: [("csrf", csrf), ("secret", r.secret)], jar: jar))
+        #expect(gone.status == 410 && gone.body.contains("withdrawn"))
+
+        for (what, reply) in replies { Self.expectSecurityHeaders(reply, what) }
+
+        // A real browser, phone-width: link with fragment, question, answer, message.
+        let b = try #require(EscrowLinkParts(browserLink))
+        let screenshot = installation.dir.appendingPathComponent("portal-pickup.png").path
+        let script = Tools.repository.appendingPathComponent("Tests/ToolTests/Portal/pickup.py").path
+        let browser = try Tools.runCommand(["python3", script, server.local(browserLink), Self.question, Self.answer, Self.text, screenshot], stdin: [])
+        #expect(browser.status == 0, "pickup.py failed:\n\(browser.stdoutText)\n\(browser.stderr)")
+        #expect(FileManager.default.fileExists(atPath: screenshot))
+        print("portal screenshot: \(screenshot)")
+
+        // SIGTERM stops it cleanly; the log has a line per request and no secret.
+        #expect(server.stop() == 0)
+        let log = server.logText
+        #expect(log.contains("POST /sl-escrow/\(parsed.id)/\(parsed.index) 403"))
+        #expect(log.contains("GET /sl-escrow/\(b.id)/\(b.index) 200"))
+        #expect(log.contains("stopped"))
+        for secret in [parsed.secret, r.secret, b.secret, "Rex-Wrong-Answer", "fluffy", "Fluffy", csrf] {
+            #expect(!log.contains(secret), "the request log holds a secret")
+        }
+    }
+}
+
+/// A notice link's pieces: page URL (no fragment), id, recipient number, secret.
+struct EscrowLinkParts {
+    let page: String, id: String, index: Int, secret: String
+    init?(_ link: String) {
+        guard let hash = link.firstIndex(of: "#") else { return nil }
+        page = String(link[..<hash])
+        secret = String(link[link.index(after: hash)...])
+        let parts = page.split(separator: "/")
+        guard parts.count >= 2, let n = Int(parts[parts.count - 1]) else { return nil }
+        id = String(parts[parts.count - 2]); index = n
+    }
+}
