@@ -56,12 +56,17 @@ public final class EscrowStore {
             }
         }
         // Created 0600 before SQLite sees it; the -wal and -shm files take its mode.
+        // Only when it is new: closing a descriptor of a database this process has
+        // open already (the portal's second connection) would drop that connection's
+        // POSIX locks, and another process would then checkpoint and remove the WAL
+        // the first still writes to, hiding its writes until it exits.
         let path = directory + "/" + Self.databaseName
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            close(fd)
+        } else if errno != EEXIST {
             throw EscrowError.storage("cannot create the escrow database \(path): \(String(cString: strerror(errno)))")
         }
-        close(fd)
         db = try SQLiteDatabase(path: path, busyTimeout: 10_000)
         try retryingBusy { try db.execute("PRAGMA journal_mode=WAL") }
         try db.execute("PRAGMA synchronous=FULL")
