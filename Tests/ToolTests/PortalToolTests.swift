@@ -18,7 +18,8 @@ import SLMessage
         let dir: URL
         var config: String { dir.appendingPathComponent("sl.conf").path }
 
-        init() throws {
+        /// `extra`: more sl.conf lines (escrow_expiry, escrow_max_attempts).
+        init(_ extra: String = "") throws {
             dir = try Tools.scratch()
             try """
             BEGIN:VCARD
@@ -41,15 +42,17 @@ import SLMessage
             book main = book.vcf
             default_book = main
             portal_listen = 127.0.0.1:0
+            \(extra)
 
             """.write(toFile: config, atomically: true, encoding: .utf8)
         }
 
-        /// sl-classify | sl-escrow-pack; the link in carol's notice.
-        func seal() throws -> String {
+        /// sl-classify | sl-escrow-pack; the link in the recipient's notice (carol's
+        /// question, or a login for a recipient with an escrow account).
+        func seal(to recipient: String = "carol@example.org") throws -> String {
             let message = bytes("""
             From: Alice <alice@clinic.test>
-            To: carol@example.org
+            To: \(recipient)
             Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= from the lab
             Date: Mon, 30 Nov 2026 09:00:00 +0000
             Message-ID: <portal-\(UUID().uuidString)@clinic.test>
@@ -58,7 +61,7 @@ import SLMessage
             <script>alert(1)</script>
 
             """)
-            let routed = try Tools.run("sl-classify", ["--config", config, "--no-ask", "-f", "alice@clinic.test", "carol@example.org"], stdin: message)
+            let routed = try Tools.run("sl-classify", ["--config", config, "--no-ask", "-f", "alice@clinic.test", recipient], stdin: message)
             #expect(routed.status == 0, "\(routed.stderr)")
             #expect(routed.stdoutText.contains("X-SL-Method: escrow"), "\(routed.stdoutText)")
             let packed = try Tools.run("sl-escrow-pack", ["--config", config], stdin: routed.stdout)
@@ -75,11 +78,13 @@ import SLMessage
         let log: URL
         var port = 0
 
-        init(_ installation: Installation) throws {
+        /// `command`: how to start it (default: the built binary with the installation's sl.conf).
+        init(_ installation: Installation, command: [String]? = nil) throws {
             log = installation.dir.appendingPathComponent("portal.log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-            process.executableURL = Tools.binDirectory.appendingPathComponent("sl-portal")
-            process.arguments = ["--config", installation.config]
+            let argv = command ?? [Tools.binDirectory.appendingPathComponent("sl-portal").path, "--config", installation.config]
+            process.executableURL = URL(fileURLWithPath: argv[0])
+            process.arguments = Array(argv.dropFirst())
             process.standardInput = FileHandle.nullDevice
             process.standardOutput = FileHandle.nullDevice
             process.standardError = try FileHandle(forWritingTo: log)
@@ -114,8 +119,9 @@ import SLMessage
     }
 
     /// curl, with a cookie jar; `form` is sent as application/x-www-form-urlencoded.
-    static func curl(_ url: String, form: [(String, String)]? = nil, jar: String? = nil) throws -> Reply {
-        var argv = ["curl", "-s", "-i", "--max-time", "20"]
+    /// `options`: more curl options (--cacert, --resolve).
+    static func curl(_ url: String, form: [(String, String)]? = nil, jar: String? = nil, options: [String] = []) throws -> Reply {
+        var argv = ["curl", "-s", "-i", "--max-time", "20"] + options
         if let jar { argv += ["-b", jar, "-c", jar] }
         for (k, v) in form ?? [] { argv += ["--data-urlencode", "\(k)=\(v)"] }
         argv.append(url)
@@ -234,5 +240,111 @@ struct EscrowLinkParts {
         let parts = page.split(separator: "/")
         guard parts.count >= 2, let n = Int(parts[parts.count - 1]) else { return nil }
         id = String(parts[parts.count - 2]); index = n
+    }
+}
+
+/// The states the store refuses, and what the portal refuses before asking it.
+extension PortalToolTests {
+    /// carol's (the first recipient's) failed attempts and lock, from `sl-escrow status --json`.
+    static func attempts(_ installation: Installation, _ id: String) throws -> (failed: Int, locked: Bool) {
+        let status = try Tools.run("sl-escrow", ["status", "--json", id, "--config", installation.config], stdin: [])
+        #expect(status.status == 0, "\(status.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout)) as? [String: Any])
+        let recipient = try #require((json["recipients"] as? [[String: Any]])?.first)
+        return (try #require(recipient["failedAttempts"] as? Int), try #require(recipient["locked"] as? Bool))
+    }
+
+    @Test func refusesLockedLoginOversizedAndForgedForms() throws {
+        let installation = try Installation("escrow_max_attempts = 2")
+        let locked = try #require(EscrowLinkParts(try installation.seal()))
+        let forged = try #require(EscrowLinkParts(try installation.seal()))
+        let pastedLink = try installation.seal()
+        let pasted = try #require(EscrowLinkParts(pastedLink))
+        let password = installation.dir.appendingPathComponent("pw").path
+        try "erin's long password\n".write(toFile: password, atomically: true, encoding: .utf8)
+        let add = try Tools.run("sl-escrow", ["account", "add", "--password-file", password, "erin@example.com", "--config", installation.config], stdin: [])
+        #expect(add.status == 0, "\(add.stderr)")
+        let login = try #require(EscrowLinkParts(try installation.seal(to: "erin@example.com")))
+        let server = try Server(installation)
+        defer { if server.process.isRunning { _ = server.stop() } }
+        try #require(server.port != 0)
+        let jar = installation.dir.appendingPathComponent("jar").path
+        let csrf = try Self.token(try Self.curl(server.local(locked.page), jar: jar).body)
+        var replies: [(String, Reply)] = []
+        func record(_ what: String, _ r: Reply) -> Reply { replies.append((what, r)); return r }
+
+        // Without JavaScript: the whole link pasted (link=, no secret=) gives the
+        // question page, which carries the secret on; another message's link does not.
+        let page = record("pasted link", try Self.curl(server.local(pasted.page), form: [("csrf", csrf), ("link", "  \(pastedLink) ")], jar: jar))
+        #expect(page.status == 200 && page.body.contains(Self.question) && page.body.contains("2 attempts left"), "\(page.body)")
+        #expect(page.body.contains("name=\"secret\" value=\"\(pasted.secret)\""))
+        let elsewhere = record("another message's link", try Self.curl(server.local(forged.page), form: [("csrf", csrf), ("link", pastedLink)], jar: jar))
+        #expect(elsewhere.status == 404)
+
+        // A wrong answer with a forged CSRF token: 403 before the store is asked, no attempt counted.
+        let forgedToken = String(repeating: "B", count: 43)
+        let refused = record("wrong answer, forged token", try Self.curl(server.local(forged.page),
+            form: [("csrf", forgedToken), ("secret", forged.secret), ("answer", "Rex-Wrong-Answer")], jar: jar))
+        #expect(refused.status == 403 && refused.body.contains("Please start again") && !refused.body.contains("attempt"), "\(refused.body)")
+        #expect(try Self.attempts(installation, forged.id) == (0, false))
+        let still = record("question after forged form", try Self.curl(server.local(forged.page), form: [("csrf", csrf), ("secret", forged.secret)], jar: jar))
+        #expect(still.status == 200 && still.body.contains("2 attempts left"), "\(still.body)")
+
+        // escrow_max_attempts (2) wrong answers lock carol out: 423, and the right answer is refused too.
+        let wrong = [("csrf", csrf), ("secret", locked.secret), ("answer", "Rex-Wrong-Answer")]
+        let first = record("first wrong answer", try Self.curl(server.local(locked.page), form: wrong, jar: jar))
+        #expect(first.status == 403 && first.body.contains("1 attempt left"), "\(first.body)")
+        // Counted in the store where the other tools see it while the portal runs.
+        let afterFirst = try Self.attempts(installation, locked.id)
+        #expect(afterFirst == (1, false), "\(afterFirst)")
+        let last = record("last wrong answer", try Self.curl(server.local(locked.page), form: wrong, jar: jar))
+        #expect(last.status == 423 && last.body.contains("locked after too many wrong answers"), "\(last.status) \(last.body)")
+        let right = record("right answer when locked", try Self.curl(server.local(locked.page),
+            form: [("csrf", csrf), ("secret", locked.secret), ("answer", Self.answer)], jar: jar))
+        #expect(right.status == 423 && right.body.contains("Locked") && !right.body.contains(Self.text), "\(right.body)")
+        let asked = record("question when locked", try Self.curl(server.local(locked.page), form: [("csrf", csrf), ("secret", locked.secret)], jar: jar))
+        #expect(asked.status == 423)
+        let lockedState = try Self.attempts(installation, locked.id)
+        #expect(lockedState == (2, true), "\(lockedState)")
+
+        // A login-mode recipient (erin has an escrow account): 501, pointing to sl-escrow open;
+        // and an answer typed anyway neither opens nor counts.
+        let notYet = record("login link", try Self.curl(server.local(login.page), form: [("csrf", csrf), ("secret", login.secret)], jar: jar))
+        #expect(notYet.status == 501 && notYet.body.contains("sl-escrow open"), "\(notYet.body)")
+        let typed = record("login link with an answer", try Self.curl(server.local(login.page),
+            form: [("csrf", csrf), ("secret", login.secret), ("answer", "erin's long password")], jar: jar))
+        #expect(typed.status == 501 && typed.body.contains("sl-escrow open"), "\(typed.status) \(typed.body)")
+        #expect(try Self.attempts(installation, login.id) == (0, false))
+
+        // A form over 64 KiB: 413.
+        let big = record("65 KiB form", try Self.curl(server.local(forged.page),
+            form: [("csrf", csrf), ("secret", forged.secret), ("answer", String(repeating: "a", count: 65 * 1024))], jar: jar))
+        #expect(big.status == 413 && big.body.contains("Too large"), "\(big.status)")
+        #expect(try Self.attempts(installation, forged.id) == (0, false))
+
+        for (what, reply) in replies { Self.expectSecurityHeaders(reply, what) }
+        #expect(server.stop() == 0)
+        #expect(!server.logText.contains(locked.secret) && !server.logText.contains("Rex-Wrong-Answer"))
+    }
+
+    /// escrow_expiry of 1.7 seconds: once past, 410 with the expiry page.
+    @Test func anExpiredMessageIsGone() throws {
+        let installation = try Installation("escrow_expiry = 0.00002")
+        let expired = try #require(EscrowLinkParts(try installation.seal()))
+        let server = try Server(installation)
+        defer { if server.process.isRunning { _ = server.stop() } }
+        try #require(server.port != 0)
+        sleep(2)
+        let jar = installation.dir.appendingPathComponent("jar").path
+        let first = try Self.curl(server.local(expired.page), jar: jar)
+        #expect(first.status == 200)
+        let csrf = try Self.token(first.body)
+        for form in [[("csrf", csrf), ("secret", expired.secret)], [("csrf", csrf), ("secret", expired.secret), ("answer", Self.answer)]] {
+            let gone = try Self.curl(server.local(expired.page), form: form, jar: jar)
+            #expect(gone.status == 410, "\(gone.status) \(gone.body)")
+            #expect(gone.body.contains("<title>Expired</title>") && gone.body.contains("can no longer be opened") && !gone.body.contains(Self.text), "\(gone.body)")
+            Self.expectSecurityHeaders(gone, "expired")
+        }
+        #expect(server.stop() == 0)
     }
 }
