@@ -17,7 +17,7 @@ SCRIPTS     = $(wildcard bin-scripts/sl-*)
 # Debian packages: to build, and what the tests drive as real peers.
 BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev libsodium-dev libsqlite3-dev
 TEST_DEPS   = $(BUILD_DEPS) gnupg gpgsm openssl procmail time postfix dnsmasq-base \
-              chromium chromium-driver
+              chromium chromium-driver nginx
 
 .PHONY: all build deps test-deps install uninstall demo test bench clean
 

@@ -133,7 +133,7 @@ public final class Peers: @unchecked Sendable {
     }
 
     /// A free port on 127.0.0.1 for `type`, as the kernel hands one out.
-    static func freePort(type: __socket_type) throws -> UInt16 {
+    public static func freePort(type: __socket_type) throws -> UInt16 {
         let fd = socket(AF_INET, Int32(type.rawValue), 0)
         guard fd >= 0 else { throw PeerError("socket: \(errno)") }
         defer { close(fd) }

@@ -85,7 +85,7 @@ enum Installed {
         let prefix = try Tools.scratch().appendingPathComponent("prefix").path
         let bin = prefix + "/bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-        let binaries = ["sl-classify", "sl-encrypt-pgp", "sl-encrypt-smime", "sl-escrow-pack", "sl-deliver", "sl-escrow", "sl-tls-probe"]
+        let binaries = ["sl-classify", "sl-encrypt-pgp", "sl-encrypt-smime", "sl-escrow-pack", "sl-deliver", "sl-escrow", "sl-tls-probe", "sl-portal"]
         let scripts = try FileManager.default.contentsOfDirectory(atPath: Tools.repository.appendingPathComponent("bin-scripts").path)
             .filter { $0.hasPrefix("sl-") }
         var argv = ["install", "-m", "0755"] + binaries.map { Tools.binDirectory.appendingPathComponent($0).path }
