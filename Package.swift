@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.2"),
     ],
     targets: [
         // System libraries, used behind owning wrappers only.
@@ -58,11 +60,16 @@ let package = Package(
         // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes), the store
         // (SQLite metadata, sealed content files), accounts, the packer, notices, receipts.
         .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "CSodium", "CSQLite"]),
-        // The escrow pickup portal over HTTP (Hummingbird): routes, pages, CSRF, the
-        // bounded Argon2id pool. The only target that links Hummingbird.
+        // The escrow pickup portal over HTTPS or, behind a proxy, HTTP (Hummingbird,
+        // HummingbirdTLS): routes, pages, CSRF, the bounded Argon2id pool. The only
+        // target that links Hummingbird.
         .target(name: "SLPortal", dependencies: [
             "SLMessage", "SLPolicy", "SLEscrow",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),

@@ -131,12 +131,19 @@ public struct InstallationSettings: Sendable {
         public var noticeHTML: String?
     }
 
-    /// sl-portal: where it listens (plain HTTP, loopback only in this version).
+    /// sl-portal: where it listens, and how: HTTPS with its own certificate, or plain
+    /// HTTP on a loopback address behind a reverse proxy that terminates TLS.
     public struct Portal: Sendable {
         public init() {}
         /// The address, a host name or IP address (IPv6 in brackets), and the port.
         public var listenHost = "127.0.0.1"
         public var listenPort = 8080
+        /// PEM files: the certificate (the chain may follow it) and its private key.
+        public var tlsCertificate: String?
+        public var tlsKey: String?
+        /// Plain HTTP on loopback behind a TLS-terminating proxy, whose last
+        /// X-Forwarded-For entry names the client.
+        public var behindProxy = false
     }
 
     /// sl-encrypt-smime's certificate checks and cipher.

@@ -102,6 +102,9 @@ extension Configuration {
             i.portal.listenHost = host
             i.portal.listenPort = port
         },
+        "portal_tls_certificate": .installation { i, v in i.portal.tlsCertificate = v.path },
+        "portal_tls_key": .installation { i, v in i.portal.tlsKey = v.path },
+        "portal_behind_proxy": .installation { i, v in i.portal.behindProxy = try v.boolean() },
 
         // SENDER SETTINGS
         "domains": .account { a, v in a.domains = v.list.map { $0.lowercased() } },

@@ -14,11 +14,13 @@ struct Pickup: Sendable {
 
     // MARK: GET {base}/{id}/{n}
 
+    /// The cookie is Secure: browsers reach the portal over HTTPS, its own or its
+    /// proxy's (plain HTTP is served only behind a proxy).
     func page(_ request: Request, _ context: some RequestContext) -> Response {
         guard let (id, n) = Self.target(context) else { return Self.notFound(base: base) }
         let token = Self.csrfToken(from: request) ?? Self.newToken()
         var response = Self.html(.ok, Pages.pickup(base: base, action: "\(base)/\(id)/\(n)", csrf: token))
-        response.headers[.setCookie] = "\(Self.csrfCookie)=\(token); Path=\(base.isEmpty ? "/" : base); HttpOnly; SameSite=Strict"
+        response.headers[.setCookie] = "\(Self.csrfCookie)=\(token); Path=\(base.isEmpty ? "/" : base); HttpOnly; SameSite=Strict; Secure"
         return response
     }
 

@@ -1,20 +1,29 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOCore
+import NIOSSL
 import SLEscrow
 import SLMessage
 import SLPolicy
 
 /// sl-portal without its argument parsing: question-mode pickup of escrowed
-/// messages over plain HTTP on a loopback address, behind a reverse proxy that
-/// terminates TLS. Everything about a message's state, links, answers and attempts
-/// is SLEscrow's; this is the web in front of `EscrowStore.preview` and `open`.
+/// messages over HTTPS with its own certificate (TLS 1.2 or later, any address), or
+/// over plain HTTP on a loopback address behind a reverse proxy that terminates TLS.
+/// Everything about a message's state, links, answers and attempts is SLEscrow's;
+/// this is the web in front of `EscrowStore.preview` and `open`.
 public struct Portal {
     public let host: String
     public let port: Int
     /// The path of escrow_url ("/sl-escrow"), or "" for a URL without one.
     public let base: String
+    /// HTTPS with this, else plain HTTP behind a proxy.
+    let tls: TLSConfiguration?
+    /// Whether a loopback peer's X-Forwarded-For names the client.
+    let behindProxy: Bool
     let pool: DerivationPool
 
     /// The most a form may send; a link, a token and an answer fit many times over.
@@ -25,9 +34,8 @@ public struct Portal {
     public init(_ installation: InstallationSettings, source: String, storeDirectory: String?) throws {
         host = installation.portal.listenHost
         port = installation.portal.listenPort
-        guard Self.isLoopback(host) else {
-            throw ConfigurationError(source, 0, "portal_listen: \(host) is not a loopback address: this version speaks plain HTTP only (TLS is not implemented yet); listen on 127.0.0.1 or ::1 behind a reverse proxy that terminates TLS")
-        }
+        behindProxy = installation.portal.behindProxy
+        tls = try Self.transport(installation.portal, source: source)
         let context = try EscrowContext(installation, source: source, storeDirectory: storeDirectory, tool: "sl-portal")
         base = Self.basePath(of: context.portal)
         let slots = max(1, ProcessInfo.processInfo.activeProcessorCount)
@@ -36,8 +44,59 @@ public struct Portal {
         pool = DerivationPool(stores: stores, patience: Self.patience)
     }
 
+    /// The TLS settings from the certificate and key, or nil for plain HTTP behind a
+    /// proxy on loopback; anything else is a configuration error naming what to set
+    /// or which file is wrong.
+    static func transport(_ settings: InstallationSettings.Portal, source: String) throws -> TLSConfiguration? {
+        func problem(_ text: String) -> ConfigurationError { ConfigurationError(source, 0, text) }
+        switch (settings.tlsCertificate, settings.tlsKey) {
+        case (let certificate?, let key?):
+            return try tlsConfiguration(certificate: certificate, key: key, source: source)
+        case (let certificate?, nil):
+            throw problem("portal_tls_certificate = \(certificate) is set without portal_tls_key: set both to serve HTTPS")
+        case (nil, let key?):
+            throw problem("portal_tls_key = \(key) is set without portal_tls_certificate: set both to serve HTTPS")
+        case (nil, nil):
+            guard settings.behindProxy else {
+                throw problem("no TLS: set portal_tls_certificate and portal_tls_key to serve HTTPS, or portal_behind_proxy = yes to serve plain HTTP on a loopback address behind a reverse proxy that terminates TLS")
+            }
+            guard isLoopback(settings.listenHost) else {
+                throw problem("portal_listen: \(settings.listenHost) is not a loopback address: with portal_behind_proxy = yes the portal serves plain HTTP on 127.0.0.1 or ::1 only; set portal_tls_certificate and portal_tls_key to serve HTTPS on it")
+            }
+            return nil
+        }
+    }
+
+    /// TLS 1.2 or later with the certificate (and the chain after it) and its key,
+    /// checked now: unreadable, unparsable or mismatched files stop the start.
+    static func tlsConfiguration(certificate: String, key: String, source: String) throws -> TLSConfiguration {
+        func problem(_ text: String) -> ConfigurationError { ConfigurationError(source, 0, text) }
+        guard let certificateBytes = FileManager.default.contents(atPath: certificate) else {
+            throw problem("portal_tls_certificate: \(certificate) cannot be read")
+        }
+        guard let chain = try? NIOSSLCertificate.fromPEMBytes(Array(certificateBytes)), !chain.isEmpty else {
+            throw problem("portal_tls_certificate: \(certificate) holds no PEM certificate")
+        }
+        guard let keyBytes = FileManager.default.contents(atPath: key) else {
+            throw problem("portal_tls_key: \(key) cannot be read")
+        }
+        guard let privateKey = try? NIOSSLPrivateKey(bytes: Array(keyBytes), format: .pem) else {
+            throw problem("portal_tls_key: \(key) holds no unencrypted PEM private key")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+        configuration.minimumTLSVersion = .tlsv12
+        do {
+            _ = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw problem("portal_tls_key: \(key) does not match the certificate in \(certificate)")
+        }
+        return configuration
+    }
+
     public static func isLoopback(_ host: String) -> Bool {
         if host == "::1" || host.lowercased() == "localhost" { return true }
+        if host.lowercased().hasPrefix("::ffff:") { return isLoopback(String(host.dropFirst(7))) }
         let octets = host.split(separator: ".", omittingEmptySubsequences: false)
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
@@ -55,8 +114,8 @@ public struct Portal {
             handler.logLevel = .warning
             return handler
         }
-        let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: PortalMiddleware(base: base))
+        let router = Router(context: PortalContext.self)
+        router.add(middleware: PortalMiddleware(base: base, tls: tls != nil, behindProxy: behindProxy))
         let pickup = Pickup(base: base, pool: pool)
         router.get(RouterPath("\(base)/static/pickup.js")) { _, _ in
             Pickup.file(Pages.pickupScript, type: "text/javascript; charset=utf-8")
@@ -69,12 +128,15 @@ public struct Portal {
 
         let displayHost = host.contains(":") ? "[\(host)]" : host
         let served = base.isEmpty ? "/" : base
+        let how = tls == nil ? "plain HTTP behind a proxy" : "HTTPS, TLS 1.2 or later"
+        let server: HTTPServerBuilder = try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1()
         let app = Application(
             router: router,
+            server: server,
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? 0
-                PortalLog.line("listening on \(displayHost):\(bound) (plain HTTP), serving \(served)")
+                PortalLog.line("listening on \(displayHost):\(bound) (\(how)), serving \(served)")
             })
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
@@ -98,11 +160,29 @@ enum PortalLog {
     }
 }
 
-/// On every response, errors included: the security headers, and one log line with
-/// method, path (which holds only id and recipient number; secrets and answers travel
-/// in bodies), status and duration.
-struct PortalMiddleware<Context: RequestContext>: RouterMiddleware {
+/// A request's context: the router's, and the address the connection comes from.
+struct PortalContext: RequestContext, RemoteAddressRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let remoteAddress: SocketAddress?
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// On every response, errors included: the security headers (and HSTS over TLS), and
+/// one log line with client address, method, path (which holds only id and recipient
+/// number; secrets and answers travel in bodies), status and duration.
+struct PortalMiddleware: RouterMiddleware {
+    typealias Context = PortalContext
     let base: String
+    /// Serving HTTPS itself: every response gets Strict-Transport-Security.
+    let tls: Bool
+    /// Behind a proxy: a loopback peer's last X-Forwarded-For entry is the client.
+    let behindProxy: Bool
+
+    static let hsts = "max-age=31536000"
 
     static var securityHeaders: [(String, String)] {
         [("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
@@ -125,10 +205,25 @@ struct PortalMiddleware<Context: RequestContext>: RouterMiddleware {
         for (name, value) in Self.securityHeaders {
             response.headers[HTTPField.Name(name)!] = value
         }
+        if tls { response.headers[HTTPField.Name("Strict-Transport-Security")!] = Self.hsts }
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        PortalLog.line("\(request.method) \(Self.loggable(request.uri.path)) \(response.status.code) \(String(format: "%.1f", ms))ms")
+        let forwarded = request.headers[values: HTTPField.Name("X-Forwarded-For")!]
+        let who = Self.client(peer: context.remoteAddress?.ipAddress, forwardedFor: forwarded, behindProxy: behindProxy)
+        PortalLog.line("\(who) \(request.method) \(Self.loggable(request.uri.path)) \(response.status.code) \(String(format: "%.1f", ms))ms")
         return response
+    }
+
+    /// The client for the log: the peer, unless behind a proxy and the peer is a
+    /// loopback address (the proxy), whose last X-Forwarded-For entry then names it.
+    /// Elsewhere the header is never believed.
+    static func client(peer: String?, forwardedFor: [String], behindProxy: Bool) -> String {
+        let connection = peer ?? "-"
+        guard behindProxy, let peer, Portal.isLoopback(peer),
+              let last = forwardedFor.last?.split(separator: ",").last?.trimmingCharacters(in: .whitespaces),
+              !last.isEmpty, last.count <= 45,
+              last.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) else { return connection }
+        return last
     }
 
     static func loggable(_ path: String) -> String { path.count > 200 ? String(path.prefix(200)) + "..." : path }

@@ -4,14 +4,15 @@ import SLPolicy
 import SLPortal
 
 /// sl-portal: the web page escrow recipients open their messages with (question
-/// mode, plain HTTP on loopback behind a reverse proxy). See sl-portal(8).
+/// mode; HTTPS with its own certificate, or plain HTTP on loopback behind a reverse
+/// proxy). See sl-portal(8).
 @main
 struct SLPortalCommand: ParsableCommand {
     static func main() { CommandMain.run(SLPortalCommand.self, tool: "sl-portal") }
 
     static let configuration = CommandConfiguration(
         commandName: "sl-portal",
-        abstract: "Serve escrow pickup pages over HTTP on a loopback address, behind a TLS reverse proxy.",
+        abstract: "Serve escrow pickup pages over HTTPS, or over HTTP on a loopback address behind a TLS reverse proxy.",
         discussion: "Listens on portal_listen and serves under the path of escrow_url; stops cleanly on SIGTERM. See sl-portal(8).")
 
     @OptionGroup var config: ConfigurationOption

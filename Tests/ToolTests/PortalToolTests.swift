@@ -5,10 +5,11 @@ import Foundation
 import Testing
 import SLMessage
 
-/// sl-portal as built, on a free loopback port, over a store the real tools filled
-/// (sl-classify | sl-escrow-pack): plain HTTP with curl for every status and header,
-/// then a real headless Chromium (Selenium) picks a message up the way a recipient
-/// does, from the link with its #fragment.
+/// sl-portal as built, on a free port, over a store the real tools filled
+/// (sl-classify | sl-escrow-pack): plain HTTP behind a (pretend) proxy with curl for
+/// every status and header, then a real headless Chromium (Selenium) picks a message
+/// up the way a recipient does, from the link with its #fragment; HTTPS with a
+/// throwaway CA; and the configurations it refuses to start with.
 @Suite(.serialized) struct PortalToolTests {
     static let question = "Name of your first pet?"
     static let answer = "Fluffy the cat"
@@ -18,8 +19,9 @@ import SLMessage
         let dir: URL
         var config: String { dir.appendingPathComponent("sl.conf").path }
 
-        /// `extra`: more sl.conf lines (escrow_expiry, escrow_max_attempts).
-        init(_ extra: String = "") throws {
+        /// `extra`: more sl.conf lines (escrow_expiry, escrow_max_attempts); `portal`
+        /// the portal_* lines (default: plain HTTP on loopback behind a proxy).
+        init(_ extra: String = "", portal: String = "portal_listen = 127.0.0.1:0\nportal_behind_proxy = yes\n") throws {
             dir = try Tools.scratch()
             try """
             BEGIN:VCARD
@@ -41,7 +43,7 @@ import SLMessage
             tls_probe = no
             book main = book.vcf
             default_book = main
-            portal_listen = 127.0.0.1:0
+            \(portal)
             \(extra)
 
             """.write(toFile: config, atomically: true, encoding: .utf8)
@@ -78,8 +80,11 @@ import SLMessage
         let log: URL
         var port = 0
 
+        let scheme: String
+
         /// `command`: how to start it (default: the built binary with the installation's sl.conf).
-        init(_ installation: Installation, command: [String]? = nil) throws {
+        init(_ installation: Installation, command: [String]? = nil, scheme: String = "http") throws {
+            self.scheme = scheme
             log = installation.dir.appendingPathComponent("portal.log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             let argv = command ?? [Tools.binDirectory.appendingPathComponent("sl-portal").path, "--config", installation.config]
@@ -89,7 +94,7 @@ import SLMessage
             process.standardOutput = FileHandle.nullDevice
             process.standardError = try FileHandle(forWritingTo: log)
             try process.run()
-            let listening = try Regex(#"listening on 127\.0\.0\.1:([0-9]+)"#)
+            let listening = try Regex(#"listening on [0-9.:\[\]]+:([0-9]+) "#)
             for _ in 0..<200 where port == 0 {
                 if let m = logText.firstMatch(of: listening), let p = Int(logText[m.output[1].range!]) { port = p; break }
                 if !process.isRunning { break }
@@ -108,7 +113,7 @@ import SLMessage
         }
 
         func local(_ link: String) -> String {
-            link.replacingOccurrences(of: "https://portal.clinic.test", with: "http://127.0.0.1:\(port)")
+            link.replacingOccurrences(of: "https://portal.clinic.test", with: "\(scheme)://127.0.0.1:\(port)")
         }
     }
 
@@ -118,8 +123,8 @@ import SLMessage
         var body: String
     }
 
-    /// curl, with a cookie jar; `form` is sent as application/x-www-form-urlencoded.
-    /// `options`: more curl options (--cacert, --resolve).
+    /// curl, with a cookie jar; `form` is sent as application/x-www-form-urlencoded;
+    /// `options` go before the URL (--cacert, --resolve, -H).
     static func curl(_ url: String, form: [(String, String)]? = nil, jar: String? = nil, options: [String] = []) throws -> Reply {
         var argv = ["curl", "-s", "-i", "--max-time", "20"] + options
         if let jar { argv += ["-b", jar, "-c", jar] }
@@ -173,6 +178,8 @@ import SLMessage
         #expect(first.body.contains("<noscript>"))
         let setCookie = try #require(first.headers["set-cookie"])
         #expect(setCookie.hasPrefix("sl_csrf=") && setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict"))
+        #expect(setCookie.contains("; Secure"), "behind a proxy the browser speaks HTTPS: \(setCookie)")
+        #expect(first.headers["strict-transport-security"] == nil, "HSTS is the proxy's to send")
         let csrf = try Self.token(first.body)
         #expect(record("script", try Self.curl(server.local("https://portal.clinic.test/sl-escrow/static/pickup.js"))).status == 200)
         #expect(record("stylesheet", try Self.curl(server.local("https://portal.clinic.test/sl-escrow/static/portal.css"))).status == 200)
@@ -209,6 +216,11 @@ import SLMessage
 
         for (what, reply) in replies { Self.expectSecurityHeaders(reply, what) }
 
+        // From loopback (the proxy), the last X-Forwarded-For entry is the client.
+        let forwarded = try Self.curl(server.local("https://portal.clinic.test/sl-escrow/static/portal.css"),
+                                      options: ["-H", "X-Forwarded-For: 198.51.100.77, 203.0.113.45"])
+        #expect(forwarded.status == 200)
+
         // A real browser, phone-width: link with fragment, question, answer, message.
         let b = try #require(EscrowLinkParts(browserLink))
         let screenshot = installation.dir.appendingPathComponent("portal-pickup.png").path
@@ -224,9 +236,139 @@ import SLMessage
         #expect(log.contains("POST /sl-escrow/\(parsed.id)/\(parsed.index) 403"))
         #expect(log.contains("GET /sl-escrow/\(b.id)/\(b.index) 200"))
         #expect(log.contains("stopped"))
+        #expect(log.contains("203.0.113.45 GET /sl-escrow/static/portal.css 200"), "\(log)")
+        #expect(!log.contains("198.51.100.77"), "only the last X-Forwarded-For entry is the client")
+        #expect(log.contains("127.0.0.1 GET /sl-escrow/\(b.id)/\(b.index) 200"), "without the header the peer is the client")
         for secret in [parsed.secret, r.secret, b.secret, "Rex-Wrong-Answer", "fluffy", "Fluffy", csrf] {
             #expect(!log.contains(secret), "the request log holds a secret")
         }
+    }
+}
+
+extension PortalToolTests {
+    /// A throwaway CA and a server certificate for 127.0.0.1 and localhost (P-256),
+    /// made with the openssl command; and a second key, for mismatches.
+    struct Certificates {
+        let dir: URL
+        var ca: String { dir.appendingPathComponent("ca.pem").path }
+        /// The server certificate followed by the CA: a chain, as the file may hold.
+        var chain: String { dir.appendingPathComponent("chain.pem").path }
+        var key: String { dir.appendingPathComponent("server.key").path }
+        var otherKey: String { dir.appendingPathComponent("other.key").path }
+
+        init(in parent: URL) throws {
+            dir = parent.appendingPathComponent("tls")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            func file(_ name: String) -> String { dir.appendingPathComponent(name).path }
+            try "subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\n"
+                .write(toFile: file("ext.cnf"), atomically: true, encoding: .utf8)
+            let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+            for argv in [
+                ["openssl", "req", "-x509"] + ec + ["-keyout", file("ca.key"), "-out", file("ca.pem"), "-days", "2",
+                 "-subj", "/CN=sl portal test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign"],
+                ["openssl", "req"] + ec + ["-keyout", file("server.key"), "-out", file("server.csr"), "-subj", "/CN=localhost"],
+                ["openssl", "x509", "-req", "-in", file("server.csr"), "-CA", file("ca.pem"), "-CAkey", file("ca.key"),
+                 "-CAcreateserial", "-days", "2", "-extfile", file("ext.cnf"), "-out", file("server.pem")],
+                ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", file("other.key")],
+            ] {
+                let r = try Tools.runCommand(argv, stdin: [])
+                guard r.status == 0 else { throw UsageFailure("\(argv.prefix(3).joined(separator: " ")): \(r.stderr)") }
+            }
+            try (String(contentsOfFile: file("server.pem"), encoding: .utf8) + String(contentsOfFile: file("ca.pem"), encoding: .utf8))
+                .write(toFile: chain, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// HTTPS on a non-loopback address with the certificate chain: the pickup page
+    /// over TLS 1.2 or later with HSTS and a Secure cookie, the question over TLS;
+    /// TLS 1.1 is refused; X-Forwarded-For is not believed when not behind a proxy.
+    @Test func servesHTTPSWithItsOwnCertificate() throws {
+        let scratch = try Tools.scratch()
+        let certificates = try Certificates(in: scratch)
+        let installation = try Installation(portal: """
+            portal_listen = 0.0.0.0:0
+            portal_tls_certificate = \(certificates.chain)
+            portal_tls_key = \(certificates.key)
+
+            """)
+        let link = try installation.seal()
+        let server = try Server(installation, scheme: "https")
+        defer { if server.process.isRunning { _ = server.stop() } }
+        try #require(server.port != 0)
+        #expect(server.logText.contains("listening on 0.0.0.0:\(server.port) (HTTPS"), "\(server.logText)")
+
+        let parsed = try #require(EscrowLinkParts(link))
+        let page = server.local(parsed.page)
+        #expect(page.hasPrefix("https://127.0.0.1:"))
+        let jar = installation.dir.appendingPathComponent("jar").path
+        let cacert = ["--cacert", certificates.ca]
+
+        // -v: curl names the protocol version it negotiated on stderr.
+        let verbose = try Tools.runCommand(["curl", "-s", "-v", "-o", "/dev/null", "--max-time", "20"] + cacert + [page], stdin: [])
+        #expect(verbose.status == 0, "\(verbose.stderr)")
+        #expect(verbose.stderr.contains("SSL connection using TLSv1.3") || verbose.stderr.contains("SSL connection using TLSv1.2"),
+                "\(verbose.stderr)")
+
+        let first = try Self.curl(page, jar: jar, options: cacert + ["-H", "X-Forwarded-For: 203.0.113.45"])
+        #expect(first.status == 200 && first.body.contains("name=\"csrf\""))
+        #expect(first.headers["strict-transport-security"] == "max-age=31536000")
+        Self.expectSecurityHeaders(first, "link page over TLS")
+        let setCookie = try #require(first.headers["set-cookie"])
+        #expect(setCookie.contains("; Secure") && setCookie.contains("HttpOnly"), "\(setCookie)")
+        let missing = try Self.curl(server.local("https://portal.clinic.test/elsewhere"), options: cacert)
+        #expect(missing.status == 404 && missing.headers["strict-transport-security"] == "max-age=31536000")
+        let asked = try Self.curl(page, form: [("csrf", try Self.token(first.body)), ("secret", parsed.secret)], jar: jar, options: cacert)
+        #expect(asked.status == 200 && asked.body.contains(Self.question), "\(asked.status)")
+
+        // A client that speaks TLS 1.1 at most (and would accept it: SECLEVEL=0) gets nowhere.
+        let old = try Tools.runCommand(["curl", "-s", "-o", "/dev/null", "--max-time", "20", "--tlsv1.1", "--tls-max", "1.1",
+                                        "--ciphers", "DEFAULT@SECLEVEL=0"] + cacert + [page], stdin: [])
+        #expect(old.status != 0, "TLS 1.1 was accepted")
+        // Nor does one that does not trust the CA.
+        let untrusted = try Tools.runCommand(["curl", "-s", "-o", "/dev/null", "--max-time", "20", page], stdin: [])
+        #expect(untrusted.status != 0)
+
+        #expect(server.stop() == 0)
+        let log = server.logText
+        #expect(log.contains("127.0.0.1 GET /sl-escrow/\(parsed.id)/\(parsed.index) 200"), "\(log)")
+        #expect(!log.contains("203.0.113.45"), "X-Forwarded-For believed without portal_behind_proxy")
+        #expect(!log.contains(parsed.secret))
+    }
+
+    /// Each refused configuration: exit 78 and one line naming what to set or the file.
+    @Test(arguments: ["no TLS, no proxy", "proxy on 0.0.0.0", "certificate only", "key only", "mismatched key",
+                      "missing key file", "unparsable certificate"])
+    func refusesToStart(_ what: String) throws {
+        let scratch = try Tools.scratch()
+        let c = try Certificates(in: scratch)
+        let missing = scratch.appendingPathComponent("no-such.key").path
+        let garbage = scratch.appendingPathComponent("garbage.pem").path
+        try "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+            .write(toFile: garbage, atomically: true, encoding: .utf8)
+        let cases: [String: (String, String)] = [
+            "no TLS, no proxy": ("portal_listen = 127.0.0.1:0\n",
+                                 "set portal_tls_certificate and portal_tls_key to serve HTTPS, or portal_behind_proxy = yes"),
+            "proxy on 0.0.0.0": ("portal_listen = 0.0.0.0:0\nportal_behind_proxy = yes\n",
+                                 "portal_listen: 0.0.0.0 is not a loopback address"),
+            "certificate only": ("portal_tls_certificate = \(c.chain)\n",
+                                 "portal_tls_certificate = \(c.chain) is set without portal_tls_key"),
+            "key only": ("portal_behind_proxy = yes\nportal_tls_key = \(c.key)\n",
+                         "portal_tls_key = \(c.key) is set without portal_tls_certificate"),
+            "mismatched key": ("portal_tls_certificate = \(c.chain)\nportal_tls_key = \(c.otherKey)\n",
+                               "portal_tls_key: \(c.otherKey) does not match the certificate in \(c.chain)"),
+            "missing key file": ("portal_tls_certificate = \(c.chain)\nportal_tls_key = \(missing)\n",
+                                 "portal_tls_key: \(missing) cannot be read"),
+            "unparsable certificate": ("portal_tls_certificate = \(garbage)\nportal_tls_key = \(c.key)\n",
+                                       "portal_tls_certificate: \(garbage) holds no PEM certificate"),
+        ]
+        let (lines, words) = try #require(cases[what])
+        let installation = try Installation(portal: lines)
+        // timeout: a portal that starts instead would hold the test forever.
+        let run = try Tools.run("sl-portal", ["--config", installation.config], stdin: [], wrapper: ["timeout", "20"])
+        #expect(run.status == 78, "\(what): exit \(run.status): \(run.stderr)")
+        let said = run.stderr.split(separator: "\n")
+        #expect(said.count == 1 && run.stderr.contains(words), "\(what): \(run.stderr)")
     }
 }
 
