@@ -71,6 +71,7 @@ bench: build
 	bench/deliver
 	bench/escrow
 	bench/pgp
+	bench/portal
 	bench/smime
 	bench/startup
 	bench/tls-probe
