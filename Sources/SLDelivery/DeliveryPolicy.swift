@@ -39,7 +39,7 @@ public enum DeliveryPolicy {
                 : nil
         case .escrow:
             // Only sl-escrow-pack's notices leave; the message itself stays in the store.
-            return envelope.recipients.allSatisfy({ $0.escrowMode == .notice })
+            return envelope.isEscrowNotice
                 ? nil
                 : "routed to escrow but not sealed (sl-escrow-pack must run before sl-deliver)"
         case .tls, .insecure, .internal, .bounce:

@@ -70,21 +70,6 @@ public struct NoticeTemplates: Sendable {
         return out + rest
     }
 
-    static func html(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
-
     /// Header text must stay on one line whatever a sender or template put in it.
     static func oneLine(_ s: String) -> String {
         String(s.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
@@ -104,7 +89,7 @@ public struct NoticeTemplates: Sendable {
         let vals = Self.values(v)
         let subject = Self.oneLine(Self.render(subject, vals))
         let textBody = Array(Self.render(text, vals).utf8)
-        let htmlBody = Array(Self.render(html, vals, escape: Self.html).utf8)
+        let htmlBody = Array(Self.render(html, vals, escape: HTMLText.escape).utf8)
         let ascii = (textBody + htmlBody).allSatisfy { $0 < 0x80 }
         let encoding: TransferEncoding = ascii ? .sevenBit : .quotedPrintable
         let utf8 = ["charset": "utf-8"]

@@ -62,6 +62,12 @@ public struct Envelope: Sendable, Equatable {
         }
     }
 
+    /// A notice sl-escrow-pack made (every recipient `escrow=notice`): the message
+    /// itself stays sealed, and this copy may leave.
+    public var isEscrowNotice: Bool {
+        method == .escrow && !recipients.isEmpty && recipients.allSatisfy { $0.escrowMode == .notice }
+    }
+
     /// The routing parameters of `X-SL-Envelope-To`: the whole vocabulary the tools
     /// speak (sl(7), ROUTING FIELDS). A key outside it is a malformed routing field.
     public enum RoutingKey: String, Sendable, CaseIterable {

@@ -1,25 +1,12 @@
 import Foundation
+import SLMessage
 import SLEscrow
 
 /// The portal's pages: small, static HTML with our own stylesheet and script, no
 /// inline script or style (the Content-Security-Policy forbids both), every value
 /// from the store or the message escaped.
 enum Pages {
-    static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for c in text.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
-    }
+    static func escape(_ text: String) -> String { HTMLText.escape(text) }
 
     static func document(base: String, title: String, script: Bool = false, _ body: String) -> String {
         """

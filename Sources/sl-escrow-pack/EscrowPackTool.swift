@@ -65,16 +65,11 @@ public struct EscrowPackTool {
         filter.bareOutputForBareInput = true       // alone on one bare message: no mbox framing
         try filter.process(workers: workers) { message, worker in
             guard let envelope = try Envelope.read(from: message.header), envelope.method == .escrow,
-                  !Self.isNotice(envelope) else { return [message] }
+                  !envelope.isEscrowNotice else { return [message] }
             return try packer.pack(message, envelope, worker: worker, now: Date())
         }
         try filter.commit()
         // The notices are out: the answers the sender typed are no longer needed.
         if !dryRun { for path in packer.consumedPendingAnswers { unlink(path) } }
-    }
-
-    /// A notice made by an earlier run (the stream went through twice): leave it.
-    static func isNotice(_ envelope: Envelope) -> Bool {
-        !envelope.recipients.isEmpty && envelope.recipients.allSatisfy { $0.escrowMode == .notice }
     }
 }
