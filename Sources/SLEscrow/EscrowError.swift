@@ -13,6 +13,16 @@ public enum EscrowError: Error, CustomStringConvertible, Equatable {
     case wrongPassword
     case noAccount(String)
     case accountExists(String)
+    /// A login recipient with no escrow account yet: they set a password first
+    /// (the portal's link page offers it), which creates the account.
+    case accountNeeded(String)
+    /// Sealed for the account's key before its password was reset: no key opens it.
+    case sealedForEarlierPassword
+    /// Not openable from the message center yet: it must be opened once with the
+    /// link from its notice (sealed before the account existed).
+    case linkNeeded
+    /// A password-reset link that is unknown, used or expired.
+    case wrongToken
     case weakKDF
     /// Sealed content fails authentication or is truncated.
     case corrupt(String)
@@ -34,6 +44,10 @@ public enum EscrowError: Error, CustomStringConvertible, Equatable {
         case .wrongPassword: return "wrong password"
         case .noAccount(let address): return "no escrow account for \(address)"
         case .accountExists(let address): return "an escrow account for \(address) exists already"
+        case .accountNeeded(let address): return "\(address) has no escrow account yet: set a password with the link from the notice"
+        case .sealedForEarlierPassword: return "sealed for the account's key before its password was reset; the sender must send it again"
+        case .linkNeeded: return "open this message once with the link from its notice"
+        case .wrongToken: return "the password-reset link is not valid (unknown, used or expired)"
         case .weakKDF:
             return "key derivation parameters below the minimum (Argon2id: 2 passes, 19 MiB)"
         case .corrupt(let why): return "sealed content is corrupt: \(why)"

@@ -28,10 +28,10 @@ public final class EscrowStore {
 
     public let directory: String
     let contentDirectory: String
-    private let db: SQLiteDatabase
+    let db: SQLiteDatabase
     /// The BLAKE2b key made from the pepper, or nil for unkeyed hashing.
-    private let pepperKey: SecretBytes?
-    private let maximumAttempts: Int
+    let pepperKey: SecretBytes?
+    let maximumAttempts: Int
 
     static let linkSecretBytes = 32
     static let contentKeyBytes = 32
@@ -75,9 +75,14 @@ public final class EscrowStore {
         // values in the database file too, so the unlinked content is crypto-shredded.
         try db.execute("PRAGMA secure_delete=ON")
         try db.transaction {
+            let version = try db.query("PRAGMA user_version") { $0.int(0) }.first ?? 0
             try db.execute(Self.schema)
-            // Version 1; a later layout migrates from here.
-            try db.execute("PRAGMA user_version = 1")
+            if version == 1 {
+                // Version 2: accounts made by the portal, the message center's wraps.
+                try db.execute("ALTER TABLE recipients ADD COLUMN account_wrap BLOB")
+                try db.execute("ALTER TABLE recipients ADD COLUMN pending_account INTEGER NOT NULL DEFAULT 0")
+            }
+            if version < 2 { try db.execute("PRAGMA user_version = 2") }
         }
     }
 
@@ -110,6 +115,8 @@ public final class EscrowStore {
             failed_attempts INTEGER NOT NULL DEFAULT 0,
             locked INTEGER NOT NULL DEFAULT 0,
             receipt_sent INTEGER NOT NULL DEFAULT 0,
+            account_wrap BLOB,
+            pending_account INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY(message_id, idx));
         CREATE INDEX IF NOT EXISTS recipients_receipts ON recipients(first_open)
             WHERE first_open IS NOT NULL AND receipt_sent = 0;
@@ -122,6 +129,10 @@ public final class EscrowStore {
             kdf_ops INTEGER NOT NULL,
             kdf_mem INTEGER NOT NULL,
             created REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS account_tokens(
+            verifier BLOB PRIMARY KEY,
+            address TEXT NOT NULL,
+            expires REAL NOT NULL);
         """
 
     /// Statements outside a transaction (switching to WAL at first use) can still
@@ -141,7 +152,7 @@ public final class EscrowStore {
 
     // MARK: key derivations
 
-    private func linkVerifier(_ link: SecretBytes) -> [UInt8] {
+    func linkVerifier(_ link: SecretBytes) -> [UInt8] {
         Sodium.hash([.text("sl-escrow link v1"), .secret(link)]).publicCopy()
     }
 
@@ -150,15 +161,15 @@ public final class EscrowStore {
                     key: pepperKey)
     }
 
-    private func loginKey(link: SecretBytes, id: String, index: Int) -> SecretBytes {
+    func loginKey(link: SecretBytes, id: String, index: Int) -> SecretBytes {
         Sodium.hash([.text("sl-escrow login v1"), .secret(link), .text(id), .text(String(index))], key: pepperKey)
     }
 
-    private func wrapAD(id: String, index: Int) -> [UInt8] { Array((id + String(index)).utf8) }
+    func wrapAD(id: String, index: Int) -> [UInt8] { Array((id + String(index)).utf8) }
 
     /// Passwords are compared as typed, but in NFC, so the same password typed on
     /// two systems that compose accents differently still matches.
-    private func passwordKey(_ password: String, salt: [UInt8], parameters: KDFParameters) throws -> SecretBytes {
+    func passwordKey(_ password: String, salt: [UInt8], parameters: KDFParameters) throws -> SecretBytes {
         try Sodium.argon2id(password.precomposedStringWithCanonicalMapping, salt: salt, parameters: parameters)
     }
 
@@ -170,9 +181,11 @@ public final class EscrowStore {
     public func pack(_ message: Message, sender: String, recipients: [EscrowRecipient], created: Date, expires: Date,
                      messageCenter: Bool = false) throws -> PackedMessage {
         // Accounts first: a missing one fails before any work is done.
+        // A login recipient without an account yet is sealed under the link alone
+        // until they set a password with it (pending_account; see setUpAccount).
         var accountKeys: [Int: [UInt8]] = [:]
         for (i, r) in recipients.enumerated() {
-            if case .login = r.verification { accountKeys[i] = try publicKey(of: r.address) }
+            if case .login = r.verification, try hasAccount(r.address) { accountKeys[i] = try publicKey(of: r.address) }
         }
         let senderKey = messageCenter ? try publicKey(of: sender) : nil
 
@@ -194,12 +207,18 @@ public final class EscrowStore {
                         .blob(wrapped.nonce), .blob(wrapped.ciphertext)]
             case .login:
                 let inner = Wrap.seal(contentKey, key: loginKey(link: link, id: id, index: i), ad: ad)
-                let outer = Wrap.boxSeal(inner.ciphertext, publicKey: accountKeys[i]!)
-                row += [.text("login"), .null, .blob(linkVerifier(link)), .null, .null, .null,
-                        .blob(inner.nonce), .blob(outer)]
+                row += [.text("login"), .null, .blob(linkVerifier(link)), .null, .null, .null, .blob(inner.nonce)]
+                if let account = accountKeys[i] {
+                    row += [.blob(Wrap.boxSeal(inner.ciphertext, publicKey: account)),
+                            .blob(Wrap.boxSeal(contentKey, publicKey: account)), .int(0)]
+                } else {
+                    row += [.blob(inner.ciphertext), .null, .int(1)]
+                }
             }
+            if case .question = r.verification { row += [.null, .int(0)] }
             rows.append(row)
-            links.append(PackedMessage.Link(address: r.address, index: i, secret: Sodium.base64url(link)))
+            links.append(PackedMessage.Link(address: r.address, index: i, secret: Sodium.base64url(link),
+                                            setsPassword: r.isLogin && accountKeys[i] == nil))
         }
         let senderWrap = senderKey.map { Wrap.boxSeal(contentKey, publicKey: $0) }
 
@@ -213,8 +232,8 @@ public final class EscrowStore {
                           .real(expires.timeIntervalSince1970), .int(size), .optionalBlob(senderWrap)])
                 let insert = try db.prepare("""
                     INSERT INTO recipients(message_id, idx, address, mode, question, link_verifier, salt,
-                                           kdf_ops, kdf_mem, wrap_nonce, wrapped_key)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                           kdf_ops, kdf_mem, wrap_nonce, wrapped_key, account_wrap, pending_account)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 for row in rows {
                     try insert.bind(row)
@@ -275,7 +294,7 @@ public final class EscrowStore {
 
     // MARK: open
 
-    private struct RecipientRow {
+    struct RecipientRow {
         var address: String
         var mode: String
         var verifier: [UInt8]
@@ -289,19 +308,22 @@ public final class EscrowStore {
         var expires: Date
         var retracted: Bool
         var purged: Bool
+        var accountWrap: [UInt8]?
+        var pending: Bool
     }
 
-    private func recipientRow(id: String, index: Int) throws -> RecipientRow? {
+    func recipientRow(id: String, index: Int) throws -> RecipientRow? {
         try db.query("""
             SELECT r.address, r.mode, r.link_verifier, r.salt, r.kdf_ops, r.kdf_mem, r.wrap_nonce, r.wrapped_key,
-                   r.failed_attempts, r.locked, m.expires, m.retracted, m.purged
+                   r.failed_attempts, r.locked, m.expires, m.retracted, m.purged, r.account_wrap, r.pending_account
             FROM recipients r JOIN messages m ON m.id = r.message_id
             WHERE r.message_id = ? AND r.idx = ?
             """, [.text(id), .int(index)]) { s in
             RecipientRow(address: s.text(0), mode: s.text(1), verifier: s.blob(2) ?? [], salt: s.blob(3),
                          ops: s.optionalInt64(4), mem: s.optionalInt64(5), nonce: s.blob(6), wrapped: s.blob(7),
                          failed: s.int(8), locked: s.int(9) != 0, expires: Date(timeIntervalSince1970: s.double(10)),
-                         retracted: !s.isNull(11), purged: s.int(12) != 0)
+                         retracted: !s.isNull(11), purged: s.int(12) != 0, accountWrap: s.blob(13),
+                         pending: s.int(14) != 0)
         }.first
     }
 
@@ -310,45 +332,49 @@ public final class EscrowStore {
     /// Judges the link and the message's state first, exactly as `open` does, so a
     /// forged link learns nothing (not even the question) and nobody is asked for
     /// the answer to an expired, retracted or locked message. Costs no attempt.
-    /// sl-escrow open asks with it; the portal's pickup page will show it.
     public func preview(id: String, index: Int, linkSecret: String, now: Date) throws -> PickupPreview {
+        var proof: PickupPreview.Proof? = nil
         do {
-            try open(id: id, index: index, linkSecret: linkSecret, now: now, output: { _ in })
-            throw EscrowError.corrupt("a message opened without its secret")     // cannot happen: open needs one
+            _ = try unlock(id: id, index: index, linkSecret: linkSecret, now: now)
+            throw EscrowError.corrupt("a message opened without its secret")     // cannot happen: unlock needs one
         } catch EscrowError.wrongAnswer, EscrowError.wrongPassword {
             // the link is good and the message can be opened: what to ask for
+        } catch EscrowError.accountNeeded {
+            proof = .setPassword
         }
         let message = try status(id: id)
         guard let r = message.recipients.first(where: { $0.index == index }) else { throw EscrowError.wrongLink }
         return PickupPreview(id: id, index: index, sender: message.sender, recipient: r.address, expires: message.expires,
-                             proof: r.mode == "login" ? .login : .question(r.question ?? ""),
+                             proof: proof ?? (r.mode == "login" ? .login : .question(r.question ?? "")),
                              attemptsLeft: max(0, maximumAttempts - r.failedAttempts))
+    }
+
+    /// `unlock`, then `read` recording the open: the whole message to `output`.
+    public func open(id: String, index: Int, linkSecret: String, answer: String? = nil, password: String? = nil,
+                     now: Date, output: (ArraySlice<UInt8>) throws -> Void) throws {
+        let key = try unlock(id: id, index: index, linkSecret: linkSecret, answer: answer, password: password, now: now)
+        try read(key, recordOpen: true, now: now, output: output)
     }
 
     /// Verifies link (wrongLink), state (retracted/expired/lockedOut/notFound), then the
     /// answer (question mode) or password (login mode); a wrong answer/password
     /// increments failed_attempts (and locks at maximumAttempts) and throws
-    /// wrongAnswer(remaining:)/wrongPassword. On success streams the plaintext to
-    /// `output` chunk by chunk; every chunk is authenticated before it is handed over,
-    /// and truncation/tampering throws .corrupt (the caller stages output, so a throw
-    /// after some chunks is fine). first/last open are recorded once the last chunk
-    /// was handed over.
+    /// wrongAnswer(remaining:)/wrongPassword. On success, the message's key.
     ///
     /// A missing answer (question mode) or password (login mode) throws
     /// wrongAnswer/wrongPassword without counting an attempt. The attempt is counted
     /// before the slow derivation and refunded on success, so parallel guesses cannot
     /// slip past the limit; a successful open resets the count.
-    public func open(id: String, index: Int, linkSecret: String, answer: String? = nil, password: String? = nil,
-                     now: Date, output: (ArraySlice<UInt8>) throws -> Void) throws {
-        guard let row = try recipientRow(id: id, index: index) else { throw EscrowError.notFound }
-        guard let link = Sodium.fromBase64url(linkSecret, count: Self.linkSecretBytes),
-              Sodium.hash([.text("sl-escrow link v1"), .secret(link)]).constantTimeEquals(row.verifier) else {
-            throw EscrowError.wrongLink
-        }
-        if row.retracted { throw EscrowError.retracted }
-        if row.purged || now > row.expires { throw EscrowError.expired(row.expires) }
-        if row.locked || row.failed >= maximumAttempts { throw EscrowError.lockedOut }
+    ///
+    /// Login mode: a recipient without an account yet gets accountNeeded (they set a
+    /// password with `setUpAccount`). A message sealed before the account existed is
+    /// moved to the account's key the first time it opens, and from then on the
+    /// message center opens it too.
+    public func unlock(id: String, index: Int, linkSecret: String, answer: String? = nil, password: String? = nil,
+                       now: Date) throws -> ContentKey {
+        let (row, link) = try checkedRow(id: id, index: index, linkSecret: linkSecret, now: now)
         let isQuestion = row.mode == "question"
+        if !isQuestion && row.pending, try !hasAccount(row.address) { throw EscrowError.accountNeeded(row.address) }
         if isQuestion && answer == nil { throw EscrowError.wrongAnswer(remaining: maximumAttempts - row.failed) }
         if !isQuestion && password == nil { throw EscrowError.wrongPassword }
         guard let nonce = row.nonce, let wrapped = row.wrapped else {
@@ -373,19 +399,10 @@ public final class EscrowStore {
                                                      parameters: .stored(ops: ops, memory: mem))
                 let kek = questionKEK(link: link, answerKey: answerKey, id: id, index: index)
                 contentKey = Wrap.open(wrapped, nonce: nonce, key: kek, ad: ad)
+            } else if let account = try unlockAccount(row.address, password: password!) {
+                contentKey = try loginContentKey(row, id: id, index: index, link: link, account: account)
             } else {
-                if let account = try unlockAccount(row.address, password: password!) {
-                    guard let inner = Wrap.boxSealOpen(wrapped, publicKey: account.publicKey, secretKey: account.secretKey) else {
-                        throw EscrowError.corrupt("the wrapped key does not open with \(row.address)'s account key")
-                    }
-                    guard let key = Wrap.open(inner.publicCopy(), nonce: nonce,
-                                              key: loginKey(link: link, id: id, index: index), ad: ad) else {
-                        throw EscrowError.corrupt("the wrapped key fails authentication")
-                    }
-                    contentKey = key
-                } else {
-                    contentKey = nil
-                }
+                contentKey = nil
             }
         } catch {
             // Not the visitor's fault (no account any more, damaged row): refund.
@@ -404,33 +421,79 @@ public final class EscrowStore {
             if isQuestion { throw EscrowError.wrongAnswer(remaining: max(0, maximumAttempts - failed)) }
             throw EscrowError.wrongPassword
         }
-
         try db.run("UPDATE recipients SET failed_attempts = 0 WHERE message_id = ? AND idx = ?", [.text(id), .int(index)])
-        try streamContent(id: id, key: contentKey, output: output)
+        return ContentKey(id: id, index: index, key: contentKey)
+    }
+
+    /// The row for a link, after the link and the message's state were judged.
+    func checkedRow(id: String, index: Int, linkSecret: String, now: Date) throws -> (RecipientRow, SecretBytes) {
+        guard let row = try recipientRow(id: id, index: index) else { throw EscrowError.notFound }
+        guard let link = Sodium.fromBase64url(linkSecret, count: Self.linkSecretBytes),
+              Sodium.hash([.text("sl-escrow link v1"), .secret(link)]).constantTimeEquals(row.verifier) else {
+            throw EscrowError.wrongLink
+        }
+        if row.retracted { throw EscrowError.retracted }
+        if row.purged || now > row.expires { throw EscrowError.expired(row.expires) }
+        if row.locked || row.failed >= maximumAttempts { throw EscrowError.lockedOut }
+        return (row, link)
+    }
+
+    /// A login row's content key with the link and the unlocked account. A row
+    /// sealed under the link alone (no account then) moves to the account's key now.
+    func loginContentKey(_ row: RecipientRow, id: String, index: Int, link: SecretBytes,
+                         account: UnlockedAccount) throws -> SecretBytes {
+        guard let nonce = row.nonce, let wrapped = row.wrapped else { throw EscrowError.corrupt("the wrapped key is missing") }
+        let ad = wrapAD(id: id, index: index)
+        let innerCiphertext: [UInt8]
+        if row.pending {
+            innerCiphertext = wrapped
+        } else {
+            guard let inner = Wrap.boxSealOpen(wrapped, publicKey: account.publicKey, secretKey: account.secretKey) else {
+                throw EscrowError.sealedForEarlierPassword
+            }
+            innerCiphertext = inner.publicCopy()
+        }
+        guard let key = Wrap.open(innerCiphertext, nonce: nonce, key: loginKey(link: link, id: id, index: index), ad: ad) else {
+            throw EscrowError.corrupt("the wrapped key fails authentication")
+        }
+        if row.pending || row.accountWrap == nil {
+            try db.run("""
+                UPDATE recipients SET wrapped_key = ?, account_wrap = ?, pending_account = 0 WHERE message_id = ? AND idx = ?
+                """, [.blob(Wrap.boxSeal(innerCiphertext, publicKey: account.publicKey)),
+                      .blob(Wrap.boxSeal(key, publicKey: account.publicKey)), .text(id), .int(index)])
+        }
+        return key
+    }
+
+    /// Streams the message `key` opens to `output` chunk by chunk; every chunk is
+    /// authenticated before it is handed over, and truncation or tampering throws
+    /// .corrupt (the caller stages output, so a throw after some chunks is fine).
+    /// Judges the message's state again: a key held in a session opens nothing once
+    /// the message is retracted or expired. recordOpen: the recipient's first and
+    /// last open are set once the last chunk was handed over.
+    public func read(_ key: ContentKey, recordOpen: Bool = false, now: Date, output: (ArraySlice<UInt8>) throws -> Void) throws {
+        guard let state = try db.query("SELECT retracted, purged, expires FROM messages WHERE id = ?", [.text(key.id)], {
+            (retracted: !$0.isNull(0), purged: $0.int(1) != 0, expires: Date(timeIntervalSince1970: $0.double(2)))
+        }).first else { throw EscrowError.notFound }
+        if state.retracted { throw EscrowError.retracted }
+        if state.purged || now > state.expires { throw EscrowError.expired(state.expires) }
+        try streamContent(id: key.id, key: key.key, output: output)
         // Recorded once the whole message went out: a read receipt must not claim an
         // open that ended in a corrupt file or a caller that gave up.
-        try db.run("""
-            UPDATE recipients SET first_open = coalesce(first_open, ?), last_open = ? WHERE message_id = ? AND idx = ?
-            """, [.real(now.timeIntervalSince1970), .real(now.timeIntervalSince1970), .text(id), .int(index)])
+        if recordOpen, let index = key.index {
+            try db.run("""
+                UPDATE recipients SET first_open = coalesce(first_open, ?), last_open = ? WHERE message_id = ? AND idx = ?
+                """, [.real(now.timeIntervalSince1970), .real(now.timeIntervalSince1970), .text(key.id), .int(index)])
+        }
     }
 
     /// The sender reads their own message in the message center: their account
     /// password, no link. A message packed without messageCenter throws notFound.
     public func openAsSender(id: String, password: String, now: Date, output: (ArraySlice<UInt8>) throws -> Void) throws {
-        let rows = try db.query("SELECT sender, expires, retracted, purged, sender_wrap FROM messages WHERE id = ?",
-                                [.text(id)]) { s in
-            (sender: s.text(0), expires: Date(timeIntervalSince1970: s.double(1)), retracted: !s.isNull(2),
-             purged: s.int(3) != 0, wrap: s.blob(4))
-        }
-        guard let m = rows.first else { throw EscrowError.notFound }
-        if m.retracted { throw EscrowError.retracted }
-        if m.purged || now > m.expires { throw EscrowError.expired(m.expires) }
-        guard let wrap = m.wrap else { throw EscrowError.notFound }
-        guard let account = try unlockAccount(m.sender, password: password) else { throw EscrowError.wrongPassword }
-        guard let key = Wrap.boxSealOpen(wrap, publicKey: account.publicKey, secretKey: account.secretKey) else {
-            throw EscrowError.corrupt("the sender's wrapped key does not open with the account key")
-        }
-        try streamContent(id: id, key: key, output: output)
+        let sender = try db.query("SELECT sender FROM messages WHERE id = ?", [.text(id)]) { $0.text(0) }
+        guard let sender = sender.first else { throw EscrowError.notFound }
+        let account = try signIn(address: sender, password: password)
+        try read(try unlockAsSender(id: id, account: account, now: now), now: now, output: output)
     }
 
     private func streamContent(id: String, key: SecretBytes, output: (ArraySlice<UInt8>) throws -> Void) throws {
@@ -532,20 +595,20 @@ public final class EscrowStore {
         return m
     }
 
-    private static let messageColumns =
+    static let messageColumns =
         "SELECT id, sender, created, expires, retracted, purged, content_size FROM messages"
-    private static let recipientColumns = """
+    static let recipientColumns = """
         SELECT message_id, idx, address, mode, question, first_open, last_open, failed_attempts, locked FROM recipients
         """
 
-    private static func messageStatus(_ s: SQLiteStatement, recipients: [RecipientStatus]) -> MessageStatus {
+    static func messageStatus(_ s: SQLiteStatement, recipients: [RecipientStatus]) -> MessageStatus {
         MessageStatus(id: s.text(0), sender: s.text(1), created: Date(timeIntervalSince1970: s.double(2)),
                       expires: Date(timeIntervalSince1970: s.double(3)),
                       retracted: s.optionalDouble(4).map(Date.init(timeIntervalSince1970:)),
                       purged: s.int(5) != 0, size: s.int(6), recipients: recipients)
     }
 
-    private static func recipientStatus(_ s: SQLiteStatement) -> (String, RecipientStatus) {
+    static func recipientStatus(_ s: SQLiteStatement) -> (String, RecipientStatus) {
         (s.text(0), RecipientStatus(index: s.int(1), address: s.text(2), mode: s.text(3), question: s.optionalText(4),
                                     firstOpen: s.optionalDouble(5).map(Date.init(timeIntervalSince1970:)),
                                     lastOpen: s.optionalDouble(6).map(Date.init(timeIntervalSince1970:)),
@@ -575,7 +638,7 @@ public final class EscrowStore {
 
     // MARK: accounts
 
-    private func publicKey(of address: String) throws -> [UInt8] {
+    func publicKey(of address: String) throws -> [UInt8] {
         guard let key = try db.query("SELECT public_key FROM accounts WHERE address = ?",
                                      [.text(address.lowercased())], { $0.blob(0) }).first ?? nil else {
             throw EscrowError.noAccount(address)
@@ -583,14 +646,14 @@ public final class EscrowStore {
         return key
     }
 
-    private struct UnlockedAccount {
+    struct UnlockedAccount {
         var publicKey: [UInt8]
         var secretKey: SecretBytes
         var parameters: KDFParameters
     }
 
     /// The account's keys, nil when the password is wrong; noAccount when there is none.
-    private func unlockAccount(_ address: String, password: String) throws -> UnlockedAccount? {
+    func unlockAccount(_ address: String, password: String) throws -> UnlockedAccount? {
         let rows = try db.query("""
             SELECT public_key, sealed_private_key, nonce, salt, kdf_ops, kdf_mem FROM accounts WHERE address = ?
             """, [.text(address.lowercased())]) { s in
@@ -604,7 +667,7 @@ public final class EscrowStore {
         return UnlockedAccount(publicKey: a.pk, secretKey: sk, parameters: a.parameters)
     }
 
-    private func sealPrivateKey(_ sk: SecretBytes, password: String, parameters: KDFParameters) throws
+    func sealPrivateKey(_ sk: SecretBytes, password: String, parameters: KDFParameters) throws
         -> (salt: [UInt8], nonce: [UInt8], sealed: [UInt8]) {
         let salt = Sodium.randomBytes(Int(crypto_pwhash_SALTBYTES))
         let key = try passwordKey(password, salt: salt, parameters: parameters)

@@ -6,8 +6,9 @@ extension EscrowError: SysexitReporting {
     public var sysexit: Sysexit {
         switch self {
         case .notFound: return .noInput
-        case .retracted, .expired, .lockedOut, .wrongLink, .wrongAnswer, .wrongPassword: return .noPermission
-        case .noAccount: return .noUser
+        case .retracted, .expired, .lockedOut, .wrongLink, .wrongAnswer, .wrongPassword, .sealedForEarlierPassword,
+             .linkNeeded, .wrongToken: return .noPermission
+        case .noAccount, .accountNeeded: return .noUser
         case .accountExists: return .cantCreate
         case .weakKDF: return .config
         case .corrupt: return .dataError

@@ -45,9 +45,12 @@ public struct NoticeTemplates: Sendable {
         public var question: String?
         public var expires: Date
         public var id: String
-        public init(sender: String, recipient: String, link: String, question: String?, expires: Date, id: String) {
+        /// Login mode without an account yet: the link first asks for a new password.
+        public var setsPassword: Bool
+        public init(sender: String, recipient: String, link: String, question: String?, expires: Date, id: String,
+                    setsPassword: Bool = false) {
             self.sender = sender; self.recipient = recipient; self.link = link
-            self.question = question; self.expires = expires; self.id = id
+            self.question = question; self.expires = expires; self.id = id; self.setsPassword = setsPassword
         }
     }
 
@@ -78,7 +81,9 @@ public struct NoticeTemplates: Sendable {
     static func values(_ v: Values) -> [String: String] {
         let expires = DeliveryReport.rfc5322Date(v.expires)
         let verification = v.question.map { "You will be asked this question: \(oneLine($0))" }
-            ?? "Sign in with your escrow account to read it."
+            ?? (v.setsPassword
+                ? "You have no secure-message account yet: the link first asks you to choose a password, which creates your account; keep it for later messages."
+                : "Sign in with your escrow account to read it.")
         return ["sender": oneLine(v.sender), "recipient": v.recipient, "link": v.link, "question": v.question.map(oneLine) ?? "",
                 "verification": verification, "expires": expires, "id": v.id]
     }
@@ -175,6 +180,42 @@ public enum ReadReceipt {
         var m = try Message(bytes: Array((head + "\r\n" + text).utf8))
         let routing = Envelope(sender: "", recipients: [Envelope.Recipient(address: r.sender)], method: .insecure,
                                tls: .opportunistic, fallback: .insecure)
+        try routing.write(into: &m.header)
+        return m
+    }
+}
+
+/// The mail that carries a password-reset link to an escrow account's address.
+/// Routed like a notice (it holds a link, no message content), so sl-deliver
+/// sends it as it sends notices, from the null sender: it must not bounce back.
+public enum AccountMail {
+    public static func passwordReset(to address: String, link: String, from: String, hostname: String, date: Date,
+                                     valid: TimeInterval) throws -> Message {
+        let minutes = Int(valid / 60)
+        let text = """
+            Someone, probably you, asked to set a new password for your secure-message
+            account \(address).
+
+            To choose a new password, open this link within \(minutes) minutes:
+            \(link)
+
+            Messages sealed for your old password cannot be opened with the new one:
+            their senders will have to send them again. If you did not ask for this,
+            ignore this mail; your password stays as it is.
+
+            """
+        var head = ""
+        let messageID = "<account.\(String(UInt64.random(in: 0...UInt64.max), radix: 16))@\(hostname)>"
+        for (name, value) in [("From", from), ("To", address), ("Subject", "Set a new password for your secure messages"),
+                              ("Date", DeliveryReport.rfc5322Date(date)), ("Message-ID", messageID),
+                              ("Auto-Submitted", "auto-generated"), ("MIME-Version", "1.0"),
+                              ("Content-Type", "text/plain; charset=utf-8"), ("Content-Transfer-Encoding", "8bit")] {
+            head += "\(name): \(NoticeTemplates.oneLine(value))\r\n"
+        }
+        var m = try Message(bytes: Array((head + "\r\n" + text).utf8))
+        let routing = Envelope(sender: "",
+                               recipients: [Envelope.Recipient(address: address, parameters: [(.escrow, Envelope.EscrowMode.notice.rawValue)])],
+                               method: .escrow, tls: .opportunistic, fallback: .insecure)
         try routing.write(into: &m.header)
         return m
     }

@@ -57,14 +57,12 @@ public final class Packer: @unchecked Sendable {
         let question: (question: String, answer: String)?
     }
 
-    /// The plan for one recipient, checked: the login account exists (unless
-    /// there is no store: a dry run), the question and answer are not empty.
+    /// The plan for one recipient, checked: the question and answer are not empty.
+    /// A login recipient without an account is sealed for anyway: their notice's
+    /// link lets them set a password (sl-portal), which makes the account.
     func plan(_ r: Envelope.Recipient, envelope: Envelope, message: Message, store: EscrowStore?) throws -> Plan {
         switch r.escrowMode {
         case .login:
-            if let store, try !store.hasAccount(r.address) {
-                throw EscrowRefusal(recipient: r.address, problem: "no escrow login account (create it with sl-escrow account add \(r.address))")
-            }
             return Plan(address: r.address, question: nil)
         case .question:
             let (question, answer) = try questionAndAnswer(for: r, envelope: envelope)
@@ -86,7 +84,7 @@ public final class Packer: @unchecked Sendable {
         original.fromLine = nil
         original.header.removeEnvelopeFields()
         let expires = expiry(of: original, now: now)
-        var links: [(address: String, url: String)] = []
+        var links: [(address: String, url: String, setsPassword: Bool)] = []
         var id = "DRY-RUN"
         if let store {
             var recipients: [EscrowRecipient] = []
@@ -109,9 +107,11 @@ public final class Packer: @unchecked Sendable {
                 throw EscrowRefusal(recipient: address, problem: "no escrow login account (create it with sl-escrow account add \(address)); nothing packed")
             }
             id = packed.id
-            links = packed.links.map { ($0.address, EscrowLink(id: packed.id, index: $0.index, secret: $0.secret).url(base: portal)) }
+            links = packed.links.map {
+                ($0.address, EscrowLink(id: packed.id, index: $0.index, secret: $0.secret).url(base: portal), $0.setsPassword)
+            }
         } else {
-            links = plans.enumerated().map { ($1.address, "\(portal)/DRY-RUN/\($0 + 1)#not-sealed-dry-run") }
+            links = plans.enumerated().map { ($1.address, "\(portal)/DRY-RUN/\($0 + 1)#not-sealed-dry-run", false) }
         }
 
         let originalFrom = original.header["From"] ?? envelope.sender
@@ -119,7 +119,8 @@ public final class Packer: @unchecked Sendable {
         var notices: [Message] = []
         for (link, p) in zip(links, plans) {
             let values = NoticeTemplates.Values(sender: originalFrom, recipient: link.address, link: link.url,
-                                                question: p.question?.question, expires: expires, id: id)
+                                                question: p.question?.question, expires: expires, id: id,
+                                                setsPassword: link.setsPassword)
             var notice = try templates.notice(values, from: from, hostname: hostname, date: now)
             notice.index = message.index
             notice.fromLine = MboxWriter.fromLine(sender: envelope.sender, date: now)

@@ -16,6 +16,8 @@ public struct EscrowRecipient: Sendable {
         self.address = address
         self.verification = verification
     }
+
+    var isLogin: Bool { if case .login = verification { return true } else { return false } }
 }
 
 /// What `pack` returns: the id and one link secret per recipient, which exist nowhere
@@ -28,6 +30,8 @@ public struct PackedMessage: Sendable {
         public let index: Int
         /// base64url without padding of the 32-byte link secret.
         public let secret: String
+        /// A login recipient without an account: the link first sets a password.
+        public var setsPassword = false
     }
     /// In recipient order.
     public let links: [Link]
@@ -80,6 +84,9 @@ public struct PickupPreview: Sendable, Equatable {
         case question(String)
         /// The escrow account's password.
         case login
+        /// A login recipient without an account yet: choose a password, which
+        /// creates the account and opens the message.
+        case setPassword
     }
     public let id: String
     public let index: Int
@@ -89,4 +96,24 @@ public struct PickupPreview: Sendable, Equatable {
     public let proof: Proof
     /// Wrong answers or passwords left before the lockout.
     public let attemptsLeft: Int
+}
+
+/// A login-mode message addressed to an account, as its message center lists it.
+public struct InboxEntry: Sendable, Equatable {
+    public enum State: String, Sendable, Equatable {
+        /// Opens with the signed-in account.
+        case readable
+        /// Sealed before the account existed: open it once with its notice's link.
+        case needsLink
+        /// Sealed for the key the account had before a password reset.
+        case sealedForEarlierPassword
+        case retracted, expired, locked
+    }
+    public let id: String
+    public let index: Int
+    public let sender: String
+    public let created: Date
+    public let expires: Date
+    public let firstOpen: Date?
+    public let state: State
 }

@@ -144,6 +144,11 @@ public struct InstallationSettings: Sendable {
         /// Plain HTTP on loopback behind a TLS-terminating proxy, whose last
         /// X-Forwarded-For entry names the client.
         public var behindProxy = false
+        /// Minutes a session lasts after a right answer or password.
+        public var sessionMinutes = 15
+        /// Answers, passwords and reset requests one client address may try per
+        /// minute, on top of each message's own lockout.
+        public var attemptsPerMinute = 10
     }
 
     /// sl-encrypt-smime's certificate checks and cipher.

@@ -105,6 +105,12 @@ extension Configuration {
         "portal_tls_certificate": .installation { i, v in i.portal.tlsCertificate = v.path },
         "portal_tls_key": .installation { i, v in i.portal.tlsKey = v.path },
         "portal_behind_proxy": .installation { i, v in i.portal.behindProxy = try v.boolean() },
+        "portal_session_minutes": .installation { i, v in
+            i.portal.sessionMinutes = try v.number("portal_session_minutes must be minutes from 1 to 1440") { (1...1440).contains($0) }
+        },
+        "portal_rate_limit": .installation { i, v in
+            i.portal.attemptsPerMinute = try v.number("portal_rate_limit must be attempts per minute from 1 to 10000") { (1...10000).contains($0) }
+        },
 
         // SENDER SETTINGS
         "domains": .account { a, v in a.domains = v.list.map { $0.lowercased() } },

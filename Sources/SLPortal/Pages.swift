@@ -46,7 +46,7 @@ enum Pages {
             </form>
             """
         return document(base: base, title: "Secure message", script: true, """
-            <form method="post" action="\(escape(action))" id="pickup">
+            <form method="post" action="\(escape(action))" id="pickup" data-fragment="secret" data-submit="yes">
             \(hidden("csrf", csrf))
             \(hidden("secret", "", id: "secret"))
             </form>
@@ -68,46 +68,198 @@ enum Pages {
         return f.string(from: d)
     }
 
-    static func question(base: String, action: String, csrf: String, secret: String, preview: PickupPreview,
-                         question: String, note: String?) -> String {
-        document(base: base, title: "Secure message", """
+    /// The second page: what the recipient proves, by the kind the message asks for.
+    static func proof(base: String, action: String, csrf: String, secret: String, preview: PickupPreview, note: String?) -> String {
+        var body = """
             <p>From <strong>\(escape(preview.sender))</strong> to \(escape(preview.recipient)).
             It can be opened until \(escape(date(preview.expires))).</p>
             \(note.map { "<p class=\"note\" id=\"note\">\(escape($0))</p>" } ?? "")
             <form method="post" action="\(escape(action))">
             \(hidden("csrf", csrf))
             \(hidden("secret", secret))
-            <label for="answer">\(escape(question.isEmpty ? "Your answer" : question))</label>
-            <input type="text" name="answer" id="answer" autocomplete="off" spellcheck="false" autofocus required>
-            <button type="submit">Open the message</button>
-            </form>
-            <p class="small">The sender chose this question. \(preview.attemptsLeft) attempt\(preview.attemptsLeft == 1 ? "" : "s") left.</p>
-            """)
+
+            """
+        let attempts = "\(preview.attemptsLeft) attempt\(preview.attemptsLeft == 1 ? "" : "s") left."
+        switch preview.proof {
+        case .question(let question):
+            body += """
+                <label for="answer">\(escape(question.isEmpty ? "Your answer" : question))</label>
+                <input type="text" name="answer" id="answer" autocomplete="off" spellcheck="false" autofocus required>
+                <button type="submit">Open the message</button>
+                </form>
+                <p class="small">The sender chose this question. \(attempts)</p>
+
+                """
+        case .login:
+            body += """
+                <label for="password">Password of your secure-message account</label>
+                <input type="password" name="password" id="password" autocomplete="current-password" autofocus required>
+                <button type="submit">Open the message</button>
+                </form>
+                <p class="small">\(attempts) <a href="\(escape(base))/account/reset">Forgot your password?</a></p>
+
+                """
+        case .setPassword:
+            body += """
+                \(hidden("setup", "1"))
+                <p>You have no secure-message account yet. Choose a password: it creates your account, opens this
+                message, and opens later messages to \(escape(preview.recipient)).</p>
+                <label for="password">New password (at least \(PortalState.minimumPasswordLength) characters)</label>
+                <input type="password" name="password" id="password" autocomplete="new-password" minlength="\(PortalState.minimumPasswordLength)" autofocus required>
+                <label for="password2">The same password again</label>
+                <input type="password" name="password2" id="password2" autocomplete="new-password" required>
+                <button type="submit">Create my account and open the message</button>
+                </form>
+                <p class="small">Anyone who can read your mail could do this too, which is why you should do it now.</p>
+
+                """
+        }
+        return document(base: base, title: "Secure message", body)
     }
 
-    static func message(base: String, _ view: MessageView) -> String {
+    /// An opened message: fields, expiry, text, HTML parts in sandboxed frames,
+    /// attachments to download, the original, and sign-out.
+    static func message(base: String, _ view: MessageView, path: String, expires: Date, csrf: String, account: Bool) -> String {
         var body = "<dl class=\"fields\">\n"
         for (name, value) in view.fields {
             body += "<dt>\(escape(name))</dt><dd>\(escape(value))</dd>\n"
         }
-        body += "</dl>\n"
-        for text in view.texts {
-            body += "<pre class=\"text\">\(escape(text))</pre>\n"
+        body += "<dt>Readable until</dt><dd>\(escape(date(expires)))</dd>\n</dl>\n"
+        for part in view.parts where part.kind == .text {
+            body += "<pre class=\"text\">\(escape(part.text ?? ""))</pre>\n"
         }
-        if view.texts.isEmpty {
-            body += "<p class=\"note\">This message has no plain text part to show.</p>\n"
+        for part in view.htmlParts {
+            body += """
+                <iframe class="html" sandbox="allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer" \
+                title="HTML version" src="\(escape(path))/html/\(part.number)"></iframe>
+
+                """
         }
-        if view.htmlParts > 0 {
-            body += "<p class=\"note\">This message also has an HTML version, which this portal cannot show yet.</p>\n"
+        if view.texts.isEmpty && view.htmlParts.isEmpty {
+            body += "<p class=\"note\">This message has no text to show.</p>\n"
         }
         if !view.attachments.isEmpty {
             body += "<h2>Attachments</h2>\n<ul class=\"attachments\">\n"
             for a in view.attachments {
-                body += "<li>\(escape(a.name)) <span class=\"small\">(\(escape(a.type)), \(size(a.size)))</span></li>\n"
+                body += "<li><a href=\"\(escape(path))/part/\(a.number)\" download>\(escape(a.name))</a> <span class=\"small\">(\(escape(a.type)), \(size(a.size)))</span></li>\n"
             }
-            body += "</ul>\n<p class=\"note\">Downloading attachments is not available yet.</p>\n"
+            body += "</ul>\n"
         }
+        body += """
+            <p class="actions"><a href="\(escape(path))/eml" download>Download the whole message (.eml)</a>\(account ? " · <a href=\"\(escape(base))/messages\">All my messages</a>" : "")</p>
+            <form method="post" action="\(escape(base))/logout">
+            \(hidden("csrf", csrf))
+            <button type="submit" class="secondary">Sign out</button>
+            </form>
+
+            """
         return document(base: base, title: "Secure message", body)
+    }
+
+    static func signIn(base: String, csrf: String, note: String?) -> String {
+        document(base: base, title: "Your secure messages", """
+            \(note.map { "<p class=\"note\" id=\"note\">\(escape($0))</p>" } ?? "")
+            <form method="post" action="\(escape(base))/account">
+            \(hidden("csrf", csrf))
+            <label for="address">Your email address</label>
+            <input type="email" name="address" id="address" autocomplete="username" required>
+            <label for="password">Password</label>
+            <input type="password" name="password" id="password" autocomplete="current-password" required>
+            <button type="submit">Sign in</button>
+            </form>
+            <p class="small"><a href="\(escape(base))/account/reset">Forgot your password?</a></p>
+
+            """)
+    }
+
+    static func center(base: String, account: String, inbox: [InboxEntry], sent: [MessageStatus]?, csrf: String, now: Date) -> String {
+        var body = "<p>Signed in as <strong>\(escape(account))</strong>.</p>\n<h2>Messages for you</h2>\n"
+        if inbox.isEmpty { body += "<p class=\"small\">No messages.</p>\n" }
+        body += "<ul class=\"messages\">\n"
+        for m in inbox {
+            let state: String
+            switch m.state {
+            case .readable: state = m.firstOpen == nil ? "unread" : "read"
+            case .needsLink: state = "open it once with the link from its notice"
+            case .sealedForEarlierPassword: state = "sealed for your earlier password; cannot be opened"
+            case .retracted: state = "withdrawn by the sender"
+            case .expired: state = "expired"
+            case .locked: state = "locked"
+            }
+            let who = "From \(escape(m.sender)), \(escape(date(m.created)))"
+            let title = m.state == .readable ? "<a href=\"\(escape(base))/read/\(m.id)/\(m.index)\">\(who)</a>" : who
+            body += "<li>\(title)<br><span class=\"small\">\(escape(state)); until \(escape(date(m.expires)))</span></li>\n"
+        }
+        body += "</ul>\n"
+        if let sent {
+            body += "<h2>Sent by you</h2>\n"
+            if sent.isEmpty { body += "<p class=\"small\">No messages.</p>\n" }
+            body += "<ul class=\"messages\">\n"
+            for m in sent {
+                let live = m.retracted == nil && !m.purged && m.expires > now
+                let opens = m.recipients.map { r in
+                    "\(escape(r.address)): " + (r.firstOpen.map { "opened \(escape(date($0)))" } ?? "not opened")
+                }.joined(separator: "; ")
+                let title = "To \(escape(m.recipients.map(\.address).joined(separator: ", "))), \(escape(date(m.created)))"
+                body += "<li>\(live ? "<a href=\"\(escape(base))/read/\(m.id)/sent\">\(title)</a>" : title)<br>"
+                body += "<span class=\"small\">\(m.retracted != nil ? "withdrawn" : live ? "until \(escape(date(m.expires)))" : "expired"); \(opens)</span>"
+                if live {
+                    body += """
+                        <form method="post" action="\(escape(base))/messages/\(m.id)/retract" class="inline">
+                        \(hidden("csrf", csrf))
+                        <button type="submit" class="secondary">Withdraw</button>
+                        </form>
+                        """
+                }
+                body += "</li>\n"
+            }
+            body += "</ul>\n"
+        }
+        body += """
+            <form method="post" action="\(escape(base))/logout">
+            \(hidden("csrf", csrf))
+            <button type="submit" class="secondary">Sign out</button>
+            </form>
+
+            """
+        return document(base: base, title: "Your secure messages", body)
+    }
+
+    static func resetRequest(base: String, csrf: String, available: Bool, note: String? = nil) -> String {
+        guard available else {
+            return notice(base: base, title: "New password", "This portal cannot mail password links; ask the organisation that sent you the message.")
+        }
+        return document(base: base, title: "New password", """
+            \(note.map { "<p class=\"note\" id=\"note\">\(escape($0))</p>" } ?? "")
+            <p>We mail a link to set a new password to your address.
+            Messages sealed for your old password cannot be opened with the new one: their senders will have to
+            send them again.</p>
+            <form method="post" action="\(escape(base))/account/reset">
+            \(hidden("csrf", csrf))
+            <label for="address">Your email address</label>
+            <input type="email" name="address" id="address" autocomplete="username" required>
+            <button type="submit">Mail me a link</button>
+            </form>
+
+            """)
+    }
+
+    /// The page a reset link opens: our script moves the token from the fragment
+    /// into the form (it is never in a URL the server sees).
+    static func newPassword(base: String, csrf: String, note: String?, token: String = "") -> String {
+        document(base: base, title: "New password", script: true, """
+            \(note.map { "<p class=\"note\" id=\"note\">\(escape($0))</p>" } ?? "")
+            <form method="post" action="\(escape(base))/account/password" data-fragment="token">
+            \(hidden("csrf", csrf))
+            \(hidden("token", token))
+            <label for="password">New password (at least \(PortalState.minimumPasswordLength) characters)</label>
+            <input type="password" name="password" id="password" autocomplete="new-password" minlength="\(PortalState.minimumPasswordLength)" required>
+            <label for="password2">The same password again</label>
+            <input type="password" name="password2" id="password2" autocomplete="new-password" required>
+            <button type="submit">Set the password</button>
+            </form>
+
+            """)
     }
 
     static func size(_ n: Int) -> String {
@@ -125,17 +277,20 @@ enum Pages {
     static let pickupScript = """
         "use strict";
         document.addEventListener("DOMContentLoaded", function () {
-          var form = document.getElementById("pickup");
+          var form = document.querySelector("form[data-fragment]");
           if (!form) { return; }
-          var secret = window.location.hash.replace(/^#/, "");
+          var value = window.location.hash.replace(/^#/, "");
           history.replaceState(null, "", window.location.pathname + window.location.search);
-          if (secret === "") {
-            document.getElementById("paste").hidden = false;
+          var paste = document.getElementById("paste");
+          if (value === "") {
+            if (paste) { paste.hidden = false; }
             return;
           }
-          document.getElementById("secret").value = secret;
-          document.getElementById("opening").hidden = false;
-          form.submit();
+          form.querySelector("input[name=" + form.getAttribute("data-fragment") + "]").value = value;
+          if (form.getAttribute("data-submit") === "yes") {
+            document.getElementById("opening").hidden = false;
+            form.submit();
+          }
         });
 
         """
@@ -148,7 +303,7 @@ enum Pages {
         h1 { font-size: 1.4rem; margin: 0.5rem 0 1rem; }
         h2 { font-size: 1.1rem; }
         label { display: block; font-weight: 600; margin: 1rem 0 0.25rem; }
-        input[type=text] { width: 100%; font-size: 1rem; padding: 0.6rem; border: 1px solid #888; border-radius: 4px; }
+        input[type=text], input[type=email], input[type=password] { width: 100%; font-size: 1rem; padding: 0.6rem; border: 1px solid #888; border-radius: 4px; }
         button { margin-top: 0.75rem; width: 100%; font-size: 1rem; padding: 0.7rem; border: 0; border-radius: 4px; background: #1f5fa8; color: #fff; }
         .note { background: #fff4d6; border-left: 4px solid #d9a400; padding: 0.5rem 0.75rem; }
         .small { color: #555; font-size: 0.9rem; }
@@ -157,6 +312,12 @@ enum Pages {
         dl.fields dd { margin: 0; overflow-wrap: anywhere; }
         pre.text { white-space: pre-wrap; overflow-wrap: anywhere; font: 0.95rem/1.45 ui-monospace, monospace; background: #f7f7f7; padding: 0.75rem; }
         ul.attachments { padding-left: 1.2rem; overflow-wrap: anywhere; }
+        ul.messages { list-style: none; padding: 0; overflow-wrap: anywhere; }
+        ul.messages li { border-bottom: 1px solid #ddd; padding: 0.6rem 0; }
+        iframe.html { width: 100%; min-height: 24rem; border: 1px solid #ccc; background: #fff; }
+        button.secondary { background: #e8e8e8; color: #1b1b1b; }
+        form.inline button { width: auto; padding: 0.3rem 0.8rem; margin-top: 0.3rem; }
+        .actions { margin-top: 1.5rem; }
 
         """
 }

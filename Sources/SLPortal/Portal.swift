@@ -24,7 +24,7 @@ public struct Portal {
     let tls: TLSConfiguration?
     /// Whether a loopback peer's X-Forwarded-For names the client.
     let behindProxy: Bool
-    let pool: DerivationPool
+    let state: PortalState
 
     /// The most a form may send; a link, a token and an answer fit many times over.
     static let bodyLimit = 64 * 1024
@@ -41,7 +41,22 @@ public struct Portal {
         let slots = max(1, ProcessInfo.processInfo.activeProcessorCount)
         var stores = [context.store]
         for _ in 1..<slots { stores.append(try context.anotherStore()) }
-        pool = DerivationPool(stores: stores, patience: Self.patience)
+        let kdf: KDFParameters
+        do {
+            kdf = try KDFParameters(opsLimit: installation.escrow.kdfPasses, memoryLimit: installation.escrow.kdfMemoryMiB * 1024 * 1024)
+        } catch {
+            throw ConfigurationError(source, 0, "escrow_kdf_passes/escrow_kdf_memory: \(error)")
+        }
+        // Account mail needs the configuration file for sl-deliver; without one
+        // (built-in defaults) the portal offers no password links.
+        let mailer = FileManager.default.fileExists(atPath: source) ? AccountMailer(configuration: source) : nil
+        state = PortalState(
+            base: base, publicURL: context.portal, pool: DerivationPool(stores: stores, patience: Self.patience),
+            sessions: SessionTable(lifetime: TimeInterval(installation.portal.sessionMinutes * 60)),
+            limiter: AttemptLimiter(perMinute: installation.portal.attemptsPerMinute),
+            mailer: mailer, audit: installation.auditLog, kdf: kdf, messageCenter: installation.escrow.messageCenter,
+            behindProxy: behindProxy, mailFrom: installation.escrow.noticeFrom ?? "postmaster@\(context.hostname)",
+            hostname: context.hostname)
     }
 
     /// The TLS settings from the certificate and key, or nil for plain HTTP behind a
@@ -116,15 +131,7 @@ public struct Portal {
         }
         let router = Router(context: PortalContext.self)
         router.add(middleware: PortalMiddleware(base: base, tls: tls != nil, behindProxy: behindProxy))
-        let pickup = Pickup(base: base, pool: pool)
-        router.get(RouterPath("\(base)/static/pickup.js")) { _, _ in
-            Pickup.file(Pages.pickupScript, type: "text/javascript; charset=utf-8")
-        }
-        router.get(RouterPath("\(base)/static/portal.css")) { _, _ in
-            Pickup.file(Pages.stylesheet, type: "text/css; charset=utf-8")
-        }
-        router.get(RouterPath("\(base)/:id/:n")) { request, context in pickup.page(request, context) }
-        router.post(RouterPath("\(base)/:id/:n")) { request, context in await pickup.answer(request, context) }
+        Self.routes(router, state)
 
         let displayHost = host.contains(":") ? "[\(host)]" : host
         let served = base.isEmpty ? "/" : base
@@ -150,6 +157,34 @@ public struct Portal {
     }
 
     final class Outcome: @unchecked Sendable { var error: (any Error)? }
+
+    /// Every address the portal answers, under escrow_url's path. Fixed words come
+    /// before the `{id}/{n}` of notice links; an id is 32 hex digits, so none clash.
+    static func routes(_ router: Router<PortalContext>, _ state: PortalState) {
+        let base = state.base
+        let pickup = Pickup(state: state), reading = Reading(state: state), accounts = Accounts(state: state)
+        router.get(RouterPath("\(base)/static/pickup.js")) { _, _ in
+            Reply.file(Pages.pickupScript, type: "text/javascript; charset=utf-8")
+        }
+        router.get(RouterPath("\(base)/static/portal.css")) { _, _ in
+            Reply.file(Pages.stylesheet, type: "text/css; charset=utf-8")
+        }
+        router.get(RouterPath("\(base)/account")) { r, c in accounts.signInPage(r, c) }
+        router.post(RouterPath("\(base)/account")) { r, c in await accounts.signIn(r, c) }
+        router.get(RouterPath("\(base)/account/reset")) { r, c in accounts.resetPage(r, c) }
+        router.post(RouterPath("\(base)/account/reset")) { r, c in await accounts.requestReset(r, c) }
+        router.get(RouterPath("\(base)/account/password")) { r, c in accounts.newPasswordPage(r, c) }
+        router.post(RouterPath("\(base)/account/password")) { r, c in await accounts.setNewPassword(r, c) }
+        router.get(RouterPath("\(base)/messages")) { r, c in await accounts.center(r, c) }
+        router.post(RouterPath("\(base)/messages/:id/retract")) { r, c in await accounts.retract(r, c) }
+        router.post(RouterPath("\(base)/logout")) { r, c in await accounts.signOut(r, c) }
+        router.get(RouterPath("\(base)/read/:id/:n")) { r, c in await reading.view(r, c) }
+        router.get(RouterPath("\(base)/read/:id/:n/part/:k")) { r, c in await reading.part(r, c) }
+        router.get(RouterPath("\(base)/read/:id/:n/cid/:k")) { r, c in await reading.inlineImage(r, c) }
+        router.get(RouterPath("\(base)/read/:id/:n/eml")) { r, c in await reading.original(r, c) }
+        router.get(RouterPath("\(base)/:id/:n")) { r, c in pickup.page(r, c) }
+        router.post(RouterPath("\(base)/:id/:n")) { r, c in await pickup.answer(r, c) }
+    }
 }
 
 /// The portal's own lines on stderr: one per request, and start and stop.
@@ -184,9 +219,20 @@ struct PortalMiddleware: RouterMiddleware {
 
     static let hsts = "max-age=31536000"
 
+    /// Our pages: our own script and stylesheet only; the message page may frame
+    /// its HTML parts, which come from this portal.
+    static func policy(frames: Bool = false) -> String {
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
+            + (frames ? "frame-src 'self'; " : "") + "frame-ancestors 'none'; base-uri 'none'"
+    }
+
+    /// A message's HTML part, in its frame: no script at all (sandbox without
+    /// allow-scripts, and no script-src), images only from this portal (its own
+    /// cid: parts), inline styles (sanitized), framed only by our message page.
+    static let framePolicy = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
+
     static var securityHeaders: [(String, String)] {
-        [("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-         ("X-Content-Type-Options", "nosniff"),
+        [("X-Content-Type-Options", "nosniff"),
          ("Referrer-Policy", "no-referrer"),
          ("Cache-Control", "no-store")]
     }
@@ -205,6 +251,8 @@ struct PortalMiddleware: RouterMiddleware {
         for (name, value) in Self.securityHeaders {
             response.headers[HTTPField.Name(name)!] = value
         }
+        let csp = HTTPField.Name("Content-Security-Policy")!
+        if response.headers[csp] == nil { response.headers[csp] = Self.policy() }
         if tls { response.headers[HTTPField.Name("Strict-Transport-Security")!] = Self.hsts }
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
@@ -230,11 +278,11 @@ struct PortalMiddleware: RouterMiddleware {
 
     static func errorPage(base: String, status: HTTPResponse.Status) -> Response {
         switch status.code {
-        case 404: return Pickup.notFound(base: base)
-        case 405: return Pickup.html(status, Pages.notice(base: base, title: "Not allowed", "This address does not take that kind of request."))
-        case 413: return Pickup.html(status, Pages.notice(base: base, title: "Too large", "That form was larger than this portal accepts."))
-        case 400..<500: return Pickup.html(status, Pages.notice(base: base, title: "Bad request", "The portal could not understand that request."))
-        default: return Pickup.html(.internalServerError, Pages.notice(base: base, title: "Something went wrong", "The message cannot be shown right now; please try again later."))
+        case 404: return Reply.notFound(base: base)
+        case 405: return Reply.html(status, Pages.notice(base: base, title: "Not allowed", "This address does not take that kind of request."))
+        case 413: return Reply.tooLarge(base: base)
+        case 400..<500: return Reply.html(status, Pages.notice(base: base, title: "Bad request", "The portal could not understand that request."))
+        default: return Reply.failure(base: base)
         }
     }
 }

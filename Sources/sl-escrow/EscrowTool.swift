@@ -140,6 +140,8 @@ public struct EscrowTool {
             case .login:
                 let pw = try Self.secret(password ?? .terminal, prompt: "Escrow account password for \(preview.recipient) (not shown): ")
                 try ctx.store.open(id: parsed.id, index: parsed.index, linkSecret: parsed.secret, password: pw, now: Date(), output: write)
+            case .setPassword:
+                throw EscrowError.accountNeeded(preview.recipient)
             case .question(let q):
                 let a = try Self.secret(answer ?? .terminal, prompt: q.isEmpty ? "Answer (not shown): " : "\(q)\nAnswer (not shown): ")
                 try ctx.store.open(id: parsed.id, index: parsed.index, linkSecret: parsed.secret, answer: a, now: Date(), output: write)

@@ -1,0 +1,84 @@
+import Foundation
+import Hummingbird
+
+/// A posted form, read within the size limit and checked against CSRF: every form
+/// carries a token that must equal the `sl_csrf` cookie (double submit; the cookie
+/// is SameSite=Strict, so another site can neither read nor send it).
+struct Form {
+    let fields: [String: String]
+    let csrf: String
+
+    subscript(_ name: String) -> String? { fields[name] }
+
+    enum Problem: Error { case tooLarge, stale }
+
+    static func read(_ request: Request) async throws(Problem) -> Form {
+        let text: String
+        do {
+            text = String(buffer: try await request.body.collect(upTo: Portal.bodyLimit))
+        } catch {
+            throw .tooLarge
+        }
+        let fields = parse(text)
+        guard let cookie = CSRF.token(from: request), let field = fields["csrf"],
+              CSRF.constantTimeEquals(cookie, field) else { throw .stale }
+        return Form(fields: fields, csrf: cookie)
+    }
+
+    /// application/x-www-form-urlencoded; the first value of a repeated name wins.
+    static func parse(_ text: String) -> [String: String] {
+        var form: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String? { String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            guard let key = decode(kv[0]) else { continue }
+            let value = kv.count > 1 ? decode(kv[1]) : ""
+            if form[key] == nil, let value { form[key] = value }
+        }
+        return form
+    }
+}
+
+enum CSRF {
+    static let cookie = "sl_csrf"
+
+    static func token(from request: Request) -> String? {
+        guard let value = request.cookies[cookie]?.value, Tokens.isToken(value) else { return nil }
+        return value
+    }
+
+    /// The request's token, or a new one to set with `cookieHeader`.
+    static func tokenOrNew(_ request: Request) -> (token: String, isNew: Bool) {
+        if let t = token(from: request) { return (t, false) }
+        return (Tokens.new(), true)
+    }
+
+    /// Secure: browsers reach the portal over HTTPS, its own or its proxy's (plain
+    /// HTTP is served only behind a proxy).
+    static func cookieHeader(_ token: String, base: String) -> String {
+        "\(cookie)=\(token); Path=\(base.isEmpty ? "/" : base); HttpOnly; SameSite=Strict; Secure"
+    }
+
+    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for i in x.indices { difference |= x[i] ^ y[i] }
+        return difference == 0
+    }
+}
+
+enum Tokens {
+    /// 32 random octets, base64url without padding (43 characters).
+    static func new(bytes count: Int = 32) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func isToken(_ value: String, length: Int = 43) -> Bool {
+        value.count == length && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
+}

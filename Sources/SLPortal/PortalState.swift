@@ -1,0 +1,64 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SLEscrow
+import SLPolicy
+
+/// What every page handler shares: where the portal is served, the store's
+/// derivation pool, sessions, the per-client limit, the account mailer, the audit
+/// log and the settings that shape pages.
+final class PortalState: Sendable {
+    let base: String
+    /// escrow_url: what links in mails start with.
+    let publicURL: String
+    let pool: DerivationPool
+    let sessions: SessionTable
+    let limiter: AttemptLimiter
+    let mailer: AccountMailer?
+    let audit: String?
+    /// Argon2id parameters for new and reset account passwords (escrow_kdf_*).
+    let kdf: KDFParameters
+    /// escrow_message_center: senders see and retract what they sent.
+    let messageCenter: Bool
+    let behindProxy: Bool
+    /// From field and host name of account mail: escrow_notice_from, hostname.
+    let mailFrom: String
+    let hostname: String
+
+    init(base: String, publicURL: String, pool: DerivationPool, sessions: SessionTable, limiter: AttemptLimiter,
+         mailer: AccountMailer?, audit: String?, kdf: KDFParameters, messageCenter: Bool, behindProxy: Bool,
+         mailFrom: String, hostname: String) {
+        self.base = base; self.publicURL = publicURL; self.pool = pool; self.sessions = sessions
+        self.limiter = limiter; self.mailer = mailer; self.audit = audit; self.kdf = kdf
+        self.messageCenter = messageCenter; self.behindProxy = behindProxy
+        self.mailFrom = mailFrom; self.hostname = hostname
+    }
+
+    /// The client as the request log names it (PortalMiddleware.client).
+    func client(_ request: Request, _ context: PortalContext) -> String {
+        PortalMiddleware.client(peer: context.remoteAddress?.ipAddress,
+                                forwardedFor: request.headers[values: HTTPField.Name("X-Forwarded-For")!],
+                                behindProxy: behindProxy)
+    }
+
+    /// The minimum new passwords must reach: long enough that Argon2id is not the
+    /// only thing between a stolen store and the messages.
+    static let minimumPasswordLength = 10
+
+    /// One audit record (escrow opens, sign-ins, accounts made and reset, retractions):
+    /// who, what, from where; never a secret.
+    func record(_ event: String, _ fields: [String: Any]) {
+        guard let audit else { return }
+        let log = AuditLog(path: audit)
+        var r = fields
+        r["time"] = log.timestamp(Date())
+        r["tool"] = "sl-portal"
+        r["event"] = event
+        do {
+            try log.record(r)
+            try log.commit()
+        } catch {
+            PortalLog.line("audit log: \(error)")
+        }
+    }
+}
