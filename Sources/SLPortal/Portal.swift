@@ -181,6 +181,7 @@ public struct Portal {
         router.get(RouterPath("\(base)/read/:id/:n")) { r, c in await reading.view(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n/part/:k")) { r, c in await reading.part(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n/cid/:k")) { r, c in await reading.inlineImage(r, c) }
+        router.get(RouterPath("\(base)/read/:id/:n/html/:k")) { r, c in await reading.html(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n/eml")) { r, c in await reading.original(r, c) }
         router.get(RouterPath("\(base)/:id/:n")) { r, c in pickup.page(r, c) }
         router.post(RouterPath("\(base)/:id/:n")) { r, c in await pickup.answer(r, c) }

@@ -25,6 +25,13 @@ enum Tools {
 
     static var examples: URL { repository.appendingPathComponent("examples") }
 
+    /// What tests leave for a reviewer to look at (screenshots): .build/test-output.
+    static var outputDirectory: URL {
+        let d = repository.appendingPathComponent(".build/test-output")
+        try? FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
     static func scratch() throws -> URL {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("sl-tool-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
