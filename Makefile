@@ -16,7 +16,9 @@ SCRIPTS     = $(wildcard bin-scripts/sl-*)
 
 # Debian packages: to build, and what the tests drive as real peers.
 BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev libsodium-dev libsqlite3-dev
-TEST_DEPS   = $(BUILD_DEPS) gnupg gpgsm openssl procmail time postfix dnsmasq-base \
+# The demo plays a browser against sl-portal with curl.
+DEMO_DEPS   = curl
+TEST_DEPS   = $(BUILD_DEPS) $(DEMO_DEPS) gnupg gpgsm openssl procmail time postfix dnsmasq-base \
               chromium chromium-driver nginx
 
 .PHONY: all build deps test-deps install uninstall demo test bench clean
@@ -55,6 +57,7 @@ uninstall:
 
 # The README's first command: everything from a fresh clone to a classified sample.
 demo:
+	@build-aux/apt-install $(DEMO_DEPS)
 	$(MAKE) install PREFIX=$(CURDIR)/stage
 	PATH="$(CURDIR)/stage/bin:$$PATH" examples/run-demo
 

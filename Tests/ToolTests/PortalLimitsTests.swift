@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import SLMessage
+
+/// The portal's limits under load, made deterministic: a client over
+/// portal_rate_limit gets 429; with every derivation slot held (the store's
+/// database locked by another process, so each answer waits inside its slot) one
+/// more request gets 503 with Retry-After after the pool's 3 seconds of patience,
+/// instead of queueing without end.
+extension PortalToolTests {
+    @Test func aClientOverTheRateLimitGets429() throws {
+        let installation = try Installation("escrow_max_attempts = 20\nportal_rate_limit = 3")
+        let parts = try #require(EscrowLinkParts(try installation.seal()))
+        let server = try Server(installation)
+        defer { if server.process.isRunning { _ = server.stop() } }
+        try #require(server.port != 0)
+        let jar = installation.dir.appendingPathComponent("jar").path
+        let page = server.local(parts.page)
+        let csrf = try Self.token(try Self.curl(page, jar: jar).body)
+        let wrong = [("csrf", csrf), ("secret", parts.secret), ("answer", "Rex-Wrong-Answer")]
+        for i in 1...3 {
+            let r = try Self.curl(page, form: wrong, jar: jar)
+            #expect(r.status == 403, "attempt \(i): \(r.status)")
+        }
+        let limited = try Self.curl(page, form: [("csrf", csrf), ("secret", parts.secret), ("answer", Self.answer)], jar: jar)
+        #expect(limited.status == 429 && limited.body.contains("Too many attempts"), "\(limited.status)")
+        #expect(Int(limited.headers["retry-after"] ?? "") != nil)
+        Self.expectSecurityHeaders(limited, "429")
+        // Counted before the store: the limited attempt cost no attempt there.
+        #expect(try Self.attempts(installation, parts.id).failed == 3)
+        // Another client address (X-Forwarded-For from the proxy) is not held up.
+        let other = try Self.curl(page, form: [("csrf", csrf), ("secret", parts.secret), ("answer", Self.answer)], jar: jar,
+                                  options: ["-H", "X-Forwarded-For: 203.0.113.9"])
+        #expect(other.status == 200 && other.body.contains(Self.text), "\(other.status)")
+        #expect(server.stop() == 0)
+    }
+
+    @Test func everySlotBusyGives503WithRetryAfter() throws {
+        let installation = try Installation()
+        let slots = ProcessInfo.processInfo.activeProcessorCount
+        let links = try (0...slots).map { _ in try #require(EscrowLinkParts(try installation.seal())) }
+        let server = try Server(installation)
+        defer { if server.process.isRunning { _ = server.stop() } }
+        try #require(server.port != 0)
+        let jar = installation.dir.appendingPathComponent("jar").path
+        let csrf = try Self.token(try Self.curl(server.local(links[0].page), jar: jar).body)
+
+        // Another process holds the database's write lock for 8 seconds: every
+        // answer waits for it inside its derivation slot.
+        let database = installation.dir.appendingPathComponent("store/escrow.sqlite").path
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        holder.arguments = ["-c", "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); "
+                            + "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(8); c.execute('COMMIT')", database]
+        let out = Pipe()
+        holder.standardOutput = out
+        try holder.run()
+        _ = out.fileHandleForReading.availableData      // "locked"
+
+        let group = DispatchGroup()
+        let lock = NSLock()
+        var statuses: [Int] = []
+        for parts in links.prefix(slots) {
+            group.enter()
+            DispatchQueue.global().async {
+                let r = try? Self.curl(server.local(parts.page), form: [("csrf", csrf), ("secret", parts.secret), ("answer", Self.answer)], jar: jar)
+                lock.withLock { statuses.append(r?.status ?? 0) }
+                group.leave()
+            }
+        }
+        usleep(500_000)
+        let last = links[slots]
+        let start = Date()
+        let busy = try Self.curl(server.local(last.page), form: [("csrf", csrf), ("secret", last.secret), ("answer", Self.answer)], jar: jar)
+        let waited = Date().timeIntervalSince(start)
+        #expect(busy.status == 503 && busy.headers["retry-after"] == "5", "\(busy.status) \(busy.body)")
+        #expect(busy.body.contains("busy"))
+        #expect(waited >= 2.5, "turned away after \(waited) s, before the pool's patience")
+        Self.expectSecurityHeaders(busy, "503")
+        group.wait()
+        holder.waitUntilExit()
+        // Once the lock is gone, the answers that waited opened their messages.
+        #expect(statuses.sorted() == Array(repeating: 200, count: slots), "\(statuses)")
+        #expect(server.stop() == 0)
+    }
+}
