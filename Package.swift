@@ -32,6 +32,8 @@ let package = Package(
         // System libraries, used behind owning wrappers only.
         .systemLibrary(name: "CGPGME", pkgConfig: "gpgme",
                        providers: [.apt(["libgpgme-dev"])]),
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0",
+                       providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CResolv"),
@@ -64,7 +66,7 @@ let package = Package(
         // HummingbirdTLS): routes, pages, CSRF, the bounded Argon2id pool. The only
         // target that links Hummingbird.
         .target(name: "SLPortal", dependencies: [
-            "SLMessage", "SLPolicy", "SLEscrow",
+            "SLMessage", "SLPolicy", "SLEscrow", "SLHTML",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -73,6 +75,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),
+        // The HTML sanitizer for text/html parts shown in the portal: libxml2's HTML
+        // parser reads the mail, and an allowlist writes a fresh fragment (no script,
+        // no remote loads). Depends on nothing else of sl.
+        .target(name: "SLHTML", dependencies: ["CLibXML2"]),
         // Command plumbing only: the stream loop, staged output, diagnostics and
         // sysexits, the terminal, option groups. The tools' glue from configuration to
         // the libraries lives in each executable, which links only what it uses.
@@ -102,6 +108,9 @@ let package = Package(
         .target(name: "SLTestPeers", path: "Tests/SLTestPeers", exclude: ["peers.py", "README.md"]),
         .testTarget(name: "TransportTests", dependencies: ["SLTransport", "SLPolicy", "SLTestPeers"]),
         .testTarget(name: "SLEscrowTests", dependencies: ["SLEscrow", "SLMessage"]),
+        // Fixtures/xss-vectors.txt is read at run time; Browser/xss_check.py loads every
+        // sanitized vector in a real headless Chromium (Selenium).
+        .testTarget(name: "SLHTMLTests", dependencies: ["SLHTML"], exclude: ["Fixtures", "Browser"]),
         .testTarget(name: "SLDeliveryTests", dependencies: ["SLDelivery", "SLMessage", "SLTransport"]),
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME", "SLOpenSSL"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time;
