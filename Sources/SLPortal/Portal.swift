@@ -180,7 +180,6 @@ public struct Portal {
         router.post(RouterPath("\(base)/logout")) { r, c in await accounts.signOut(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n")) { r, c in await reading.view(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n/part/:k")) { r, c in await reading.part(r, c) }
-        router.get(RouterPath("\(base)/read/:id/:n/cid/:k")) { r, c in await reading.inlineImage(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n/html/:k")) { r, c in await reading.html(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n/eml")) { r, c in await reading.original(r, c) }
         router.get(RouterPath("\(base)/:id/:n")) { r, c in pickup.page(r, c) }
@@ -228,9 +227,9 @@ struct PortalMiddleware: RouterMiddleware {
     }
 
     /// A message's HTML part, in its frame: no script at all (sandbox without
-    /// allow-scripts, and no script-src), images only from this portal (its own
-    /// cid: parts), inline styles (sanitized), framed only by our message page.
-    static let framePolicy = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
+    /// allow-scripts, and no script-src), images only inline (its own cid: parts as
+    /// data: URLs), inline styles (sanitized), framed only by our message page.
+    static let framePolicy = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
 
     static var securityHeaders: [(String, String)] {
         [("X-Content-Type-Options", "nosniff"),

@@ -5,7 +5,7 @@ import SLEscrow
 import SLMessage
 
 /// Reading an opened message within a session: the message page, each part as a
-/// download, inline images for the HTML view, and the whole original as .eml.
+/// download, the HTML parts' frames, and the whole original as .eml.
 /// `{base}/read/{id}/{n}` for recipient n, `{base}/read/{id}/sent` for the sender
 /// in the message center. Whose session may read what is decided here: a session
 /// from a link reads that one message; an account session reads the account's own.
@@ -114,22 +114,6 @@ struct Reading: Sendable {
             return Reply.download(part.body, name: part.kind == .attachment ? part.name : "part-\(k)\(part.kind == .html ? ".html" : ".txt")")
         }
     }
-
-    /// The image a `cid:` reference in the HTML view names, shown inline: only the
-    /// raster types browsers decode without script, and under nosniff.
-    func inlineImage(_ request: Request, _ context: PortalContext) async -> Response {
-        switch await open(request, context) {
-        case .failure(let refused): return refused.response
-        case .success(let (_, _, opened)):
-            guard let view = try? MessageView(message: opened.bytes), let k = Self.partNumber(context),
-                  k < view.parts.count, Self.inlineTypes.contains(view.parts[k].type) else { return Reply.notFound(base: base) }
-            var headers = HTTPFields()
-            headers[.contentType] = view.parts[k].type
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: view.parts[k].body)))
-        }
-    }
-
-    static let inlineTypes: Set = ["image/png", "image/jpeg", "image/gif", "image/webp"]
 
     /// The whole message as the sender sent it.
     func original(_ request: Request, _ context: PortalContext) async -> Response {

@@ -22,10 +22,12 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (NoAlertPresentException, NoSuchElementException,
+                                        StaleElementReferenceException, TimeoutException)
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -54,8 +56,8 @@ class Walk:
         self.spec = spec
         self.shots = spec["shots"]
         os.makedirs(self.shots, exist_ok=True)
-        self.downloads = os.path.join(self.shots, "downloads")
-        os.makedirs(self.downloads, exist_ok=True)
+        # A fresh download directory: an earlier run's file would shadow this one's.
+        self.downloads = tempfile.mkdtemp(prefix="sl-portal-downloads-")
         self.driver = browser(self.downloads)
         self.wait = WebDriverWait(self.driver, 20)
 
@@ -88,8 +90,15 @@ class Walk:
         self.driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
 
     def expect_text(self, text, where):
-        self.wait.until(EC.presence_of_element_located((By.TAG_NAME, "main")))
-        if text not in self.driver.find_element(By.TAG_NAME, "main").text:
+        """Waits for the text: after a click the old page may still be showing."""
+        def shown(d):
+            try:
+                return text in d.find_element(By.TAG_NAME, "main").text
+            except (NoSuchElementException, StaleElementReferenceException):
+                return False
+        try:
+            WebDriverWait(self.driver, 10).until(shown)
+        except TimeoutException:
             fail(f"{where}: {text!r} is not on the page", self.driver)
 
     def sign_in(self, address, password):
@@ -187,6 +196,7 @@ class Walk:
         self.shot("portal-new-password")
         self.submit()
         self.expect_text("Your new password is set", "password set")
+        d.get("about:blank")      # else only the fragment changes and nothing loads
         d.get(link)
         self.fill("password", "another new password")
         self.fill("password2", "another new password")
