@@ -150,3 +150,37 @@ extension PortalToolTests {
         }
     }
 }
+
+extension PortalToolTests {
+    /// Every vector of the sanitizer's XSS corpus, each in an HTML part of its own,
+    /// opened through the portal in Chromium (Portal/xss_portal.py): no script
+    /// runs, nothing is stopped by the later layers (sandbox, CSP) because nothing
+    /// reaches them, and no remote resource is requested.
+    @Test func theXSSCorpusNeitherRunsNorLoadsInTheBrowser() throws {
+        let installation = try Installation()
+        let corpus = try String(contentsOf: Tools.repository.appendingPathComponent("Tests/SLHTMLTests/Fixtures/xss-vectors.txt"),
+                                encoding: .utf8)
+        let port = try Peers.freePort(type: SOCK_STREAM)
+        let vectors = corpus.components(separatedBy: "\n%%\n").dropFirst().map {
+            $0.replacingOccurrences(of: "XSSHOST", with: "127.0.0.1:\(port)").replacingOccurrences(of: "{NUL}", with: "")
+        }
+        #expect(vectors.count >= 80)
+        // One HTML part (one frame) per vector: a vector that leaves an element or
+        // comment open swallows only its own part.
+        var body = "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"vectors\"\n\n--vectors\n"
+            + "Content-Type: text/plain; charset=utf-8\n\n\(Self.text)\n"
+        for (i, vector) in vectors.enumerated() {
+            let html = Data("<p>vector-\(i)</p>\n\(vector)".utf8).base64EncodedString(options: [.lineLength76Characters, .endLineWithLineFeed])
+            body += "--vectors\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: base64\n\n\(html)\n"
+        }
+        let link = try installation.seal(raw: body + "--vectors--\n")
+        let server = try Server(installation)
+        defer { if server.process.isRunning { _ = server.stop() } }
+        try #require(server.port != 0)
+        let shot = Tools.outputDirectory.appendingPathComponent("portal-screenshots/portal-xss-corpus.png").path
+        let script = Tools.repository.appendingPathComponent("Tests/ToolTests/Portal/xss_portal.py").path
+        let run = try Tools.runCommand(["python3", script, server.local(link), Self.answer, String(port), String(vectors.count), shot], stdin: [])
+        #expect(run.status == 0, "xss_portal.py failed:\n\(run.stdoutText)\n\(run.stderr)")
+        #expect(server.stop() == 0)
+    }
+}

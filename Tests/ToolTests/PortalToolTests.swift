@@ -52,16 +52,23 @@ import SLMessage
         /// sl-classify | sl-escrow-pack; the link in the recipient's notice (carol's
         /// question, or a login for a recipient with an escrow account).
         func seal(to recipient: String = "carol@example.org") throws -> String {
+            try seal(to: recipient, raw: """
+
+            \(PortalToolTests.text)
+            <script>alert(1)</script>
+
+            """)
+        }
+
+        /// `raw`: the header fields after the addresses (MIME), a blank line, the body.
+        func seal(to recipient: String = "carol@example.org", raw: String) throws -> String {
             let message = bytes("""
             From: Alice <alice@clinic.test>
             To: \(recipient)
             Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= from the lab
             Date: Mon, 30 Nov 2026 09:00:00 +0000
             Message-ID: <portal-\(UUID().uuidString)@clinic.test>
-
-            \(PortalToolTests.text)
-            <script>alert(1)</script>
-
+            \(raw)
             """)
             let routed = try Tools.run("sl-classify", ["--config", config, "--no-ask", "-f", "alice@clinic.test", recipient], stdin: message)
             #expect(routed.status == 0, "\(routed.stderr)")
