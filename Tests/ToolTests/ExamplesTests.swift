@@ -33,6 +33,11 @@ import Testing
         #expect(out.contains("bob@example.org              pgp"), "\(out)")
         #expect(out.contains("-----BEGIN PGP MESSAGE-----"))
         #expect(out.contains("== Erin opens hers") && out.contains("From: Dr. Alice Smith <alice@clinic.example>"))
+        // sl-portal on loopback: the link a recipient opens, and the message through it.
+        #expect(out.contains("here the portal serves:  http://127.0.0.1:"), "\(out)")
+        #expect(out.contains("question asked: What is your patient number?"), "\(out)")
+        #expect(out.contains("message page: Subject: Test results for your appointment"), "\(out)")
+        #expect(out.contains("sl-portal: stopped"), "\(out)")
         let send = try #require(out.range(of: "sl-send --dry-run")).upperBound
         for who in ["dave@partner.example", "bob@example.org", "grace@legacy.example", "lab@lab.partner.example", "alice@clinic.example"] {
             #expect(out[send...].contains("  \(who): MX of"), "\(who) in the sl-send dry run")
