@@ -17,7 +17,12 @@ struct AccountMailer: Sendable {
         self.configuration = configuration
     }
 
-    struct Failed: Error, CustomStringConvertible { let description: String }
+    /// sl-deliver did not take the mail; logged, never shown (the reset page says
+    /// the same whether or not a mail went).
+    struct Failed: Error, CustomStringConvertible, SysexitReporting {
+        let description: String
+        var sysexit: Sysexit { .tempFail }
+    }
 
     /// Runs sl-deliver with the message on its input, off the event loops.
     func send(_ message: Message) async throws {

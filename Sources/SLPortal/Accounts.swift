@@ -18,9 +18,7 @@ struct Accounts: Sendable {
 
     func signIn(_ request: Request, _ context: PortalContext) async -> Response {
         let form: Form
-        do { form = try await Form.read(request) } catch {
-            return error == .tooLarge ? Reply.tooLarge(base: base) : Reply.staleForm(base: base)
-        }
+        do { form = try await Form.read(request) } catch { return Reply.refused(error, base: base) }
         let address = (form["address"] ?? "").trimmingCharacters(in: .whitespaces)
         let password = form["password"] ?? ""
         guard !address.isEmpty, address.count <= 320, !password.isEmpty else {
@@ -37,18 +35,13 @@ struct Accounts: Sendable {
         } catch EscrowError.wrongPassword {
             state.record("sign-in refused", ["account": address.lowercased(), "client": client])
             return Reply.html(.forbidden, Pages.signIn(base: base, csrf: form.csrf, note: "That address and password do not match an account."))
-        } catch is DerivationPool.Busy {
-            return Reply.busy(base: base)
         } catch {
-            PortalLog.line("POST \(base)/account: \(error)")
-            return Reply.failure(base: base)
+            return Reply.trouble(error, base: base, during: "POST \(base)/account")
         }
     }
 
     func signOut(_ request: Request, _ context: PortalContext) async -> Response {
-        do { _ = try await Form.read(request) } catch {
-            return error == .tooLarge ? Reply.tooLarge(base: base) : Reply.staleForm(base: base)
-        }
+        do { _ = try await Form.read(request) } catch { return Reply.refused(error, base: base) }
         var response = Reply.html(.ok, Pages.notice(base: base, title: "Signed out",
             "You are signed out. Close this window, or open a link from a notice to read a message again."))
         response.headers[.setCookie] = state.sessions.end(request, base: base)
@@ -69,18 +62,13 @@ struct Accounts: Sendable {
             return withCSRF(request) {
                 Pages.center(base: base, account: account.address, inbox: inbox, sent: withSent ? sent : nil, csrf: $0, now: Date())
             }
-        } catch is DerivationPool.Busy {
-            return Reply.busy(base: base)
         } catch {
-            PortalLog.line("GET \(base)/messages: \(error)")
-            return Reply.failure(base: base)
+            return Reply.trouble(error, base: base, during: "GET \(base)/messages")
         }
     }
 
     func retract(_ request: Request, _ context: PortalContext) async -> Response {
-        do { _ = try await Form.read(request) } catch {
-            return error == .tooLarge ? Reply.tooLarge(base: base) : Reply.staleForm(base: base)
-        }
+        do { _ = try await Form.read(request) } catch { return Reply.refused(error, base: base) }
         guard state.messageCenter, let id = Pickup.messageID(context) else { return Reply.notFound(base: base) }
         guard case .account(let account)? = state.sessions.grant(request, now: Date()) else {
             return Reply.seeOther("\(base)/account")
@@ -89,12 +77,8 @@ struct Accounts: Sendable {
             try await state.pool.run { try $0.retract(id: id, by: account, now: Date()) }
             state.record("retract", ["id": id, "account": account.address, "client": state.client(request, context)])
             return Reply.seeOther("\(base)/messages")
-        } catch is DerivationPool.Busy {
-            return Reply.busy(base: base)
-        } catch let error as EscrowError {
-            return Pickup.refusal(error, base: base)
         } catch {
-            return Reply.failure(base: base)
+            return Reply.trouble(error, base: base, during: "POST \(base)/messages/\(id)/retract")
         }
     }
 
@@ -107,9 +91,7 @@ struct Accounts: Sendable {
     /// Always the same answer, whether or not the address has an account.
     func requestReset(_ request: Request, _ context: PortalContext) async -> Response {
         let form: Form
-        do { form = try await Form.read(request) } catch {
-            return error == .tooLarge ? Reply.tooLarge(base: base) : Reply.staleForm(base: base)
-        }
+        do { form = try await Form.read(request) } catch { return Reply.refused(error, base: base) }
         let address = (form["address"] ?? "").trimmingCharacters(in: .whitespaces)
         guard let mailer = state.mailer, (try? EmailAddress(parsing: address)) != nil else {
             return Reply.html(.badRequest, Pages.resetRequest(base: base, csrf: form.csrf, available: state.mailer != nil,
@@ -140,9 +122,7 @@ struct Accounts: Sendable {
 
     func setNewPassword(_ request: Request, _ context: PortalContext) async -> Response {
         let form: Form
-        do { form = try await Form.read(request) } catch {
-            return error == .tooLarge ? Reply.tooLarge(base: base) : Reply.staleForm(base: base)
-        }
+        do { form = try await Form.read(request) } catch { return Reply.refused(error, base: base) }
         let token = form["token"] ?? ""
         let password = form["password"] ?? ""
         guard Tokens.isToken(token) else { return resetLinkInvalid() }
@@ -159,11 +139,8 @@ struct Accounts: Sendable {
                 "Your new password is set. Messages sealed for your old password cannot be opened any more; their senders will have to send them again. Sign in to see your messages."))
         } catch EscrowError.wrongToken {
             return resetLinkInvalid()
-        } catch is DerivationPool.Busy {
-            return Reply.busy(base: base)
         } catch {
-            PortalLog.line("POST \(base)/account/password: \(error)")
-            return Reply.failure(base: base)
+            return Reply.trouble(error, base: base, during: "POST \(base)/account/password")
         }
     }
 

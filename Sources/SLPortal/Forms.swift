@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SLMessage
 
 /// A posted form, read within the size limit and checked against CSRF: every form
 /// carries a token that must equal the `sl_csrf` cookie (double submit; the cookie
@@ -10,7 +11,11 @@ struct Form {
 
     subscript(_ name: String) -> String? { fields[name] }
 
-    enum Problem: Error { case tooLarge, stale }
+    /// Never leaves the portal (it becomes a 413 or 403 page).
+    enum Problem: Error, SysexitReporting {
+        case tooLarge, stale
+        var sysexit: Sysexit { .dataError }
+    }
 
     static func read(_ request: Request) async throws(Problem) -> Form {
         let text: String

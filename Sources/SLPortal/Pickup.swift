@@ -30,9 +30,7 @@ struct Pickup: Sendable {
 
     func answer(_ request: Request, _ context: PortalContext) async -> Response {
         let form: Form
-        do { form = try await Form.read(request) } catch {
-            return error == .tooLarge ? Reply.tooLarge(base: base) : Reply.staleForm(base: base)
-        }
+        do { form = try await Form.read(request) } catch { return Reply.refused(error, base: base) }
         guard let (id, n) = Self.target(context) else { return Reply.notFound(base: base) }
         var secret = form["secret"] ?? ""
         if secret.isEmpty, let pasted = form["link"] {
@@ -85,13 +83,8 @@ struct Pickup: Sendable {
                     return .ask(preview, note: "That password is not right. \(preview.attemptsLeft) attempt\(preview.attemptsLeft == 1 ? "" : "s") left.")
                 }
             }
-        } catch is DerivationPool.Busy {
-            return Reply.busy(base: base)
-        } catch let error as EscrowError {
-            return refusal(error)
         } catch {
-            PortalLog.line("POST \(base)/\(id)/\(n): \(error)")
-            return Reply.failure(base: base)
+            return Reply.trouble(error, base: base, during: "POST \(base)/\(id)/\(n)")
         }
 
         switch outcome {
@@ -112,12 +105,8 @@ struct Pickup: Sendable {
             let preview = try await state.pool.run { try $0.preview(id: id, index: n, linkSecret: secret, now: Date()) }
             return Reply.html(status, Pages.proof(base: base, action: "\(base)/\(id)/\(n)", csrf: csrf, secret: secret,
                                                   preview: preview, note: note))
-        } catch is DerivationPool.Busy {
-            return Reply.busy(base: base)
-        } catch let error as EscrowError {
-            return refusal(error)
         } catch {
-            return Reply.failure(base: base)
+            return Reply.trouble(error, base: base, during: "POST \(base)/\(id)/\(n)")
         }
     }
 

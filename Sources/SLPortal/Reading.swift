@@ -67,17 +67,17 @@ struct Reading: Sendable {
                 return Opened(bytes: bytes, expires: try store.status(id: id).expires, account: account)
             }
             return .success((id, reader, opened))
-        } catch is DerivationPool.Busy {
-            return .failure(Refused(Reply.busy(base: base)))
-        } catch let error as EscrowError {
-            return .failure(Refused(Pickup.refusal(error, base: base)))
         } catch {
-            PortalLog.line("GET \(base)/read/\(id): \(error)")
-            return .failure(Refused(Reply.failure(base: base)))
+            return .failure(Refused(Reply.trouble(error, base: base, during: "GET \(base)/read/\(id)")))
         }
     }
 
-    struct Refused: Error { let response: Response; init(_ r: Response) { response = r } }
+    /// The page that says why a message cannot be read; never leaves the portal.
+    struct Refused: Error, SysexitReporting {
+        let response: Response
+        init(_ r: Response) { response = r }
+        var sysexit: Sysexit { .noPermission }
+    }
 
     func view(_ request: Request, _ context: PortalContext) async -> Response {
         let (id, reader, opened): (String, Reader, Opened)

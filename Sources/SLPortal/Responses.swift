@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import SLEscrow
 import SLMessage
 
 /// How the portal answers: HTML pages, our static files, redirects after a form,
@@ -74,6 +75,23 @@ enum Reply {
             "Too many attempts from your network in a short time; please wait a minute and try again."))
         response.headers[.retryAfter] = String(retryAfter)
         return response
+    }
+
+    /// A form that could not be taken: too large (413), or stale or forged (403).
+    static func refused(_ problem: Form.Problem, base: String) -> Response {
+        problem == .tooLarge ? tooLarge(base: base) : staleForm(base: base)
+    }
+
+    /// What went wrong asking the store, as a page: every slot busy (503), a
+    /// refusal the store states (Pickup.refusal), else logged and 500.
+    static func trouble(_ error: any Error, base: String, during what: String) -> Response {
+        switch error {
+        case is DerivationPool.Busy: return busy(base: base)
+        case let refusal as EscrowError: return Pickup.refusal(refusal, base: base)
+        default:
+            PortalLog.line("\(what): \(error)")
+            return failure(base: base)
+        }
     }
 
     static func failure(base: String) -> Response {

@@ -84,6 +84,8 @@ import Testing
         "portal_tls_certificate": "portal/chain.pem",
         "portal_tls_key": "portal/key.pem",
         "portal_behind_proxy": "yes",
+        "portal_session_minutes": "30",
+        "portal_rate_limit": "25",
         "domains": "b.example",
         "internal_domains": "example.org, .example.net",
         "tls_only": "yes",

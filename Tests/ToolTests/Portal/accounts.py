@@ -25,11 +25,9 @@ import sys
 import tempfile
 import time
 
-from selenium import webdriver
 from selenium.common.exceptions import (NoAlertPresentException, NoSuchElementException,
                                         StaleElementReferenceException, TimeoutException)
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
+from browser import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -40,17 +38,6 @@ def fail(why, driver=None):
     sys.exit(f"{why}\n--- page ---\n{page}")
 
 
-def browser(downloads):
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--window-size=390,844", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
-    return driver
-
-
 class Walk:
     def __init__(self, spec):
         self.spec = spec
@@ -58,7 +45,7 @@ class Walk:
         os.makedirs(self.shots, exist_ok=True)
         # A fresh download directory: an earlier run's file would shadow this one's.
         self.downloads = tempfile.mkdtemp(prefix="sl-portal-downloads-")
-        self.driver = browser(self.downloads)
+        self.driver = chromium(self.downloads)
         self.wait = WebDriverWait(self.driver, 20)
 
     def shot(self, name):

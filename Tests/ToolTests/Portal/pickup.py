@@ -10,9 +10,7 @@ phone-width screenshot. Exits non-zero with a reason on any failure.
 """
 import sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
+from browser import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -20,12 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 def main():
     url, question, answer, expected, screenshot = sys.argv[1:6]
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--window-size=390,844", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = chromium()
     try:
         driver.get(url)
         wait = WebDriverWait(driver, 20)
