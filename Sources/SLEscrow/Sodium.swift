@@ -185,3 +185,18 @@ public final class SecretBytes: @unchecked Sendable {
         Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 }
+
+/// Random octets for values that are not keys (tokens, ids): libsodium's
+/// randombytes, seeded from the kernel, without a system call per draw.
+public enum RandomOctets {
+    public static func make(_ count: Int) -> [UInt8] { Sodium.randomBytes(count) }
+
+    /// `count` random octets as base64url without padding (43 characters for 32).
+    public static func token(_ count: Int) -> String {
+        let bytes = Sodium.randomBytes(count)
+        let size = sodium_base64_encoded_len(count, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+        var out = [CChar](repeating: 0, count: size)
+        _ = sodium_bin2base64(&out, size, bytes, count, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+        return String(decoding: out.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SLEscrow
 import SLMessage
 
 /// A posted form, read within the size limit and checked against CSRF: every form
@@ -74,14 +75,9 @@ enum CSRF {
 }
 
 enum Tokens {
-    /// 32 random octets, base64url without padding (43 characters).
-    static func new(bytes count: Int = 32) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        return Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
+    /// `count` random octets (libsodium), base64url without padding (43
+    /// characters for 32). Cheap: the link page makes one per new visitor.
+    static func new(bytes count: Int = 32) -> String { RandomOctets.token(count) }
 
     static func isToken(_ value: String, length: Int = 43) -> Bool {
         value.count == length && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }

@@ -36,7 +36,7 @@ extension Reading {
 
                 """
             var response = Reply.html(.ok, document)
-            response.headers[HTTPField.Name("Content-Security-Policy")!] = PortalMiddleware.framePolicy
+            response.headers[.contentSecurityPolicy] = PortalMiddleware.framePolicy
             return response
         }
     }

@@ -321,3 +321,38 @@ enum Pages {
 
         """
 }
+
+/// A page rendered once with markers where the per-request values go (an action
+/// and a CSRF token), then filled by joining: the hot link page costs a few
+/// appends instead of a whole rendering. The values are escaped when filled.
+struct PageTemplate: Sendable {
+    private static let actionMarker = "\u{1}action\u{1}", csrfMarker = "\u{1}csrf\u{1}"
+    private enum Piece: Sendable { case text(String), action, csrf }
+    private let pieces: [Piece]
+
+    init(_ render: (_ action: String, _ csrf: String) -> String) {
+        var pieces: [Piece] = []
+        let page = render(Self.actionMarker, Self.csrfMarker)
+        for (i, chunk) in page.components(separatedBy: Self.actionMarker).enumerated() {
+            if i > 0 { pieces.append(.action) }
+            for (j, text) in chunk.components(separatedBy: Self.csrfMarker).enumerated() {
+                if j > 0 { pieces.append(.csrf) }
+                pieces.append(.text(text))
+            }
+        }
+        self.pieces = pieces
+    }
+
+    func fill(action: String, csrf: String) -> String {
+        let action = Pages.escape(action), csrf = Pages.escape(csrf)
+        var out = ""
+        for piece in pieces {
+            switch piece {
+            case .text(let t): out += t
+            case .action: out += action
+            case .csrf: out += csrf
+            }
+        }
+        return out
+    }
+}

@@ -10,13 +10,22 @@ import SLMessage
 struct Pickup: Sendable {
     let state: PortalState
     var base: String { state.base }
+    /// The link page, rendered once: every link's page differs only in its action
+    /// and its CSRF token.
+    let linkPage: PageTemplate
+
+    init(state: PortalState) {
+        self.state = state
+        let base = state.base
+        linkPage = PageTemplate { action, csrf in Pages.pickup(base: base, action: action, csrf: csrf) }
+    }
 
     // MARK: GET {base}/{id}/{n}
 
     func page(_ request: Request, _ context: PortalContext) -> Response {
         guard let (id, n) = Self.target(context) else { return Reply.notFound(base: base) }
         let (token, isNew) = CSRF.tokenOrNew(request)
-        var response = Reply.html(.ok, Pages.pickup(base: base, action: "\(base)/\(id)/\(n)", csrf: token))
+        var response = Reply.html(.ok, linkPage.fill(action: "\(base)/\(id)/\(n)", csrf: token))
         if isNew { response.headers[.setCookie] = CSRF.cookieHeader(token, base: base) }
         return response
     }

@@ -37,7 +37,7 @@ final class PortalState: Sendable {
     /// The client as the request log names it (PortalMiddleware.client).
     func client(_ request: Request, _ context: PortalContext) -> String {
         PortalMiddleware.client(peer: context.remoteAddress?.ipAddress,
-                                forwardedFor: request.headers[values: HTTPField.Name("X-Forwarded-For")!],
+                                forwardedFor: request.headers[values: .xForwardedFor],
                                 behindProxy: behindProxy)
     }
 

@@ -93,7 +93,7 @@ struct Reading: Sendable {
                                                          csrf: token, account: opened.account))
             if isNew { response.headers[.setCookie] = CSRF.cookieHeader(token, base: base) }
             // The HTML parts are framed from this portal (sandboxed, their own CSP).
-            response.headers[HTTPField.Name("Content-Security-Policy")!] = PortalMiddleware.policy(frames: true)
+            response.headers[.contentSecurityPolicy] = PortalMiddleware.policy(frames: true)
             return response
         } catch {
             PortalLog.line("GET \(base)/read/\(id): the opened message does not parse: \(error)")

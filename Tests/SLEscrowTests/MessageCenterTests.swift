@@ -194,3 +194,19 @@ import Testing
         return p.terminationStatus
     }
 }
+
+@Suite struct RandomOctetsTests {
+    @Test func tokensAreBase64urlOfFreshOctets() {
+        let tokens = (0..<100).map { _ in RandomOctets.token(32) }
+        #expect(Set(tokens).count == 100)
+        for t in tokens {
+            #expect(t.count == 43)
+            #expect(t.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+            // The same octets as Foundation's base64, in the URL alphabet without padding.
+            let standard = t.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/") + "="
+            #expect(Data(base64Encoded: standard)?.count == 32)
+        }
+        #expect(RandomOctets.make(16).count == 16)
+        #expect(RandomOctets.token(16).count == 22)
+    }
+}

@@ -90,3 +90,31 @@ extension PortalToolTests {
         #expect(server.stop() == 0)
     }
 }
+
+extension PortalToolTests {
+    /// A client that opens a connection and goes silent half-way through a request
+    /// (slowloris) is cut off after the idle limit (15 s), not kept for ever.
+    @Test func aSilentClientIsCutOff() throws {
+        let installation = try Installation()
+        let server = try Server(installation)
+        defer { if server.process.isRunning { _ = server.stop() } }
+        try #require(server.port != 0)
+        let run = try Tools.runCommand(["python3", "-c", """
+            import socket, sys, time
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+            s.sendall(b"GET /sl-escrow/static/portal.css HTTP/1.1\\r\\nHost: x\\r\\n")
+            start = time.monotonic()
+            s.settimeout(40)
+            try:
+                while s.recv(4096):
+                    pass
+            except socket.timeout:
+                print("still open after 40 s"); sys.exit(1)
+            print(f"{time.monotonic() - start:.1f}")
+            """, String(server.port)], stdin: [])
+        #expect(run.status == 0, "\(run.stdoutText)")
+        let seconds = Double(run.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(seconds >= 10 && seconds < 25, "cut off after \(seconds) s")
+        #expect(server.stop() == 0)
+    }
+}
