@@ -56,7 +56,7 @@ struct Accounts: Sendable {
         }
         let withSent = state.messageCenter
         do {
-            let (inbox, sent) = try await state.pool.run { store in
+            let (inbox, sent) = try await state.readers.run { store in
                 (try store.inbox(for: account, now: Date()), withSent ? try store.sent(by: account) : [])
             }
             return withCSRF(request) {
@@ -74,7 +74,7 @@ struct Accounts: Sendable {
             return Reply.seeOther("\(base)/account")
         }
         do {
-            try await state.pool.run { try $0.retract(id: id, by: account, now: Date()) }
+            try await state.readers.run { try $0.retract(id: id, by: account, now: Date()) }
             state.record("retract", ["id": id, "account": account.address, "client": state.client(request, context)])
             return Reply.seeOther("\(base)/messages")
         } catch {
@@ -100,14 +100,14 @@ struct Accounts: Sendable {
         let client = state.client(request, context)
         if let wait = state.limiter.admit(client, now: Date()) { return Reply.tooMany(base: base, retryAfter: wait) }
         do {
-            if let token = try await state.pool.run({ try $0.issueResetToken(address: address, now: Date()) }) {
+            if let token = try await state.readers.run({ try $0.issueResetToken(address: address, now: Date()) }) {
                 let mail = try AccountMail.passwordReset(to: address, link: "\(state.publicURL)/account/password#\(token)",
                                                          from: state.mailFrom, hostname: state.hostname, date: Date(),
                                                          valid: EscrowStore.resetLifetime)
                 try await mailer.send(mail)
                 state.record("password link sent", ["account": address.lowercased(), "client": client])
             }
-        } catch is DerivationPool.Busy {
+        } catch is StorePool.Busy {
             return Reply.busy(base: base)
         } catch {
             PortalLog.line("POST \(base)/account/reset: \(error)")

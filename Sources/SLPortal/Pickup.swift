@@ -111,7 +111,7 @@ struct Pickup: Sendable {
     /// The proof page again (a new password that does not do), with a note.
     func ask(_ id: String, _ n: Int, _ secret: String, _ csrf: String, note: String, status: HTTPResponse.Status) async -> Response {
         do {
-            let preview = try await state.pool.run { try $0.preview(id: id, index: n, linkSecret: secret, now: Date()) }
+            let preview = try await state.readers.run { try $0.preview(id: id, index: n, linkSecret: secret, now: Date()) }
             return Reply.html(status, Pages.proof(base: base, action: "\(base)/\(id)/\(n)", csrf: csrf, secret: secret,
                                                   preview: preview, note: note))
         } catch {

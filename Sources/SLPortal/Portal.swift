@@ -46,6 +46,7 @@ public struct Portal {
         let slots = max(1, ProcessInfo.processInfo.activeProcessorCount)
         var stores = [context.store]
         for _ in 1..<slots { stores.append(try context.anotherStore()) }
+        let readers = try (0..<slots).map { _ in try context.anotherStore() }
         let kdf: KDFParameters
         do {
             kdf = try KDFParameters(opsLimit: installation.escrow.kdfPasses, memoryLimit: installation.escrow.kdfMemoryMiB * 1024 * 1024)
@@ -56,7 +57,8 @@ public struct Portal {
         // (built-in defaults) the portal offers no password links.
         let mailer = FileManager.default.fileExists(atPath: source) ? AccountMailer(configuration: source) : nil
         state = PortalState(
-            base: base, publicURL: context.portal, pool: DerivationPool(stores: stores, patience: Self.patience),
+            base: base, publicURL: context.portal, pool: StorePool(stores: stores, patience: Self.patience),
+            readers: StorePool(stores: readers, patience: Self.patience),
             sessions: SessionTable(lifetime: TimeInterval(installation.portal.sessionMinutes * 60)),
             limiter: AttemptLimiter(perMinute: installation.portal.attemptsPerMinute),
             mailer: mailer, audit: installation.auditLog, kdf: kdf, messageCenter: installation.escrow.messageCenter,

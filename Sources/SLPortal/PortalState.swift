@@ -11,7 +11,12 @@ final class PortalState: Sendable {
     let base: String
     /// escrow_url: what links in mails start with.
     let publicURL: String
-    let pool: DerivationPool
+    /// Argon2id work: answers, passwords, sign-ins, new accounts and resets.
+    let pool: StorePool
+    /// Work without a key derivation (reading within a session, the message
+    /// center, withdrawing), on connections of its own: a reader never waits
+    /// behind derivations, nor takes a slot one needs.
+    let readers: StorePool
     let sessions: SessionTable
     let limiter: AttemptLimiter
     let mailer: AccountMailer?
@@ -25,10 +30,10 @@ final class PortalState: Sendable {
     let mailFrom: String
     let hostname: String
 
-    init(base: String, publicURL: String, pool: DerivationPool, sessions: SessionTable, limiter: AttemptLimiter,
+    init(base: String, publicURL: String, pool: StorePool, readers: StorePool, sessions: SessionTable, limiter: AttemptLimiter,
          mailer: AccountMailer?, audit: String?, kdf: KDFParameters, messageCenter: Bool, behindProxy: Bool,
          mailFrom: String, hostname: String) {
-        self.base = base; self.publicURL = publicURL; self.pool = pool; self.sessions = sessions
+        self.base = base; self.publicURL = publicURL; self.pool = pool; self.readers = readers; self.sessions = sessions
         self.limiter = limiter; self.mailer = mailer; self.audit = audit; self.kdf = kdf
         self.messageCenter = messageCenter; self.behindProxy = behindProxy
         self.mailFrom = mailFrom; self.hostname = hostname

@@ -45,7 +45,7 @@ struct Reading: Sendable {
                 "Your session has ended: open the link from your notice again, or sign in."))))
         }
         do {
-            let opened = try await state.pool.run { store -> Opened in
+            let opened = try await state.readers.run { store -> Opened in
                 let key: ContentKey
                 var account = false
                 switch (grant, reader) {

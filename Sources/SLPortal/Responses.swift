@@ -86,7 +86,7 @@ enum Reply {
     /// refusal the store states (Pickup.refusal), else logged and 500.
     static func trouble(_ error: any Error, base: String, during what: String) -> Response {
         switch error {
-        case is DerivationPool.Busy: return busy(base: base)
+        case is StorePool.Busy: return busy(base: base)
         case let refusal as EscrowError: return Pickup.refusal(refusal, base: base)
         default:
             PortalLog.line("\(what): \(error)")

@@ -7,7 +7,7 @@ import SLMessage
 /// more than `slots` at once. A request that finds every slot busy waits up to
 /// `patience`, then is turned away (503 with Retry-After) rather than queued without
 /// end.
-final class DerivationPool: @unchecked Sendable {
+final class StorePool: @unchecked Sendable {
     /// Never leaves the portal (it becomes a 503 page); a temporary failure if it did.
     struct Busy: Error, SysexitReporting { var sysexit: Sysexit { .tempFail } }
 
