@@ -46,22 +46,24 @@ public struct HTMLSanitizer: Sendable {
     /// A safe HTML fragment (body content only) from untrusted mail HTML.
     public func sanitize(_ html: String) -> String {
         var source = html
-        for pass in 1...Self.passes {
+        var pass = 1
+        while true {
             guard let parsed = ParsedHTML(source) else { return "" }
             // The first pass over raw mail almost never settles, so only later
             // passes also write the output with images resolved.
             var walk = Walk(self, resolving: pass > 1)
             walk.run(from: parsed.firstTopNode)
             let canonical = walk.canonical.string
-            if canonical == source || pass == Self.passes {
-                if let resolved = walk.resolved { return resolved.string }
-                var again = Walk(self, resolving: true)
-                again.run(from: parsed.firstTopNode)
-                return again.resolved!.string
+            if canonical != source && pass < Self.passes {
+                source = canonical
+                pass += 1
+                continue
             }
-            source = canonical
+            if let resolved = walk.resolved { return resolved.string }
+            var again = Walk(self, resolving: true)
+            again.run(from: parsed.firstTopNode)
+            return again.resolved?.string ?? ""
         }
-        return ""   // not reached: the last pass returns
     }
 
     /// Every pass is safe on its own. Passes are repeated until the output reads

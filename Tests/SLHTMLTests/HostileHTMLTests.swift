@@ -5,7 +5,7 @@ import SLHTML
 /// Input built to break the sanitizer rather than to fool it: garbage, cut-off
 /// markup, sheer size and depth. Every output must still scan as the sanitizer's
 /// grammar, keep to the allowlist and read back as itself, quickly.
-@Suite struct HostileInputTests {
+@Suite struct HostileHTMLTests {
     /// SplitMix64: the same "random" input on every run, so a failure reproduces.
     struct SeededRandom: RandomNumberGenerator {
         var state: UInt64
@@ -80,7 +80,9 @@ import SLHTML
         #expect(!output.unicodeScalars.contains("\u{0}"))
     }
 
-    /// 10 MB of mail-like HTML with hostile bits throughout.
+    /// 10 MB of mail-like HTML with hostile bits throughout. About 1.3 s in a
+    /// release build, most of it libxml2's; the bounds here are for the debug
+    /// build on a shared two-core machine, and catch anything quadratic.
     @Test func tenMegabytes() throws {
         let chunk = "<table><tr><td style=\"color: #333; padding: 4px\"><p>Line with <b>bold</b> &amp; <a href=\"https://example.org/\">a link</a>"
             + "<img src=x onerror=xss()><img src=\"cid:part\"></p></td></tr></table>\n<!-- comment --><script>xss()</script><div>text</div>\n"
@@ -90,7 +92,7 @@ import SLHTML
         var output = ""
         let elapsed = clock.measure { output = Sanitizers.identity.sanitize(input) }
         print("10 MB sanitized in \(elapsed) to \(output.utf8.count) bytes")
-        #expect(elapsed < .seconds(15), "\(elapsed)")
+        #expect(elapsed < .seconds(30), "\(elapsed)")
         #expect(!output.contains("onerror") && !output.contains("script"))
         #expect(ExpectedPolicy.violations(output, imagePrefix: "cid:").isEmpty)
     }
@@ -104,7 +106,7 @@ import SLHTML
         let clock = ContinuousClock()
         var output = ""
         let elapsed = clock.measure { output = Sanitizers.identity.sanitize(input) }
-        #expect(elapsed < .seconds(15), "\(tag): \(elapsed)")
+        #expect(elapsed < .seconds(30), "\(tag): \(elapsed)")
         let scanned = try ScannedOutput(output)
         #expect(scanned.maxDepth <= 128, "\(tag): depth \(scanned.maxDepth)")
         #expect(Sanitizers.identity.sanitize(output) == output, "\(tag): not idempotent")
