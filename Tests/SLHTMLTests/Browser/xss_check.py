@@ -87,7 +87,7 @@ def check(driver, main, url):
     except TimeoutException:
         result["error"] = "timeout"
     except WebDriverException as e:
-        result["error"] = (e.msg or str(e)).splitlines()[0] if (e.msg or str(e)) else type(e).__name__
+        result["error"] = (e.msg or str(e) or type(e).__name__).splitlines()[0]
     # A popup the page opened: record dialogs in it, close it.
     for handle in list(driver.window_handles):
         if handle != main:
