@@ -81,8 +81,9 @@ import SLHTML
     }
 
     /// 10 MB of mail-like HTML with hostile bits throughout. About 1.3 s in a
-    /// release build, most of it libxml2's; the bounds here are for the debug
-    /// build on a shared two-core machine, and catch anything quadratic.
+    /// release build, most of it libxml2's; 4 to 15 s in the debug build the
+    /// tests run, beside the browser test on two cores. The bound is for that,
+    /// and still catches anything quadratic (hours, at this size).
     @Test func tenMegabytes() throws {
         let chunk = "<table><tr><td style=\"color: #333; padding: 4px\"><p>Line with <b>bold</b> &amp; <a href=\"https://example.org/\">a link</a>"
             + "<img src=x onerror=xss()><img src=\"cid:part\"></p></td></tr></table>\n<!-- comment --><script>xss()</script><div>text</div>\n"
@@ -92,7 +93,7 @@ import SLHTML
         var output = ""
         let elapsed = clock.measure { output = Sanitizers.identity.sanitize(input) }
         print("10 MB sanitized in \(elapsed) to \(output.utf8.count) bytes")
-        #expect(elapsed < .seconds(30), "\(elapsed)")
+        #expect(elapsed < .seconds(60), "\(elapsed)")
         #expect(!output.contains("onerror") && !output.contains("script"))
         #expect(ExpectedPolicy.violations(output, imagePrefix: "cid:").isEmpty)
     }
