@@ -27,10 +27,13 @@ internal import CLibXML2
 /// This is one layer: the portal also shows the result in a sandboxed iframe
 /// under a Content-Security-Policy, and each layer must hold without the other.
 ///
-/// Elements deeper than MailHTMLPolicy.maxDepth are unwrapped; the walk is a loop,
-/// not recursion, so no input exhausts the stack. `sanitize` is idempotent when
-/// `resolveContentID` keeps references as they are (`{ "cid:" + $0 }`); a real
-/// resolver's URLs are not `cid:` and would not pass a second time.
+/// Bounds: elements deeper than MailHTMLPolicy.maxDepth (128) are unwrapped, their
+/// text kept; libxml2 stops reading a document at 256 levels of nesting, and what
+/// follows is not shown. (Lifting that with XML_PARSE_HUGE would let a mail make
+/// the parser's end-tag search quadratic.) The walk is a loop, not recursion.
+/// `sanitize` is idempotent when `resolveContentID` keeps references as they are
+/// (`{ "cid:" + $0 }`); a real resolver's URLs are not `cid:` and would not pass
+/// a second time.
 public struct HTMLSanitizer: Sendable {
     private let resolveContentID: @Sendable (String) -> String?
 
@@ -43,14 +46,24 @@ public struct HTMLSanitizer: Sendable {
     /// A safe HTML fragment (body content only) from untrusted mail HTML.
     public func sanitize(_ html: String) -> String {
         var source = html
-        for _ in 0..<Self.passes {
+        var pass = 1
+        while true {
             guard let parsed = ParsedHTML(source) else { return "" }
-            let written = write(parsed, images: .keepReferences)
-            if written == source { return write(parsed, images: .resolve) }
-            source = written
+            // The first pass over raw mail almost never settles, so only later
+            // passes also write the output with images resolved.
+            var walk = Walk(self, resolving: pass > 1)
+            walk.run(from: parsed.firstTopNode)
+            let canonical = walk.canonical.string
+            if canonical != source && pass < Self.passes {
+                source = canonical
+                pass += 1
+                continue
+            }
+            if let resolved = walk.resolved { return resolved.string }
+            var again = Walk(self, resolving: true)
+            again.run(from: parsed.firstTopNode)
+            return again.resolved?.string ?? ""
         }
-        guard let parsed = ParsedHTML(source) else { return "" }
-        return write(parsed, images: .resolve)
     }
 
     /// Every pass is safe on its own. Passes are repeated until the output reads
@@ -60,73 +73,35 @@ public struct HTMLSanitizer: Sendable {
     /// settles after one pass (the second confirms it); this bounds the rest.
     static let passes = 4
 
-    /// How `img` sources are written: as the `cid:` references they are (the
-    /// passes that settle the markup) or through resolveContentID (the output).
-    fileprivate enum Images { case keepReferences, resolve }
-
-    private func write(_ parsed: ParsedHTML, images: Images) -> String {
-        var walk = Walk(writer: HTMLWriter(capacity: 4096), sanitizer: self, images: images)
-        walk.run(from: parsed.firstTopNode)
-        return walk.writer.string
-    }
-
-    /// What an allowed element is written as: its attributes, or nil when it is to
-    /// be unwrapped instead (an `a` without a safe link, an `img` that would load
-    /// from elsewhere).
-    fileprivate func attributes(of name: String, _ node: xmlNodePtr, images: Images) -> [(name: String, value: String)]? {
-        let own = MailHTMLPolicy.elements[name] ?? []
-        var out: [(name: String, value: String)] = []
-        var link: String? = nil
-        var image: String? = nil
-        for (attribute, value) in node.attributes {
-            switch attribute {
-            case "href" where name == "a":
-                link = LinkPolicy.safeLink(value)
-            case "src" where name == "img":
-                image = LinkPolicy.contentID(value).flatMap { images == .resolve ? resolveContentID($0) : "cid:" + $0 }
-            case "style":
-                if let style = StyleFilter.filter(value) { out.append(("style", style)) }
-            default:
-                if own.contains(attribute) || MailHTMLPolicy.globalAttributes.contains(attribute) {
-                    out.append((attribute, value))
-                }
-            }
-        }
-        switch name {
-        case "a":
-            guard let link else { return nil }
-            return [("href", link), ("rel", "noopener noreferrer"), ("target", "_blank")] + out
-        case "img":
-            guard let image else { return nil }
-            return [("src", image)] + out
-        default:
-            return out
-        }
-    }
+    fileprivate func resolve(_ contentID: String) -> String? { resolveContentID(contentID) }
 }
 
 /// One pass over libxml2's tree, depth first, with an explicit stack of the
-/// elements entered (100,000 nested divs are a loop, not a stack overflow).
+/// elements entered (deep nesting is a loop, not a stack overflow). It writes the
+/// canonical form, images kept as the `cid:` references they are (what the passes
+/// compare), and, when asked, the output proper with images resolved; the two
+/// differ in `img` elements only.
 private struct Walk {
-    var writer: HTMLWriter
-    let sanitizer: HTMLSanitizer
-    let images: HTMLSanitizer.Images
+    private(set) var canonical = HTMLWriter(capacity: 4096)
+    private(set) var resolved: HTMLWriter?
+    private let sanitizer: HTMLSanitizer
 
     /// An element entered: its end tag to write on leaving, nil if unwrapped.
     private var entered: [(node: xmlNodePtr, endTag: String?)] = []
     private var depth = 0
 
-    init(writer: HTMLWriter, sanitizer: HTMLSanitizer, images: HTMLSanitizer.Images) {
-        self.writer = writer
+    init(_ sanitizer: HTMLSanitizer, resolving: Bool) {
         self.sanitizer = sanitizer
-        self.images = images
+        resolved = resolving ? HTMLWriter(capacity: 4096) : nil
     }
 
     mutating func run(from first: xmlNodePtr?) {
         var current = first
         while let node = current {
             if node.isText {
-                writer.text(node.textBytes)
+                let text = node.textBytes
+                canonical.text(text)
+                resolved?.text(text)
             } else if node.isElement, let endTag = enter(node) {
                 if let child = node.pointee.children {
                     entered.append((node, endTag.isEmpty ? nil : endTag))
@@ -139,24 +114,34 @@ private struct Walk {
         }
     }
 
-    /// Writes the start tag and returns the end tag to write ("" for none), or nil
-    /// when the element and its content are skipped.
+    /// Writes the start tag and returns the end tag to write ("" for none, as for
+    /// an unwrapped element), or nil when the element and its content are skipped.
     private mutating func enter(_ node: xmlNodePtr) -> String? {
         let name = node.elementName
         if MailHTMLPolicy.droppedWithContent.contains(name) { return nil }
-        guard !node.isPrefixed, MailHTMLPolicy.elements[name] != nil, depth < MailHTMLPolicy.maxDepth,
-              let attributes = sanitizer.attributes(of: name, node, images: images) else {
-            if name == "img" { imageText(node) }
+        let isVoid = MailHTMLPolicy.voidElements.contains(name)
+        guard !node.isPrefixed, MailHTMLPolicy.elements[name] != nil, isVoid || depth < MailHTMLPolicy.maxDepth else { return "" }
+        var attributes = Self.attributes(of: name, node)
+        switch name {
+        case "a":
+            guard let link = attributes.link else { return "" }   // unwrapped: its text stays
+            attributes.kept = [("href", link), ("rel", "noopener noreferrer"), ("target", "_blank")] + attributes.kept
+        case "img":
+            image(attributes)
             return ""
+        default:
+            break
         }
-        writer.open(name, attributes)
-        if MailHTMLPolicy.voidElements.contains(name) { return "" }
+        canonical.open(name, attributes.kept)
+        resolved?.open(name, attributes.kept)
+        if isVoid { return "" }
         depth += 1
         return name
     }
 
     private mutating func leave(_ endTag: String) {
-        writer.close(endTag)
+        canonical.close(endTag)
+        resolved?.close(endTag)
         depth -= 1
     }
 
@@ -172,10 +157,46 @@ private struct Walk {
         }
     }
 
-    /// A dropped image keeps its alt text, as a browser shows it when images are off.
-    private mutating func imageText(_ node: xmlNodePtr) {
-        if let alt = node.attributes.first(where: { $0.name == "alt" })?.value, !alt.isEmpty {
-            writer.text(alt.utf8)
+    /// An image of the message itself, or else its alt text, as a browser shows
+    /// it when images are off.
+    private mutating func image(_ attributes: Attributes) {
+        func write(_ writer: inout HTMLWriter, _ src: String?) {
+            if let src {
+                writer.open("img", [("src", src)] + attributes.kept)
+            } else if let alt = attributes.alt {
+                writer.text(alt)
+            }
         }
+        write(&canonical, attributes.contentID.map { "cid:" + $0 })
+        if resolved != nil { write(&resolved!, attributes.contentID.flatMap(sanitizer.resolve)) }
+    }
+
+    struct Attributes {
+        var kept: [(name: String, value: String)] = []
+        var link: String?        // a: a safe href
+        var contentID: String?   // img: the cid: reference
+        var alt: String?         // img: for when the image is dropped
+    }
+
+    /// The element's attributes that the policy keeps, and the URLs it checked.
+    private static func attributes(of name: String, _ node: xmlNodePtr) -> Attributes {
+        let own = MailHTMLPolicy.elements[name] ?? []
+        var out = Attributes()
+        for (attribute, value) in node.attributes {
+            switch attribute {
+            case "href" where name == "a":
+                out.link = LinkPolicy.safeLink(value)
+            case "src" where name == "img":
+                out.contentID = LinkPolicy.contentID(value)
+            case "style":
+                if let style = StyleFilter.filter(value) { out.kept.append(("style", style)) }
+            default:
+                if attribute == "alt", !value.isEmpty { out.alt = value }
+                if own.contains(attribute) || MailHTMLPolicy.globalAttributes.contains(attribute) {
+                    out.kept.append((attribute, value))
+                }
+            }
+        }
+        return out
     }
 }

@@ -25,10 +25,13 @@ enum LinkPolicy {
     /// removes every tab, LF and CR (`java\tscript:` is `javascript:`); any other
     /// control character left is refused outright, since no real link has one.
     static func cleaned(_ value: String) -> String? {
-        var bytes = value.utf8.filter { $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(value.utf8.count)
+        for b in value.utf8 where b != 0x09 && b != 0x0A && b != 0x0D {
+            if b <= 0x20 && bytes.isEmpty { continue }   // leading
+            bytes.append(b)
+        }
         while let last = bytes.last, last <= 0x20 { bytes.removeLast() }
-        let start = bytes.firstIndex { $0 > 0x20 } ?? bytes.endIndex
-        bytes.removeSubrange(..<start)
         guard !bytes.isEmpty, !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }

@@ -4,8 +4,11 @@
 enum MailHTMLPolicy {
     /// Deeper than this many written elements, elements are unwrapped and only
     /// their text remains: browsers get slow (and have crashed) on DOMs tens of
-    /// thousands deep, and no real mail nests this far.
-    static let maxDepth = 256
+    /// thousands deep, and no real mail nests this far (a long thread of quoted
+    /// replies nests two or three levels a reply). libxml2 2.9 stops reading at
+    /// 256 levels by itself; this bound is below that so that it is ours, and
+    /// holds whatever a later libxml2 does.
+    static let maxDepth = 128
 
     /// Kept on every allowed element. No `id` or `name`: either could clobber the
     /// DOM globals of a page around the mail (`window.x`, `document.forms`). No

@@ -98,7 +98,12 @@ private func cBytes(_ p: UnsafeMutablePointer<xmlChar>?) -> UnsafeBufferPointer<
 }
 
 private func asciiLowercased(_ p: UnsafePointer<xmlChar>?) -> String {
-    String(decoding: cBytes(p).lazy.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+    let name = cBytes(p)
+    var lowered = String(decoding: name, as: UTF8.self)
+    if name.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) {   // rare: libxml2 lowercases
+        lowered = String(decoding: name.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+    return lowered
 }
 
 /// libxml2 names an element written `<o:p>` just `p` (it splits off the prefix,

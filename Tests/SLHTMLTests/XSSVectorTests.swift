@@ -11,6 +11,8 @@ import SLHTML
         #expect(vectors.count >= 80, "only \(vectors.count) vectors")
         #expect(Set(vectors).count == vectors.count, "a vector is listed twice")
         for v in vectors {
+            // Script calls xss(), which the browser test's pages define and watch.
+            for dialog in ["alert(", "confirm(", "prompt("] { #expect(!v.contains(dialog), "\(dialog) in \(v)") }
             // Loads only ever go to XSSHOST, which the browser test turns into its
             // loopback canary: a raw vector in a browser reaches no other host.
             // (The host is the run of name characters after each "//"; the SVG
