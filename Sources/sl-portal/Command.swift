@@ -3,17 +3,17 @@ import SLCommand
 import SLPolicy
 import SLPortal
 
-/// sl-portal: the web page escrow recipients open their messages with (question
-/// mode; HTTPS with its own certificate, or plain HTTP on loopback behind a reverse
-/// proxy). See sl-portal(8).
+/// sl-portal: the web site escrow recipients open their messages on (question and
+/// login mode, accounts and the message center; HTTPS with its own certificate, or
+/// plain HTTP on loopback behind a reverse proxy). See sl-portal(8).
 @main
 struct SLPortalCommand: ParsableCommand {
     static func main() { CommandMain.run(SLPortalCommand.self, tool: "sl-portal") }
 
     static let configuration = CommandConfiguration(
         commandName: "sl-portal",
-        abstract: "Serve escrow pickup pages over HTTPS, or over HTTP on a loopback address behind a TLS reverse proxy.",
-        discussion: "Listens on portal_listen and serves under the path of escrow_url; stops cleanly on SIGTERM. See sl-portal(8).")
+        abstract: "Serve the escrow portal over HTTPS, or over HTTP on a loopback address behind a TLS reverse proxy.",
+        discussion: "Recipients open the links in their notices here (the sender's question, or an account password), read the message, download its attachments, and with an account use the message center. Listens on portal_listen and serves under the path of escrow_url; one log line per request on standard error; stops cleanly on SIGTERM. See sl-portal(8).")
 
     @OptionGroup var config: ConfigurationOption
 
