@@ -75,14 +75,19 @@ public final class EscrowStore {
         // values in the database file too, so the unlinked content is crypto-shredded.
         try db.execute("PRAGMA secure_delete=ON")
         try db.transaction {
-            let version = try db.query("PRAGMA user_version") { $0.int(0) }.first ?? 0
             try db.execute(Self.schema)
-            if version == 1 {
-                // Version 2: accounts made by the portal, the message center's wraps.
+            // Version 2: accounts made by the portal, the message center's wraps.
+            // Judged by the columns, not user_version: a version 1 binary still
+            // running during an upgrade writes user_version = 1 on every open (and
+            // its rows get the new columns' defaults, which mean what they meant).
+            let columns = Set(try db.query("PRAGMA table_info(recipients)") { $0.text(1) })
+            if !columns.contains("account_wrap") {
                 try db.execute("ALTER TABLE recipients ADD COLUMN account_wrap BLOB")
+            }
+            if !columns.contains("pending_account") {
                 try db.execute("ALTER TABLE recipients ADD COLUMN pending_account INTEGER NOT NULL DEFAULT 0")
             }
-            if version < 2 { try db.execute("PRAGMA user_version = 2") }
+            try db.execute("PRAGMA user_version = 2")
         }
     }
 

@@ -183,6 +183,11 @@ import Testing
         let bob = try store.signIn(address: "bob@example.net", password: "bob's password")
         #expect(try store.inbox(for: bob, now: during).map(\.id) == [packed.id])
         #expect(try store.issueResetToken(address: "bob@example.net", now: during) != nil)
+        // A version 1 binary opened it meanwhile (it writes user_version = 1 each
+        // time): the columns are there already, and the next open is not confused.
+        #expect(try runSQLite(db, "PRAGMA user_version = 1;") == 0)
+        let again = try EscrowStore(directory: dir)
+        #expect(try again.inbox(for: bob, now: during).map(\.id) == [packed.id])
     }
 
     func runSQLite(_ db: String, _ sql: String) throws -> Int32 {

@@ -178,6 +178,7 @@ extension PortalToolTests {
         defer { if server.process.isRunning { _ = server.stop() } }
         try #require(server.port != 0)
         let shot = Tools.outputDirectory.appendingPathComponent("portal-screenshots/portal-xss-corpus.png").path
+        try FileManager.default.createDirectory(atPath: (shot as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let script = Tools.repository.appendingPathComponent("Tests/ToolTests/Portal/xss_portal.py").path
         let run = try Tools.runCommand(["python3", script, server.local(link), Self.answer, String(port), String(vectors.count), shot], stdin: [])
         #expect(run.status == 0, "xss_portal.py failed:\n\(run.stdoutText)\n\(run.stderr)")

@@ -238,7 +238,8 @@ import SLMessage
 
         // A real browser, phone-width: link with fragment, question, answer, message.
         let b = try #require(EscrowLinkParts(browserLink))
-        let screenshot = installation.dir.appendingPathComponent("portal-pickup.png").path
+        let screenshot = Tools.outputDirectory.appendingPathComponent("portal-screenshots/portal-pickup.png").path
+        try FileManager.default.createDirectory(atPath: (screenshot as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let script = Tools.repository.appendingPathComponent("Tests/ToolTests/Portal/pickup.py").path
         let browser = try Tools.runCommand(["python3", script, server.local(browserLink), Self.question, Self.answer, Self.text, screenshot], stdin: [])
         #expect(browser.status == 0, "pickup.py failed:\n\(browser.stdoutText)\n\(browser.stderr)")

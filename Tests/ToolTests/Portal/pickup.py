@@ -28,6 +28,8 @@ def main():
             sys.exit("the question page does not show the question: " + page[:2000])
         if "#" in driver.current_url:
             sys.exit("the fragment is still in the address bar: " + driver.current_url)
+        if not driver.save_screenshot(screenshot.replace(".png", "-question.png")):
+            sys.exit("no screenshot of the question page written")
         field.send_keys(answer)
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         text = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "pre.text"))).text

@@ -66,7 +66,8 @@ def main():
         if driver.title == "XSS":
             sys.exit("a vector changed the page title")
         driver.execute_script("window.scrollTo(0, 0)")
-        driver.save_screenshot(screenshot)
+        if not driver.save_screenshot(screenshot):
+            sys.exit("no screenshot written: " + screenshot)
         bad = [e["message"] for e in driver.get_log("browser")
                if any(k in e["message"] for k in ("xss", "Blocked script execution", "Content Security Policy", "Refused to"))]
         if bad:
