@@ -23,6 +23,10 @@ public enum EscrowError: Error, CustomStringConvertible, Equatable {
     case linkNeeded
     /// A password-reset link that is unknown, used or expired.
     case wrongToken
+    /// The recipient sent as many replies to this message as the portal allows.
+    case replyLimit(Int)
+    /// A SecureSend sender sent as many messages today as the portal allows.
+    case dailyLimit(Int)
     case weakKDF
     /// Sealed content fails authentication or is truncated.
     case corrupt(String)
@@ -47,7 +51,9 @@ public enum EscrowError: Error, CustomStringConvertible, Equatable {
         case .accountNeeded(let address): return "\(address) has no escrow account yet: set a password with the link from the notice"
         case .sealedForEarlierPassword: return "sealed for the account's key before its password was reset; the sender must send it again"
         case .linkNeeded: return "open this message once with the link from its notice"
-        case .wrongToken: return "the password-reset link is not valid (unknown, used or expired)"
+        case .wrongToken: return "the link is not valid (unknown, used or expired)"
+        case .replyLimit(let n): return "\(n) repl\(n == 1 ? "y" : "ies") to this message already, the most allowed"
+        case .dailyLimit(let n): return "\(n) message\(n == 1 ? "" : "s") from this address today already, the most allowed"
         case .weakKDF:
             return "key derivation parameters below the minimum (Argon2id: 2 passes, 19 MiB)"
         case .corrupt(let why): return "sealed content is corrupt: \(why)"

@@ -138,6 +138,26 @@ public final class EscrowStore {
             verifier BLOB PRIMARY KEY,
             address TEXT NOT NULL,
             expires REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS replies(
+            message_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            sent REAL NOT NULL,
+            size INTEGER,
+            state TEXT NOT NULL CHECK (state IN ('reserved', 'sent')));
+        CREATE INDEX IF NOT EXISTS replies_message ON replies(message_id, idx);
+        CREATE TABLE IF NOT EXISTS inbound(
+            id TEXT PRIMARY KEY,
+            sender TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            created REAL NOT NULL,
+            expires REAL NOT NULL,
+            verifier BLOB UNIQUE,
+            wrap_nonce BLOB,
+            wrapped_key BLOB,
+            size INTEGER NOT NULL,
+            delivered REAL,
+            verified_by TEXT);
+        CREATE INDEX IF NOT EXISTS inbound_sender ON inbound(sender, created);
         """
 
     /// Statements outside a transaction (switching to WAL at first use) can still
@@ -253,7 +273,7 @@ public final class EscrowStore {
     }
 
     /// Writes the sealed content durably under its final name; the plaintext size.
-    private func writeContent(_ message: Message, id: String, key: SecretBytes) throws -> Int {
+    func writeContent(_ message: Message, id: String, key: SecretBytes) throws -> Int {
         let temporary = "\(contentDirectory)/.tmp-\(getpid())-\(id)"
         let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
@@ -501,7 +521,7 @@ public final class EscrowStore {
         try read(try unlockAsSender(id: id, account: account, now: now), now: now, output: output)
     }
 
-    private func streamContent(id: String, key: SecretBytes, output: (ArraySlice<UInt8>) throws -> Void) throws {
+    func streamContent(id: String, key: SecretBytes, output: (ArraySlice<UInt8>) throws -> Void) throws {
         let fd = Glibc.open(contentPath(id), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let why = String(cString: strerror(errno))
@@ -548,6 +568,7 @@ public final class EscrowStore {
             return ids
         }
         for id in due { unlink(contentPath(id)) }
+        try purgeInbound(now: now)
         try removeOrphans(now: now)
         return due.count
     }
@@ -559,7 +580,8 @@ public final class EscrowStore {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: contentDirectory)) ?? []
         guard !names.isEmpty else { return }
         let live = Set(try db.query("SELECT id FROM messages WHERE retracted IS NULL AND purged = 0") { $0.text(0) })
-        let known = Set(try db.query("SELECT id FROM messages") { $0.text(0) })
+            .union(try heldInboundIDs())
+        let known = Set(try db.query("SELECT id FROM messages") { $0.text(0) }).union(try allInboundIDs())
         for name in names {
             let path = "\(contentDirectory)/\(name)"
             if name.hasSuffix(".sealed") {
@@ -593,7 +615,11 @@ public final class EscrowStore {
 
     public func status(id: String) throws -> MessageStatus {
         let recipients = try db.query(Self.recipientColumns + " WHERE message_id = ? ORDER BY idx", [.text(id)],
-                                      Self.recipientStatus).map(\.1)
+                                      Self.recipientStatus).map(\.1).map { r in
+            var r = r
+            r.replies = try replies(id: id, index: r.index)
+            return r
+        }
         guard let m = try db.query(Self.messageColumns + " WHERE id = ?", [.text(id)], {
             Self.messageStatus($0, recipients: recipients)
         }).first else { throw EscrowError.notFound }
@@ -752,7 +778,7 @@ public final class EscrowStore {
             SELECT r.message_id, r.idx FROM recipients r JOIN messages m ON m.id = r.message_id
             WHERE m.retracted IS NULL AND m.purged = 0 AND (r.wrapped_key IS NULL OR r.wrap_nonce IS NULL)
             """) { "recipient \($0.int(1)) of \($0.text(0)) has no wrapped key" }
-        let known = Set(try db.query("SELECT id FROM messages") { $0.text(0) })
+        let known = Set(try db.query("SELECT id FROM messages") { $0.text(0) }).union(try allInboundIDs())
         let names = (try? FileManager.default.contentsOfDirectory(atPath: contentDirectory)) ?? []
         for name in names.sorted() where name.hasSuffix(".sealed") {
             let id = String(name.dropLast(7))

@@ -7,7 +7,7 @@ extension EscrowError: SysexitReporting {
         switch self {
         case .notFound: return .noInput
         case .retracted, .expired, .lockedOut, .wrongLink, .wrongAnswer, .wrongPassword, .sealedForEarlierPassword,
-             .linkNeeded, .wrongToken: return .noPermission
+             .linkNeeded, .wrongToken, .replyLimit, .dailyLimit: return .noPermission
         case .noAccount, .accountNeeded: return .noUser
         case .accountExists: return .cantCreate
         case .weakKDF: return .config

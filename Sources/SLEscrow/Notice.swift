@@ -185,28 +185,47 @@ public enum ReadReceipt {
     }
 }
 
-/// The mail that carries a password-reset link to an escrow account's address.
-/// Routed like a notice (it holds a link, no message content), so sl-deliver
-/// sends it as it sends notices, from the null sender: it must not bounce back.
+/// Mail that carries a one-time link of the portal's to an address: a password
+/// reset, or the confirmation of a SecureSend message. Routed like a notice (it
+/// holds a link, no message content), so sl-deliver sends it as it sends notices,
+/// from the null sender: it must not bounce back.
 public enum AccountMail {
     public static func passwordReset(to address: String, link: String, from: String, hostname: String, date: Date,
                                      valid: TimeInterval) throws -> Message {
-        let minutes = Int(valid / 60)
-        let text = """
+        try mail(to: address, subject: "Set a new password for your secure messages", from: from, hostname: hostname, date: date, text: """
             Someone, probably you, asked to set a new password for your secure-message
             account \(address).
 
-            To choose a new password, open this link within \(minutes) minutes:
+            To choose a new password, open this link within \(Int(valid / 60)) minutes:
             \(link)
 
             Messages sealed for your old password cannot be opened with the new one:
             their senders will have to send them again. If you did not ask for this,
             ignore this mail; your password stays as it is.
 
-            """
+            """)
+    }
+
+    public static func secureSendConfirmation(to address: String, recipient: String, link: String, from: String,
+                                              hostname: String, date: Date, valid: TimeInterval) throws -> Message {
+        try mail(to: address, subject: "Confirm your secure message to \(NoticeTemplates.oneLine(recipient))", from: from,
+                 hostname: hostname, date: date, text: """
+            Someone, probably you, wrote a secure message to \(recipient) on our
+            secure-message form, giving this address as theirs.
+
+            To deliver it, open this link within \(Int(valid / 3600)) hours:
+            \(link)
+
+            Until then the message waits, sealed; if the link is not used it is
+            destroyed unsent. If you did not write it, ignore this mail.
+
+            """)
+    }
+
+    static func mail(to address: String, subject: String, from: String, hostname: String, date: Date, text: String) throws -> Message {
         var head = ""
         let messageID = "<account.\(String(UInt64.random(in: 0...UInt64.max), radix: 16))@\(hostname)>"
-        for (name, value) in [("From", from), ("To", address), ("Subject", "Set a new password for your secure messages"),
+        for (name, value) in [("From", from), ("To", address), ("Subject", EncodedWords.encodeIfNeeded(subject)),
                               ("Date", DeliveryReport.rfc5322Date(date)), ("Message-ID", messageID),
                               ("Auto-Submitted", "auto-generated"), ("MIME-Version", "1.0"),
                               ("Content-Type", "text/plain; charset=utf-8"), ("Content-Transfer-Encoding", "8bit")] {

@@ -47,6 +47,8 @@ public struct RecipientStatus: Sendable, Codable {
     public let lastOpen: Date?
     public let failedAttempts: Int
     public let locked: Bool
+    /// Secure replies sent from the portal (status of one message only).
+    public var replies: [ReplyRecord] = []
 }
 
 public struct MessageStatus: Sendable, Codable {

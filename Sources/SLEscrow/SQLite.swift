@@ -69,6 +69,7 @@ final class SQLiteDatabase {
     }
 
     var changes: Int { Int(sqlite3_changes(handle)) }
+    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 
     /// `body` inside BEGIN IMMEDIATE ... COMMIT: the write lock is taken up front, so a
     /// transaction never fails half way for want of it. Rolled back on any error; the

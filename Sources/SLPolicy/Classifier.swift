@@ -11,12 +11,18 @@ public struct EnvelopeOptions: Sendable {
     public var takeRecipientsFromHeaders: Bool
     /// `--account`: the policy account, instead of finding it from the sender's domain.
     public var account: String?
+    /// `--require-tls` (RFC 8689's REQUIRETLS, asked by the submitter): no recipient
+    /// is reached in the clear. Internal and insecure decisions become TLS-only
+    /// (enforced, verified TLS) and the fallback is bounce.
+    public var requireTLS: Bool
 
-    public init(sender: String? = nil, recipients: [EmailAddress] = [], takeRecipientsFromHeaders: Bool = false, account: String? = nil) {
+    public init(sender: String? = nil, recipients: [EmailAddress] = [], takeRecipientsFromHeaders: Bool = false, account: String? = nil,
+                requireTLS: Bool = false) {
         self.sender = sender
         self.recipients = recipients
         self.takeRecipientsFromHeaders = takeRecipientsFromHeaders
         self.account = account
+        self.requireTLS = requireTLS
     }
 }
 
@@ -95,7 +101,17 @@ public final class Classifier {
         let intent = try readIntent(&message, settings)
         let decider = Decider(settings: settings, books: books, escrowAccounts: escrowAccounts, tls: tls, prompt: prompt,
                               pending: pending)
-        let decisions = try recipients.map { try decider.decide($0.0, intent: intent, isBcc: $0.isBcc) }
+        var decisions = try recipients.map { try decider.decide($0.0, intent: intent, isBcc: $0.isBcc) }
+        if options.requireTLS {
+            decisions = decisions.map { d in
+                guard d.method == .internal || d.method == .insecure else { return d }
+                var tls = d
+                tls.method = .tls
+                tls.reason = d.reason + "; the submitter requires TLS (--require-tls): enforced, verified TLS or a delivery report"
+                return tls
+            }
+        }
+        let fallback: FallbackAction = options.requireTLS ? .bounce : settings.fallback
 
         var output: [Message] = []
         for group in Self.groups(decisions) where group.method != .bounce {
@@ -103,7 +119,7 @@ public final class Classifier {
             let env = Envelope(sender: sender,
                                recipients: group.members.map { Envelope.Recipient(address: $0.recipient.addrSpec, parameters: $0.parameters) },
                                method: group.method, tls: group.method == .tls ? .required : .opportunistic,
-                               fallback: settings.fallback, account: settings.account)
+                               fallback: fallback, account: settings.account)
             try env.write(into: &copy.header)
             if copy.fromLine == nil || options.sender != nil {
                 copy.fromLine = MboxWriter.fromLine(sender: sender, date: now())

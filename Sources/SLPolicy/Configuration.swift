@@ -149,6 +149,23 @@ public struct InstallationSettings: Sendable {
         /// Answers, passwords and reset requests one client address may try per
         /// minute, on top of each message's own lockout.
         public var attemptsPerMinute = 10
+        /// The command replies and SecureSend messages are handed to, split on
+        /// white space (no shell); `-f SENDER -- RECIPIENT` is appended. Default:
+        /// sl-send beside sl-portal with this configuration.
+        public var submitCommand: [String]?
+        /// Replies one recipient may send per message.
+        public var maxReplies = 5
+        /// The largest reply or SecureSend form, attachments included, in MiB.
+        public var uploadLimitMiB = 10
+        /// The public SecureSend form (escrow_url/send).
+        public var secureSend = false
+        /// Whom the form may write to: addresses, or domains (`@example.org` or
+        /// `example.org`).
+        public var secureSendRecipients: [String] = []
+        /// Messages one sender address may send through the form in a day.
+        public var secureSendDaily = 20
+        /// Hours an unverified SecureSend message waits for its sender's link.
+        public var secureSendExpiryHours: Double = 24
     }
 
     /// sl-encrypt-smime's certificate checks and cipher.

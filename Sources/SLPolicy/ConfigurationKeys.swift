@@ -108,6 +108,29 @@ extension Configuration {
         "portal_session_minutes": .installation { i, v in
             i.portal.sessionMinutes = try v.number("portal_session_minutes must be minutes from 1 to 1440") { (1...1440).contains($0) }
         },
+        "portal_submit_command": .installation { i, v in
+            let argv = v.text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard let first = argv.first, first.hasPrefix("/") || !first.contains("/") else {
+                throw v.error("portal_submit_command must start with a command name or an absolute path")
+            }
+            i.portal.submitCommand = argv
+        },
+        "portal_max_replies": .installation { i, v in
+            i.portal.maxReplies = try v.number("portal_max_replies must be a number from 0 to 1000") { (0...1000).contains($0) }
+        },
+        "portal_upload_limit": .installation { i, v in
+            i.portal.uploadLimitMiB = try v.number("portal_upload_limit must be MiB from 1 to 100") { (1...100).contains($0) }
+        },
+        "portal_securesend": .installation { i, v in i.portal.secureSend = try v.boolean() },
+        "portal_securesend_recipients": .installation { i, v in
+            i.portal.secureSendRecipients = v.list.map { $0.lowercased() }
+        },
+        "portal_securesend_daily": .installation { i, v in
+            i.portal.secureSendDaily = try v.number("portal_securesend_daily must be a number from 1 to 10000") { (1...10000).contains($0) }
+        },
+        "portal_securesend_expiry": .installation { i, v in
+            i.portal.secureSendExpiryHours = try v.number("portal_securesend_expiry must be hours from 1 to 720") { (1.0...720.0).contains($0) }
+        },
         "portal_rate_limit": .installation { i, v in
             i.portal.attemptsPerMinute = try v.number("portal_rate_limit must be attempts per minute from 1 to 10000") { (1...10000).contains($0) }
         },

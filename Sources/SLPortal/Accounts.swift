@@ -54,13 +54,15 @@ struct Accounts: Sendable {
         guard case .account(let account)? = state.sessions.grant(request, now: Date()) else {
             return Reply.seeOther("\(base)/account")
         }
-        let withSent = state.messageCenter
+        let withSent = state.messageCenter, withForm = state.secureSend != nil
         do {
-            let (inbox, sent) = try await state.readers.run { store in
-                (try store.inbox(for: account, now: Date()), withSent ? try store.sent(by: account) : [])
+            let (inbox, sent, written) = try await state.readers.run { store in
+                (try store.inbox(for: account, now: Date()), withSent ? try store.sent(by: account) : [],
+                 withForm ? try store.inbound(sentBy: account) : [])
             }
             return withCSRF(request) {
-                Pages.center(base: base, account: account.address, inbox: inbox, sent: withSent ? sent : nil, csrf: $0, now: Date())
+                Pages.center(base: base, account: account.address, inbox: inbox, sent: withSent ? sent : nil,
+                             written: withForm ? written : nil, csrf: $0, now: Date())
             }
         } catch {
             return Reply.trouble(error, base: base, during: "GET \(base)/messages")

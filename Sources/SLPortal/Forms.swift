@@ -15,6 +15,8 @@ struct Form {
     /// Never leaves the portal (it becomes a 413 or 403 page).
     enum Problem: Error, SysexitReporting {
         case tooLarge, stale
+        /// A multipart form whose part headers hold a bare CR.
+        case malformed
         var sysexit: Sysexit { .dataError }
     }
 
@@ -81,5 +83,51 @@ enum Tokens {
 
     static func isToken(_ value: String, length: Int = 43) -> Bool {
         value.count == length && value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
+}
+
+/// A posted multipart/form-data form (the reply and SecureSend forms, which carry
+/// files), read within `limit` octets and parsed by the message core's own MIME
+/// parser: the body is a MIME multipart, its parts named by Content-Disposition.
+/// Checked against CSRF like `Form`.
+struct UploadForm {
+    struct File {
+        var name: String
+        var type: String
+        var bytes: Bytes
+    }
+    let fields: [String: String]
+    let files: [File]
+    let csrf: String
+
+    subscript(_ name: String) -> String? { fields[name] }
+
+    static func read(_ request: Request, limit: Int) async throws(Form.Problem) -> UploadForm {
+        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("multipart/form-data"),
+              !type.contains(where: { $0 == "\r" || $0 == "\n" }) else { throw .stale }
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: limit) } catch { throw .tooLarge }
+        guard let entity = try? MIMEEntity.parse(Array("Content-Type: \(type)\r\n\r\n".utf8) + Array(buffer: body)),
+              entity.isMultipart else { throw .stale }
+        var fields: [String: String] = [:]
+        var files: [File] = []
+        for part in entity.parts {
+            // A CR or LF that does not end a header line is an attempt to smuggle
+            // a field into what we write from these values: refused outright.
+            let head = part.header.bytes
+            for i in head.indices where head[i] == 0x0D && (i + 1 == head.count || head[i + 1] != 0x0A) { throw .malformed }
+            guard let disposition = part.contentDisposition, disposition.disposition == "form-data",
+                  let name = disposition.parameter("name") else { continue }
+            let bytes = (try? part.decodedBody()) ?? part.body
+            if let filename = disposition.filename {
+                guard !filename.isEmpty, !bytes.isEmpty else { continue }      // an empty file input
+                files.append(File(name: (filename as NSString).lastPathComponent, type: part.contentType.mimeType, bytes: bytes))
+            } else if fields[name] == nil {
+                fields[name] = String(decoding: bytes, as: UTF8.self)
+            }
+        }
+        guard let cookie = CSRF.token(from: request), let field = fields["csrf"],
+              CSRF.constantTimeEquals(cookie, field) else { throw .stale }
+        return UploadForm(fields: fields, files: files, csrf: cookie)
     }
 }

@@ -119,7 +119,8 @@ enum Pages {
 
     /// An opened message: fields, expiry, text, HTML parts in sandboxed frames,
     /// attachments to download, the original, and sign-out.
-    static func message(base: String, _ view: MessageView, path: String, expires: Date, csrf: String, account: Bool) -> String {
+    static func message(base: String, _ view: MessageView, path: String, expires: Date, csrf: String, account: Bool,
+                        replyPath: String? = nil) -> String {
         var body = "<dl class=\"fields\">\n"
         for (name, value) in view.fields {
             body += "<dt>\(escape(name))</dt><dd>\(escape(value))</dd>\n"
@@ -145,6 +146,7 @@ enum Pages {
             }
             body += "</ul>\n"
         }
+        if let replyTo = replyPath { body += replyForm(path: replyTo, csrf: csrf) }
         body += """
             <p class="actions"><a href="\(escape(path))/eml" download>Download the whole message (.eml)</a>\(account ? " · <a href=\"\(escape(base))/messages\">All my messages</a>" : "")</p>
             <form method="post" action="\(escape(base))/logout">
@@ -172,7 +174,8 @@ enum Pages {
             """)
     }
 
-    static func center(base: String, account: String, inbox: [InboxEntry], sent: [MessageStatus]?, csrf: String, now: Date) -> String {
+    static func center(base: String, account: String, inbox: [InboxEntry], sent: [MessageStatus]?, written: [InboundRecord]? = nil,
+                       csrf: String, now: Date) -> String {
         var body = "<p>Signed in as <strong>\(escape(account))</strong>.</p>\n<h2>Messages for you</h2>\n"
         if inbox.isEmpty { body += "<p class=\"small\">No messages.</p>\n" }
         body += "<ul class=\"messages\">\n"
@@ -212,6 +215,15 @@ enum Pages {
                         """
                 }
                 body += "</li>\n"
+            }
+            body += "</ul>\n"
+        }
+        if let written {
+            body += "<h2>Written on the form</h2>\n<p class=\"small\"><a href=\"\(escape(base))/send\">Write a secure message</a></p>\n"
+            body += "<ul class=\"messages\">\n"
+            for m in written {
+                let state = m.delivered.map { "delivered \(date($0))" } ?? (m.expires < now ? "never confirmed; destroyed" : "waiting for its link")
+                body += "<li>To \(escape(m.recipient)), \(escape(date(m.created)))<br><span class=\"small\">\(escape(state)); \(size(m.size))</span></li>\n"
             }
             body += "</ul>\n"
         }
@@ -266,8 +278,69 @@ enum Pages {
         n < 1024 ? "\(n) bytes" : n < 1024 * 1024 ? "\(n / 1024) KiB" : "\(n / (1024 * 1024)) MiB"
     }
 
-    static func notice(base: String, title: String, _ sentence: String) -> String {
-        document(base: base, title: title, "<p>\(escape(sentence))</p>\n")
+    static func notice(base: String, title: String, _ sentence: String, back: String? = nil) -> String {
+        document(base: base, title: title, "<p>\(escape(sentence))</p>\n"
+                 + (back.map { "<p><a href=\"\(escape($0))\">Back to the message</a></p>\n" } ?? ""))
+    }
+
+    /// The reply form under an opened message (recipients only).
+    static func replyForm(path: String, csrf: String) -> String {
+        """
+        <h2>Reply securely</h2>
+        <form method="post" action="\(escape(path))/reply" enctype="multipart/form-data" class="reply">
+        \(hidden("csrf", csrf))
+        <label for="text">Your reply</label>
+        <textarea name="text" id="text" rows="6"></textarea>
+        <label for="files">Attachments (optional)</label>
+        <input type="file" name="files" id="files" multiple>
+        <button type="submit">Send the reply</button>
+        </form>
+
+        """
+    }
+
+    /// The public SecureSend form. `signedIn`: the account it is sent as (no
+    /// address to prove then).
+    static func secureSend(base: String, csrf: String, recipients: [String], signedIn: String?, note: String? = nil) -> String {
+        let whom = recipients.map { $0.contains("@") && !$0.hasPrefix("@") ? $0 : "anyone at " + $0.trimmingCharacters(in: CharacterSet(charactersIn: "@")) }
+        return document(base: base, title: "Send a secure message", """
+            \(note.map { "<p class=\"note\" id=\"note\">\(escape($0))</p>" } ?? "")
+            <p>Write to \(escape(whom.joined(separator: ", "))) without your message crossing the Internet in the clear.
+            \(signedIn == nil ? "We first mail a link to your address: the message is delivered once you follow it." : "")</p>
+            <form method="post" action="\(escape(base))/send" enctype="multipart/form-data">
+            \(hidden("csrf", csrf))
+            \(signedIn.map { "<p>Sending as <strong>\(escape($0))</strong> (signed in).</p>" } ?? """
+            <label for="from">Your email address</label>
+            <input type="email" name="from" id="from" autocomplete="email" required>
+            """)
+            <label for="to">To</label>
+            <input type="email" name="to" id="to" required>
+            <label for="subject">Subject</label>
+            <input type="text" name="subject" id="subject" maxlength="200" required>
+            <label for="text">Message</label>
+            <textarea name="text" id="text" rows="8"></textarea>
+            <label for="files">Attachments (optional)</label>
+            <input type="file" name="files" id="files" multiple>
+            <button type="submit">Send securely</button>
+            </form>
+
+            """)
+    }
+
+    /// The page a SecureSend link opens: our script takes the token from the
+    /// fragment and posts it.
+    static func secureSendVerify(base: String, csrf: String) -> String {
+        document(base: base, title: "Deliver your message", script: true, """
+            <form method="post" action="\(escape(base))/send/verify" data-fragment="token" data-submit="yes" id="pickup">
+            \(hidden("csrf", csrf))
+            \(hidden("token", ""))
+            <p id="opening" hidden>Delivering your message…</p>
+            <noscript><p>This page needs JavaScript to read the link; or paste the link's last part here:</p>
+            <input type="text" name="token" aria-label="Code from the link"><button type="submit">Deliver</button></noscript>
+            </form>
+            <div id="paste" hidden><p class="note">This link is incomplete: open it from your mail again.</p></div>
+
+            """)
     }
 
     // MARK: static files
@@ -303,7 +376,7 @@ enum Pages {
         h1 { font-size: 1.4rem; margin: 0.5rem 0 1rem; }
         h2 { font-size: 1.1rem; }
         label { display: block; font-weight: 600; margin: 1rem 0 0.25rem; }
-        input[type=text], input[type=email], input[type=password] { width: 100%; font-size: 1rem; padding: 0.6rem; border: 1px solid #888; border-radius: 4px; }
+        input[type=text], input[type=email], input[type=password], textarea { width: 100%; font-size: 1rem; padding: 0.6rem; border: 1px solid #888; border-radius: 4px; }
         button { margin-top: 0.75rem; width: 100%; font-size: 1rem; padding: 0.7rem; border: 0; border-radius: 4px; background: #1f5fa8; color: #fff; }
         .note { background: #fff4d6; border-left: 4px solid #d9a400; padding: 0.5rem 0.75rem; }
         .small { color: #555; font-size: 0.9rem; }

@@ -64,6 +64,19 @@ public struct Portal {
             mailer: mailer, audit: installation.auditLog, kdf: kdf, messageCenter: installation.escrow.messageCenter,
             behindProxy: behindProxy, mailFrom: installation.escrow.noticeFrom ?? "postmaster@\(context.hostname)",
             hostname: context.hostname)
+        let settings = installation.portal
+        let submit = settings.submitCommand
+            ?? Handover.beside("sl-send").map { [$0, "--config", source, "--no-ask"] }
+        state.submitter = submit.map(Handover.init(argv:))
+        state.maxReplies = settings.maxReplies
+        state.uploadLimit = settings.uploadLimitMiB * 1024 * 1024
+        if settings.secureSend {
+            guard !settings.secureSendRecipients.isEmpty else {
+                throw ConfigurationError(source, 0, "portal_securesend = yes needs portal_securesend_recipients (the addresses or domains the form may write to)")
+            }
+            state.secureSend = PortalState.SecureSendSettings(recipients: settings.secureSendRecipients, daily: settings.secureSendDaily,
+                                                             expiry: settings.secureSendExpiryHours * 3600)
+        }
     }
 
     /// The TLS settings from the certificate and key, or nil for plain HTTP behind a
@@ -192,6 +205,12 @@ public struct Portal {
         router.get(RouterPath("\(base)/read/:id/:n/part/:k")) { r, c in await reading.part(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n/html/:k")) { r, c in await reading.html(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n/eml")) { r, c in await reading.original(r, c) }
+        router.post(RouterPath("\(base)/read/:id/:n/reply")) { r, c in await reading.reply(r, c) }
+        let send = SecureSend(state: state)
+        router.get(RouterPath("\(base)/send")) { r, c in await send.page(r, c) }
+        router.post(RouterPath("\(base)/send")) { r, c in await send.submit(r, c) }
+        router.get(RouterPath("\(base)/send/verify")) { r, c in send.verifyPage(r, c) }
+        router.post(RouterPath("\(base)/send/verify")) { r, c in await send.verify(r, c) }
         router.get(RouterPath("\(base)/:id/:n")) { r, c in pickup.page(r, c) }
         router.post(RouterPath("\(base)/:id/:n")) { r, c in await pickup.answer(r, c) }
     }

@@ -7,7 +7,7 @@ import SLPolicy
 /// What every page handler shares: where the portal is served, the store's
 /// derivation pool, sessions, the per-client limit, the account mailer, the audit
 /// log and the settings that shape pages.
-final class PortalState: Sendable {
+final class PortalState: @unchecked Sendable {
     let base: String
     /// escrow_url: what links in mails start with.
     let publicURL: String
@@ -29,6 +29,29 @@ final class PortalState: Sendable {
     /// From field and host name of account mail: escrow_notice_from, hostname.
     let mailFrom: String
     let hostname: String
+    /// Replies and SecureSend messages: portal_submit_command, or sl-send beside
+    /// sl-portal; nil when neither is there (the forms are then not offered).
+    var submitter: Handover?
+    var maxReplies = 5
+    /// portal_upload_limit in octets.
+    var uploadLimit = 10 * 1024 * 1024
+    var secureSend: SecureSendSettings?
+
+    struct SecureSendSettings: Sendable {
+        var recipients: [String]
+        var daily: Int
+        var expiry: TimeInterval
+
+        /// Whether the form may write to `address`: listed, or in a listed domain.
+        func allows(_ address: String) -> Bool {
+            let lower = address.lowercased()
+            guard let at = lower.lastIndex(of: "@") else { return false }
+            let domain = String(lower[lower.index(after: at)...])
+            return recipients.contains { entry in
+                entry.contains("@") && !entry.hasPrefix("@") ? entry == lower : entry.trimmingCharacters(in: CharacterSet(charactersIn: "@")) == domain
+            }
+        }
+    }
 
     init(base: String, publicURL: String, pool: StorePool, readers: StorePool, sessions: SessionTable, limiter: AttemptLimiter,
          mailer: AccountMailer?, audit: String?, kdf: KDFParameters, messageCenter: Bool, behindProxy: Bool,

@@ -89,8 +89,10 @@ struct Reading: Sendable {
             let view = try MessageView(message: opened.bytes)
             let (token, isNew) = CSRF.tokenOrNew(request)
             let path = "\(base)/read/\(id)/\(reader.path)"
+            let canReply: Bool
+            if case .recipient = reader { canReply = state.submitter != nil && state.maxReplies > 0 } else { canReply = false }
             var response = Reply.html(.ok, Pages.message(base: base, view, path: path, expires: opened.expires,
-                                                         csrf: token, account: opened.account))
+                                                         csrf: token, account: opened.account, replyPath: canReply ? path : nil))
             if isNew { response.headers[.setCookie] = CSRF.cookieHeader(token, base: base) }
             // The HTML parts are framed from this portal (sandboxed, their own CSP).
             response.headers[.contentSecurityPolicy] = PortalMiddleware.policy(frames: true)

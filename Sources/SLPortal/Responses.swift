@@ -79,7 +79,13 @@ enum Reply {
 
     /// A form that could not be taken: too large (413), or stale or forged (403).
     static func refused(_ problem: Form.Problem, base: String) -> Response {
-        problem == .tooLarge ? tooLarge(base: base) : staleForm(base: base)
+        switch problem {
+        case .tooLarge: return tooLarge(base: base)
+        case .stale: return staleForm(base: base)
+        case .malformed:
+            return html(.badRequest, Pages.notice(base: base, title: "Not sent",
+                "That form was not well formed: a field or file name must be one line."))
+        }
     }
 
     /// What went wrong asking the store, as a page: every slot busy (503), a

@@ -43,6 +43,9 @@ struct SLClassify: ParsableCommand {
     @Flag(name: .customLong("no-ask"), help: "Never ask the sender for an escrow question at the terminal.")
     var noAsk = false
 
+    @Flag(name: .customLong("require-tls"), help: "No recipient in the clear: internal and insecure decisions become TLS-only (enforced, verified TLS), the fallback bounce.")
+    var requireTLS = false
+
     @Flag(name: .customLong("dry-run"), help: "Write the routed stream but change nothing: no audit records, no TLS cache writes, no question asked.")
     var dryRun = false
 
@@ -65,7 +68,8 @@ struct SLClassify: ParsableCommand {
         }
         var tool = ClassifyTool(configurationPath: config.path,
                                 envelope: EnvelopeOptions(sender: envelopeSender, recipients: parsed,
-                                                          takeRecipientsFromHeaders: takeFromHeaders, account: account))
+                                                          takeRecipientsFromHeaders: takeFromHeaders, account: account,
+                                                          requireTLS: requireTLS))
         tool.report = json ? .json : explain ? .text : .none
         tool.ask = !noAsk && !dryRun
         tool.dryRun = dryRun

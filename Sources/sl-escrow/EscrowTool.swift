@@ -54,6 +54,9 @@ public struct EscrowTool {
                 out += "recipient \(r.index) \(r.address) (\(r.mode))"
                 out += r.firstOpen.map { ": first opened \(Self.short($0)), last \(Self.short(r.lastOpen ?? $0))" } ?? ": not opened"
                 if r.failedAttempts > 0 { out += ", \(r.failedAttempts) failed attempt\(r.failedAttempts == 1 ? "" : "s")" }
+                if !r.replies.isEmpty {
+                    out += ", replied " + r.replies.map { "\(Self.short($0.sent)) (\($0.size) bytes)" }.joined(separator: ", ")
+                }
                 if r.locked { out += ", LOCKED" }
                 out += "\n"
             }

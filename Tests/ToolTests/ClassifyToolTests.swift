@@ -197,3 +197,21 @@ From unquoted in the original
         #expect(run.stderr.contains("message 2"))
     }
 }
+
+extension ClassifyToolTests {
+    /// --require-tls (SecureSend's hand-over): nothing in the clear. An internal
+    /// recipient and one the policy would send insecurely both go TLS-only with a
+    /// bounce fallback; a PGP decision stands.
+    @Test func requireTLSTurnsClearDecisionsIntoTLSOnly() throws {
+        let policy = try PolicyFixture("internal_domains = clinic.example\nfallback = insecure\n")
+        let msg = bytes("From: visitor@else.example\nTo: staff@clinic.example, zed@example.org\nSubject: s\n\nx\n")
+        let plain = try Tools.messages(try policy.classify(["-t"], msg).stdout)
+        #expect(Set(try plain.compactMap { try Envelope.read(from: $0.header)?.method }) == [.internal, .insecure])
+        let run = try policy.classify(["-t", "--require-tls"], msg)
+        let out = try Tools.messages(run.stdout)
+        try #require(out.count == 1, "\(run.stderr)")
+        let env = try #require(try Envelope.read(from: out[0].header))
+        #expect(env.method == .tls && env.tls == .required && env.fallback == .bounce)
+        #expect(env.recipients.map(\.address).sorted() == ["staff@clinic.example", "zed@example.org"])
+    }
+}

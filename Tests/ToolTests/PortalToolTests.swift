@@ -60,17 +60,25 @@ import SLMessage
             """)
         }
 
+        /// A message from `from` with `messageID`, as sl-classify | sl-escrow-pack
+        /// seal it for carol.
+        func seal(from: String, messageID: String) throws -> String {
+            try seal(raw: "\n\(PortalToolTests.text)\n", from: from, messageID: messageID)
+        }
+
         /// `raw`: the header fields after the addresses (MIME), a blank line, the body.
-        func seal(to recipient: String = "carol@example.org", raw: String) throws -> String {
+        func seal(to recipient: String = "carol@example.org", raw: String, from: String = "Alice <alice@clinic.test>",
+                  messageID: String = "<portal-\(UUID().uuidString)@clinic.test>") throws -> String {
             let message = bytes("""
-            From: Alice <alice@clinic.test>
+            From: \(from)
             To: \(recipient)
             Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= from the lab
             Date: Mon, 30 Nov 2026 09:00:00 +0000
-            Message-ID: <portal-\(UUID().uuidString)@clinic.test>
+            Message-ID: \(messageID)
             \(raw)
             """)
-            let routed = try Tools.run("sl-classify", ["--config", config, "--no-ask", "-f", "alice@clinic.test", recipient], stdin: message)
+            let sender = (try? AddressList.parse(from).first?.addrSpec) ?? "alice@clinic.test"
+            let routed = try Tools.run("sl-classify", ["--config", config, "--no-ask", "-f", sender, recipient], stdin: message)
             #expect(routed.status == 0, "\(routed.stderr)")
             #expect(routed.stdoutText.contains("X-SL-Method: escrow"), "\(routed.stdoutText)")
             let packed = try Tools.run("sl-escrow-pack", ["--config", config], stdin: routed.stdout)
