@@ -109,10 +109,11 @@ extension Configuration {
             i.portal.sessionMinutes = try v.number("portal_session_minutes must be minutes from 1 to 1440") { (1...1440).contains($0) }
         },
         "portal_submit_command": .installation { i, v in
-            let argv = v.text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-            guard let first = argv.first, first.hasPrefix("/") || !first.contains("/") else {
-                throw v.error("portal_submit_command must start with a command name or an absolute path")
-            }
+            var argv = v.text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard let first = argv.first else { throw v.error("portal_submit_command needs a command") }
+            // A relative path is the configuration file's neighbour, as for every
+            // path here; a bare name is looked up on PATH.
+            if first.contains("/") { argv[0] = v.resolved(first) }
             i.portal.submitCommand = argv
         },
         "portal_max_replies": .installation { i, v in

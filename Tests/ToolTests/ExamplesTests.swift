@@ -37,6 +37,10 @@ import Testing
         #expect(out.contains("here the portal serves:  http://127.0.0.1:"), "\(out)")
         #expect(out.contains("question asked: What is your patient number?"), "\(out)")
         #expect(out.contains("message page: Subject: Test results for your appointment"), "\(out)")
+        // Grace's reply from the message page, threaded, shown to sl-send --dry-run.
+        #expect(out.contains("portal: Your reply to alice@clinic.example is on its way"), "\(out)")
+        #expect(out.contains("reply: In-Reply-To: <demo-1@clinic.example>") && out.contains("reply: Subject: Re: Test results"), "\(out)")
+        #expect(out.contains("sl-send --dry-run:   alice@clinic.example: MX of clinic.example"), "\(out)")
         #expect(out.contains("sl-portal: stopped"), "\(out)")
         let send = try #require(out.range(of: "sl-send --dry-run")).upperBound
         for who in ["dave@partner.example", "bob@example.org", "grace@legacy.example", "lab@lab.partner.example", "alice@clinic.example"] {
