@@ -75,6 +75,7 @@ bench: build
 	bench/escrow
 	bench/pgp
 	bench/portal
+	bench/portal-mail
 	bench/smime
 	bench/startup
 	bench/tls-probe
