@@ -12,8 +12,8 @@ public struct EnvelopeOptions: Sendable {
     /// `--account`: the policy account, instead of finding it from the sender's domain.
     public var account: String?
     /// `--require-tls` (RFC 8689's REQUIRETLS, asked by the submitter): no recipient
-    /// is reached in the clear. Internal and insecure decisions become TLS-only
-    /// (enforced, verified TLS) and the fallback is bounce.
+    /// is reached in the clear. Internal, insecure and fallback-bounce decisions
+    /// become TLS-only (enforced, verified TLS) and the fallback is bounce.
     public var requireTLS: Bool
 
     public init(sender: String? = nil, recipients: [EmailAddress] = [], takeRecipientsFromHeaders: Bool = false, account: String? = nil,
@@ -103,8 +103,12 @@ public final class Classifier {
                               pending: pending)
         var decisions = try recipients.map { try decider.decide($0.0, intent: intent, isBcc: $0.isBcc) }
         if options.requireTLS {
+            // A fallback bounce for want of a method becomes TLS-only too: enforced,
+            // verified TLS is a secure method, and its failure is reported anyway.
+            // A bounce because the sender asked for encryption stays.
             decisions = decisions.map { d in
-                guard d.method == .internal || d.method == .insecure else { return d }
+                let fallbackBounce = d.method == .bounce && d.step == 7 && intent.forceEncryption == nil
+                guard d.method == .internal || d.method == .insecure || fallbackBounce else { return d }
                 var tls = d
                 tls.method = .tls
                 tls.reason = d.reason + "; the submitter requires TLS (--require-tls): enforced, verified TLS or a delivery report"

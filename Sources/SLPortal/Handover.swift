@@ -15,8 +15,11 @@ struct Handover: Sendable {
     }
 
     /// The tool beside this executable (sl-send, sl-deliver), nil when absent.
+    /// /proc/self/exe, not argv[0], which may be a bare name found on PATH;
+    /// like sl-send's `readlink -f`, a symbolic link leads to where the file is.
     static func beside(_ tool: String) -> String? {
-        let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let here = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent()
         let path = here.appendingPathComponent(tool).path
         return FileManager.default.isExecutableFile(atPath: path) ? path : nil
     }

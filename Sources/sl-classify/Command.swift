@@ -43,7 +43,7 @@ struct SLClassify: ParsableCommand {
     @Flag(name: .customLong("no-ask"), help: "Never ask the sender for an escrow question at the terminal.")
     var noAsk = false
 
-    @Flag(name: .customLong("require-tls"), help: "No recipient in the clear: internal and insecure decisions become TLS-only (enforced, verified TLS), the fallback bounce.")
+    @Flag(name: .customLong("require-tls"), help: "No recipient in the clear: internal, insecure and fallback decisions become TLS-only (enforced, verified TLS), the fallback bounce.")
     var requireTLS = false
 
     @Flag(name: .customLong("dry-run"), help: "Write the routed stream but change nothing: no audit records, no TLS cache writes, no question asked.")

@@ -213,5 +213,13 @@ extension ClassifyToolTests {
         let env = try #require(try Envelope.read(from: out[0].header))
         #expect(env.method == .tls && env.tls == .required && env.fallback == .bounce)
         #expect(env.recipients.map(\.address).sorted() == ["staff@clinic.example", "zed@example.org"])
+        // A fallback bounce for want of a method becomes TLS-only as well; one the
+        // sender asked for by demanding encryption stays a report.
+        let strict = try PolicyFixture("fallback = bounce\n")
+        let tls = try Tools.messages(try strict.classify(["-t", "--require-tls"], msg).stdout)
+        #expect(try tls.compactMap { try Envelope.read(from: $0.header)?.method } == [.tls])
+        let demanding = bytes("From: visitor@else.example\nTo: zed@example.org\nSubject: +encrypt+ s\n\nx\n")
+        let report = try Tools.messages(try strict.classify(["-t", "--require-tls"], demanding).stdout)
+        #expect(report.count == 1 && report[0].header["Content-Type"]?.contains("multipart/report") == true)
     }
 }

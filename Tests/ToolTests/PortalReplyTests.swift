@@ -147,3 +147,40 @@ extension PortalToolTests {
         #expect(server.stop() == 0)
     }
 }
+
+extension PortalToolTests {
+    /// A SecureSend sender with an escrow account signs in instead of confirming by
+    /// mail: the message goes at once (over verified TLS), and the message center
+    /// lists it.
+    @Test func aSignedInSenderSendsAtOnceAndSeesItInTheCenter() throws {
+        let (installation, peers) = try Self.peersInstallation("""
+            portal_securesend = yes
+            portal_securesend_recipients = staff@on.test
+            """)
+        let pw = installation.dir.appendingPathComponent("pw").path
+        try "visitor's long password\n".write(toFile: pw, atomically: true, encoding: .utf8)
+        let add = try Tools.run("sl-escrow", ["account", "add", "--password-file", pw, "visitor@off.test", "--config", installation.config], stdin: [])
+        #expect(add.status == 0, "\(add.stderr)")
+        let server = try Server(installation, command: [try Installed.bin("sl-portal"), "--config", installation.config])
+        defer { if server.process.isRunning { _ = server.stop() } }
+        try #require(server.port != 0)
+        let base = "http://127.0.0.1:\(server.port)/sl-escrow"
+        let jar = installation.dir.appendingPathComponent("jar").path
+        let csrf = try Self.token(try Self.curl(base + "/account", jar: jar).body)
+        let center = try Self.curl(base + "/account", form: [("csrf", csrf), ("address", "visitor@off.test"),
+                                                               ("password", "visitor's long password")], jar: jar)
+        #expect(center.status == 200 && center.body.contains("Written on the form"), "\(center.status)")
+        let form = try Self.curl(base + "/send", jar: jar)
+        #expect(form.body.contains("Sending as <strong>visitor@off.test</strong>"))
+        let marker = "Account-\(UUID().uuidString.prefix(8))"
+        let sent = try Tools.runCommand(["curl", "-s", "-b", jar, "-c", jar, "-F", "csrf=\(csrf)", "-F", "to=staff@on.test",
+                                         "-F", "subject=From my account", "-F", "text=\(marker)", base + "/send"], stdin: [])
+        #expect(sent.stdoutText.contains("is on its way"), "\(sent.stdoutText.suffix(400))\n\(server.logText)")
+        let delivered = peers.delivered(to: Peers.server("on"), containing: marker)
+        try #require(delivered.count == 1)
+        #expect(delivered[0].contains("signed in with an escrow account"))
+        let listed = try Self.curl(base + "/messages", jar: jar)
+        #expect(listed.body.contains("To staff@on.test") && listed.body.contains("delivered"), "\(listed.body)")
+        #expect(server.stop() == 0)
+    }
+}
