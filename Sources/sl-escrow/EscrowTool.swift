@@ -95,20 +95,26 @@ public struct EscrowTool {
     }
 
     /// Read receipts as an mboxrd stream for sl-deliver: one message to the sender
-    /// per recipient who opened a message. A receipt is marked sent once the whole
-    /// stream is written, so a failed write sends it again next time rather than never.
+    /// per recipient who opened a message, and one per tracked copy (open_tracking)
+    /// whose image was fetched. A receipt is marked sent once the whole stream is
+    /// written, so a failed write sends it again next time rather than never.
     public func receipts() throws {
         let (ctx, configuration) = try context()
         let pending = try ctx.store.pendingReceipts()
-        guard !pending.isEmpty else { return }
+        let opens = try ctx.store.pendingOpenReceipts()
+        guard !pending.isEmpty || !opens.isEmpty else { return }
         let staged = try StagedOutput()
         let writer = MboxWriter(sink: staged.sink)
         let from = configuration.installation.escrow.noticeFrom ?? "MAILER-DAEMON@\(ctx.hostname)"
         for r in pending where !r.sender.isEmpty {
             try writer.write(try ReadReceipt.message(for: r, from: from, date: Date()))
         }
+        for r in opens where !r.copy.sender.isEmpty {
+            try writer.write(try ReadReceipt.message(for: r.copy, from: from, date: Date()))
+        }
         try staged.commit(to: 1)
         for r in pending { try ctx.store.markReceiptSent(id: r.id, index: r.index) }
+        for r in opens { try ctx.store.markOpenReceiptSent(r) }
     }
 
     // MARK: open
