@@ -30,6 +30,8 @@ public struct HTMLTextPart: Sendable {
         guard !isAttachment(header) else { return nil }
         let type = contentType(header, default: .defaultPlain)
         if type.mimeType == "text/html" {
+            // A message that ends within its header section has no body to edit.
+            guard !header.separator.isEmpty || message.body.count > 0 else { return nil }
             return HTMLTextPart(start: 0, bodyStart: 0, end: message.body.count, header: header)
         }
         guard let frame = Frame(type) else { return nil }
@@ -76,7 +78,7 @@ public struct HTMLTextPart: Sendable {
         var start: Int
         var count: Int
         var kept: Bytes
-        /// Longer than `LineAssembler.keep`: a header line that long is not read.
+        /// Longer than `LineAssembler.keep`: a header field that long is not read.
         var overflowed: Bool
         /// Beyond what was kept, more than white space and a line end: no delimiter.
         var junk: Bool
@@ -86,6 +88,20 @@ public struct HTMLTextPart: Sendable {
 
         func delimiter(_ boundary: Bytes) -> Bool? {
             junk ? nil : MultipartSplit.delimiterKind(kept[...], boundary: boundary)
+        }
+
+        /// What the line is to a header section, also for a line longer than was
+        /// kept (collapsed white space does not change it); nil when only the part
+        /// of the line that was not kept could decide.
+        var headerKind: HeaderSection.LineKind? {
+            let kind = HeaderSection.kind(ofLine: kept)
+            guard kind == .other, junk else { return kind }
+            // Cut short: a field name and white space up to the cut might still
+            // meet a colon after it.
+            var j = 0
+            while j < kept.count && ASCII.isFieldNameByte(kept[j]) { j += 1 }
+            while j > 0 && j < kept.count && ASCII.isWSP(kept[j]) { j += 1 }
+            return j < kept.count ? .other : nil
         }
     }
 
@@ -174,9 +190,9 @@ public struct HTMLTextPart: Sendable {
                 return
             }
             guard case .header(let start, var bytes) = current else { return }
-            guard !line.overflowed else { gaveUp = true; return }
-            let kind = HeaderSection.kind(ofLine: line.kept)
+            guard let kind = line.headerKind else { gaveUp = true; return }
             if kind == .field || (kind == .continuation && !bytes.isEmpty) {
+                guard !line.overflowed else { gaveUp = true; return }
                 bytes += line.kept
                 if bytes.count > HeaderSection.maximumSize { gaveUp = true } else { current = .header(start: start, bytes: bytes) }
                 return
@@ -190,25 +206,35 @@ public struct HTMLTextPart: Sendable {
             if opened && !isSeparator { take(line, fromFrame: frames.count - 1) }
         }
 
+        /// Whether a part with this header is the HTML text, or a multipart to look
+        /// into (its frame), or neither.
+        func kind(_ header: HeaderSection) -> (html: Bool, frame: Frame?) {
+            guard !HTMLTextPart.isAttachment(header) else { return (false, nil) }
+            let type = HTMLTextPart.contentType(header, default: frames[frames.count - 1].childDefault)
+            return (type.mimeType == "text/html", frames.count < 64 ? Frame(type) : nil)
+        }
+
         /// Decides what the part whose header was just read is; true when it opened
         /// a frame of its own.
         mutating func begin(_ header: HeaderSection, start: Int, bodyStart: Int) -> Bool {
-            current = .other
-            guard !HTMLTextPart.isAttachment(header) else { return false }
-            let type = HTMLTextPart.contentType(header, default: frames[frames.count - 1].childDefault)
-            if type.mimeType == "text/html" {
-                current = .html(start: start, bodyStart: bodyStart, header: header)
-            } else if frames.count < 64, let frame = Frame(type) {
-                frames.append(frame)
-                current = .between
-                return true
-            }
-            return false
+            let (html, frame) = kind(header)
+            current = html ? .html(start: start, bodyStart: bodyStart, header: header) : .other
+            guard !html, let frame else { return false }
+            frames.append(frame)
+            current = .between
+            return true
         }
 
         /// The HTML part ends where a delimiter begins, less the line break before it
         /// (unless that break ends the line that opened the part).
         mutating func endPart(atDelimiter delimiter: Int) {
+            if case .header(_, let bytes) = current {
+                // A header the delimiter cut short: the parser sees an empty part, and
+                // when that is the HTML text there is nothing to edit.
+                let header = try? HeaderSection.scan(bytes[...]).header
+                if header.map({ kind($0).html }) ?? true { gaveUp = true }
+                return
+            }
             guard case .html(let start, let bodyStart, let header) = current else { return }
             var end = delimiter
             if end > start {
