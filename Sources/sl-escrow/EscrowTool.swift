@@ -28,18 +28,11 @@ public struct EscrowTool {
     // MARK: reports
 
     public func list(json: Bool) throws {
-        let messages = try context().0.store.list()
-        var out = ""
-        if json {
-            for m in messages { out += try Self.json(m) + "\n" }
-        } else {
-            out += "ID                                CREATED (UTC)     EXPIRES (UTC)     STATE      OPENED  RECIPIENTS\n"
-            for m in messages {
-                let opened = m.recipients.filter { $0.firstOpen != nil }.count
-                out += "\(m.id)  \(Self.short(m.created))  \(Self.short(m.expires))  \(Self.state(m).padding(toLength: 9, withPad: " ", startingAt: 0))  \(opened)/\(m.recipients.count)     \(m.recipients.map(\.address).joined(separator: ", "))\n"
-            }
+        try Self.report(try context().0.store.list(), json: json,
+                        heading: "ID                                CREATED (UTC)     EXPIRES (UTC)     STATE      OPENED  RECIPIENTS") { m in
+            let opened = m.recipients.filter { $0.firstOpen != nil }.count
+            return "\(m.id)  \(Self.short(m.created))  \(Self.short(m.expires))  \(Self.state(m).padding(toLength: 9, withPad: " ", startingAt: 0))  \(opened)/\(m.recipients.count)     \(m.recipients.map(\.address).joined(separator: ", "))"
         }
-        try FileDescriptorIO.writeAll(1, Array(out.utf8))
     }
 
     public func status(id: String, json: Bool) throws {

@@ -16,19 +16,19 @@ extension SLEscrow {
 extension EscrowTool {
     /// The open-tracking table, newest first, as `list` shows escrow messages.
     public func tracked(json: Bool) throws {
-        let copies = try context().0.store.trackedCopies()
-        var out = ""
-        if json {
-            for c in copies { out += try Self.json(c) + "\n" }
-        } else {
-            out += "CREATED (UTC)     METHOD  FIRST OPEN        LAST OPEN         RECEIPT  MESSAGE-ID / RECIPIENTS\n"
-            for c in copies {
-                let first = c.firstOpen.map(Self.short) ?? "not opened      "
-                let last = c.lastOpen.map(Self.short) ?? "-               "
-                out += "\(Self.short(c.created))  \(c.method.padding(toLength: 6, withPad: " ", startingAt: 0))  \(first)  \(last)  "
-                out += "\(c.receiptSent ? "sent   " : "-      ")  \(c.messageID ?? "-") \(c.recipients.joined(separator: ", "))\n"
-            }
+        try Self.report(try context().0.store.trackedCopies(), json: json,
+                        heading: "CREATED (UTC)     METHOD  FIRST OPEN        LAST OPEN         RECEIPT  MESSAGE-ID / RECIPIENTS") { c in
+            let first = c.firstOpen.map(Self.short) ?? "not opened      "
+            let last = c.lastOpen.map(Self.short) ?? "-               "
+            return "\(Self.short(c.created))  \(c.method.padding(toLength: 6, withPad: " ", startingAt: 0))  \(first)  \(last)  "
+                + "\(c.receiptSent ? "sent   " : "-      ")  \(c.messageID ?? "-") \(c.recipients.joined(separator: ", "))"
         }
+    }
+
+    /// A listing on stdout: one JSON object per line, or a heading and a line each.
+    static func report<Row: Encodable>(_ rows: [Row], json: Bool, heading: String, line: (Row) -> String) throws {
+        var out = json ? "" : heading + "\n"
+        for row in rows { out += (json ? try Self.json(row) : line(row)) + "\n" }
         try FileDescriptorIO.writeAll(1, Array(out.utf8))
     }
 }
