@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // The HTML text of a message, found in its spooled body one line at a time, so a
 // message with a 100 MB attachment is searched without holding it in memory. It is
 // found so that this one part can be edited (sl-classify's open tracking) while
@@ -39,7 +43,7 @@ public struct HTMLTextPart: Sendable {
         var lines = LineAssembler()
         try message.body.forEachChunk { chunk in
             guard !scanner.done else { return }
-            lines.feed(chunk) { scanner.take($0) }
+            lines.feed(chunk, whole: { scanner.readsHeader }) { scanner.take($0) }
         }
         if let last = lines.finish() { scanner.take(last) }
         scanner.finish(at: message.body.count)
@@ -110,6 +114,9 @@ public struct HTMLTextPart: Sendable {
     /// may be of any length) and three bytes more at most (white space, CR, LF: the
     /// most a delimiter line can have there), else the line is junk. So a delimiter
     /// is recognised exactly as in memory, and a long base64 line costs nothing.
+    /// Outside a header section, a line that does not begin with `-` can be
+    /// nothing but content: it is not kept at all (it is junk), which is what
+    /// makes a large attachment cheap to pass over.
     struct LineAssembler {
         static let keep = 8192
         var start = 0
@@ -119,32 +126,38 @@ public struct HTMLTextPart: Sendable {
         var junk = false
         var last: (UInt8, UInt8) = (0, 0)
 
-        mutating func feed(_ chunk: ArraySlice<UInt8>, _ emit: (Line) -> Void) {
-            var i = chunk.startIndex
-            while i < chunk.endIndex {
-                let lf = chunk[i...].firstIndex(of: ASCII.lf)
-                let end = lf.map { $0 + 1 } ?? chunk.endIndex
-                append(chunk[i..<end])
-                if lf != nil { emit(take()) }
-                i = end
+        /// `whole`: whether the line about to begin is in a header section.
+        mutating func feed(_ chunk: ArraySlice<UInt8>, whole: () -> Bool, _ emit: (Line) -> Void) {
+            chunk.withUnsafeBufferPointer { buffer in
+                guard let base = buffer.baseAddress else { return }
+                var i = 0
+                while i < buffer.count {
+                    let found = memchr(base + i, Int32(ASCII.lf), buffer.count - i)
+                    let end = found.map { UnsafeRawPointer($0) - UnsafeRawPointer(base) + 1 } ?? buffer.count
+                    if count == 0 && base[i] != UInt8(ascii: "-") && !whole() { junk = true }
+                    append(UnsafeBufferPointer(rebasing: buffer[i..<end]))
+                    if found != nil { emit(take()) }
+                    i = end
+                }
             }
         }
 
         /// The last line, when the body does not end with a line break.
         mutating func finish() -> Line? { count > 0 ? take() : nil }
 
-        private mutating func append(_ piece: ArraySlice<UInt8>) {
-            let room = max(0, Self.keep - kept.count)
-            kept += piece.prefix(room)
-            for b in piece.dropFirst(room) {
-                if junk { break }
-                if ASCII.isWSP(b) && kept.last.map(ASCII.isWSP) == true { continue }
-                if beyond == 3 { junk = true; break }
-                kept.append(b)
-                beyond += 1
+        private mutating func append(_ piece: UnsafeBufferPointer<UInt8>) {
+            if !junk {
+                let room = max(0, Self.keep - kept.count)
+                kept += piece.prefix(room)
+                for b in piece.dropFirst(room) {
+                    if ASCII.isWSP(b) && kept.last.map(ASCII.isWSP) == true { continue }
+                    if beyond == 3 { junk = true; break }
+                    kept.append(b)
+                    beyond += 1
+                }
             }
             count += piece.count
-            if let l = piece.last { last = (piece.count > 1 ? piece[piece.endIndex - 2] : last.1, l) }
+            if let l = piece.last { last = (piece.count > 1 ? piece[piece.count - 2] : last.1, l) }
         }
 
         private mutating func take() -> Line {
@@ -174,6 +187,7 @@ public struct HTMLTextPart: Sendable {
         var found: HTMLTextPart?
         var gaveUp = false
         var done: Bool { found != nil || gaveUp }
+        var readsHeader: Bool { if case .header = current { return true } else { return false } }
 
         mutating func take(_ line: Line, fromFrame first: Int = 0) {
             guard !done else { return }
