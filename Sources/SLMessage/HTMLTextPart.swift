@@ -8,8 +8,8 @@ import Glibc
 // every other byte of the message stays as it was. Multiparts are split by the
 // rules MIMEEntity.parse splits them by (MultipartSplit.delimiterKind, the line
 // break before a delimiter belonging to it, HeaderSection's header rules), so the
-// part found here is the part the in-memory parser sees; MIMETests hold the two
-// against each other.
+// part found here is the part the in-memory parser sees; RemoteImageTests hold
+// the two against each other on thousands of odd messages.
 
 /// Where a message's HTML text lies in its body.
 public struct HTMLTextPart: Sendable {
@@ -27,8 +27,8 @@ public struct HTMLTextPart: Sendable {
     /// not `Content-Disposition: attachment`, not inside an attachment, an attached
     /// message (message/rfc822) or a signed multipart (an edit would break the
     /// signature). Nil when there is none, and when the body is too odd to be sure
-    /// of the part's bounds: a part header with a NUL byte or a line over 8 KiB, a
-    /// boundary that long, nesting deeper than MIMEEntity parses.
+    /// of the part's bounds: a part header with a NUL byte or a field line over
+    /// 8 KiB, a boundary that long, nesting deeper than MIMEEntity parses.
     public static func find(in message: Message) throws -> HTMLTextPart? {
         let header = message.header
         guard !isAttachment(header) else { return nil }
