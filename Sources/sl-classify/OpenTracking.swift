@@ -37,8 +37,9 @@ final class OpenTracker {
     }
 
     private func track(_ copy: Message, messageID: String?, index: Int) throws -> Message {
+        // Mail from the null sender is not tracked: no receipt could reach anyone.
         guard let envelope = try Envelope.read(from: copy.header), Self.methods.contains(envelope.method),
-              let site = try RemoteImage.site(in: copy) else { return copy }
+              !envelope.sender.isEmpty, let site = try RemoteImage.site(in: copy) else { return copy }
         let recipients = envelope.recipients.map(\.address)
         let url: String
         do {

@@ -155,6 +155,20 @@ import SLMessage
         }
     }
 
+    /// No receipt could reach the null sender: its mail is not tracked.
+    @Test func mailFromTheNullSenderIsNotTracked() throws {
+        let installation = try installation("open_tracking = yes")
+        let input = Self.message(id: "<bounce@clinic.test>")
+        let run = try Tools.run("sl-classify", ["--config", installation.config, "--no-ask", "-f", "", "-t"], stdin: input)
+        #expect(run.status == 0, "\(run.stderr)")
+        let copies = try Tools.messages(run.stdout)
+        #expect(copies.count == 2)
+        for var copy in copies {
+            copy.header.removeEnvelopeFields()
+            #expect(try copy.bytes() == input)
+        }
+    }
+
     /// Tracking is never a reason to hold mail back.
     @Test func withoutAStoreTheCopyGoesUntrackedWithAWarning() throws {
         let installation = try installation("open_tracking = yes\nescrow_store = /dev/null/store")
