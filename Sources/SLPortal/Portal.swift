@@ -179,6 +179,7 @@ public struct Portal {
         router.get(RouterPath("\(base)/static/portal.css")) { _, _ in
             Reply.file(Pages.stylesheet, type: "text/css; charset=utf-8")
         }
+        router.get(RouterPath("\(base)/t/:token")) { r, c in await TrackingImage(state: state).fetch(r, c) }
         router.get(RouterPath("\(base)/account")) { r, c in accounts.signInPage(r, c) }
         router.post(RouterPath("\(base)/account")) { r, c in await accounts.signIn(r, c) }
         router.get(RouterPath("\(base)/account/reset")) { r, c in accounts.resetPage(r, c) }
@@ -192,7 +193,6 @@ public struct Portal {
         router.get(RouterPath("\(base)/read/:id/:n/part/:k")) { r, c in await reading.part(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n/html/:k")) { r, c in await reading.html(r, c) }
         router.get(RouterPath("\(base)/read/:id/:n/eml")) { r, c in await reading.original(r, c) }
-        router.get(RouterPath("\(base)/t/:token")) { r, c in await TrackingImage(state: state).fetch(r, c) }
         router.get(RouterPath("\(base)/:id/:n")) { r, c in pickup.page(r, c) }
         router.post(RouterPath("\(base)/:id/:n")) { r, c in await pickup.answer(r, c) }
     }
