@@ -76,6 +76,7 @@ public final class EscrowStore {
         try db.execute("PRAGMA secure_delete=ON")
         try db.transaction {
             try db.execute(Self.schema)
+            try db.execute(Self.trackingSchema)     // open tracking, Tracking.swift
             // Version 2: accounts made by the portal, the message center's wraps.
             // Judged by the columns, not user_version: a version 1 binary still
             // running during an upgrade writes user_version = 1 on every open (and

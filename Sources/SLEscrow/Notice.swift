@@ -164,21 +164,26 @@ public struct EscrowLink: Sendable, Equatable {
 /// never the content.
 public enum ReadReceipt {
     public static func message(for r: Receipt, from: String, date: Date) throws -> Message {
-        let text = """
+        try receipt(to: r.sender, subject: "Read: secure message to \(r.recipient)", text: """
             Your secure message \(r.id) was opened by \(r.recipient) on \(DeliveryReport.rfc5322Date(r.opened)).
 
             This is a read receipt from the escrow service; the message itself stays sealed.
 
-            """
+            """, from: from, date: date)
+    }
+
+    /// A receipt of either kind (escrow opens, Tracking.swift's tracked opens):
+    /// plain text to the sender, routed for ordinary delivery from the null sender.
+    static func receipt(to sender: String, subject: String, text: String, from: String, date: Date) throws -> Message {
         var head = ""
-        for (name, value) in [("From", from), ("To", r.sender), ("Subject", "Read: secure message to \(r.recipient)"),
+        for (name, value) in [("From", from), ("To", sender), ("Subject", NoticeTemplates.oneLine(subject)),
                               ("Date", DeliveryReport.rfc5322Date(date)), ("Auto-Submitted", "auto-generated"),
                               ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8"),
                               ("Content-Transfer-Encoding", "8bit")] {
             head += "\(name): \(value)\r\n"
         }
         var m = try Message(bytes: Array((head + "\r\n" + text).utf8))
-        let routing = Envelope(sender: "", recipients: [Envelope.Recipient(address: r.sender)], method: .insecure,
+        let routing = Envelope(sender: "", recipients: [Envelope.Recipient(address: sender)], method: .insecure,
                                tls: .opportunistic, fallback: .insecure)
         try routing.write(into: &m.header)
         return m

@@ -241,6 +241,8 @@ public struct SenderSettings: Sendable {
     /// The organisation's own domains: mail to them is not filtered (nil: the
     /// sender's account's `domains`; empty: none).
     public var internalDomains: [String]?
+    /// open_tracking: an image in the HTML text of TLS and PKI copies.
+    public var openTracking: Bool?
 
     public init() {}
 
@@ -276,6 +278,7 @@ public struct SenderSettings: Sendable {
             r.smimeKey = base.smimeKey
         }
         r.internalDomains = internalDomains ?? base.internalDomains
+        r.openTracking = openTracking ?? base.openTracking
         return r
     }
 }
@@ -329,6 +332,9 @@ public struct EffectiveSettings: Sendable {
     /// Domains (lowercase ASCII; `.parent` for subdomains) delivered as the MTA would,
     /// without a method decision: the organisation's own.
     public var internalDomains: [String]
+    /// Put an open-tracking image into the HTML text of copies sent by TLS, PGP
+    /// or S/MIME (sl-classify; see Tracking.swift in SLEscrow).
+    public var openTracking: Bool
 }
 
 extension Configuration {
@@ -391,7 +397,8 @@ extension Configuration {
             smimeEncryptToSelf: merged.smimeEncryptToSelf ?? false,
             smimeCertificate: merged.smimeCertificate,
             smimeKey: merged.smimeKey,
-            internalDomains: (merged.internalDomains ?? account?.domains ?? []).map { $0.lowercased() })
+            internalDomains: (merged.internalDomains ?? account?.domains ?? []).map { $0.lowercased() },
+            openTracking: merged.openTracking ?? false)
     }
 }
 

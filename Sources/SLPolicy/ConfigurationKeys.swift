@@ -177,6 +177,9 @@ extension Configuration {
         "smime_encrypt_to_self": .sender { s, v in s.smimeEncryptToSelf = try v.boolean() },
         "smime_certificate": .sender { s, v in s.smimeCertificate = v.path },
         "smime_key": .sender { s, v in s.smimeKey = v.path },
+
+        // OPEN TRACKING (a sender setting; sl.conf(5))
+        "open_tracking": .sender { s, v in s.openTracking = try v.boolean() },
     ]
 }
 

@@ -192,6 +192,7 @@ public struct Portal {
         router.get(RouterPath("\(base)/static/portal.css")) { _, _ in
             Reply.file(Pages.stylesheet, type: "text/css; charset=utf-8")
         }
+        router.get(RouterPath("\(base)/t/:token")) { r, c in await TrackingImage(state: state).fetch(r, c) }
         router.get(RouterPath("\(base)/account")) { r, c in accounts.signInPage(r, c) }
         router.post(RouterPath("\(base)/account")) { r, c in await accounts.signIn(r, c) }
         router.get(RouterPath("\(base)/account/reset")) { r, c in accounts.resetPage(r, c) }
@@ -295,7 +296,7 @@ struct PortalMiddleware: RouterMiddleware {
         } catch let error as any HTTPResponseError {
             response = Self.errorPage(base: base, status: error.status)
         } catch {
-            PortalLog.line("\(request.method) \(Self.loggable(request.uri.path)): \(error)")
+            PortalLog.line("\(request.method) \(Self.loggable(request.uri.path, base: base)): \(error)")
             response = Self.errorPage(base: base, status: .internalServerError)
         }
         for (name, value) in Self.securityHeaders {
@@ -308,7 +309,7 @@ struct PortalMiddleware: RouterMiddleware {
         let tenths = elapsed.components.seconds * 10_000 + elapsed.components.attoseconds / 100_000_000_000_000
         let forwarded = request.headers[values: .xForwardedFor]
         let who = Self.client(peer: context.remoteAddress?.ipAddress, forwardedFor: forwarded, behindProxy: behindProxy)
-        PortalLog.line("\(who) \(request.method) \(Self.loggable(request.uri.path)) \(response.status.code) \(tenths / 10).\(tenths % 10)ms")
+        PortalLog.line("\(who) \(request.method) \(Self.loggable(request.uri.path, base: base)) \(response.status.code) \(tenths / 10).\(tenths % 10)ms")
         return response
     }
 
@@ -324,7 +325,10 @@ struct PortalMiddleware: RouterMiddleware {
         return last
     }
 
-    static func loggable(_ path: String) -> String { path.count > 200 ? String(path.prefix(200)) + "..." : path }
+    static func loggable(_ path: String, base: String) -> String {
+        let path = TrackingImage.withoutToken(path, base: base)
+        return path.count > 200 ? String(path.prefix(200)) + "..." : path
+    }
 
     static func errorPage(base: String, status: HTTPResponse.Status) -> Response {
         switch status.code {

@@ -58,6 +58,7 @@ public struct ClassifyTool {
                                         storeAccounts: try Self.storeAccounts(installation, source: configuration.source))
         let audit = changesNothing ? nil : configuration.installation.auditLog.map(AuditLog.init)
         var explained: [[String: Any]] = []
+        let tracker = changesNothing ? nil : OpenTracker(configuration: configuration)
         let filter = try StreamFilter(tool: Self.tool)
         if singleMessage { filter.framing = .single }
         try filter.process { message in
@@ -78,7 +79,8 @@ public struct ClassifyTool {
                     try audit.record(r)
                 }
             }
-            return report == .none ? result.output : []
+            guard report == .none else { return [] }
+            return try tracker?.copies(of: result, account: envelope.account, index: message.index) ?? result.output
         }
         switch report {
         case .none:

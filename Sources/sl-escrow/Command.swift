@@ -14,7 +14,7 @@ struct SLEscrow: ParsableCommand {
         Links, answers and passwords are read from the terminal or from files, never \
         from the command line. See sl-escrow(1).
         """,
-        subcommands: [List.self, Status.self, Retract.self, Purge.self, Receipts.self, Open.self, Account.self, Verify.self])
+        subcommands: [List.self, Status.self, Retract.self, Purge.self, Receipts.self, Tracked.self, Open.self, Account.self, Verify.self])
 }
 
 struct StoreOptions: ParsableArguments {

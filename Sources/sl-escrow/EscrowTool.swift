@@ -28,18 +28,11 @@ public struct EscrowTool {
     // MARK: reports
 
     public func list(json: Bool) throws {
-        let messages = try context().0.store.list()
-        var out = ""
-        if json {
-            for m in messages { out += try Self.json(m) + "\n" }
-        } else {
-            out += "ID                                CREATED (UTC)     EXPIRES (UTC)     STATE      OPENED  RECIPIENTS\n"
-            for m in messages {
-                let opened = m.recipients.filter { $0.firstOpen != nil }.count
-                out += "\(m.id)  \(Self.short(m.created))  \(Self.short(m.expires))  \(Self.state(m).padding(toLength: 9, withPad: " ", startingAt: 0))  \(opened)/\(m.recipients.count)     \(m.recipients.map(\.address).joined(separator: ", "))\n"
-            }
+        try Self.report(try context().0.store.list(), json: json,
+                        heading: "ID                                CREATED (UTC)     EXPIRES (UTC)     STATE      OPENED  RECIPIENTS") { m in
+            let opened = m.recipients.filter { $0.firstOpen != nil }.count
+            return "\(m.id)  \(Self.short(m.created))  \(Self.short(m.expires))  \(Self.state(m).padding(toLength: 9, withPad: " ", startingAt: 0))  \(opened)/\(m.recipients.count)     \(m.recipients.map(\.address).joined(separator: ", "))"
         }
-        try FileDescriptorIO.writeAll(1, Array(out.utf8))
     }
 
     public func status(id: String, json: Bool) throws {
@@ -98,20 +91,26 @@ public struct EscrowTool {
     }
 
     /// Read receipts as an mboxrd stream for sl-deliver: one message to the sender
-    /// per recipient who opened a message. A receipt is marked sent once the whole
-    /// stream is written, so a failed write sends it again next time rather than never.
+    /// per recipient who opened a message, and one per tracked copy (open_tracking)
+    /// whose image was fetched. A receipt is marked sent once the whole stream is
+    /// written, so a failed write sends it again next time rather than never.
     public func receipts() throws {
         let (ctx, configuration) = try context()
         let pending = try ctx.store.pendingReceipts()
-        guard !pending.isEmpty else { return }
+        let opens = try ctx.store.pendingOpenReceipts()
+        guard !pending.isEmpty || !opens.isEmpty else { return }
         let staged = try StagedOutput()
         let writer = MboxWriter(sink: staged.sink)
         let from = configuration.installation.escrow.noticeFrom ?? "MAILER-DAEMON@\(ctx.hostname)"
         for r in pending where !r.sender.isEmpty {
             try writer.write(try ReadReceipt.message(for: r, from: from, date: Date()))
         }
+        for r in opens where !r.copy.sender.isEmpty {
+            try writer.write(try ReadReceipt.message(for: r.copy, from: from, date: Date()))
+        }
         try staged.commit(to: 1)
         for r in pending { try ctx.store.markReceiptSent(id: r.id, index: r.index) }
+        for r in opens { try ctx.store.markOpenReceiptSent(r) }
     }
 
     // MARK: open

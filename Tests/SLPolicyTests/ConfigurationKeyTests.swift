@@ -117,6 +117,7 @@ import Testing
         "smime_encrypt_to_self": "yes",
         "smime_certificate": "me.pem",
         "smime_key": "me.key",
+        "open_tracking": "yes",
     ]
 
     /// A valid configuration with `line` at the level its key belongs to. It sets
