@@ -26,7 +26,7 @@ import tempfile
 import time
 
 from selenium.common.exceptions import (NoAlertPresentException, NoSuchElementException,
-                                        StaleElementReferenceException, TimeoutException)
+                                        StaleElementReferenceException, TimeoutException, WebDriverException)
 from browser import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -69,9 +69,18 @@ class Walk:
             fail(f"{where}: a script in the message ran", d)
 
     def fill(self, field_id, value):
-        field = self.wait.until(EC.presence_of_element_located((By.ID, field_id)))
-        field.clear()
-        field.send_keys(value)
+        """Types into a field, again if the page was replaced under it (a click's
+        navigation can still be landing: the old page's field goes stale)."""
+        for attempt in range(10):
+            try:
+                field = self.wait.until(EC.presence_of_element_located((By.ID, field_id)))
+                field.clear()
+                field.send_keys(value)
+                return
+            except WebDriverException:
+                if attempt == 9:
+                    raise
+                time.sleep(0.3)
 
     def submit(self):
         self.driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()

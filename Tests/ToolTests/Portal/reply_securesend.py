@@ -18,7 +18,7 @@ import sys
 import time
 
 from browser import chromium
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -52,9 +52,17 @@ def main():
             fail("no screenshot " + name)
 
     def fill(field, value):
-        e = wait.until(EC.presence_of_element_located((By.ID, field)))
-        e.clear()
-        e.send_keys(value)
+        # Again if a navigation replaced the page under the field.
+        for attempt in range(10):
+            try:
+                e = wait.until(EC.presence_of_element_located((By.ID, field)))
+                e.clear()
+                e.send_keys(value)
+                return
+            except WebDriverException:
+                if attempt == 9:
+                    raise
+                time.sleep(0.3)
 
     try:
         # Carol: open, answer, reply with an attachment.
