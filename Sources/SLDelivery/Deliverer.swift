@@ -73,6 +73,10 @@ public final class Deliverer: @unchecked Sendable {
         context = try TLSClientContext(caFile: options.caFile)
     }
 
+    /// Told of each recipient the moment the server accepts the message for it
+    /// (the delivery record), from the delivering thread.
+    public var onAccepted: (@Sendable (Parcel, String) -> Void)?
+
     /// Connections kept between calls of `deliver` (a run delivers in rounds), by
     /// host and port: no new connection, EHLO and STARTTLS for every round.
     private var idle: [String: [Session]] = [:]
@@ -416,6 +420,7 @@ public final class Deliverer: @unchecked Sendable {
         try sendData(p.message, over: c, then: try ahead.map(Self.lines) ?? [])
         let final = try c.readReply()
         for i in accepted { results[i] = result(rcpts[i], final) }
+        if final.isPositive, let onAccepted { for i in accepted { onAccepted(p, rcpts[i]) } }
         // After the reply to the data the server is ready for the next MAIL
         // (RFC 5321 4.1.1.4); RSET only clears up after failures above.
         return (results, ahead != nil)

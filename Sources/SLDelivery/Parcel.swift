@@ -22,6 +22,8 @@ public struct Parcel: Sendable {
     public var eightBit: Bool
     /// Has non-ASCII addresses or header fields (needs SMTPUTF8, RFC 6531).
     public var international: Bool
+    /// What the delivery record keys on, with each recipient.
+    public var messageID: String?
 
     public init(id: String, sender: String, recipients: [String], requireTLS: Bool, message: Message) throws {
         self.id = id
@@ -32,6 +34,7 @@ public struct Parcel: Sendable {
         m.fromLine = nil
         m.header.removeEnvelopeFields()
         self.message = m
+        messageID = m.header["Message-ID"]
         var scan = WireScan()
         scan.add(m.header.bytes[...])
         let headerEightBit = scan.eightBit

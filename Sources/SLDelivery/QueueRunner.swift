@@ -19,11 +19,19 @@ public final class QueueRunner {
     let lifetime: Double
     /// Where a line for the admin goes (stderr, in sl-deliver).
     let warn: (String) -> Void
+    /// What was delivered already, by Message-ID and recipient (nil: not kept).
+    let record: DeliveryRecord?
 
     public init(queue: DeliveryQueue, deliverer: Deliverer, hostname: String, audit: AuditLog?, rerouteCommand: String?,
-                lifetime: Double, warn: @escaping (String) -> Void) {
+                lifetime: Double, record: DeliveryRecord? = nil, warn: @escaping (String) -> Void) {
         self.queue = queue; self.deliverer = deliverer; self.hostname = hostname
         self.audit = audit; self.rerouteCommand = rerouteCommand; self.lifetime = lifetime; self.warn = warn
+        self.record = record
+        if let record {
+            deliverer.onAccepted = { parcel, recipient in
+                if let id = parcel.messageID { record.record(messageID: id, recipient: recipient, now: Date().timeIntervalSince1970) }
+            }
+        }
     }
 
     static let tool = "sl-deliver"
@@ -77,7 +85,7 @@ public final class QueueRunner {
     /// reroute_command, or durably queued.
     public func attempt(_ intake: Intake, now: Double) throws {
         var reports: [QueueItem] = []
-        let loader = IntakeLoader(intake: intake, now: now, inherited: Self.inheritedState())
+        let loader = IntakeLoader(intake: intake, now: now, inherited: Self.inheritedState(), hostname: hostname)
         var current = try loader.load()
         while !current.loaded.isEmpty {
             // The next round is loaded on a second thread while this one is delivered.
@@ -108,9 +116,10 @@ public final class QueueRunner {
         let now: Double
         /// The state a re-routed message brings from the queue it was taken from.
         let inherited: QueueState?
+        let hostname: String
         private var next = 0
-        init(intake: Intake, now: Double, inherited: QueueState?) {
-            self.intake = intake; self.now = now; self.inherited = inherited
+        init(intake: Intake, now: Double, inherited: QueueState?, hostname: String) {
+            self.intake = intake; self.now = now; self.inherited = inherited; self.hostname = hostname
         }
 
         var more: Bool { next < intake.count }
@@ -119,7 +128,13 @@ public final class QueueRunner {
             var round = Round()
             var bytes = 0
             while next < intake.count && round.loaded.count < QueueRunner.intakeBatch && bytes < QueueRunner.intakeBatchBytes {
-                let (message, envelope) = try intake.message(next)
+                var (message, envelope) = try intake.message(next)
+                // The delivery record keys on the Message-ID: one is made before
+                // anything is sent or recorded, and the queued copy keeps it.
+                if message.header["Message-ID"] == nil {
+                    let unique = "\(String(UInt64.random(in: 0...UInt64.max), radix: 36)).\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+                    try message.header.add("Message-ID", "<sl-deliver.\(unique)@\(hostname)>")
+                }
                 bytes += intake.size(next)
                 round.loaded.append(Loaded(id: "intake-\(next)", message: message, envelope: envelope,
                                            state: inherited ?? QueueState(created: now), lock: nil))
@@ -159,8 +174,25 @@ public final class QueueRunner {
     /// Delivers one round and settles every message of it; returns the delivery
     /// reports it queued. What is left of fresh messages is queued in one commit.
     private func deliver(_ loaded: [Loaded], parcels: [Parcel]? = nil, now: Double) throws -> [QueueItem] {
-        let parcels = try parcels ?? Self.parcels(for: loaded)
-        let results = parcels.isEmpty ? [:] : try deliverer.deliver(parcels)
+        var parcels = try parcels ?? Self.parcels(for: loaded)
+        // Recipients the record says have this message already are not sent it
+        // again: a rerun of an interrupted input, a queue pass after a killed one.
+        var earlier: [String: [RecipientResult]] = [:]
+        if let record {
+            for i in parcels.indices {
+                guard let id = parcels[i].messageID else { continue }
+                let done = parcels[i].recipients.filter { record.contains(messageID: id, recipient: $0) }
+                guard !done.isEmpty else { continue }
+                earlier[parcels[i].id] = done.map {
+                    RecipientResult(recipient: $0, outcome: .delivered, status: .success,
+                                    reply: "delivered earlier (the delivery record has \(id) for this recipient)")
+                }
+                parcels[i].recipients.removeAll { done.contains($0) }
+            }
+            parcels.removeAll { $0.recipients.isEmpty }
+        }
+        var results = parcels.isEmpty ? [:] : try deliverer.deliver(parcels)
+        for (id, r) in earlier { results[id, default: []] += r }
         var reports: [QueueItem] = []
         var staged: [DeliveryQueue.Staged] = []
         do {
@@ -176,6 +208,7 @@ public final class QueueRunner {
             queue.discard(staged)
             throw error
         }
+        record?.sync()
         try audit?.commit()
         return reports
     }

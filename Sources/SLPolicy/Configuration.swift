@@ -79,6 +79,9 @@ public struct InstallationSettings: Sendable {
         public var relayCredentials: String?
         /// Shell command that takes a TLS-only message back for a new decision.
         public var rerouteCommand: String?
+        /// Days sl-deliver remembers what it delivered (Message-ID and recipient),
+        /// so a rerun or a queue pass after a kill sends nothing twice; 0: off.
+        public var recordDays: Double = 7
     }
 
     /// How MX hosts are found and reached, and what is known of their TLS: read by

@@ -65,6 +65,9 @@ extension Configuration {
         },
         "relay_credentials": .installation { i, v in i.delivery.relayCredentials = v.path },
         "reroute_command": .installation { i, v in i.delivery.rerouteCommand = v.text },
+        "delivery_record": .installation { i, v in
+            i.delivery.recordDays = try v.number("delivery_record must be days from 0 (off) to 365") { (0.0...365.0).contains($0) }
+        },
         "escrow_store": .installation { i, v in i.escrow.store = v.path },
         "escrow_pepper_file": .installation { i, v in i.escrow.pepperFile = v.path },
         "escrow_url": .installation { i, v in

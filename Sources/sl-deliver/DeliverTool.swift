@@ -55,10 +55,16 @@ public struct DeliverTool {
         }
         func worker() throws -> QueueRunner {
             guard let queuePath else { throw MessageError.io("internal error: no queue in a dry run") }
-            return QueueRunner(queue: try DeliveryQueue(directory: queuePath), deliverer: deliverer, hostname: hostname,
+            let queue = try DeliveryQueue(directory: queuePath)
+            // Beside the queue, owned with it: QUEUE.delivered.
+            let days = installation.delivery.recordDays
+            let record = days > 0
+                ? try DeliveryRecord(path: queuePath + ".delivered", window: days * 86_400, now: Date().timeIntervalSince1970)
+                : nil
+            return QueueRunner(queue: queue, deliverer: deliverer, hostname: hostname,
                         audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.delivery.rerouteCommand,
                         lifetime: installation.delivery.queueLifetime ?? DeliveryPolicy.defaultLifetime,
-                        warn: { Diagnostics.warn(Self.tool, $0) })
+                        record: record, warn: { Diagnostics.warn(Self.tool, $0) })
         }
 
         defer { deliverer.closeIdle() }

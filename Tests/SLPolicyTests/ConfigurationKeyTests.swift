@@ -86,6 +86,7 @@ import Testing
         "portal_behind_proxy": "yes",
         "portal_session_minutes": "30",
         "portal_rate_limit": "25",
+        "delivery_record": "3",
         "portal_submit_command": "/usr/sbin/sendmail -i",
         "portal_max_replies": "3",
         "portal_upload_limit": "20",

@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SLTestPeers
+import Testing
+import SLMessage
+
+/// The delivery record against the real Postfix MX host of the test peers: an
+/// sl-deliver run killed (SIGKILL) part-way through a bulk input, then fed the same
+/// input again, delivers every message, and re-sends at most what was in flight
+/// when it was killed. With the record off, the same rerun sends again what the
+/// killed run had delivered: the control that shows the test can fail.
+extension DeliverToolTests {
+    /// A bulk input of `count` messages to bob@on.test, each with its own marker
+    /// (and Message-ID), as one mboxrd stream.
+    static func bulk(_ run: String, count: Int) -> (Bytes, [String]) {
+        var stream = Bytes()
+        var markers: [String] = []
+        for i in 0..<count {
+            let marker = "bulk-\(run)-\(i)-end"
+            markers.append(marker)
+            stream += bytes("From alice@clinic.test Mon Nov 30 09:00:00 2026\n")
+            stream += routed(to: ["bob@on.test"], tls: "opportunistic", marker: marker)
+            stream += bytes("\n")
+        }
+        return (stream, markers)
+    }
+
+    /// Runs sl-deliver on `input` and kills it with SIGKILL after `after` seconds.
+    static func killed(_ setup: Setup, _ input: Bytes, after: Double) throws {
+        let p = Process()
+        p.executableURL = Tools.binDirectory.appendingPathComponent("sl-deliver")
+        p.arguments = ["--config", setup.config, "--timeout", "20"]
+        let stdin = Pipe()
+        p.standardInput = stdin
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        try stdin.fileHandleForWriting.write(contentsOf: Data(input))
+        try stdin.fileHandleForWriting.close()
+        usleep(UInt32(after * 1_000_000))
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    /// Deliveries per marker at bob's mailbox.
+    static func counts(_ peers: Peers, _ markers: [String]) -> [Int] {
+        let all = peers.delivered(to: Peers.server("on"), containing: markers[0].split(separator: "-").prefix(2).joined(separator: "-"),
+                                  atLeast: markers.count, wait: 20)
+        return markers.map { m in all.filter { $0.contains("Subject: \(m)") }.count }
+    }
+
+    @Test(arguments: [0.25, 0.5, 0.9])
+    func aKilledBulkRunFedAgainSendsNothingTwiceButWhatWasInFlight(after: Double) throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let (input, markers) = Self.bulk(String(run), count: 150)
+        try Self.killed(setup, input, after: after)
+        let again = try setup.deliver([], input)
+        #expect(again.status == 0, "\(again.stderr)")
+        let counts = Self.counts(peers, markers)
+        #expect(!counts.contains(0), "lost: \(counts.indices.filter { counts[$0] == 0 }.count)")
+        let duplicates = counts.reduce(0) { $0 + max(0, $1 - 1) }
+        // In flight at the kill: at most one transaction per connection (10 by default).
+        #expect(duplicates <= 10, "\(duplicates) duplicates after a kill at \(after) s")
+        print("delivery record: kill at \(after) s, \(duplicates) duplicate(s) of \(markers.count)")
+    }
+
+    @Test func withoutTheRecordARerunSendsTheDeliveredAgain() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup("delivery_record = 0")
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let (input, markers) = Self.bulk(String(run), count: 150)
+        try Self.killed(setup, input, after: 0.9)
+        let again = try setup.deliver([], input)
+        #expect(again.status == 0, "\(again.stderr)")
+        let counts = Self.counts(peers, markers)
+        #expect(!counts.contains(0))
+        #expect(counts.reduce(0) { $0 + max(0, $1 - 1) } > 10, "the killed run delivered too little to show the difference: \(counts)")
+    }
+}
