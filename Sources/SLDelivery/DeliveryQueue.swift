@@ -133,6 +133,27 @@ public final class DeliveryQueue: @unchecked Sendable {
         try writeDurably(path(item.id, "state"), try JSONEncoder().encode(item.state))
     }
 
+    /// The folder items go that cannot be worked (a message that no longer parses,
+    /// routing fields gone): out of every queue run, kept for the admin.
+    public var asideDirectory: String { directory + "/aside" }
+
+    /// Moves an item that cannot be worked into `asideDirectory` with a note of
+    /// why (ID.reason), so no run skips it for ever or trips over it again. The
+    /// caller holds its lock.
+    public func setAside(_ id: String, reason: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: asideDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw MessageError.io("cannot make \(asideDirectory): \(error.localizedDescription)")
+        }
+        try writeDurably(asideDirectory + "/\(id).reason", Data((reason + "\n").utf8))
+        if access(path(id, "state"), F_OK) == 0 { rename(path(id, "state"), asideDirectory + "/\(id).state") }
+        guard rename(path(id, "eml"), asideDirectory + "/\(id).eml") == 0 else {
+            throw MessageError.io("cannot move \(id) aside: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// Removes an item once nothing is left to do for it. The message goes first:
     /// a state file without a message is ignored and cleaned up later. No sync: a
     /// removal lost in a crash means one more delivery, never a lost message.

@@ -43,6 +43,12 @@ public final class QueueRunner {
         try attempt(due, now: now)
     }
 
+    /// A read that failed (try again later), not a message that will never parse.
+    static func isIO(_ error: MessageError) -> Bool {
+        if case .io = error { return true }
+        return false
+    }
+
     /// Items per delivery round: bounds memory whatever the queue holds.
     static let batch = 200
 
@@ -69,8 +75,19 @@ public final class QueueRunner {
                 guard let lock = queue.lock(item.id) else { continue }      // another process has it
                 do {
                     let message = try queue.message(item.id, from: lock)
-                    guard let envelope = try Envelope.read(from: message.header) else { queue.unlock(lock); continue }
+                    guard let envelope = try Envelope.read(from: message.header) else {
+                        throw MessageError.malformed("no routing fields (X-SL-*)")
+                    }
                     loaded.append(Loaded(id: item.id, message: message, envelope: envelope, state: item.state, lock: lock))
+                } catch let error as MessageError where !Self.isIO(error) {
+                    // It will never parse: out of the way, with one line, not skipped for ever.
+                    do {
+                        try queue.setAside(item.id, reason: "\(error)")
+                        warn("queue item \(item.id): \(error); moved to \(queue.asideDirectory)")
+                    } catch {
+                        warn("queue item \(item.id): \(error); left in the queue")
+                    }
+                    queue.unlock(lock)
                 } catch {
                     queue.unlock(lock)
                     warn("queue item \(item.id): \(error); left in the queue")

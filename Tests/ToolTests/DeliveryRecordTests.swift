@@ -81,3 +81,34 @@ extension DeliverToolTests {
         #expect(counts.reduce(0) { $0 + max(0, $1 - 1) } > 10, "the killed run delivered too little to show the difference: \(counts)")
     }
 }
+
+extension DeliverToolTests {
+    /// A queued item that can never be worked (a NUL in its header section; its
+    /// routing fields gone) is moved aside with one line and a note of why, not
+    /// skipped on every run for ever; a good item beside it is delivered.
+    @Test func anUnparsableQueueItemIsMovedAsideWithItsReason() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        try FileManager.default.createDirectory(atPath: setup.queue, withIntermediateDirectories: true)
+        let marker = "aside-\(UUID().uuidString.prefix(8))"
+        let good = "1764493200000000-00000000aaaa", nul = "1764493200000001-00000000bbbb", bare = "1764493200000002-00000000cccc"
+        try Data(Self.routed(to: ["bob@on.test"], tls: "opportunistic", marker: marker)).write(to: URL(fileURLWithPath: "\(setup.queue)/\(good).eml"))
+        var broken = Self.routed(to: ["bob@on.test"], tls: "opportunistic", marker: marker + "-nul")
+        broken.insert(0, at: broken.firstIndex(of: 0x0A)!)
+        try Data(broken).write(to: URL(fileURLWithPath: "\(setup.queue)/\(nul).eml"))
+        try Data(bytes("From: a@clinic.test\nTo: bob@on.test\nSubject: \(marker)-bare\n\nno routing\n"))
+            .write(to: URL(fileURLWithPath: "\(setup.queue)/\(bare).eml"))
+        let run = try Tools.run("sl-deliver", ["--config", setup.config, "--run-queue"], stdin: [])
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = run.stderr.split(separator: "\n")
+        #expect(lines.count == 2 && lines.allSatisfy { $0.contains("moved to") && $0.contains("aside") }, "\(run.stderr)")
+        for id in [nul, bare] {
+            #expect(FileManager.default.fileExists(atPath: "\(setup.queue)/aside/\(id).eml"))
+            #expect(((try? String(contentsOfFile: "\(setup.queue)/aside/\(id).reason", encoding: .utf8)) ?? "").contains("malformed"))
+        }
+        #expect(peers.delivered(to: Peers.server("on"), containing: marker).count == 1)
+        #expect(setup.queued.isEmpty)
+        let again = try Tools.run("sl-deliver", ["--config", setup.config, "--run-queue"], stdin: [])
+        #expect(again.status == 0 && again.stderr.isEmpty, "\(again.stderr)")
+    }
+}

@@ -90,7 +90,7 @@ class Walk:
         def shown(d):
             try:
                 return text in d.find_element(By.TAG_NAME, "main").text
-            except (NoSuchElementException, StaleElementReferenceException):
+            except WebDriverException:   # gone, stale, or replaced mid-read by a navigation
                 return False
         try:
             WebDriverWait(self.driver, 10).until(shown)

@@ -38,7 +38,7 @@ def main():
         def ok(drv):
             try:
                 return text in drv.find_element(By.TAG_NAME, "main").text
-            except (NoSuchElementException, StaleElementReferenceException):
+            except WebDriverException:   # gone, stale, or replaced mid-read by a navigation
                 return False
         try:
             WebDriverWait(d, 15).until(ok)
