@@ -88,6 +88,11 @@ public final class EscrowStore {
             if !columns.contains("pending_account") {
                 try db.execute("ALTER TABLE recipients ADD COLUMN pending_account INTEGER NOT NULL DEFAULT 0")
             }
+            // The original's Message-ID, which read receipts name (never its subject).
+            let messageColumns = Set(try db.query("PRAGMA table_info(messages)") { $0.text(1) })
+            if !messageColumns.contains("original_id") {
+                try db.execute("ALTER TABLE messages ADD COLUMN original_id TEXT")
+            }
             try db.execute("PRAGMA user_version = 2")
         }
     }
@@ -101,7 +106,8 @@ public final class EscrowStore {
             retracted REAL,
             purged INTEGER NOT NULL DEFAULT 0,
             content_size INTEGER NOT NULL,
-            sender_wrap BLOB);
+            sender_wrap BLOB,
+            original_id TEXT);
         CREATE INDEX IF NOT EXISTS messages_created ON messages(created);
         CREATE INDEX IF NOT EXISTS messages_live ON messages(expires) WHERE purged = 0;
         CREATE TABLE IF NOT EXISTS recipients(
@@ -252,10 +258,11 @@ public final class EscrowStore {
         do {
             try db.transaction {
                 try db.run("""
-                    INSERT INTO messages(id, sender, created, expires, retracted, purged, content_size, sender_wrap)
-                    VALUES (?, ?, ?, ?, NULL, 0, ?, ?)
+                    INSERT INTO messages(id, sender, created, expires, retracted, purged, content_size, sender_wrap, original_id)
+                    VALUES (?, ?, ?, ?, NULL, 0, ?, ?, ?)
                     """, [.text(id), .text(sender), .real(created.timeIntervalSince1970),
-                          .real(expires.timeIntervalSince1970), .int(size), .optionalBlob(senderWrap)])
+                          .real(expires.timeIntervalSince1970), .int(size), .optionalBlob(senderWrap),
+                          message.header["Message-ID"].map { .text(String($0.prefix(998))) } ?? .null])
                 let insert = try db.prepare("""
                     INSERT INTO recipients(message_id, idx, address, mode, question, link_verifier, salt,
                                            kdf_ops, kdf_mem, wrap_nonce, wrapped_key, account_wrap, pending_account)
@@ -653,13 +660,14 @@ public final class EscrowStore {
     /// order they first opened.
     public func pendingReceipts() throws -> [Receipt] {
         try db.query("""
-            SELECT r.message_id, m.sender, r.address, r.idx, r.first_open
+            SELECT r.message_id, m.sender, r.address, r.idx, r.first_open, m.original_id, m.created
             FROM recipients r JOIN messages m ON m.id = r.message_id
             WHERE r.first_open IS NOT NULL AND r.receipt_sent = 0
             ORDER BY r.first_open, r.message_id, r.idx
             """) { s in
             Receipt(id: s.text(0), sender: s.text(1), recipient: s.text(2), index: s.int(3),
-                    opened: Date(timeIntervalSince1970: s.double(4)))
+                    opened: Date(timeIntervalSince1970: s.double(4)), originalID: s.optionalText(5),
+                    sent: Date(timeIntervalSince1970: s.double(6)))
         }
     }
 

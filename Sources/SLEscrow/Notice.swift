@@ -163,23 +163,34 @@ public struct EscrowLink: Sendable, Equatable {
 /// receipt must not bounce back). It names who opened which message and when,
 /// never the content.
 public enum ReadReceipt {
+    /// Names the message by its Message-ID and the date it was sent (never its
+    /// subject, which the store does not hold), and threads with it.
     public static func message(for r: Receipt, from: String, date: Date) throws -> Message {
-        try receipt(to: r.sender, subject: "Read: secure message to \(r.recipient)", text: """
-            Your secure message \(r.id) was opened by \(r.recipient) on \(DeliveryReport.rfc5322Date(r.opened)).
+        let which = [r.originalID.map { "\(NoticeTemplates.oneLine($0)) " }, r.sent.map { "of \(DeliveryReport.rfc5322Date($0)) " }]
+            .compactMap { $0 }.joined()
+        return try receipt(to: r.sender, subject: "Read: secure message to \(r.recipient)", text: """
+            Your secure message \(which)to \(r.recipient) was opened on \(DeliveryReport.rfc5322Date(r.opened)).
+            Escrow id: \(r.id)
 
             This is a read receipt from the escrow service; the message itself stays sealed.
 
-            """, from: from, date: date)
+            """, from: from, date: date, inReplyTo: r.originalID)
     }
 
     /// A receipt of either kind (escrow opens, Tracking.swift's tracked opens):
     /// plain text to the sender, routed for ordinary delivery from the null sender.
-    static func receipt(to sender: String, subject: String, text: String, from: String, date: Date) throws -> Message {
+    static func receipt(to sender: String, subject: String, text: String, from: String, date: Date,
+                        inReplyTo: String? = nil) throws -> Message {
         var head = ""
-        for (name, value) in [("From", from), ("To", sender), ("Subject", NoticeTemplates.oneLine(subject)),
-                              ("Date", DeliveryReport.rfc5322Date(date)), ("Auto-Submitted", "auto-generated"),
-                              ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8"),
-                              ("Content-Transfer-Encoding", "8bit")] {
+        var fields = [("From", from), ("To", sender), ("Subject", NoticeTemplates.oneLine(subject)),
+                      ("Date", DeliveryReport.rfc5322Date(date)), ("Auto-Submitted", "auto-generated"),
+                      ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8"),
+                      ("Content-Transfer-Encoding", "8bit")]
+        // Threaded with the original in the sender's mail client.
+        if let id = inReplyTo.map(NoticeTemplates.oneLine), id.hasPrefix("<"), id.hasSuffix(">"), !id.contains(" ") {
+            fields += [("In-Reply-To", id), ("References", id)]
+        }
+        for (name, value) in fields {
             head += "\(name): \(value)\r\n"
         }
         var m = try Message(bytes: Array((head + "\r\n" + text).utf8))

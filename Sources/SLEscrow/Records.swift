@@ -70,6 +70,10 @@ public struct Receipt: Sendable {
     public let recipient: String
     public let index: Int
     public let opened: Date
+    /// The original's Message-ID (nil for a message stored before it was kept).
+    public var originalID: String? = nil
+    /// When it was sealed.
+    public var sent: Date? = nil
 }
 
 public struct AccountInfo: Sendable, Codable {

@@ -319,7 +319,12 @@ import SLMessage
         #expect(messages.count == 1)
         let header = String(decoding: messages[0].header.bytes, as: UTF8.self)
         #expect(header.contains("X-SL-Envelope-To: alice@clinic.test") && header.contains("To: alice@clinic.test"))
-        #expect(String(decoding: try messages[0].body.readAll(), as: UTF8.self).contains("dan@example.net"))
+        let text = String(decoding: try messages[0].body.readAll(), as: UTF8.self)
+        #expect(text.contains("dan@example.net"))
+        // It names the message by its Message-ID and date, threads with it, and never
+        // shows the subject (the store does not hold it).
+        #expect(text.contains("<lab-1@clinic.test>") && messages[0].header["In-Reply-To"] == "<lab-1@clinic.test>", "\(text)")
+        #expect(!text.contains("Lab results") && !header.contains("Lab results"))
         #expect(try s.run("sl-escrow", ["receipts"]).stdout.isEmpty)
         // sl-deliver takes both the receipts and the notices (it refuses unsealed escrow).
         let dry = try s.run("sl-deliver", ["--dry-run"], receipts.stdout)
