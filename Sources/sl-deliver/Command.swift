@@ -34,6 +34,12 @@ struct SLDeliver: ParsableCommand {
     @Flag(help: "With --run-queue: retry every queued message now, due or not.")
     var force = false
 
+    @Flag(name: .customLong("list-queue"), help: "List the queued messages (as mailq does), then exit.")
+    var listQueue = false
+
+    @Flag(help: "With --list-queue: one JSON object per message, for scripts.")
+    var json = false
+
     @Flag(name: .customLong("dry-run"), help: "Print who would get each message and how; queue and send nothing.")
     var dryRun = false
 
@@ -71,6 +77,10 @@ struct SLDeliver: ParsableCommand {
             throw ValidationError("--run-queue reads no input; give no recipients, -t or --dry-run with it")
         }
         if force && !runQueue { throw ValidationError("--force goes with --run-queue") }
+        if json && !listQueue { throw ValidationError("--json goes with --list-queue") }
+        if listQueue && (runQueue || dryRun || !recipients.isEmpty || takeRecipientsFromHeaders) {
+            throw ValidationError("--list-queue takes no input, recipients, --run-queue or --dry-run")
+        }
         if concurrency < 1 || concurrency > 1000 { throw ValidationError("--concurrency must be between 1 and 1000") }
         if timeout <= 0 || timeout > 3600 { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
     }
@@ -88,6 +98,7 @@ struct SLDeliver: ParsableCommand {
         }
         tool.takeRecipientsFromHeaders = takeRecipientsFromHeaders
         tool.runQueue = runQueue
+        tool.listQueue = listQueue ? (json ? .json : .text) : nil
         tool.force = force
         tool.dryRun = dryRun
         tool.relay = relay

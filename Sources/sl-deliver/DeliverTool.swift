@@ -22,6 +22,9 @@ public struct DeliverTool {
     public var takeRecipientsFromHeaders = false
     public var dryRun = false
     public var runQueue = false
+    public enum Listing { case text, json }
+    /// --list-queue: print the queue and exit.
+    public var listQueue: Listing?
     public var force = false
     public var singleMessage = false
     public var queueDirectory: String?
@@ -67,6 +70,11 @@ public struct DeliverTool {
                         record: record, warn: { Diagnostics.warn(Self.tool, $0) })
         }
 
+        if let listQueue, let queuePath {
+            let entries = try DeliveryQueue(directory: queuePath).listing()
+            try FileDescriptorIO.writeAll(1, Array(try DeliveryQueue.format(entries, json: listQueue == .json).utf8))
+            return
+        }
         defer { deliverer.closeIdle() }
         if runQueue {
             try worker().runQueue(now: Date().timeIntervalSince1970, force: force)

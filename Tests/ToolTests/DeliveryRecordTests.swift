@@ -112,3 +112,35 @@ extension DeliverToolTests {
         #expect(again.status == 0 && again.stderr.isEmpty, "\(again.stderr)")
     }
 }
+
+extension DeliverToolTests {
+    /// --list-queue shows what waits, as mailq does, and --json the same for
+    /// scripts: id, arrival, size, sender, recipients, attempts, next attempt and
+    /// the last reason, for messages deferred by a host that does not answer.
+    @Test func theQueueIsListedForPeopleAndScripts() throws {
+        let setup = try Setup()
+        let empty = try setup.deliver(["--list-queue"], [])
+        #expect(empty.status == 0 && empty.stdoutText == "The queue is empty.\n", "\(empty.stdoutText)\(empty.stderr)")
+        let markers = (0..<2).map { "listed-\($0)-\(UUID().uuidString.prefix(6))" }
+        for m in markers {
+            let run = try setup.deliver([], Self.routed(to: ["fay@down.test"], tls: "opportunistic", marker: m, sender: "alice@clinic.test"))
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        try #require(setup.queued.count == 2)
+        let text = try setup.deliver(["--list-queue"], [])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdoutText.contains("from <alice@clinic.test>") && text.stdoutText.contains("  fay@down.test"))
+        #expect(text.stdoutText.contains("attempts 1") && text.stdoutText.hasSuffix("-- 2 messages, 2 recipients\n"), "\(text.stdoutText)")
+        let json = try setup.deliver(["--list-queue", "--json"], [])
+        let entries = try json.stdoutText.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        #expect(Set(entries.compactMap { $0["id"] as? String }.map { $0 + ".eml" }) == Set(setup.queued))
+        for e in entries {
+            #expect(e["recipients"] as? [String] == ["fay@down.test"] && e["sender"] as? String == "alice@clinic.test")
+            #expect(e["attempts"] as? Int == 1 && (e["lastReason"] as? String)?.isEmpty == false && (e["size"] as? Int ?? 0) > 0)
+            #expect(e["nextAttempt"] is String && e["arrival"] is String)
+        }
+        #expect(try setup.deliver(["--json"], []).status == 64)
+    }
+}
