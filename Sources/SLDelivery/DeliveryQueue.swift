@@ -16,6 +16,8 @@ public struct QueueState: Codable, Sendable, Equatable {
     /// Recipients whose TLS-only delivery found no verified TLS: they wait for a new
     /// decision (`reroute_command`), never for plaintext.
     public var reroute: [String]
+    /// Held by the admin (`sl-deliver --hold`): no run attempts it until released.
+    public var held: Bool?
 
     public init(created: Double) {
         self.created = created; attempts = 0; nextAttempt = created; lastReason = nil; reroute = []

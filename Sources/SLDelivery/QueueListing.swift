@@ -19,6 +19,8 @@ public struct QueueEntry: Sendable, Codable, Equatable {
     public var lastReason: String?
     /// Recipients waiting for a new decision (reroute_command), not for a retry.
     public var reroute: [String]
+    /// Held by the admin: not attempted until released.
+    public var held: Bool
 }
 
 extension DeliveryQueue {
@@ -40,7 +42,7 @@ extension DeliveryQueue {
             return QueueEntry(id: item.id, arrival: Date(timeIntervalSince1970: item.state.created), size: size, sender: sender,
                               recipients: recipients, attempts: item.state.attempts,
                               nextAttempt: Date(timeIntervalSince1970: item.state.nextAttempt), lastReason: reason,
-                              reroute: item.state.reroute)
+                              reroute: item.state.reroute, held: item.state.held == true)
         }
     }
 
@@ -57,7 +59,7 @@ extension DeliveryQueue {
         var out = ""
         for e in entries {
             out += "\(e.id)  \(f.string(from: e.arrival))  \(e.size) octets  from <\(e.sender)>\n"
-            out += "  attempts \(e.attempts), next \(f.string(from: e.nextAttempt))\n"
+            out += e.held ? "  HELD (sl-deliver --release \(e.id))\n" : "  attempts \(e.attempts), next \(f.string(from: e.nextAttempt))\n"
             if let r = e.lastReason { out += "  (\(NoticeLine.flatten(r)))\n" }
             for r in e.recipients { out += "  \(r)\(e.reroute.contains(r) ? "  [waiting for a new decision]" : "")\n" }
         }

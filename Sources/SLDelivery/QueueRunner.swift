@@ -39,7 +39,7 @@ public final class QueueRunner {
     /// Every item that is due (or every item with `force`), oldest first.
     public func runQueue(now: Double, force: Bool = false) throws {
         queue.cleanUp(now: now)
-        let due = try queue.items().filter { force || $0.state.nextAttempt <= now }
+        let due = try queue.items().filter { $0.state.held != true && (force || $0.state.nextAttempt <= now) }
         try attempt(due, now: now)
     }
 

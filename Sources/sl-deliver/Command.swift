@@ -40,6 +40,21 @@ struct SLDeliver: ParsableCommand {
     @Flag(help: "With --list-queue: one JSON object per message, for scripts.")
     var json = false
 
+    @Option(help: ArgumentHelp("Hold a queued message: no run attempts it until --release.", valueName: "id"))
+    var hold: String?
+
+    @Option(help: ArgumentHelp("Release a held message; the next queue run attempts it.", valueName: "id"))
+    var release: String?
+
+    @Option(help: ArgumentHelp("Attempt one queued message now.", valueName: "id"))
+    var retry: String?
+
+    @Option(help: ArgumentHelp("Delete a queued message without a report.", valueName: "id"))
+    var delete: String?
+
+    @Option(help: ArgumentHelp("Delete a queued message and send its sender a delivery report.", valueName: "id"))
+    var bounce: String?
+
     @Flag(name: .customLong("dry-run"), help: "Print who would get each message and how; queue and send nothing.")
     var dryRun = false
 
@@ -97,6 +112,15 @@ struct SLDeliver: ParsableCommand {
             do { return try EmailAddress(parsing: r).addrSpec } catch { throw UsageError("recipient \"\(r)\": \(error)") }
         }
         tool.takeRecipientsFromHeaders = takeRecipientsFromHeaders
+        let steering: [(QueueAction, String?)] = [(.hold, hold), (.release, release), (.retry, retry), (.delete, delete), (.bounce, bounce)]
+        let chosen = steering.compactMap { action, id in id.map { (action, $0) } }
+        if chosen.count > 1 { throw ValidationError("give one of --hold, --release, --retry, --delete, --bounce at a time") }
+        if let (action, id) = chosen.first {
+            if runQueue || listQueue || dryRun || !recipients.isEmpty || takeRecipientsFromHeaders {
+                throw ValidationError("--\(action.rawValue) takes no input, recipients or other queue option")
+            }
+            tool.steer = (action, id)
+        }
         tool.runQueue = runQueue
         tool.listQueue = listQueue ? (json ? .json : .text) : nil
         tool.force = force

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+
+public typealias QueueAction = QueueRunner.Steering
 import SLCommand
 import SLDelivery
 import SLMessage
@@ -25,6 +27,8 @@ public struct DeliverTool {
     public enum Listing { case text, json }
     /// --list-queue: print the queue and exit.
     public var listQueue: Listing?
+    /// --hold, --release, --retry, --delete, --bounce: one queued message.
+    public var steer: (QueueAction, String)?
     public var force = false
     public var singleMessage = false
     public var queueDirectory: String?
@@ -73,6 +77,12 @@ public struct DeliverTool {
         if let listQueue, let queuePath {
             let entries = try DeliveryQueue(directory: queuePath).listing()
             try FileDescriptorIO.writeAll(1, Array(try DeliveryQueue.format(entries, json: listQueue == .json).utf8))
+            return
+        }
+        if let (action, id) = steer {
+            defer { deliverer.closeIdle() }
+            let line = try worker().steer(action, id: id, now: Date().timeIntervalSince1970)
+            try FileDescriptorIO.writeAll(1, Array((line + "\n").utf8))
             return
         }
         defer { deliverer.closeIdle() }

@@ -144,3 +144,65 @@ extension DeliverToolTests {
         #expect(try setup.deliver(["--json"], []).status == 64)
     }
 }
+
+extension DeliverToolTests {
+    /// The admin's hand on one queued message: hold (no run attempts it, --force
+    /// neither), release, retry now, delete silently, bounce with a report that
+    /// Python's email package reads as multipart/report; an unknown id is 66.
+    @Test func oneQueuedMessageCanBeHeldReleasedRetriedDeletedOrBounced() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        for m in ["steer-a", "steer-b"].map({ "\($0)-\(UUID().uuidString.prefix(6))" }) {
+            let run = try setup.deliver([], Self.routed(to: ["fay@down.test"], tls: "opportunistic", marker: m, sender: "alice@on.test"))
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        let ids = setup.queued.map { String($0.dropLast(4)) }.sorted()
+        try #require(ids.count == 2)
+        func state(_ id: String) throws -> [String: Any] {
+            let entries = try setup.deliver(["--list-queue", "--json"], []).stdoutText.split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return try #require(entries.first { $0["id"] as? String == id })
+        }
+        let held = try setup.deliver(["--hold", ids[0]], [])
+        #expect(held.status == 0 && held.stdoutText.contains("held"), "\(held.stderr)")
+        #expect(try state(ids[0])["held"] as? Bool == true)
+        #expect(try setup.deliver(["--list-queue"], []).stdoutText.contains("HELD"))
+        #expect(try setup.deliver(["--run-queue", "--force", "--timeout", "2"], []).status == 0)
+        #expect(try state(ids[0])["attempts"] as? Int == 1, "a held message is not attempted")
+        #expect(try state(ids[1])["attempts"] as? Int == 2)
+        #expect(try setup.deliver(["--release", ids[0]], []).status == 0)
+        #expect(try state(ids[0])["held"] as? Bool == false)
+        let retried = try setup.deliver(["--retry", ids[0], "--timeout", "2"], [])
+        #expect(retried.status == 0 && retried.stdoutText.contains("still queued"), "\(retried.stdoutText)\(retried.stderr)")
+        #expect(try state(ids[0])["attempts"] as? Int == 2)
+
+        let deleted = try setup.deliver(["--delete", ids[1]], [])
+        #expect(deleted.status == 0 && deleted.stdoutText.contains("no report"))
+        let bounced = try setup.deliver(["--bounce", ids[0], "--timeout", "2"], [])
+        #expect(bounced.status == 0 && bounced.stdoutText.contains("a delivery report went to alice@on.test"), "\(bounced.stdoutText)\(bounced.stderr)")
+        #expect(setup.queued.isEmpty)
+        // The report, at Alice's mailbox (the real Postfix), read by Python's email package.
+        let arrived = try #require(peers.delivered(to: Peers.server("on"), containing: "deleted from the queue by the administrator").first { $0.contains("steer-") })
+        let report = installationFile(setup, "report.eml", arrived)
+        let check = try Tools.runCommand(["python3", "-c", """
+            import email, sys
+            m = email.message_from_binary_file(open(sys.argv[1], "rb"))
+            assert m.get_content_type() == "multipart/report", m.get_content_type()
+            assert m.get_param("report-type") == "delivery-status"
+            status = [p for p in m.walk() if p.get_content_type() == "message/delivery-status"][0]
+            text = str(status)
+            assert "Status: 5.0.0" in text and "fay@down.test" in text and "deleted from the queue" in text, text
+            print("ok")
+            """, report], stdin: [])
+        #expect(check.status == 0, "\(check.stdoutText)\(check.stderr)")
+        #expect(try setup.deliver(["--hold", "1764493200000000-00000000ffff"], []).status == 66)
+        #expect(try setup.deliver(["--hold", ids[0], "--delete", ids[0]], []).status == 64)
+    }
+}
+
+/// `text` written to a file in the setup's directory, for a program that reads files.
+func installationFile(_ setup: DeliverToolTests.Setup, _ name: String, _ text: String) -> String {
+    let path = setup.dir.appendingPathComponent(name).path
+    try? text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
