@@ -18,6 +18,8 @@ public struct QueueState: Codable, Sendable, Equatable {
     public var reroute: [String]
     /// Held by the admin (`sl-deliver --hold`): no run attempts it until released.
     public var held: Bool?
+    /// The sender was warned of the delay (once per message).
+    public var delayWarned: Bool?
 
     public init(created: Double) {
         self.created = created; attempts = 0; nextAttempt = created; lastReason = nil; reroute = []

@@ -21,6 +21,10 @@ public final class QueueRunner {
     let warn: (String) -> Void
     /// What was delivered already, by Message-ID and recipient (nil: not kept).
     let record: DeliveryRecord?
+    /// Seconds after which a sender hears that a message is late (0: never).
+    public var delayWarning: Double = 0
+    /// Delay warnings queued in this round, sent with its delivery reports.
+    private var warnings: [QueueItem] = []
 
     public init(queue: DeliveryQueue, deliverer: Deliverer, hostname: String, audit: AuditLog?, rerouteCommand: String?,
                 lifetime: Double, record: DeliveryRecord? = nil, warn: @escaping (String) -> Void) {
@@ -225,6 +229,8 @@ public final class QueueRunner {
             queue.discard(staged)
             throw error
         }
+        reports += warnings
+        warnings = []
         record?.sync()
         try audit?.commit()
         return reports
@@ -282,6 +288,23 @@ public final class QueueRunner {
                 remaining.removeAll { state.reroute.contains($0.address) }
                 state.reroute = []
             }
+        }
+
+        // Late but still being tried: the sender hears so once (Postfix's
+        // delay_warning_time), a report with Action: delayed for who is left.
+        let waiting = remaining.filter { !state.reroute.contains($0.address) }
+        if delayWarning > 0, state.delayWarned != true, !expired, !waiting.isEmpty, !envelope.sender.isEmpty,
+           now - state.created >= delayWarning {
+            var original = message
+            original.header.removeEnvelopeFields()
+            let warning = try DeliveryReport.routed(
+                for: original, sender: envelope.sender, account: envelope.account, hostname: hostname,
+                date: Date(timeIntervalSince1970: now),
+                failures: waiting.map { .init(recipient: $0.address, status: .deferredTemporary,
+                                              diagnostic: "not delivered after \(Self.duration(now - state.created)) and still being tried: \(state.lastReason ?? "no reason recorded")") },
+                explanation: DeliveryReport.delayExplanation, delayed: Date(timeIntervalSince1970: state.created + lifetime))
+            warnings.append(try queue.add(warning, now: now))
+            state.delayWarned = true
         }
 
         var reportID: String? = nil

@@ -23,13 +23,22 @@ public enum DeliveryReport {
         policy for your account does not allow sending it without protection.
         Nothing was sent to them.
         """
+    /// Why sl-deliver warns: delivery is late and is still being tried.
+    public static let delayExplanation = """
+        Your message could not be delivered to the recipients below yet.
+        It is still being retried; you need not send it again. If it cannot be
+        delivered before the time given, you will get another report.
+        """
     /// Why sl-deliver bounces: the receiving side refused, or time ran out.
     public static let deliveryExplanation = """
         Your message could not be delivered to the recipients below.
         """
 
+    /// `delayed`: a delay warning (Action: delayed, retried until `retryUntil`)
+    /// instead of a failure report.
     public static func make(for original: Message, sender: String, hostname: String, date: Date,
-                            failures: [Failure], explanation: String = policyExplanation) throws -> Message {
+                            failures: [Failure], explanation: String = policyExplanation,
+                            delayed retryUntil: Date? = nil) throws -> Message {
         let crlf = "\r\n"
         let boundary = "=_sl_report_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         let dateText = rfc5322Date(date)
@@ -42,7 +51,8 @@ public enum DeliveryReport {
 
         var status = "Reporting-MTA: dns; \(clean(hostname))\r\n"
         for f in failures {
-            status += "\r\nFinal-Recipient: rfc822; \(clean(f.recipient))\r\nAction: failed\r\nStatus: \(f.status)\r\n"
+            status += "\r\nFinal-Recipient: rfc822; \(clean(f.recipient))\r\nAction: \(retryUntil == nil ? "failed" : "delayed")\r\nStatus: \(f.status)\r\n"
+            if let retryUntil { status += "Will-Retry-Until: \(rfc5322Date(retryUntil))\r\n" }
             status += "Diagnostic-Code: x-sl; \(clean(f.diagnostic))\r\n"
         }
         var originalHeader = original.header
@@ -51,7 +61,7 @@ public enum DeliveryReport {
         var text = ""
         text += "From: Mail Delivery System <MAILER-DAEMON@\(clean(hostname))>\r\n"
         text += "To: \(clean(sender))\r\n"
-        text += "Subject: Undelivered Mail Returned to Sender\r\n"
+        text += retryUntil == nil ? "Subject: Undelivered Mail Returned to Sender\r\n" : "Subject: Delayed Mail (still being retried)\r\n"
         text += "Date: \(dateText)\r\n"
         text += "Message-ID: <\(UUID().uuidString.lowercased())@\(clean(hostname))>\r\n"
         text += "Auto-Submitted: auto-replied\r\n"
@@ -81,9 +91,10 @@ public enum DeliveryReport {
     /// The report as a message of the pipeline: from the null sender to `sender`,
     /// routed for ordinary delivery (opportunistic TLS), with its mbox From line.
     public static func routed(for original: Message, sender: String, account: String?, hostname: String, date: Date,
-                              failures: [Failure], explanation: String = policyExplanation) throws -> Message {
+                              failures: [Failure], explanation: String = policyExplanation,
+                              delayed retryUntil: Date? = nil) throws -> Message {
         var report = try make(for: original, sender: sender, hostname: hostname, date: date, failures: failures,
-                              explanation: explanation)
+                              explanation: explanation, delayed: retryUntil)
         let routing = Envelope(sender: "", recipients: [Envelope.Recipient(address: sender)], method: .insecure,
                                tls: .opportunistic, fallback: .insecure, account: account)
         try routing.write(into: &report.header)

@@ -26,6 +26,8 @@ public struct EnhancedStatus: RawRepresentable, Hashable, Sendable, CustomString
     }
 
     public static let success = EnhancedStatus("2.0.0")
+    /// 4.0.0: not delivered yet, still being tried (a delay warning).
+    public static let deferredTemporary = EnhancedStatus("4.0.0")
     /// 5.0.0, other undefined status: deleted from the queue by its administrator.
     public static let administrativeDeletion = EnhancedStatus("5.0.0")
     /// 5.1.2: the domain does not exist.

@@ -82,6 +82,9 @@ public struct InstallationSettings: Sendable {
         /// Days sl-deliver remembers what it delivered (Message-ID and recipient),
         /// so a rerun or a queue pass after a kill sends nothing twice; 0: off.
         public var recordDays: Double = 7
+        /// Hours after which a sender is told once that a message is still queued
+        /// (Postfix's delay_warning_time); 0: never.
+        public var delayWarningHours: Double = 4
     }
 
     /// How MX hosts are found and reached, and what is known of their TLS: read by

@@ -65,6 +65,9 @@ extension Configuration {
         },
         "relay_credentials": .installation { i, v in i.delivery.relayCredentials = v.path },
         "reroute_command": .installation { i, v in i.delivery.rerouteCommand = v.text },
+        "delay_warning_time": .installation { i, v in
+            i.delivery.delayWarningHours = try v.number("delay_warning_time must be hours from 0 (never) to 720") { (0.0...720.0).contains($0) }
+        },
         "delivery_record": .installation { i, v in
             i.delivery.recordDays = try v.number("delivery_record must be days from 0 (off) to 365") { (0.0...365.0).contains($0) }
         },

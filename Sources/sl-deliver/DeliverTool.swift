@@ -68,10 +68,12 @@ public struct DeliverTool {
             let record = days > 0
                 ? try DeliveryRecord(path: queuePath + ".delivered", window: days * 86_400, now: Date().timeIntervalSince1970)
                 : nil
-            return QueueRunner(queue: queue, deliverer: deliverer, hostname: hostname,
+            let runner = QueueRunner(queue: queue, deliverer: deliverer, hostname: hostname,
                         audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.delivery.rerouteCommand,
                         lifetime: installation.delivery.queueLifetime ?? DeliveryPolicy.defaultLifetime,
                         record: record, warn: { Diagnostics.warn(Self.tool, $0) })
+            runner.delayWarning = installation.delivery.delayWarningHours * 3600
+            return runner
         }
 
         if let listQueue, let queuePath {

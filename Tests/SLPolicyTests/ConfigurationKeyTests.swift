@@ -87,6 +87,7 @@ import Testing
         "portal_session_minutes": "30",
         "portal_rate_limit": "25",
         "delivery_record": "3",
+        "delay_warning_time": "2",
         "portal_submit_command": "/usr/sbin/sendmail -i",
         "portal_max_replies": "3",
         "portal_upload_limit": "20",

@@ -206,3 +206,33 @@ func installationFile(_ setup: DeliverToolTests.Setup, _ name: String, _ text: S
     try? text.write(toFile: path, atomically: true, encoding: .utf8)
     return path
 }
+
+extension DeliverToolTests {
+    /// delay_warning_time: a message still queued after it gets one "delayed"
+    /// report to its sender (Action: delayed, Will-Retry-Until), read by Python's
+    /// email package at the sender's real mailbox; the next run sends none.
+    @Test func aLateMessageWarnsItsSenderOnce() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup("delay_warning_time = 0.0003")      // about a second
+        let marker = "late-\(UUID().uuidString.prefix(8))"
+        let first = try setup.deliver(["--timeout", "2"], Self.routed(to: ["fay@down.test"], tls: "opportunistic", marker: marker, sender: "alice@on.test"))
+        #expect(first.status == 0 && setup.queued.count == 1, "\(first.stderr)")
+        sleep(2)
+        #expect(try setup.deliver(["--run-queue", "--force", "--timeout", "2"], []).status == 0)
+        let warnings = peers.delivered(to: Peers.server("on"), containing: "Delayed Mail").filter { $0.contains(marker) }
+        try #require(warnings.count == 1)
+        let check = try Tools.runCommand(["python3", "-c", """
+            import email, sys
+            m = email.message_from_string(sys.stdin.read())
+            assert m.get_content_type() == "multipart/report" and m.get_param("report-type") == "delivery-status"
+            status = str([p for p in m.walk() if p.get_content_type() == "message/delivery-status"][0])
+            assert "Action: delayed" in status and "Will-Retry-Until:" in status and "fay@down.test" in status, status
+            print("ok")
+            """], stdin: bytes(warnings[0]))
+        #expect(check.status == 0, "\(check.stdoutText)\(check.stderr)")
+        #expect(try setup.deliver(["--run-queue", "--force", "--timeout", "2"], []).status == 0)
+        usleep(1_500_000)
+        #expect(peers.delivered(to: Peers.server("on"), containing: "Delayed Mail", wait: 0).filter { $0.contains(marker) }.count == 1)
+        #expect(setup.queued.count == 1, "the message itself is still queued")
+    }
+}
