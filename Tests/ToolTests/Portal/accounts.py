@@ -25,9 +25,8 @@ import sys
 import tempfile
 import time
 
-from selenium.common.exceptions import (NoAlertPresentException, NoSuchElementException,
-                                        StaleElementReferenceException, TimeoutException, WebDriverException)
-from browser import chromium
+from selenium.common.exceptions import NoAlertPresentException
+from browser import chromium, fill, shows
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -69,32 +68,13 @@ class Walk:
             fail(f"{where}: a script in the message ran", d)
 
     def fill(self, field_id, value):
-        """Types into a field, again if the page was replaced under it (a click's
-        navigation can still be landing: the old page's field goes stale)."""
-        for attempt in range(10):
-            try:
-                field = self.wait.until(EC.presence_of_element_located((By.ID, field_id)))
-                field.clear()
-                field.send_keys(value)
-                return
-            except WebDriverException:
-                if attempt == 9:
-                    raise
-                time.sleep(0.3)
+        fill(self.driver, field_id, value)
 
     def submit(self):
         self.driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
 
     def expect_text(self, text, where):
-        """Waits for the text: after a click the old page may still be showing."""
-        def shown(d):
-            try:
-                return text in d.find_element(By.TAG_NAME, "main").text
-            except WebDriverException:   # gone, stale, or replaced mid-read by a navigation
-                return False
-        try:
-            WebDriverWait(self.driver, 10).until(shown)
-        except TimeoutException:
+        if not shows(self.driver, text):
             fail(f"{where}: {text!r} is not on the page", self.driver)
 
     def sign_in(self, address, password):

@@ -17,8 +17,8 @@ import re
 import sys
 import time
 
-from browser import chromium
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException, WebDriverException
+from browser import chromium, shows
+from browser import fill as fill_field
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -35,14 +35,7 @@ def main():
         sys.exit(f"{why}\n--- page ---\n{d.page_source[:3000]}")
 
     def shown(text, where):
-        def ok(drv):
-            try:
-                return text in drv.find_element(By.TAG_NAME, "main").text
-            except WebDriverException:   # gone, stale, or replaced mid-read by a navigation
-                return False
-        try:
-            WebDriverWait(d, 15).until(ok)
-        except TimeoutException:
+        if not shows(d, text):
             fail(f"{where}: {text!r} is not on the page")
 
     def shot(name):
@@ -52,17 +45,7 @@ def main():
             fail("no screenshot " + name)
 
     def fill(field, value):
-        # Again if a navigation replaced the page under the field.
-        for attempt in range(10):
-            try:
-                e = wait.until(EC.presence_of_element_located((By.ID, field)))
-                e.clear()
-                e.send_keys(value)
-                return
-            except WebDriverException:
-                if attempt == 9:
-                    raise
-                time.sleep(0.3)
+        fill_field(d, field, value)
 
     try:
         # Carol: open, answer, reply with an attachment.
