@@ -6,7 +6,8 @@ import SLTransport
 /// What happened to one recipient of one parcel.
 public struct RecipientResult: Sendable {
     /// `rerouted`: handed to reroute_command (recorded by the queue runner).
-    public enum Outcome: String, Sendable, CaseIterable { case delivered, deferred, failed, reroute, rerouted }
+    /// `notAttempted`: left alone because sl-deliver was asked to stop (SIGTERM).
+    public enum Outcome: String, Sendable, CaseIterable { case delivered, deferred, failed, reroute, rerouted, notAttempted }
     public var recipient: String
     public var outcome: Outcome
     public var status: EnhancedStatus
@@ -178,7 +179,7 @@ public final class Deliverer: @unchecked Sendable {
             }
         }
 
-        for host in hosts where !pending.isEmpty {
+        for host in hosts where !pending.isEmpty && !StopRequest.requested {
             let session: Session
             do {
                 session = try takeIdle(host) ?? open(host, resolver: resolver, plaintext: false)
@@ -206,6 +207,14 @@ public final class Deliverer: @unchecked Sendable {
             if !broken { keepIdle(session, host) }
         }
 
+        // Asked to stop: what is left was not tried, and counts no attempt.
+        if StopRequest.requested {
+            for (p, rcpts) in pending {
+                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .notAttempted, status: .noAnswerFromHost,
+                                                               reply: "not attempted: sl-deliver was asked to stop") }))
+            }
+            return done
+        }
         // What is left could not be handed over.
         for (p, rcpts) in pending {
             // Only a recipient's own MX can be judged for TLS; a relay without
@@ -233,7 +242,7 @@ public final class Deliverer: @unchecked Sendable {
         // group): one round trip and a few system calls less per message.
         var sentAhead = false
         for (i, (p, rcpts)) in work.enumerated() {
-            if broken || (onlyOpportunistic && p.requireTLS) { rest.append((p, rcpts)); continue }
+            if broken || (onlyOpportunistic && p.requireTLS) || StopRequest.requested { rest.append((p, rcpts)); continue }
             if !sentAhead, let refused = precheck(session, p, rcpts) {
                 done.append((p.id, refused))
                 continue

@@ -265,6 +265,8 @@ public final class QueueRunner {
             case .reroute, .rerouted:
                 if !state.reroute.contains(r.recipient) { state.reroute.append(r.recipient) }
                 state.lastReason = r.reply
+            case .notAttempted:
+                break
             }
         }
         // TLS-only recipients without verified TLS go back for a new decision, with
@@ -331,8 +333,11 @@ public final class QueueRunner {
                 try env.write(into: &copy.header)
                 if queued { try queue.replace(id, with: copy) }
             }
-            state.attempts += 1
-            state.nextAttempt = now + DeliveryPolicy.backoff(after: state.attempts)
+            // Not tried at all (asked to stop): no attempt counted, due at once.
+            if results.contains(where: { $0.outcome != .notAttempted }) || results.isEmpty {
+                state.attempts += 1
+                state.nextAttempt = now + DeliveryPolicy.backoff(after: state.attempts)
+            }
             if queued {
                 try queue.save(QueueItem(id: id, state: state))
             } else {
@@ -409,7 +414,7 @@ public final class QueueRunner {
     }
 
     func record(_ r: RecipientResult, message: Message) throws {
-        guard let audit else { return }
+        guard let audit, r.outcome != .notAttempted else { return }
         var fields: [String: Any] = [
             "time": audit.timestamp(Date()), "tool": Self.tool, "recipient": r.recipient,
             "outcome": r.outcome.rawValue, "status": r.status.rawValue, "reply": r.reply,

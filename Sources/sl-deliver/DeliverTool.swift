@@ -81,6 +81,13 @@ public struct DeliverTool {
             try FileDescriptorIO.writeAll(1, Array(try DeliveryQueue.format(entries, json: listQueue == .json).utf8))
             return
         }
+        // SIGTERM/SIGINT: finish what is in flight, queue the rest, exit 0.
+        if !dryRun && listQueue == nil && steer == nil { StopRequest.install() }
+        defer {
+            if StopRequest.requested {
+                Diagnostics.warn(Self.tool, "stopped on request: the deliveries in flight finished and are recorded; the rest is queued (sl-deliver --run-queue sends it)")
+            }
+        }
         if let (action, id) = steer {
             defer { deliverer.closeIdle() }
             let line = try worker().steer(action, id: id, now: Date().timeIntervalSince1970)

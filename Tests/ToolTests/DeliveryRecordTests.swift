@@ -236,3 +236,42 @@ extension DeliverToolTests {
         #expect(setup.queued.count == 1, "the message itself is still queued")
     }
 }
+
+extension DeliverToolTests {
+    /// SIGTERM part-way through a bulk input: the transactions in flight finish
+    /// and are recorded, nothing new starts, the rest is queued (no attempt
+    /// counted), exit 0: the input was taken whole. The next queue run delivers the
+    /// rest, and every message arrives exactly once.
+    @Test func aTerminatedRunFinishesWhatIsInFlightAndQueuesTheRest() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let (input, markers) = Self.bulk(String(run), count: 150)
+        let p = Process()
+        p.executableURL = Tools.binDirectory.appendingPathComponent("sl-deliver")
+        p.arguments = ["--config", setup.config, "--timeout", "20"]
+        let stdin = Pipe(), stderr = Pipe()
+        p.standardInput = stdin
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = stderr
+        try p.run()
+        try stdin.fileHandleForWriting.write(contentsOf: Data(input))
+        try stdin.fileHandleForWriting.close()
+        usleep(250_000)
+        kill(p.processIdentifier, SIGTERM)
+        let complaint = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(p.terminationReason) \(p.terminationStatus) \(complaint)")
+        let queued = setup.queued.count
+        #expect(complaint.contains("stopped on request") || queued == 0, "\(complaint)")
+        // Nothing not tried counts an attempt: every queued item is due at once.
+        let entries = try setup.deliver(["--list-queue", "--json"], []).stdoutText.split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(entries.allSatisfy { $0["attempts"] as? Int == 0 }, "\(entries.prefix(2))")
+        #expect(try setup.deliver(["--run-queue"], []).status == 0)
+        #expect(setup.queued.isEmpty)
+        let counts = Self.counts(peers, markers)
+        #expect(counts.allSatisfy { $0 == 1 }, "lost \(counts.filter { $0 == 0 }.count), duplicated \(counts.filter { $0 > 1 }.count)")
+        print("SIGTERM at 0.25 s: \(queued) of \(markers.count) queued, the rest delivered; every message once")
+    }
+}
