@@ -414,7 +414,7 @@ public final class QueueRunner {
     }
 
     func record(_ r: RecipientResult, message: Message) throws {
-        guard let audit, r.outcome != .notAttempted else { return }
+        guard let audit else { return }
         var fields: [String: Any] = [
             "time": audit.timestamp(Date()), "tool": Self.tool, "recipient": r.recipient,
             "outcome": r.outcome.rawValue, "status": r.status.rawValue, "reply": r.reply,
