@@ -5,12 +5,39 @@ import Testing
 /// a shell whose PATH has the installed tools (as `make demo` gives) in front of
 /// /usr/bin:/bin, with a HOME of their own. (examples/postfix-master.cf and
 /// examples/procmailrc are run by GatewayTests as their real callers run them.)
-@Suite struct ExamplesTests {
+@Suite(.serialized) struct ExamplesTests {
+    /// The environment the demo gives what it starts (make demo puts the installed
+    /// tools first on PATH), which sl-portal passes on to portal_submit_command.
+    func demoEnvironment() throws -> [String] {
+        let env = ["PATH": try Installed.prefix.get() + "/bin:/usr/bin:/bin", "HOME": try Tools.scratch().path,
+                   "TMPDIR": NSTemporaryDirectory()]
+        return env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+    }
+
     func runExample(_ name: String) throws -> ToolRun {
-        let home = try Tools.scratch().path
-        let env = ["PATH": try Installed.prefix.get() + "/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": NSTemporaryDirectory()]
-        let assignments = env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        return try Tools.runCommand(["env", "-i"] + assignments + [Tools.examples.appendingPathComponent(name).path], stdin: [])
+        try Tools.runCommand(["env", "-i"] + (try demoEnvironment()) + [Tools.examples.appendingPathComponent(name).path], stdin: [])
+    }
+
+    /// demo-submit as its real caller runs it: sl-portal, started by the demo from
+    /// examples/, with the demo's environment, the reply on standard input and
+    /// `-f REPLIER -- SENDER` as arguments. It keeps the reply and shows it to
+    /// sl-send --dry-run (so serialized: the demo writes the same /tmp files).
+    @Test func theDemoSubmitCommandKeepsTheReplyAndShowsItsRoute() throws {
+        let reply = bytes("From: grace@legacy.example\nTo: alice@clinic.example\nSubject: Re: results\nDate: Mon, 30 Nov 2026 09:00:00 +0000\nMessage-ID: <reply-test@mx.clinic.example>\n\nThank you.\n")
+        try? FileManager.default.removeItem(atPath: "/tmp/sl-demo-reply.txt")
+        let run = try Tools.runCommand(["env", "-i"] + (try demoEnvironment()) + [
+            "sh", "-c", "cd \"$1\" && exec \"$1/demo-submit\" -f grace@legacy.example -- alice@clinic.example", "sh", Tools.examples.path,
+        ], stdin: reply)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(FileManager.default.contents(atPath: "/tmp/sl-demo-reply.eml").map(Array.init) == reply)
+        let route = (try? String(contentsOfFile: "/tmp/sl-demo-reply.txt", encoding: .utf8)) ?? ""
+        #expect(route.contains("<reply-test@mx.clinic.example>: from <grace@legacy.example>") &&
+                route.contains("alice@clinic.example: MX of clinic.example"), "\(route)")
+        // A stage that fails is the command's failure, so the portal says "not sent".
+        let failing = try Tools.runCommand(["env", "-i"] + (try demoEnvironment()) + [
+            "sh", "-c", "cd \"$1\" && exec \"$1/demo-submit\" -f grace@legacy.example", "sh", Tools.examples.path,
+        ], stdin: reply)
+        #expect(failing.status == 64, "\(failing.status) \(failing.stderr)")
     }
 
     @Test func encryptAloneRoundTripsThroughGPG() throws {
