@@ -39,31 +39,22 @@ struct Handover: Sendable {
                     do { try process.run() } catch {
                         throw Failed(description: "\(argv[0]) cannot be started: \(error.localizedDescription)")
                     }
-                    // The complaint is read while the message is written, so a
-                    // command that talks a lot before reading cannot block us.
-                    let complaint = Complaint()
-                    let reader = Thread { complaint.data = stderr.fileHandleForReading.readDataToEndOfFile() }
-                    reader.start()
-                    try? stdin.fileHandleForWriting.write(contentsOf: Data(message))
-                    try? stdin.fileHandleForWriting.close()
+                    // The message is written from another thread while the complaint
+                    // is read here, so a command that talks before it reads cannot
+                    // block us (nor we it) on a full pipe.
+                    let writer = stdin.fileHandleForWriting
+                    DispatchQueue.global().async {
+                        try? writer.write(contentsOf: Data(message))
+                        try? writer.close()
+                    }
+                    let complaint = stderr.fileHandleForReading.readDataToEndOfFile()
                     process.waitUntilExit()
-                    while !complaint.done { usleep(1000) }
                     guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-                        let line = String(decoding: complaint.data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+                        let line = String(decoding: complaint, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
                         throw Failed(description: "\((argv[0] as NSString).lastPathComponent) exited \(process.terminationStatus): \(line)")
                     }
                 })
             }
         }
-    }
-
-    final class Complaint: @unchecked Sendable {
-        private let lock = NSLock()
-        private var stored: Data?
-        var data: Data {
-            get { lock.withLock { stored ?? Data() } }
-            set { lock.withLock { stored = newValue } }
-        }
-        var done: Bool { lock.withLock { stored != nil } }
     }
 }

@@ -144,6 +144,9 @@ public struct Portal {
 
     /// Serves until SIGTERM or SIGINT, then finishes the requests in flight and returns.
     public func run() throws {
+        // A submit command or sl-deliver that exits before reading all of a
+        // message must not kill the portal with SIGPIPE: the write fails instead.
+        signal(SIGPIPE, SIG_IGN)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .warning
