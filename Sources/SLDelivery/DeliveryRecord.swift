@@ -4,13 +4,16 @@ import Glibc
 import Foundation
 import SLMessage
 
-/// sl-deliver's record of what was delivered: (Message-ID, recipient) pairs, one
+/// sl-deliver's record of what was delivered: (Message-ID, size, recipient), one
 /// line each, appended the moment the server accepts the message for a recipient,
 /// read back at the start of every run. A delivery attempt skips a pair it finds
 /// here, so a run killed at any moment (kill -9, a cron timeout), or a bulk input
 /// fed again after an interrupted run, re-sends at most the transactions that
 /// were in flight when it stopped: what Postfix's duplicate elimination does
 /// within one message, across runs and processes.
+///
+/// The size on the wire is part of the key: a sender that reuses a Message-ID for
+/// another message (it happens) must not have that message skipped as delivered.
 ///
 /// The line is written with one write(2) (O_APPEND) as soon as the reply comes,
 /// so it survives the process whatever kills it; fsync is batched (at most every
@@ -38,12 +41,14 @@ public final class DeliveryRecord: @unchecked Sendable {
             total += 1
             let fields = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3, let time = Double(fields[0]), now - time <= window else { continue }
-            seen.insert(Self.key(String(fields[1]), String(fields[2])))
+            seen.insert(fields[1] + "\t" + fields[2])       // as `key` wrote it
         }
         if total > 1000 && seen.count * 2 < total { compact(now: now, text: text) }
     }
 
-    static func key(_ messageID: String, _ recipient: String) -> String { clean(messageID) + "\t" + clean(recipient.lowercased()) }
+    static func key(_ messageID: String, _ size: Int, _ recipient: String) -> String {
+        clean(messageID) + "\t" + String(size) + "\t" + clean(recipient.lowercased())
+    }
 
     /// A Message-ID or address as the record writes it: one line, no tabs.
     static func clean(_ s: String) -> String {
@@ -51,13 +56,13 @@ public final class DeliveryRecord: @unchecked Sendable {
             .trimmingCharacters(in: .whitespaces)
     }
 
-    public func contains(messageID: String, recipient: String) -> Bool {
-        lock.withLock { seen.contains(Self.key(messageID, recipient)) }
+    public func contains(messageID: String, size: Int, recipient: String) -> Bool {
+        lock.withLock { seen.contains(Self.key(messageID, size, recipient)) }
     }
 
     /// Records an accepted delivery now.
-    public func record(messageID: String, recipient: String, now: Double) {
-        let key = Self.key(messageID, recipient)
+    public func record(messageID: String, size: Int, recipient: String, now: Double) {
+        let key = Self.key(messageID, size, recipient)
         let line = Array("\(Int(now))\t\(key)\n".utf8)
         lock.withLock {
             guard seen.insert(key).inserted else { return }

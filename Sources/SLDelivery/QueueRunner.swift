@@ -33,7 +33,9 @@ public final class QueueRunner {
         self.record = record
         if let record {
             deliverer.onAccepted = { parcel, recipient in
-                if let id = parcel.messageID { record.record(messageID: id, recipient: recipient, now: Date().timeIntervalSince1970) }
+                if let id = parcel.messageID {
+                    record.record(messageID: id, size: parcel.size, recipient: recipient, now: Date().timeIntervalSince1970)
+                }
             }
         }
     }
@@ -202,7 +204,8 @@ public final class QueueRunner {
         if let record {
             for i in parcels.indices {
                 guard let id = parcels[i].messageID else { continue }
-                let done = parcels[i].recipients.filter { record.contains(messageID: id, recipient: $0) }
+                let size = parcels[i].size
+                let done = parcels[i].recipients.filter { record.contains(messageID: id, size: size, recipient: $0) }
                 guard !done.isEmpty else { continue }
                 earlier[parcels[i].id] = done.map {
                     RecipientResult(recipient: $0, outcome: .delivered, status: .success,

@@ -275,3 +275,20 @@ extension DeliverToolTests {
         print("SIGTERM at 0.25 s: \(queued) of \(markers.count) queued, the rest delivered; every message once")
     }
 }
+
+extension DeliverToolTests {
+    /// The record keys on the size too: another message under a reused Message-ID
+    /// is delivered, the same message again is not.
+    @Test func aReusedMessageIDDoesNotHideAnotherMessage() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let marker = "reused-\(UUID().uuidString.prefix(8))"
+        let first = Self.routed(to: ["bob@on.test"], tls: "opportunistic", marker: marker, body: "First text.\n")
+        let other = Self.routed(to: ["bob@on.test"], tls: "opportunistic", marker: marker, body: "A different, longer text.\n")
+        for input in [first, other, first] { #expect(try setup.deliver([], input).status == 0) }
+        let arrived = peers.delivered(to: Peers.server("on"), containing: marker, atLeast: 2)
+        usleep(1_000_000)
+        #expect(arrived.count == 2 && peers.delivered(to: Peers.server("on"), containing: marker, wait: 0).count == 2)
+        #expect(arrived.contains { $0.contains("First text.") } && arrived.contains { $0.contains("A different, longer text.") })
+    }
+}
