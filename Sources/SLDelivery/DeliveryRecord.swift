@@ -52,8 +52,7 @@ public final class DeliveryRecord: @unchecked Sendable {
 
     /// A Message-ID or address as the record writes it: one line, no tabs.
     static func clean(_ s: String) -> String {
-        String(s.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
-            .trimmingCharacters(in: .whitespaces)
+        OneLine.of(s).trimmingCharacters(in: .whitespaces)
     }
 
     public func contains(messageID: String, size: Int, recipient: String) -> Bool {

@@ -60,17 +60,10 @@ extension DeliveryQueue {
         for e in entries {
             out += "\(e.id)  \(f.string(from: e.arrival))  \(e.size) octets  from <\(e.sender)>\n"
             out += e.held ? "  HELD (sl-deliver --release \(e.id))\n" : "  attempts \(e.attempts), next \(f.string(from: e.nextAttempt))\n"
-            if let r = e.lastReason { out += "  (\(NoticeLine.flatten(r)))\n" }
+            if let r = e.lastReason { out += "  (\(OneLine.of(r)))\n" }
             for r in e.recipients { out += "  \(r)\(e.reroute.contains(r) ? "  [waiting for a new decision]" : "")\n" }
         }
         let total = entries.reduce(0) { $0 + $1.recipients.count }
         return out + "-- \(entries.count) message\(entries.count == 1 ? "" : "s"), \(total) recipient\(total == 1 ? "" : "s")\n"
-    }
-}
-
-/// Text from a server's reply or an error, made one line for a listing.
-enum NoticeLine {
-    static func flatten(_ s: String) -> String {
-        String(s.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
     }
 }

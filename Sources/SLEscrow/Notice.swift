@@ -75,7 +75,7 @@ public struct NoticeTemplates: Sendable {
 
     /// Header text must stay on one line whatever a sender or template put in it.
     static func oneLine(_ s: String) -> String {
-        String(s.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
+        OneLine.of(s)
     }
 
     static func values(_ v: Values) -> [String: String] {

@@ -26,8 +26,7 @@ enum Composer {
     /// Text from a message's own header made one line: folds and controls become
     /// single spaces (the value was already a header field; this only re-flows it).
     static func flattened(_ value: String) -> String {
-        String(value.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
-            .split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        OneLine.of(value).split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
     }
 
     /// An address the core's parser accepts, as its addr-spec.

@@ -129,10 +129,6 @@ struct Pickup: Sendable {
 
     /// What the store refused, as a page. An unknown message and a wrong link give the
     /// same page and status, so a guessed link learns nothing.
-    func refusal(_ error: EscrowError) -> Response {
-        Self.refusal(error, base: base)
-    }
-
     static func refusal(_ error: EscrowError, base: String) -> Response {
         switch error {
         case .notFound, .wrongLink:

@@ -60,8 +60,6 @@ final class SessionTable: @unchecked Sendable {
         return "\(Self.cookie)=; Path=\(base.isEmpty ? "/" : base); Max-Age=0; HttpOnly; SameSite=Strict; Secure"
     }
 
-    var count: Int { lock.withLock { entries.count } }
-
     private func sweep(_ now: Date) {
         entries = entries.filter { $0.value.expires >= now }
     }
