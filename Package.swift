@@ -87,7 +87,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .executableTarget(name: "sl-classify", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLTransport", "SLEscrow", parser]),
+        .executableTarget(name: "sl-classify", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLTransport", "SLEscrow", "SLDelivery", parser]),
         .executableTarget(name: "sl-encrypt-pgp", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLPGP", parser]),
         .executableTarget(name: "sl-encrypt-smime", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLSMIME", "SLOpenSSL", parser]),
         .executableTarget(name: "sl-tls-probe", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLTransport", parser]),

@@ -5,8 +5,21 @@ import Foundation
 import SLMessage
 
 /// The loop every filter shares: read a stream (mboxrd or one bare message) from
-/// stdin, transform each message, stage the output, and write it out only when every
-/// message succeeded (`commit`). One process handles the whole stream.
+/// stdin, transform each message, and write the results to stdout.
+///
+/// One message (a bare message, or `--single-message` as Postfix and procmail hand
+/// it over) is all or nothing: its output is staged and reaches stdout only at
+/// `commit()`, so a tool that fails writes nothing and the caller keeps the message.
+/// An mboxrd stream is passed on message by message as each is done, so the stages
+/// of a pipeline work at the same time and no stage holds the whole stream; routed
+/// messages carry `X-SL-Length` so that the next stage can tell a message cut off
+/// by a dying stage from a whole one. A stream that fails part way has passed on
+/// what came before the failure; sl-deliver's delivery record makes feeding the
+/// same input again safe.
+///
+/// With a reject file, a message that is malformed (a data error, exit 65) is set
+/// aside there with its reason and the stream goes on; `commit()` then exits 65
+/// after the rest has been written, saying how many were set aside.
 public final class StreamFilter {
     public let tool: String
     public var input: Int32 = 0
@@ -15,51 +28,65 @@ public final class StreamFilter {
     /// Write a bare message when the input was one bare message and the transform
     /// made exactly one message of it (the encryption tools used alone).
     public var bareOutputForBareInput = false
-    /// Print a running count on stderr (only when stderr is a terminal).
+    /// Progress on stderr: on when stderr is a terminal, off with --quiet.
     public var showProgress = Diagnostics.stderrIsTerminal
-    private let staged: StagedOutput
+    /// Where malformed messages go (--reject-file); nil: the first one fails the run.
+    public var rejects: RejectFile?
+    /// Runs before output for a message is written (sl-classify commits its audit
+    /// records there: a record is never missing for a message that went on).
+    public var beforeOutput: (() throws -> Void)?
+    public private(set) var rejected = 0
+
+    private var staged: StagedOutput?
+    private var streamed: FileDescriptorSink?
+    private var writer: MboxWriter?
+    private var progress: ProgressMeter?
 
     public init(tool: String) throws {
         self.tool = tool
-        staged = try StagedOutput()
     }
 
-    /// Runs `transform` on every message and stages what it returns; returns the
-    /// number of messages read. Nothing reaches stdout until `commit()`.
+    public convenience init(tool: String, options: StreamOptions) throws {
+        try self.init(tool: tool)
+        if options.singleMessage { framing = .single }
+        if options.quiet { showProgress = false }
+        if let path = options.rejectFile { rejects = RejectFile(path: path, tool: tool) }
+    }
+
+    /// Runs `transform` on every message and writes what it returns; returns the
+    /// number of messages read.
     @discardableResult
     public func process(_ transform: (Message) throws -> [Message]) throws -> Int {
         var reader = MessageStreamReader(FileDescriptorSource(fd: input), framing: framing)
-        let writer = MboxWriter(sink: staged.sink)
         var count = 0
-        while let message = try reader.next() {
-            let outputs = try transform(message)
-            if bareOutputForBareInput && !reader.inputIsMbox && outputs.count == 1 {
-                try writer.writeBare(outputs[0])
-            } else {
-                for out in outputs { try writer.write(out) }
-            }
+        start()
+        while let message = try nextMessage(&reader) {
             count += 1
-            if showProgress && count % 1000 == 0 { Diagnostics.progress(tool, "\(count) messages") }
+            do {
+                try write(try transform(message), reader: reader)
+            } catch where setAside(error, message) {
+            }
+            progress?.update(count)
         }
-        if showProgress && count >= 1000 { Diagnostics.progress(tool, "\(count) messages, done", final: true) }
+        progress?.finish(count)
         return count
     }
 
     /// Like `process`, but transforms up to `workers` messages at once (each worker
     /// index has its own state, such as a GPGME context) and writes the results in
     /// input order. For tools whose per-message work runs in another process (gpg),
-    /// so a stream uses every core. On the first error in input order, that error is
-    /// thrown and nothing is committed.
+    /// so a stream uses every core. On the first error in input order that is not
+    /// set aside, that error is thrown.
     @discardableResult
     public func process(workers: Int, _ transform: @escaping @Sendable (Message, Int) throws -> [Message]) throws -> Int {
         guard workers > 1 else { return try process { try transform($0, 0) } }
         var reader = MessageStreamReader(FileDescriptorSource(fd: input), framing: framing)
-        let writer = MboxWriter(sink: staged.sink)
         var count = 0
         let batchSize = workers * 4
+        start()
         while true {
             var batch: [Message] = []
-            while batch.count < batchSize, let m = try reader.next() { batch.append(m) }
+            while batch.count < batchSize, let m = try nextMessage(&reader) { batch.append(m) }
             if batch.isEmpty { break }
             let results = ResultSlots(count: batch.count)
             let next = ResultSlots.Counter()
@@ -70,28 +97,95 @@ public final class StreamFilter {
                 }
             }
             for i in 0..<batch.count {
-                let outputs = try results.get(i).get()
-                if bareOutputForBareInput && !reader.inputIsMbox && outputs.count == 1 {
-                    try writer.writeBare(outputs[0])
-                } else {
-                    for out in outputs { try writer.write(out) }
+                do {
+                    try write(try results.get(i).get(), reader: reader)
+                } catch where setAside(error, batch[i]) {
                 }
             }
             count += batch.count
-            if showProgress && count % 1000 < batch.count { Diagnostics.progress(tool, "\(count) messages") }
+            progress?.update(count)
         }
-        if showProgress && count >= 1000 { Diagnostics.progress(tool, "\(count) messages, done", final: true) }
+        progress?.finish(count)
         return count
     }
 
-    /// Writes the staged stream to stdout.
-    public func commit() throws { try staged.commit(to: 1) }
+    /// Writes the staged output of a single message to stdout, then reports the
+    /// messages set aside (exit 65) if there were any.
+    public func commit() throws {
+        try streamed?.flush()
+        try staged?.commit(to: 1)
+        try reportRejections()
+    }
+
+    /// For tools that write no stream (sl-deliver): the set-aside messages, as an error.
+    public func reportRejections() throws {
+        if rejected > 0, let rejects { throw MessagesSetAside(count: rejected, path: rejects.path) }
+    }
+
+    private func start() {
+        if showProgress { progress = ProgressMeter(tool: tool, input: input) }
+    }
+
+    /// The next message, setting aside those the reader cannot take.
+    private func nextMessage(_ reader: inout MessageStreamReader<FileDescriptorSource>) throws -> Message? {
+        while true {
+            do {
+                return try reader.next()
+            } catch let r as RejectedMessage where rejects != nil {
+                try rejects?.add(fromLine: r.fromLine, header: r.header, body: r.body, reason: r.reason)
+                rejected += 1
+            }
+        }
+    }
+
+    /// True when `error` is about this message alone (exit 65) and a reject file
+    /// took the message; false to let the error end the run.
+    private func setAside(_ error: any Error, _ message: Message) -> Bool {
+        guard let rejects, Sysexit(for: error) == .dataError else { return false }
+        do {
+            try rejects.add(fromLine: message.fromLine, header: message.header.bytes, body: message.body, reason: "\(error)")
+        } catch {
+            Diagnostics.warn(tool, "\(error)")
+            return false
+        }
+        rejected += 1
+        return true
+    }
+
+    private func write(_ outputs: [Message], reader: MessageStreamReader<FileDescriptorSource>) throws {
+        let writer = try self.writer ?? makeWriter(streaming: reader.inputIsMbox)
+        try beforeOutput?()
+        if staged != nil && bareOutputForBareInput && !reader.inputIsMbox && outputs.count == 1 {
+            try writer.writeBare(outputs[0])
+            return
+        }
+        for out in outputs { try writer.write(out, declareLength: streamed != nil) }
+        try streamed?.flush()
+    }
+
+    private func makeWriter(streaming: Bool) throws -> MboxWriter {
+        let sink: FileDescriptorSink
+        if streaming {
+            sink = FileDescriptorSink(fd: 1)
+            streamed = sink
+        } else {
+            let s = try StagedOutput()
+            staged = s
+            sink = s.sink
+        }
+        let w = MboxWriter(sink: sink)
+        writer = w
+        return w
+    }
 }
 
-extension Diagnostics {
-    /// A progress line that rewrites itself on a terminal.
-    static func progress(_ tool: String, _ text: String, final: Bool = false) {
-        try? FileDescriptorIO.writeAll(2, Array("\r\(tool): \(text)\(final ? "\n" : "")".utf8))
+/// The end of a run that set messages aside: exit 65 once the rest is through.
+public struct MessagesSetAside: SysexitReporting, CustomStringConvertible {
+    public let count: Int
+    public let path: String
+    public var sysexit: Sysexit { .dataError }
+    public var description: String {
+        "\(count) malformed message\(count == 1 ? "" : "s") set aside in \(path) (each with an X-SL-Rejected field saying why); the rest of the stream was processed"
     }
 }
 

@@ -22,6 +22,9 @@ import SLMessage
 /// forgotten, and the file is rewritten without them once they are most of it.
 /// Several sl-deliver processes share the file: appends hold a shared lock on
 /// `PATH.lock`, the rewrite an exclusive one.
+///
+/// sl-classify keeps one of its own (STATE/classified) to mark a classification
+/// of the same message for the same recipient as a retry in its audit records.
 public final class DeliveryRecord: @unchecked Sendable {
     public let path: String
     let window: Double

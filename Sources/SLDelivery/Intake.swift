@@ -91,7 +91,8 @@ public final class Intake {
 
     // The routing as length-prefixed strings: sender, method, TLS, fallback,
     // account ("" for none; account names are never empty), then per recipient its
-    // address, its number of parameters and their names and values.
+    // address, its number of parameters and their names and values; then the
+    // escrow id and original Message-ID ("" for none).
     static func encode(_ e: Envelope) -> Bytes {
         var out = Bytes()
         func put(_ s: String) {
@@ -106,6 +107,8 @@ public final class Intake {
             put(String(r.parameters.count))
             for p in r.parameters { put(p.key.rawValue); put(p.value) }
         }
+        put(e.escrowID ?? "")
+        put(e.originalMessageID ?? "")
         return out
     }
 
@@ -132,9 +135,12 @@ public final class Intake {
             }
             recipients.append(Envelope.Recipient(address: address, parameters: parameters))
         }
-        guard i == bytes.endIndex else { return nil }
-        return Envelope(sender: sender, recipients: recipients, method: method, tls: tls, fallback: fallback,
-                        account: account.isEmpty ? nil : account)
+        guard let escrowID = take(), let original = take(), i == bytes.endIndex else { return nil }
+        var envelope = Envelope(sender: sender, recipients: recipients, method: method, tls: tls, fallback: fallback,
+                                account: account.isEmpty ? nil : account)
+        envelope.escrowID = escrowID.isEmpty ? nil : escrowID
+        envelope.originalMessageID = original.isEmpty ? nil : original
+        return envelope
     }
 
     private func read(at offset: Int, count: Int) throws -> Bytes {

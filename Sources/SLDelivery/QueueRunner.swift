@@ -55,6 +55,13 @@ public final class QueueRunner {
         return false
     }
 
+    /// A queue item that fails this way will fail the same way every time.
+    static func neverParses(_ error: any Error) -> Bool {
+        if error is RejectedMessage { return true }
+        if let m = error as? MessageError { return !isIO(m) }
+        return false
+    }
+
     /// Items per delivery round: bounds memory whatever the queue holds.
     static let batch = 200
 
@@ -85,7 +92,7 @@ public final class QueueRunner {
                         throw MessageError.malformed("no routing fields (X-SL-*)")
                     }
                     loaded.append(Loaded(id: item.id, message: message, envelope: envelope, state: item.state, lock: lock))
-                } catch let error as MessageError where !Self.isIO(error) {
+                } catch where Self.neverParses(error) {
                     // It will never parse: out of the way, with one line, not skipped for ever.
                     do {
                         try queue.setAside(item.id, reason: "\(error)")
@@ -176,8 +183,8 @@ public final class QueueRunner {
     /// Rounds for fresh input are larger than queue rounds (no locks to hold, and
     /// every round ends with a wait for its slowest connection), bounded in octets
     /// so that memory stays flat whatever the message sizes.
-    static let intakeBatch = 500
-    static let intakeBatchBytes = 8 << 20
+    public static let intakeBatch = 500
+    public static let intakeBatchBytes = 8 << 20
 
     /// What a round sends: each message's parcel for the recipients that are not
     /// waiting for a new decision.
@@ -247,6 +254,10 @@ public final class QueueRunner {
                 now: Double, queued: Bool = true, staged: inout [DeliveryQueue.Staged]) throws -> String? {
         var remaining = envelope.recipients
         var failures: [DeliveryReport.Failure] = []
+        // Audit records wait for the queue id, known once a fresh message is staged.
+        var outcomes: [RecipientResult] = []
+        func record(_ r: RecipientResult, message: Message) throws { outcomes.append(r) }
+        let attempt = state.attempts + 1
         let expired = now - state.created >= lifetime
         for r in results {
             try record(r, message: message)
@@ -347,6 +358,8 @@ public final class QueueRunner {
                 staged.append(try queue.stage(copy, state: state))
             }
         }
+        let queueID = queued ? id : (remaining.isEmpty ? nil : staged.last?.id)
+        for r in outcomes { try self.record(r, message: message, envelope: envelope, queueID: queueID, attempt: attempt) }
         return reportID
     }
 
@@ -416,13 +429,22 @@ public final class QueueRunner {
         return recipients
     }
 
-    func record(_ r: RecipientResult, message: Message) throws {
+    /// One audit record: one recipient, one outcome. `queue_id` names the queue
+    /// item (`sl-deliver --list-queue`) while the message is or stays queued, and
+    /// `attempt` counts the tries, with `retry` set from the second on, so that
+    /// "what happened to this recipient?" is one grep for the address.
+    func record(_ r: RecipientResult, message: Message, envelope: Envelope, queueID: String?, attempt: Int) throws {
         guard let audit else { return }
         var fields: [String: Any] = [
             "time": audit.timestamp(Date()), "tool": Self.tool, "recipient": r.recipient,
             "outcome": r.outcome.rawValue, "status": r.status.rawValue, "reply": r.reply,
+            "attempt": attempt,
         ]
+        if attempt > 1 { fields["retry"] = true }
+        if let queueID { fields["queue_id"] = queueID }
         if let id = message.header["Message-ID"] { fields["message_id"] = id }
+        if let id = envelope.escrowID { fields["escrow_id"] = id }
+        if let id = envelope.originalMessageID { fields["original_message_id"] = id }
         if let host = r.host { fields["mx"] = host }
         if let tls = r.tls {
             fields["tls_protocol"] = tls.protocolVersion

@@ -124,9 +124,12 @@ public final class Packer: @unchecked Sendable {
             var notice = try templates.notice(values, from: from, hostname: hostname, date: now)
             notice.index = message.index
             notice.fromLine = MboxWriter.fromLine(sender: envelope.sender, date: now)
-            let routing = Envelope(sender: envelope.sender,
+            var routing = Envelope(sender: envelope.sender,
                                    recipients: [Envelope.Recipient(address: link.address, parameters: [(.escrow, Envelope.EscrowMode.notice.rawValue)])],
                                    method: .escrow, tls: .opportunistic, fallback: .insecure, account: envelope.account)
+            // For the audit records of the notice, here and in sl-deliver.
+            if store != nil { routing.escrowID = id }
+            routing.originalMessageID = original.header["Message-ID"]
             try routing.write(into: &notice.header)
             notices.append(notice)
         }

@@ -24,6 +24,11 @@ public struct Envelope: Sendable, Equatable {
     public var fallback: FallbackAction
     /// The policy account the sender belongs to, when the configuration names one.
     public var account: String?
+    /// An escrow notice's sealed message: its id in the store (`X-SL-Escrow-Id`)
+    /// and the Message-ID it had (`X-SL-Original-Message-Id`), for the audit
+    /// records of the notice's delivery.
+    public var escrowID: String?
+    public var originalMessageID: String?
 
     public init(sender: String, recipients: [Recipient], method: DeliveryMethod,
                 tls: TLSRequirement, fallback: FallbackAction, account: String? = nil) {
@@ -149,6 +154,8 @@ extension Envelope {
         static let tls = "X-SL-TLS"
         static let fallback = "X-SL-Fallback"
         static let account = "X-SL-Account"
+        static let escrowID = "X-SL-Escrow-Id"
+        static let originalMessageID = "X-SL-Original-Message-Id"
     }
 
     /// Reads the envelope from a header section; nil when the message carries none.
@@ -191,7 +198,10 @@ extension Envelope {
             recipients.append(Recipient(address: address, parameters: params))
         }
         guard !recipients.isEmpty else { throw MessageError.malformed("\(Field.to) is missing") }
-        return Envelope(sender: sender, recipients: recipients, method: method, tls: tls, fallback: fallback, account: account)
+        var envelope = Envelope(sender: sender, recipients: recipients, method: method, tls: tls, fallback: fallback, account: account)
+        envelope.escrowID = header.first(Field.escrowID)?.unfoldedValue
+        envelope.originalMessageID = header.first(Field.originalMessageID)?.unfoldedValue
+        return envelope
     }
 
     /// Replaces every `X-SL-*` field of `header` with this envelope, at the top, in a
@@ -219,6 +229,11 @@ extension Envelope {
             guard Self.isToken(account) else { throw MessageError.invalidField("account name \"\(account)\" is not a token") }
             fields.append((Field.account, account))
         }
+        if let escrowID {
+            guard Self.isToken(escrowID) else { throw MessageError.invalidField("escrow id \"\(escrowID)\" is not a token") }
+            fields.append((Field.escrowID, escrowID))
+        }
+        if let originalMessageID { fields.append((Field.originalMessageID, OneLine.of(originalMessageID))) }
         for (name, value) in fields.reversed() { try header.add(name, value, atTop: true) }
     }
 

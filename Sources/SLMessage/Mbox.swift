@@ -151,13 +151,22 @@ public struct MessageStreamReader<Source: ByteSource> {
             try body.append(piece)
         }
         if !inMbox { mode = .done }
-        let scan: HeaderSection.Scan
+        var scan: HeaderSection.Scan
         do {
             scan = try HeaderSection.scan(headerBytes[...])
         } catch let MessageError.malformed(why) {
-            throw MessageError.malformed("message \(index): \(why)")
+            // The reader is at the next message already, so a caller that sets
+            // malformed messages aside can go on with the rest of the stream.
+            throw RejectedMessage(index: index, reason: why, fromLine: fromLine, header: headerBytes, body: body)
         }
         precondition(scan.bodyStart == headerBytes.count, "streaming and in-memory header parsers disagree")
+        if inMbox, let declared = scan.header[StreamLength.field] {
+            scan.header.remove(StreamLength.field)
+            guard let octets = Int(declared.trimmingCharacters(in: .whitespaces)), octets == body.count else {
+                throw RejectedMessage(index: index, reason: "the stream ends inside this message (\(StreamLength.field) says \(declared) octets, \(body.count) came): the stage before stopped mid-message",
+                                      fromLine: fromLine, header: headerBytes, body: body)
+            }
+        }
         return Message(fromLine: fromLine, header: scan.header, body: body, index: index)
     }
 }
@@ -169,11 +178,33 @@ public final class MboxWriter {
     let sink: ByteSink
     public init(sink: ByteSink) { self.sink = sink }
 
-    public func write(_ message: Message, envelopeSender: String? = nil) throws {
+    /// With `declareLength`, a message that carries routing (X-SL-* fields: it is
+    /// on its way from one sl stage to the next) says how long its body is, so
+    /// that the next stage can tell a whole message from one cut off by a stage
+    /// that died while writing it (see StreamLength).
+    public func write(_ message: Message, envelopeSender: String? = nil, declareLength: Bool = false) throws {
         try sink.write(message.fromLine ?? Self.fromLine(sender: envelopeSender))
         let quoter = FromQuoter(sink: sink)
-        try quoter.write(message.header.bytes[...])
+        if declareLength && message.header.fields.contains(where: HeaderSection.isEnvelopeField) {
+            var header = message.header
+            header.remove(StreamLength.field)
+            try header.add(StreamLength.field, String(StreamLength.octetsRead(message.body)), atTop: true)
+            try quoter.write(header.bytes[...])
+        } else {
+            try quoter.write(message.header.bytes[...])
+        }
         try message.body.forEachChunk { try quoter.write($0) }
+        try quoter.finish()
+        if !quoter.endsWithLineFeed { try sink.write([ASCII.lf]) }
+        try sink.write([ASCII.lf])
+    }
+
+    /// Writes header octets and a body as one mboxrd message after a From line the
+    /// caller wrote: for a message that did not parse (a reject file keeps it as it came).
+    public func writeRaw(_ header: Bytes, body: Spool) throws {
+        let quoter = FromQuoter(sink: sink)
+        try quoter.write(header[...])
+        try body.forEachChunk { try quoter.write($0) }
         try quoter.finish()
         if !quoter.endsWithLineFeed { try sink.write([ASCII.lf]) }
         try sink.write([ASCII.lf])
@@ -264,4 +295,32 @@ final class FromQuoter {
         }
         return .quote
     }
+}
+
+/// `X-SL-Length`: between sl stages in a stream, each routed message declares the
+/// octets of its body as the next reader will see them. A stage killed while
+/// writing leaves its last message cut short; without the count the next stage
+/// would take the fragment for a whole message and send it.
+public enum StreamLength {
+    public static let field = "X-SL-Length"
+
+    /// The body as MboxWriter frames it and MessageStreamReader gives it back: a
+    /// body not ending a line gets one.
+    static func octetsRead(_ body: Spool) -> Int {
+        body.count + (body.lastOctet == nil || body.lastOctet == ASCII.lf ? 0 : 1)
+    }
+}
+
+/// A message the reader could not take (its header section is malformed, or the
+/// stream ended inside it), with its octets as they came, so that a caller keeping
+/// on with the rest of a stream can set it aside whole. The reader stands at the
+/// next message.
+public struct RejectedMessage: Error, CustomStringConvertible, Sendable {
+    public let index: Int
+    public let reason: String
+    public let fromLine: Bytes?
+    public let header: Bytes
+    public let body: Spool
+
+    public var description: String { "malformed message: message \(index): \(reason)" }
 }

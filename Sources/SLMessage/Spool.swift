@@ -19,6 +19,8 @@ public final class Spool: @unchecked Sendable {
     private var pending = Bytes()
     private static let blockSize = 64 << 10
     public private(set) var count = 0
+    /// The last octet appended (nil while empty): whether the body ends a line.
+    public private(set) var lastOctet: UInt8?
     private let memoryLimit: Int
 
     public init(memoryLimit: Int = Spool.defaultMemoryLimit) {
@@ -29,13 +31,15 @@ public final class Spool: @unchecked Sendable {
         self.init(memoryLimit: Int.max)
         memory = bytes
         count = bytes.count
+        lastOctet = bytes.last
     }
 
     deinit { if fd >= 0 { close(fd) } }
 
     public var isInMemory: Bool { fd < 0 }
 
-    public func append<C: Collection>(_ bytes: C) throws where C.Element == UInt8 {
+    public func append<C: BidirectionalCollection>(_ bytes: C) throws where C.Element == UInt8 {
+        if let last = bytes.last { lastOctet = last }
         if fd < 0 && memory.count + bytes.count <= memoryLimit {
             memory.append(contentsOf: bytes)
             count += bytes.count

@@ -37,6 +37,10 @@ extension MessageError: SysexitReporting {
     }
 }
 
+extension RejectedMessage: SysexitReporting {
+    public var sysexit: Sysexit { .dataError }
+}
+
 extension AddressError: SysexitReporting {
     /// An address inside a message (an argument's is a usage error, said there).
     public var sysexit: Sysexit { .dataError }

@@ -41,8 +41,8 @@ public struct Configuration: Sendable {
 /// Grouped by the tools that read them; what several tools read stays here.
 public struct InstallationSettings: Sendable {
     public init() {}
-    /// Read by sl-classify and sl-deliver.
-    public var auditLog: String?
+    /// `audit_log`; nil: the default, `effectiveAuditLog`.
+    public var auditLog: AuditDestination?
     /// Address books by name, in the order they were defined.
     public var books: [(name: String, path: String)] = []
     public var defaultBook: String?
@@ -214,6 +214,11 @@ public struct InstallationSettings: Sendable {
     /// The escrow store directory: `escrow_store`, else the state directory's escrow/.
     public var effectiveEscrowStore: String? {
         escrow.store ?? effectiveStateDirectory.map { $0 + "/escrow" }
+    }
+    /// Where audit records go: `audit_log`, else the state directory's audit.jsonl
+    /// (on by default, as an MTA logs every delivery), else nowhere.
+    public var effectiveAuditLog: AuditDestination {
+        auditLog ?? effectiveStateDirectory.map { .file($0 + "/audit.jsonl") } ?? .off
     }
     /// Where sl-classify leaves answers a sender gave without saving them.
     public var pendingAnswersDirectory: String? { effectiveStateDirectory.map { $0 + "/pending" } }

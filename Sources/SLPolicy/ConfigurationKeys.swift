@@ -20,7 +20,13 @@ extension Configuration {
     /// manual page to each other.
     static let settings: [String: Setting] = [
         // INSTALLATION SETTINGS
-        "audit_log": .installation { i, v in i.auditLog = v.path },
+        "audit_log": .installation { i, v in
+            switch v.text.lowercased() {
+            case "off", "no", "none": i.auditLog = .off
+            case "syslog": i.auditLog = .syslog
+            default: i.auditLog = .file(v.path)
+            }
+        },
         "tls_cache": .installation { i, v in i.transport.tlsCache = v.path },
         "tls_static": .installation { i, v in
             for item in v.list {

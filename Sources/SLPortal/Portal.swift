@@ -61,7 +61,7 @@ public struct Portal {
             readers: StorePool(stores: readers, patience: Self.patience),
             sessions: SessionTable(lifetime: TimeInterval(installation.portal.sessionMinutes * 60)),
             limiter: AttemptLimiter(perMinute: installation.portal.attemptsPerMinute),
-            mailer: mailer, audit: installation.auditLog, kdf: kdf, messageCenter: installation.escrow.messageCenter,
+            mailer: mailer, audit: installation.effectiveAuditLog, kdf: kdf, messageCenter: installation.escrow.messageCenter,
             behindProxy: behindProxy, mailFrom: installation.escrow.noticeFrom ?? "postmaster@\(context.hostname)",
             hostname: context.hostname)
         let settings = installation.portal

@@ -20,7 +20,7 @@ final class PortalState: @unchecked Sendable {
     let sessions: SessionTable
     let limiter: AttemptLimiter
     let mailer: AccountMailer?
-    let audit: String?
+    let audit: AuditDestination
     /// Argon2id parameters for new and reset account passwords (escrow_kdf_*).
     let kdf: KDFParameters
     /// escrow_message_center: senders see and retract what they sent.
@@ -54,7 +54,7 @@ final class PortalState: @unchecked Sendable {
     }
 
     init(base: String, publicURL: String, pool: StorePool, readers: StorePool, sessions: SessionTable, limiter: AttemptLimiter,
-         mailer: AccountMailer?, audit: String?, kdf: KDFParameters, messageCenter: Bool, behindProxy: Bool,
+         mailer: AccountMailer?, audit: AuditDestination, kdf: KDFParameters, messageCenter: Bool, behindProxy: Bool,
          mailFrom: String, hostname: String) {
         self.base = base; self.publicURL = publicURL; self.pool = pool; self.readers = readers; self.sessions = sessions
         self.limiter = limiter; self.mailer = mailer; self.audit = audit; self.kdf = kdf
@@ -76,8 +76,7 @@ final class PortalState: @unchecked Sendable {
     /// One audit record (escrow opens, sign-ins, accounts made and reset, retractions):
     /// who, what, from where; never a secret.
     func record(_ event: String, _ fields: [String: Any]) {
-        guard let audit else { return }
-        let log = AuditLog(path: audit)
+        guard let log = AuditLog(audit, tool: "sl-portal") else { return }
         var r = fields
         r["time"] = log.timestamp(Date())
         r["tool"] = "sl-portal"

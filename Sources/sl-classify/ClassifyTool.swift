@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import SLCommand
+import SLDelivery
 import SLEscrow
 import SLMessage
 import SLPolicy
@@ -16,7 +17,7 @@ public struct ClassifyTool {
     public var envelope: EnvelopeOptions
     public var report: Report = .none
     public var ask = true
-    public var singleMessage = false
+    public var stream = StreamOptions()
     /// The routed stream, but no audit records, TLS cache writes or prompts.
     public var dryRun = false
 
@@ -56,11 +57,20 @@ public struct ClassifyTool {
         let classifier = try Classifier(configuration: configuration, options: envelope, prompt: prompt,
                                         hostname: installation.hostname ?? localHostName(), liveTLS: live,
                                         storeAccounts: try Self.storeAccounts(installation, source: configuration.source))
-        let audit = changesNothing ? nil : configuration.installation.auditLog.map(AuditLog.init)
+        let audit = changesNothing ? nil : AuditLog(configuration.installation.effectiveAuditLog, tool: Self.tool)
+        // Messages classified before (Message-ID, size, recipient), so that a retry
+        // (Postfix deferred the pipeline and feeds the message again) says so in
+        // its audit record instead of looking like a second message.
+        let days = installation.delivery.recordDays
+        let classified = audit == nil || days <= 0 ? nil : installation.effectiveStateDirectory.flatMap { state in
+            try? FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            return try? DeliveryRecord(path: state + "/classified", window: days * 86_400, now: Date().timeIntervalSince1970)
+        }
         var explained: [[String: Any]] = []
         let tracker = changesNothing ? nil : OpenTracker(configuration: configuration)
-        let filter = try StreamFilter(tool: Self.tool)
-        if singleMessage { filter.framing = .single }
+        let filter = try StreamFilter(tool: Self.tool, options: stream)
+        // A stream passes each message on as it is classified: its records first.
+        if let audit { filter.beforeOutput = { try audit.commit() } }
         try filter.process { message in
             let result = try classifier.classify(message)
             let now = audit?.timestamp(Date())
@@ -69,7 +79,14 @@ public struct ClassifyTool {
                     "recipient": d.recipient.addrSpec, "method": d.method.rawValue, "reason": d.reason,
                     "step": d.step, "sender": result.sender, "message": message.index,
                 ]
-                if let id = result.messageID { r["message_id"] = id }
+                if let id = result.messageID {
+                    r["message_id"] = id
+                    if let classified, report == .none {
+                        let size = message.header.bytes.count + message.body.count
+                        if classified.contains(messageID: id, size: size, recipient: d.recipient.addrSpec) { r["retry"] = true }
+                        classified.record(messageID: id, size: size, recipient: d.recipient.addrSpec, now: Date().timeIntervalSince1970)
+                    }
+                }
                 if report != .none {
                     explained.append(r)
                 } else if let audit, let now {
@@ -85,14 +102,17 @@ public struct ClassifyTool {
         switch report {
         case .none:
             // Audit first: if the log cannot be written, nothing has left yet and the
-            // caller retries; the other order could pass a stream on twice.
+            // caller retries; the other order could pass a message on unrecorded.
             try audit?.commit()
+            classified?.sync()
             try filter.commit()
         case .json:
             let data = try JSONSerialization.data(withJSONObject: explained, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
             try FileDescriptorIO.writeAll(1, Array(data) + [0x0A])
+            try filter.reportRejections()
         case .text:
             try FileDescriptorIO.writeAll(1, Array(Self.explanation(explained).utf8))
+            try filter.reportRejections()
         }
     }
 

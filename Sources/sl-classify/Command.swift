@@ -73,7 +73,7 @@ struct SLClassify: ParsableCommand {
         tool.report = json ? .json : explain ? .text : .none
         tool.ask = !noAsk && !dryRun
         tool.dryRun = dryRun
-        tool.singleMessage = input.singleMessage
+        tool.stream = input.stream
         try tool.run()
     }
 }

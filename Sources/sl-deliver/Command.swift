@@ -131,7 +131,7 @@ struct SLDeliver: ParsableCommand {
         tool.destination = destination
         tool.concurrency = concurrency
         tool.timeout = timeout
-        tool.singleMessage = input.singleMessage
+        tool.stream = input.stream
         try tool.run()
     }
 }

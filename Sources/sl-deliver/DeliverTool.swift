@@ -30,7 +30,7 @@ public struct DeliverTool {
     /// --hold, --release, --retry, --delete, --bounce: one queued message.
     public var steer: (QueueAction, String)?
     public var force = false
-    public var singleMessage = false
+    public var stream = StreamOptions()
     public var queueDirectory: String?
     public var relay: String?
     public var relayImplicitTLS: Bool?
@@ -69,7 +69,7 @@ public struct DeliverTool {
                 ? try DeliveryRecord(path: queuePath + ".delivered", window: days * 86_400, now: Date().timeIntervalSince1970)
                 : nil
             let runner = QueueRunner(queue: queue, deliverer: deliverer, hostname: hostname,
-                        audit: installation.auditLog.map(AuditLog.init), rerouteCommand: installation.delivery.rerouteCommand,
+                        audit: AuditLog(installation.effectiveAuditLog, tool: Self.tool), rerouteCommand: installation.delivery.rerouteCommand,
                         lifetime: installation.delivery.queueLifetime ?? DeliveryPolicy.defaultLifetime,
                         record: record, warn: { Diagnostics.warn(Self.tool, $0) })
             runner.delayWarning = installation.delivery.delayWarningHours * 3600
@@ -100,8 +100,7 @@ public struct DeliverTool {
             return
         }
 
-        let filter = try StreamFilter(tool: Self.tool)
-        if singleMessage { filter.framing = .single }
+        let filter = try StreamFilter(tool: Self.tool, options: stream)
         if dryRun {
             var out = ""
             try filter.process { message in
@@ -110,25 +109,51 @@ public struct DeliverTool {
                 return []
             }
             try FileDescriptorIO.writeAll(1, Array(out.utf8))
+            try filter.reportRejections()
             return
         }
-        // Read and check the whole stream before sending anything (one message at a
-        // time into the intake file: memory stays flat); a bad message means nothing
-        // is sent and the caller keeps everything.
+        // A single message (Postfix, procmail) is read and checked whole before
+        // anything is sent: a failure leaves the caller's copy in charge. A stream
+        // is taken in rounds (500 messages, 8 MiB or two seconds, whichever comes
+        // first) and each round is delivered or queued before the next is read, so
+        // a pipeline's stages work at the same time; the delivery record makes
+        // feeding the same stream again after a failure safe.
         let worker = try worker()
-        let intake = try Intake()
-        try filter.process { message in
-            let (m, envelope) = try routed(message)
-            try intake.append(m, envelope: envelope)
-            return []
+        var intake = try Intake()
+        var roundStarted = Date()
+        var roundOctets = 0
+        func deliverRound() throws {
+            guard intake.count > 0 else { return }
+            try worker.attempt(intake, now: Date().timeIntervalSince1970)
+            intake = try Intake()
+            roundOctets = 0
+            roundStarted = Date()
+        }
+        do {
+            try filter.process { message in
+                // Asked to stop: what was taken is delivered or queued below; the
+                // rest of the input stays with the caller.
+                if StopRequest.requested { throw StoppedTaking(taken: message.index - 1) }
+                let (m, envelope) = try routed(message)
+                try intake.append(m, envelope: envelope)
+                roundOctets += m.header.bytes.count + m.body.count
+                if intake.count >= QueueRunner.intakeBatch || roundOctets >= QueueRunner.intakeBatchBytes
+                    || Date().timeIntervalSince(roundStarted) >= 2 {
+                    try deliverRound()
+                }
+                return []
+            }
+        } catch let stopped as StoppedTaking {
+            try deliverRound()
+            throw stopped
         }
         // An empty stream is nothing to do, as for every tool (`sl-escrow receipts |
         // sl-deliver` from cron with no receipts). A failure upstream is seen in the
         // status of the stage that failed: sl-send exits with it.
-        guard intake.count > 0 else { return }
         // Exit 0 only once every message is delivered, bounced, re-routed or durably
         // queued; a failure or crash before that leaves the caller's copy in charge.
-        try worker.attempt(intake, now: Date().timeIntervalSince1970)
+        try deliverRound()
+        try filter.reportRejections()
     }
 
     /// The message and its routing: as sl-classify wrote it in X-SL-* fields, or
@@ -195,3 +220,14 @@ public struct DeliverTool {
 
 }
 
+
+/// SIGTERM or SIGINT before the end of a stream: what was taken is delivered or
+/// queued, the rest is not read. Exit 75: feed the same input again (the delivery
+/// record skips what was delivered).
+struct StoppedTaking: SysexitReporting, CustomStringConvertible {
+    let taken: Int
+    var sysexit: Sysexit { .tempFail }
+    var description: String {
+        "stopped on request after taking \(taken) message\(taken == 1 ? "" : "s") of the input; feed the same input again to send the rest (what was delivered is skipped)"
+    }
+}

@@ -58,7 +58,7 @@ struct SLEncryptPGP: ParsableCommand {
         tool.signAs = signAs
         tool.encryptToSelf = encryptToSelf
         tool.hideRecipients = hideRecipients
-        tool.singleMessage = input.singleMessage
+        tool.stream = input.stream
         tool.dryRun = dryRun
         if let jobs {
             guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }

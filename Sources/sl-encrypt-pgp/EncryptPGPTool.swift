@@ -18,7 +18,7 @@ public struct EncryptPGPTool: Sendable {
     public var signAs: String?
     public var encryptToSelf: Bool?
     public var hideRecipients = false
-    public var singleMessage = false
+    public var stream = StreamOptions()
     /// Change nothing: keys are imported into a throwaway copy of the GnuPG home.
     public var dryRun = false
 
@@ -40,9 +40,8 @@ public struct EncryptPGPTool: Sendable {
         defer { keyrings.close() }
         let workers = keyrings.count
         let books = configuration.map { BookShelf(books: $0.installation.books, defaultBook: $0.installation.defaultBook) }
-        let filter = try StreamFilter(tool: Self.tool)
+        let filter = try StreamFilter(tool: Self.tool, options: stream)
         filter.bareOutputForBareInput = true
-        if singleMessage { filter.framing = .single }
         let tool = self
         let hostname = configuration?.installation.hostname ?? localHostName()
         try filter.process(workers: workers) { message, worker in

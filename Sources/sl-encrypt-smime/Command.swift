@@ -72,7 +72,7 @@ struct SLEncryptSMIME: ParsableCommand {
         tool.anchorFiles = anchors
         tool.systemCAs = systemCAs
         tool.configurationPath = config.path
-        tool.singleMessage = input.singleMessage
+        tool.stream = input.stream
         tool.sign = sign
         tool.encryptToSelf = encryptToSelf
         tool.signerCertificateFile = signerCertificate

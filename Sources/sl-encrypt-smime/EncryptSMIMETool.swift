@@ -17,7 +17,7 @@ public struct EncryptSMIMETool: Sendable {
     public var certificateFiles: [String] = []
     public var anchorFiles: [String] = []
     public var systemCAs: Bool?
-    public var singleMessage = false
+    public var stream = StreamOptions()
     public var sign: Bool?
     public var encryptToSelf: Bool?
     public var signerCertificateFile: String?
@@ -45,9 +45,8 @@ public struct EncryptSMIMETool: Sendable {
         let given = bundles.compactMap(\.first)
         let intermediates = bundles.flatMap { $0.dropFirst() }
         let books = configuration.map { BookShelf(books: $0.installation.books, defaultBook: $0.installation.defaultBook) }
-        let filter = try StreamFilter(tool: Self.tool)
+        let filter = try StreamFilter(tool: Self.tool, options: stream)
         filter.bareOutputForBareInput = true
-        if singleMessage { filter.framing = .single }
         let hostname = configuration?.installation.hostname ?? localHostName()
         let standard = ContentCipher(cipher ?? configuration?.installation.smime.cipher ?? InstallationSettings().smime.cipher)
         try filter.process { message in

@@ -33,7 +33,7 @@ struct SLEscrowPack: ParsableCommand {
         var tool = EscrowPackTool()
         tool.configurationPath = config.path
         tool.storeDirectory = store
-        tool.singleMessage = input.singleMessage
+        tool.stream = input.stream
         tool.dryRun = dryRun
         try tool.run()
     }

@@ -18,7 +18,7 @@ import SLPolicy
 public struct EscrowPackTool {
     public var configurationPath: String?
     public var storeDirectory: String?
-    public var singleMessage = false
+    public var stream = StreamOptions()
     /// Seal nothing: notices with a placeholder link, so a dry run of the whole
     /// pipeline shows who would get one and changes nothing.
     public var dryRun = false
@@ -60,16 +60,49 @@ public struct EscrowPackTool {
                             portal: EscrowContext.portal(installation, hostname: hostname), hostname: hostname,
                             warn: { Diagnostics.warn(Self.tool, $0) })
 
-        let filter = try StreamFilter(tool: Self.tool)
-        if singleMessage { filter.framing = .single }
+        let filter = try StreamFilter(tool: Self.tool, options: stream)
         filter.bareOutputForBareInput = true       // alone on one bare message: no mbox framing
+        // One record per sealed copy's recipient, written before the notice goes on.
+        let audit = dryRun ? nil : AuditLog(installation.effectiveAuditLog, tool: Self.tool)
+        let records = AuditLines()
+        let recording = audit != nil
+        if let audit {
+            filter.beforeOutput = {
+                let now = audit.timestamp(Date())
+                for var r in records.take() {
+                    r["time"] = now
+                    try audit.record(r)
+                }
+                try audit.commit()
+            }
+        }
         try filter.process(workers: workers) { message, worker in
             guard let envelope = try Envelope.read(from: message.header), envelope.method == .escrow,
                   !envelope.isEscrowNotice else { return [message] }
-            return try packer.pack(message, envelope, worker: worker, now: Date())
+            let notices = try packer.pack(message, envelope, worker: worker, now: Date())
+            if recording {
+                for n in notices {
+                    guard let routing = try Envelope.read(from: n.header), let id = routing.escrowID else { continue }
+                    for r in routing.recipients {
+                        var fields: [String: Any] = ["tool": Self.tool, "recipient": r.address, "outcome": "sealed",
+                                                     "escrow_id": id, "sender": routing.sender]
+                        if let original = routing.originalMessageID { fields["message_id"] = original }
+                        records.add(fields)
+                    }
+                }
+            }
+            return notices
         }
         try filter.commit()
         // The notices are out: the answers the sender typed are no longer needed.
         if !dryRun { for path in packer.consumedPendingAnswers { unlink(path) } }
     }
+}
+
+/// Audit records made on worker threads, written by the writing thread.
+final class AuditLines: @unchecked Sendable {
+    private var lines: [[String: Any]] = []
+    private let lock = NSLock()
+    func add(_ r: [String: Any]) { lock.withLock { lines.append(r) } }
+    func take() -> [[String: Any]] { lock.withLock { defer { lines = [] }; return lines } }
 }

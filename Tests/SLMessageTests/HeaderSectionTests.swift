@@ -47,8 +47,12 @@ import Testing
         #expect(EncodedWords.decode(enc) == s)
     }
 
-    @Test func nulInHeaderIsMalformed() {
-        #expect(throws: MessageError.self) { try Message(bytes: b("Subject: a\u{0}b\n\nbody\n")) }
+    @Test func nulInHeaderIsMalformed() throws {
+        // Rejected with its octets, so a stream can set it aside and go on.
+        let error = #expect(throws: RejectedMessage.self) { try Message(bytes: b("Subject: a\u{0}b\n\nbody\n")) }
+        #expect(error?.reason == "NUL byte in the header section")
+        #expect(error?.header == b("Subject: a\u{0}b\n\n"))
+        #expect(try error?.body.readAll() == b("body\n"))
     }
 
     @Test func nulInBodyIsKept() throws {

@@ -114,4 +114,76 @@ func b(_ s: String) -> Bytes { Array(s.utf8) }
         _ = try auto.next()
         #expect(try auto.next() != nil)
     }
+
+    // MARK: keep going, and messages cut short between stages
+
+    /// The messages a reader gives, and the reasons of those it rejects, in order.
+    func readAll(_ input: Bytes) -> [String] {
+        var reader = MessageStreamReader(MemorySource(input))
+        var seen: [String] = []
+        while true {
+            do {
+                guard let m = try reader.next() else { return seen }
+                seen.append(m.header["Subject"] ?? "?")
+            } catch let r as RejectedMessage {
+                seen.append("rejected \(r.index): \(r.reason)")
+            } catch {
+                seen.append("error: \(error)")
+                return seen
+            }
+        }
+    }
+
+    @Test func aMalformedMessageInAStreamIsRejectedAndTheReaderGoesOn() {
+        let input = b("From a Mon Nov 30 00:00:00 2026\nSubject: one\n\nx\n\n"
+            + "From a Mon Nov 30 00:00:00 2026\nSubject: t\u{0}wo\n\ny\n\n"
+            + "From a Mon Nov 30 00:00:00 2026\nSubject: three\n\nz\n\n")
+        #expect(readAll(input) == ["one", "rejected 2: NUL byte in the header section", "three"])
+    }
+
+    func routed(_ subject: String, body: String) throws -> Message {
+        var m = try Message(bytes: b("X-SL-Version: 1\nSubject: \(subject)\n\n\(body)"))
+        m.fromLine = b("From a Mon Nov 30 00:00:00 2026\n")
+        return m
+    }
+
+    @Test(arguments: ["", "line\n", "no final line end", "From quoted\n>From twice\n", "a\n\n\nb\n\n"])
+    func routedMessagesDeclareTheirLengthAndReadBackWhole(_ body: String) throws {
+        let sink = MemorySink()
+        let writer = MboxWriter(sink: sink)
+        try writer.write(try routed("one", body: body), declareLength: true)
+        try writer.write(try routed("two", body: body), declareLength: true)
+        #expect(String(decoding: sink.bytes, as: UTF8.self).contains("X-SL-Length: "))
+        var reader = MessageStreamReader(MemorySource(sink.bytes))
+        let first = try #require(try reader.next())
+        #expect(first.header[StreamLength.field] == nil)          // checked, then gone
+        #expect(try first.body.readAll() == b(body.isEmpty || body.hasSuffix("\n") ? body : body + "\n"))
+        #expect(try reader.next()?.header["Subject"] == "two")
+    }
+
+    @Test func aRoutedMessageCutShortIsRejectedNotTaken() throws {
+        let sink = MemorySink()
+        let writer = MboxWriter(sink: sink)
+        try writer.write(try routed("whole", body: "a\nb\nc\n"), declareLength: true)
+        try writer.write(try routed("cut", body: String(repeating: "line of the body\n", count: 100)), declareLength: true)
+        // A stage killed while writing the second message: every cut point.
+        let whole = sink.bytes
+        let secondStart = try #require(String(decoding: whole, as: UTF8.self).range(of: "From a", options: .backwards)).lowerBound.utf16Offset(in: String(decoding: whole, as: UTF8.self))
+        for cut in stride(from: secondStart + 33, to: whole.count - 2, by: 37) {
+            let seen = readAll(Array(whole[..<cut]))
+            #expect(seen.first == "whole")
+            // Cut inside its first line, what is left carries no routing (no stage
+            // sends it); from then on the length gives it away.
+            let unrouted = cut < secondStart + 32 + "X-SL-Length: 1700\n".count
+            #expect(seen.count == 2 && (seen[1].hasPrefix("rejected 2: the stream ends inside this message") || unrouted && seen[1] == "?"),
+                    "cut at \(cut): \(seen)")
+        }
+        #expect(readAll(whole) == ["whole", "cut"])
+    }
+
+    @Test func withoutRoutingNoLengthIsDeclared() throws {
+        let sink = MemorySink()
+        try MboxWriter(sink: sink).write(try Message(bytes: b("Subject: plain\n\nbody\n")), declareLength: true)
+        #expect(!String(decoding: sink.bytes, as: UTF8.self).contains("X-SL-Length"))
+    }
 }

@@ -188,38 +188,42 @@ From unquoted in the original
         #expect(run.stderr.contains(words))
     }
 
-    @Test func aFailureInTheMiddleOfAStreamWritesNothing() throws {
+    @Test func aStreamPassesOnWhatCameBeforeAFailure() throws {
+        // A stream goes on message by message: the first is passed on (declaring
+        // its length, so the next stage can tell it whole), the second fails the run.
         let policy = try PolicyFixture("fallback = insecure\n")
         let stream = bytes("From a@b Mon Jan  1 00:00:00 2001\nTo: ok@example.org\n\nfine\n\nFrom a@b Mon Jan  1 00:00:00 2001\nSubject: no recipients\n\n\n")
         let run = try policy.classify(["-t"], stream)
         #expect(run.status == 65)
-        #expect(run.stdout.isEmpty)
+        let out = String(decoding: run.stdout, as: UTF8.self)
+        #expect(out.contains("X-SL-Length: 5\n") && out.contains("X-SL-Envelope-To: ok@example.org") && out.hasSuffix("\nfine\n\n"))
+        #expect(!out.contains("no recipients"))
         #expect(run.stderr.contains("message 2"))
     }
-}
 
-extension ClassifyToolTests {
-    /// --require-tls (SecureSend's hand-over): nothing in the clear. An internal
-    /// recipient and one the policy would send insecurely both go TLS-only with a
-    /// bounce fallback; a PGP decision stands.
-    @Test func requireTLSTurnsClearDecisionsIntoTLSOnly() throws {
-        let policy = try PolicyFixture("internal_domains = clinic.example\nfallback = insecure\n")
-        let msg = bytes("From: visitor@else.example\nTo: staff@clinic.example, zed@example.org\nSubject: s\n\nx\n")
-        let plain = try Tools.messages(try policy.classify(["-t"], msg).stdout)
-        #expect(Set(try plain.compactMap { try Envelope.read(from: $0.header)?.method }) == [.internal, .insecure])
-        let run = try policy.classify(["-t", "--require-tls"], msg)
-        let out = try Tools.messages(run.stdout)
-        try #require(out.count == 1, "\(run.stderr)")
-        let env = try #require(try Envelope.read(from: out[0].header))
-        #expect(env.method == .tls && env.tls == .required && env.fallback == .bounce)
-        #expect(env.recipients.map(\.address).sorted() == ["staff@clinic.example", "zed@example.org"])
-        // A fallback bounce for want of a method becomes TLS-only as well; one the
-        // sender asked for by demanding encryption stays a report.
-        let strict = try PolicyFixture("fallback = bounce\n")
-        let tls = try Tools.messages(try strict.classify(["-t", "--require-tls"], msg).stdout)
-        #expect(try tls.compactMap { try Envelope.read(from: $0.header)?.method } == [.tls])
-        let demanding = bytes("From: visitor@else.example\nTo: zed@example.org\nSubject: +encrypt+ s\n\nx\n")
-        let report = try Tools.messages(try strict.classify(["-t", "--require-tls"], demanding).stdout)
-        #expect(report.count == 1 && report[0].header["Content-Type"]?.contains("multipart/report") == true)
+    @Test func aOneMessageInputThatFailsWritesNothing() throws {
+        let policy = try PolicyFixture("fallback = insecure\n")
+        let run = try policy.classify(["-t", "--single-message"], bytes("From a@b Mon Jan  1 00:00:00 2001\nSubject: no recipients\n\nbody\n"))
+        #expect(run.status == 65)
+        #expect(run.stdout.isEmpty)
+    }
+
+    @Test func withARejectFileAMalformedMessageIsSetAsideAndTheRestGoesOn() throws {
+        let policy = try PolicyFixture("fallback = insecure\n")
+        let rejects = policy.dir.appendingPathComponent("rejects.mbox").path
+        let stream = bytes("From a@b Mon Jan  1 00:00:00 2001\nTo: one@example.org\n\n1\n\n"
+            + "From a@b Mon Jan  1 00:00:00 2001\nTo: two@example.org\nSubject: bad\u{0}\n\n2\n\n"
+            + "From a@b Mon Jan  1 00:00:00 2001\nSubject: no recipients\n\n3\n\n"
+            + "From a@b Mon Jan  1 00:00:00 2001\nTo: four@example.org\n\n4\n\n")
+        let run = try policy.classify(["-t", "--reject-file", rejects], stream)
+        #expect(run.status == 65)
+        #expect(run.stderr.contains("2 malformed messages set aside in \(rejects)"), "\(run.stderr)")
+        let out = String(decoding: run.stdout, as: UTF8.self)
+        #expect(out.contains("X-SL-Envelope-To: one@example.org") && out.contains("X-SL-Envelope-To: four@example.org"))
+        #expect(!out.contains("two@example.org"))
+        let set = try String(contentsOfFile: rejects, encoding: .utf8)
+        #expect(set.contains("X-SL-Rejected: sl-classify: NUL byte in the header section\nTo: two@example.org\nSubject: bad\u{0}\n\n2\n"))
+        #expect(set.contains("X-SL-Rejected: sl-classify: malformed message: message 3: no recipients in To, Cc or Bcc\nSubject: no recipients\n\n3\n"), "\(set)")
+        #expect(try FileManager.default.attributesOfItem(atPath: rejects)[.posixPermissions] as? Int == 0o600)
     }
 }

@@ -177,6 +177,7 @@ import SLTestPeers
         let queuedText = String(decoding: FileManager.default.contents(atPath: setup.queue + "/" + setup.queued[0]) ?? Data(), as: UTF8.self)
         #expect(queuedText.contains("X-SL-Envelope-To: bob@sink.test"))
         #expect(!queuedText.contains("X-SL-Envelope-To: carol"))
+        let queuedID = String(setup.queued[0].dropLast(".eml".count))
 
         // Not due yet: nothing happens.
         #expect(try setup.deliver(["--run-queue"], []).status == 0)
@@ -194,6 +195,13 @@ import SLTestPeers
         }
         #expect(outcomes.filter { $0.hasPrefix("carol") } == ["carol@on.test delivered"])
         #expect(outcomes.filter { $0.hasPrefix("bob") } == ["bob@sink.test deferred", "bob@sink.test delivered"])
+        // Bob's records name the queue item and say which attempt each was.
+        let bob = try setup.auditRecords().filter { $0["recipient"] as? String == "bob@sink.test" }
+        #expect(bob.map { $0["queue_id"] as? String } == [queuedID, queuedID])
+        #expect(bob.map { $0["attempt"] as? Int } == [1, 2])
+        #expect(bob.map { $0["retry"] as? Bool } == [nil, true])
+        let carol = try setup.auditRecords().filter { $0["recipient"] as? String == "carol@on.test" }
+        #expect(carol.count == 1 && carol[0]["queue_id"] as? String == queuedID && carol[0]["message_id"] as? String == "<\(marker)@clinic.test>")
     }
 
     /// Every stage's 4xx, 5xx and hang-up, with and without PIPELINING.

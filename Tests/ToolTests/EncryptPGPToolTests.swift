@@ -228,10 +228,18 @@ let attachmentMessage: Bytes = {
         #expect(out.map { $0.header["Message-ID"] ?? "" } == (1...24).map { "<\($0)@clinic.example>" })
         let (payload, _) = try decryptPGPMIME(out[23], with: home)
         #expect(String(decoding: payload, as: UTF8.self).hasSuffix("\r\n\r\nFrom body 24\r\n"))
-        // one bad message in the stream: nothing is written
+        // one bad message at the end of the stream: what came before is passed on,
+        // and the run fails on it
         let bad = stream + bytes("From x@y Mon Jan  1 00:00:00 2026\nSubject: a\u{0}b\n\nx\n\n")
         let failed = try encrypt(["-r", "bob@example.org", "--jobs", "3"], bad)
-        #expect(failed.status == 65 && failed.stdout.isEmpty)
+        #expect(failed.status == 65 && failed.stderr.contains("message 25"))
+        #expect(try Tools.messages(failed.stdout).count == 24)
+        // with a reject file it is set aside in the middle of the batch and the rest goes on
+        let rejects = try Tools.scratch().appendingPathComponent("rejects").path
+        let kept = try encrypt(["-r", "bob@example.org", "--jobs", "3", "--reject-file", rejects], bad + stream)
+        #expect(kept.status == 65 && kept.stderr.contains("1 malformed message set aside"))
+        #expect(try Tools.messages(kept.stdout).count == 48)
+        #expect(try String(contentsOfFile: rejects, encoding: .utf8).contains("X-SL-Rejected: sl-encrypt-pgp: NUL byte in the header section\nSubject: a\u{0}b\n"))
     }
 
     @Test func largeMessagesStreamInBoundedMemory() throws {
