@@ -30,10 +30,11 @@ final class ProgressMeter {
         show(Self.line(count: count, elapsed: now.timeIntervalSince(started), done: readOffset(), total: total), final: false)
     }
 
-    func finish(_ count: Int) {
+    func finish(_ count: Int, setAside: Int) {
         // A short run that never showed a line needs no summary either.
         guard shown else { return }
-        show(Self.line(count: count, elapsed: Date().timeIntervalSince(started), done: nil, total: nil) + ", done", final: true)
+        let aside = setAside > 0 ? ", \(setAside) set aside" : ""
+        show(Self.line(count: count, elapsed: Date().timeIntervalSince(started), done: nil, total: nil) + aside + ", done", final: true)
     }
 
     private func readOffset() -> Int64? {

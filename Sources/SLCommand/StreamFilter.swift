@@ -68,7 +68,7 @@ public final class StreamFilter {
             }
             progress?.update(count)
         }
-        progress?.finish(count)
+        progress?.finish(count, setAside: rejected)
         return count
     }
 
@@ -105,7 +105,7 @@ public final class StreamFilter {
             count += batch.count
             progress?.update(count)
         }
-        progress?.finish(count)
+        progress?.finish(count, setAside: rejected)
         return count
     }
 

@@ -1,0 +1,53 @@
+import Foundation
+import SLTestPeers
+import Testing
+import SLMessage
+
+/// A cron bulk send as an admin runs it: sl-send (the five stages, streaming) on
+/// 5,000 messages with one malformed in the middle, to the real Postfix MX of the
+/// test peers, under a pseudo-terminal (script(1)) so that progress shows.
+extension DeliverToolTests {
+    @Test func aBulkSendKeepsGoingPastAMalformedMessageAndShowsProgress() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup("ask_sender = no\nfallback = insecure\ntls_probe = no\nstate_directory = state")
+        let tag = "bulk5k\(UUID().uuidString.prefix(6).lowercased())"
+        let count = 5000, bad = 2500
+        var stream = Bytes()
+        for i in 0..<count {
+            let subject = i == bad ? "\(tag)-\(i)-broken\u{0}" : "\(tag)-\(i)-end"
+            stream += bytes("From alice@clinic.test Mon Nov 30 09:00:00 2026\nFrom: Alice <alice@clinic.test>\nTo: bob@on.test\n"
+                            + "Subject: \(subject)\nMessage-ID: <\(tag)-\(i)@clinic.test>\n\nNewsletter \(i).\n\n")
+        }
+        let input = setup.dir.appendingPathComponent("bulk.mbox").path
+        try Data(stream).write(to: URL(fileURLWithPath: input))
+        let rejects = setup.dir.appendingPathComponent("rejects.mbox").path
+        let send = try Installed.bin("sl-send")
+        let status = setup.dir.appendingPathComponent("status").path
+        // script(1) gives the pipeline a terminal on stderr; the exit status comes back in a file.
+        let command = "\(send) --config \(setup.config) --reject-file \(rejects) -f alice@clinic.test -t < \(input) > /dev/null; echo $? > \(status)"
+        let run = try Tools.runCommand(["script", "-qec", command, "/dev/null"], stdin: [])
+        #expect(run.status == 0)
+        let exit = try String(contentsOfFile: status, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(exit == "65", "sl-send exit \(exit): \(run.stdoutText.suffix(2000))")
+        // progress: each stage's line, with rate, and the share read and time left where the input is a file
+        let terminal = run.stdoutText
+        #expect(terminal.contains("sl-classify: 4999 messages") && terminal.contains("1 set aside, done"), "\(terminal.suffix(3000))")
+        #expect(terminal.contains("sl-deliver: 4999 messages"))
+        #expect(terminal.range(of: #"sl-classify: \d+ messages, \d+/s, \d+%, about \d+:\d\d left"#, options: .regularExpression) != nil,
+                "\(terminal.prefix(2000))")
+        #expect(terminal.contains("1 malformed message set aside in \(rejects)"))
+        // the reject file holds the one message, whole, with its reason
+        let set = try String(contentsOfFile: rejects, encoding: .utf8)
+        #expect(set.components(separatedBy: "\nFrom ").count == 1 && set.contains("Subject: \(tag)-\(bad)-broken"))
+        #expect(set.hasPrefix("From alice@clinic.test") && set.contains("X-SL-Rejected: sl-classify: NUL byte in the header section"))
+        // 4,999 delivered, each once
+        let arrived = peers.delivered(to: Peers.server("on"), containing: tag, atLeast: count - 1, wait: 60)
+        var seen: [String: Int] = [:]
+        for text in arrived {
+            if let r = text.range(of: #"Subject: \#(tag)-\d+-end"#, options: .regularExpression) { seen[String(text[r]), default: 0] += 1 }
+        }
+        #expect(seen.count == count - 1, "\(seen.count) of \(count - 1) delivered")
+        #expect(seen.values.allSatisfy { $0 == 1 })
+        #expect(setup.queued.isEmpty)
+    }
+}
