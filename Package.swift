@@ -125,6 +125,6 @@ let package = Package(
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME", "SLOpenSSL"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time;
         // Portal/pickup.py drives a headless Chromium through the portal (Selenium).
-        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLDelivery", "SLTestPeers"], exclude: ["Golden", "Portal"]),
+        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLPolicy", "SLDelivery", "SLTestPeers"], exclude: ["Golden", "Portal"]),
     ]
 )
