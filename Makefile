@@ -11,11 +11,11 @@ SWIFT      ?= swift
 BINDIR      = $(DESTDIR)$(PREFIX)/bin
 MANDIR      = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR  = $(DESTDIR)$(PREFIX)/share/doc/sl/examples
-TOOLS       = sl-classify sl-encrypt-pgp sl-encrypt-smime sl-tls-probe sl-deliver sl-escrow-pack sl-escrow sl-portal
+TOOLS       = sl-classify sl-encrypt-pgp sl-encrypt-smime sl-tls-probe sl-deliver sl-escrow-pack sl-escrow sl-portal sl-contacts
 SCRIPTS     = $(wildcard bin-scripts/sl-*)
 
 # Debian packages: to build, and what the tests drive as real peers.
-BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev libsodium-dev libsqlite3-dev libxml2-dev
+BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev libsodium-dev libsqlite3-dev libxml2-dev libcurl4-openssl-dev
 # The demo plays a browser against sl-portal with curl.
 DEMO_DEPS   = curl
 TEST_DEPS   = $(BUILD_DEPS) $(DEMO_DEPS) gnupg gpgsm openssl procmail time postfix dnsmasq-base \

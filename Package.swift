@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // sl — secure email for anyone, as Unix filters. Linux only (Glibc, /dev/tty, flock).
 // Dependencies point one way: executables -> SLCommand and the libraries they use
-// (SLDelivery -> SLTransport; SLPGP, SLSMIME, SLEscrow) -> SLPolicy -> SLOpenSSL ->
+// (SLDelivery -> SLTransport; SLContacts -> SLPGP, SLSMIME; SLEscrow) -> SLPolicy -> SLOpenSSL ->
 // SLMessage. Only modules that need a C library import one, as `internal import`:
 // the compiler keeps every C type out of public APIs.
 import PackageDescription
@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "sl-escrow-pack", targets: ["sl-escrow-pack"]),
         .executable(name: "sl-escrow", targets: ["sl-escrow"]),
         .executable(name: "sl-portal", targets: ["sl-portal"]),
+        .executable(name: "sl-contacts", targets: ["sl-contacts"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,6 +33,8 @@ let package = Package(
         // System libraries, used behind owning wrappers only.
         .systemLibrary(name: "CGPGME", pkgConfig: "gpgme",
                        providers: [.apt(["libgpgme-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0",
                        providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
@@ -62,6 +65,10 @@ let package = Package(
         // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes), the store
         // (SQLite metadata, sealed content files), accounts, the packer, notices, receipts.
         .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "CSodium", "CSQLite"]),
+        // What sl-contacts does: a contact's key from a file, a GnuPG keyring or WKD
+        // (libcurl, HTTPS only), a certificate from a file or a signed message, and
+        // the card written into the book. The only target that links libcurl.
+        .target(name: "SLContacts", dependencies: ["SLMessage", "SLOpenSSL", "SLPolicy", "SLPGP", "SLSMIME", "CCurl"]),
         // The escrow pickup portal over HTTPS or, behind a proxy, HTTP (Hummingbird,
         // HummingbirdTLS): routes, pages, CSRF, the bounded Argon2id pool. The only
         // target that links Hummingbird.
@@ -95,6 +102,7 @@ let package = Package(
         .executableTarget(name: "sl-escrow-pack", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLEscrow", parser]),
         .executableTarget(name: "sl-escrow", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLEscrow", parser]),
         .executableTarget(name: "sl-portal", dependencies: ["SLCommand", "SLPolicy", "SLPortal", parser]),
+        .executableTarget(name: "sl-contacts", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLContacts", parser]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLOpenSSLTests", dependencies: ["SLOpenSSL"]),
@@ -102,6 +110,8 @@ let package = Package(
         .testTarget(name: "SLCommandTests", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLEscrow"]),
         .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
         .testTarget(name: "SLPGPTests", dependencies: ["SLPGP"]),
+        // WKD addresses and the card editing, in process.
+        .testTarget(name: "SLContactsTests", dependencies: ["SLContacts", "SLPolicy", "SLMessage"]),
         // Fixtures/make-certs.py makes the test certificates at run time.
         // Starts the real peers (Postfix, dnsmasq) and the scripted bad server for the
         // transport and tool tests; peers.py and its README are read at run time.
@@ -115,6 +125,6 @@ let package = Package(
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME", "SLOpenSSL"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time;
         // Portal/pickup.py drives a headless Chromium through the portal (Selenium).
-        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLDelivery", "SLTestPeers"], exclude: ["Golden", "Portal"]),
+        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLPolicy", "SLDelivery", "SLTestPeers"], exclude: ["Golden", "Portal"]),
     ]
 )

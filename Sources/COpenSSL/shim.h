@@ -20,4 +20,9 @@ static inline int sl_peer_chain_count(const SSL *s) {
 }
 static inline X509 *sl_peer_chain_at(const SSL *s, int i) { return sk_X509_value(SSL_get_peer_cert_chain(s), i); }
 static inline unsigned long sl_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
+// A STACK_OF(X509) from CMS (signers, certificates).
+static inline int sl_x509_stack_count(const STACK_OF(X509) *s) { return s ? sk_X509_num(s) : 0; }
+static inline X509 *sl_x509_stack_at(const STACK_OF(X509) *s, int i) { return sk_X509_value(s, i); }
+static inline void sl_x509_stack_free(STACK_OF(X509) *s) { sk_X509_free(s); }
+static inline void sl_x509_stack_free_all(STACK_OF(X509) *s) { sk_X509_pop_free(s, X509_free); }
 #endif

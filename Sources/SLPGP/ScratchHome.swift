@@ -9,14 +9,16 @@ import Foundation
 public final class ScratchHome {
     public let path: String
 
-    public init(copying home: String) throws {
+    /// A copy of `home`, or with nil an empty home (for looking at keys from
+    /// outside without touching any keyring).
+    public init(copying home: String?) throws {
         var template = Array((NSTemporaryDirectory() + "/sl-gnupg-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
             throw PGPHomeError(description: "cannot make a scratch GnuPG home: \(String(cString: strerror(errno)))")
         }
         path = String(cString: made)
         let fm = FileManager.default
-        guard let entries = try? fm.contentsOfDirectory(atPath: home) else { return }   // no home yet: an empty one
+        guard let home, let entries = try? fm.contentsOfDirectory(atPath: home) else { return }   // no home yet: an empty one
         for name in entries where !name.hasPrefix("S.") && !name.hasSuffix(".lock") && !name.hasPrefix(".#") {
             do { try fm.copyItem(atPath: home + "/" + name, toPath: path + "/" + name) } catch {
                 remove()

@@ -78,23 +78,37 @@ public struct AddressBook: Sendable {
     /// Appends the contact as a vCard 4 card, creating the file (mode 0600: it holds
     /// escrow answers) if missing. One O_APPEND write, so a concurrent reader or
     /// appender sees the whole card or none of it, then fsync so "saved" means saved.
+    /// The append holds flock(2) on the file, as sl-contacts does while it replaces the
+    /// book with a new file; a lock won on a file renamed away meanwhile is retried
+    /// on the new one, so the card is never appended to a replaced book.
     public static func append(_ contact: Contact, toFile path: String) throws {
-        // Read-write only so the last octet can be checked; every write still appends.
-        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else {
-            throw AddressBookError(file: path, problem: "cannot open for appending: \(String(cString: strerror(errno)))")
+        var attempts = 0
+        while true {
+            // Read-write only so the last octet can be checked; every write still appends.
+            let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else {
+                throw AddressBookError(file: path, problem: "cannot open for appending: \(String(cString: strerror(errno)))")
+            }
+            defer { close(fd) }
+            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+            var info = stat(), named = stat()
+            guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+                throw AddressBookError(file: path, problem: "is not a regular file; give the path of a .vcf file")
+            }
+            attempts += 1
+            if attempts < 10, stat(path, &named) == 0, named.st_ino != info.st_ino || named.st_dev != info.st_dev { continue }
+            try append(contact, fd: fd, size: info.st_size, path: path)
+            return
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            throw AddressBookError(file: path, problem: "is not a regular file; give the path of a .vcf file")
-        }
+    }
+
+    private static func append(_ contact: Contact, fd: Int32, size: off_t, path: String) throws {
         var text = Array(contact.vCard.serialized().utf8)
         // A file whose last line lacks its line end would glue END:VCARD to our BEGIN.
-        if info.st_size > 0 {
+        if size > 0 {
             var last: UInt8 = 0
             // If the octet cannot be read, a blank line is harmless where a glued one is not.
-            if pread(fd, &last, 1, off_t(info.st_size - 1)) != 1 || last != 0x0A { text = [0x0D, 0x0A] + text }
+            if pread(fd, &last, 1, off_t(size - 1)) != 1 || last != 0x0A { text = [0x0D, 0x0A] + text }
         }
         let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == text.count else {

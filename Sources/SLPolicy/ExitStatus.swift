@@ -10,3 +10,14 @@ extension VCardError: SysexitReporting { public var sysexit: Sysexit { .config }
 extension KeyMaterialError: SysexitReporting { public var sysexit: Sysexit { .config } }
 /// No secure method and no one to report to.
 extension PolicyRefusal: SysexitReporting { public var sysexit: Sysexit { .unavailable } }
+/// A book not changed: the card exists (73), no card has the address (67), the
+/// book cannot be written (73) or locked (75).
+extension AddressBookEditError: SysexitReporting {
+    public var sysexit: Sysexit {
+        switch kind {
+        case .exists, .cannotWrite: return .cantCreate
+        case .notFound: return .noUser
+        case .cannotLock: return .tempFail
+        }
+    }
+}

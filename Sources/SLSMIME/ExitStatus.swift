@@ -4,3 +4,5 @@ import SLMessage
 
 /// No usable certificate: the certificate, the book or the trust store must change first.
 extension RecipientCertificateError: SysexitReporting { public var sysexit: Sysexit { .unavailable } }
+/// The message is not signed as it must be, or not by the contact: it must change.
+extension SignedMessageError: SysexitReporting { public var sysexit: Sysexit { .dataError } }

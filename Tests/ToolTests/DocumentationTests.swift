@@ -27,6 +27,24 @@ import SLMessage
         }
     }
 
+    /// sl-contacts has subcommands: each one's options are in sl-contacts(1), and
+    /// the tool is installed, listed in the README and named in sl.conf(5).
+    @Test(arguments: ["add", "show", "list", "remove"])
+    func everyOptionOfSlContactsIsInItsManPage(_ subcommand: String) throws {
+        let help = try Tools.run("sl-contacts", [subcommand, "--help"], stdin: [])
+        #expect(help.status == 0)
+        let page = try Self.page("man1/sl-contacts.1")
+        #expect(page.contains(".Cm \(subcommand)"))
+        let names = try Regex("--([a-z][a-z0-9-]*[a-z0-9])")
+        for o in Set(help.stdoutText.matches(of: names).map { String(help.stdoutText[$0.range].dropFirst(2)) }) where o != "help" && o != "version" {
+            #expect(page.contains("Fl -\(o)"), "sl-contacts \(subcommand) --\(o) is not in sl-contacts(1)")
+        }
+        let makefile = try String(contentsOf: Tools.repository.appendingPathComponent("Makefile"), encoding: .utf8)
+        #expect(makefile.split(separator: "\n").contains { $0.hasPrefix("TOOLS") && $0.contains(" sl-contacts") })
+        #expect(try String(contentsOf: Tools.repository.appendingPathComponent("README.md"), encoding: .utf8).contains("sl-contacts(1)"))
+        #expect(try Self.page("man5/sl.conf.5").contains(".Xr sl-contacts 1\nwrites these cards."))
+    }
+
     @Test func slSendsOptionsAreInItsManPage() throws {
         let help = try Tools.runCommand([try Installed.bin("sl-send"), "--help"], stdin: [])
         #expect(help.status == 0 && help.stdoutText.hasPrefix("usage: sl-send"))
