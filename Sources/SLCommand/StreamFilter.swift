@@ -30,6 +30,9 @@ public final class StreamFilter {
     public var bareOutputForBareInput = false
     /// Progress on stderr: on when stderr is a terminal, off with --quiet.
     public var showProgress = Diagnostics.stderrIsTerminal
+    /// False for the first stage (sl-classify), which reads mail from outside: see
+    /// MessageStreamReader.checksStreamLength.
+    public var checksStreamLength = true
     /// Where malformed messages go (--reject-file); nil: the first one fails the run.
     public var rejects: RejectFile?
     /// Runs before output for a message is written (sl-classify commits its audit
@@ -58,6 +61,7 @@ public final class StreamFilter {
     @discardableResult
     public func process(_ transform: (Message) throws -> [Message]) throws -> Int {
         var reader = MessageStreamReader(FileDescriptorSource(fd: input), framing: framing)
+        reader.checksStreamLength = checksStreamLength
         var count = 0
         start()
         while let message = try nextMessage(&reader) {
@@ -81,6 +85,7 @@ public final class StreamFilter {
     public func process(workers: Int, _ transform: @escaping @Sendable (Message, Int) throws -> [Message]) throws -> Int {
         guard workers > 1 else { return try process { try transform($0, 0) } }
         var reader = MessageStreamReader(FileDescriptorSource(fd: input), framing: framing)
+        reader.checksStreamLength = checksStreamLength
         var count = 0
         let batchSize = workers * 4
         start()

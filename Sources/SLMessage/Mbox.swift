@@ -28,6 +28,10 @@ public struct MessageStreamReader<Source: ByteSource> {
     public private(set) var count = 0
     /// True once the input turned out to be mboxrd (a `From ` line first).
     public private(set) var inputIsMbox = false
+    /// Whether `X-SL-Length` is checked (and removed): between sl stages. The first
+    /// stage reads mail from outside, where the field means nothing and a forged
+    /// one must not get a message rejected; it removes every X-SL-* field anyway.
+    public var checksStreamLength = true
 
     public init(_ source: Source, framing: Framing = .automatic, spoolMemoryLimit: Int = Spool.defaultMemoryLimit) {
         lines = LineReader(source)
@@ -160,7 +164,7 @@ public struct MessageStreamReader<Source: ByteSource> {
             throw RejectedMessage(index: index, reason: why, fromLine: fromLine, header: headerBytes, body: body)
         }
         precondition(scan.bodyStart == headerBytes.count, "streaming and in-memory header parsers disagree")
-        if inMbox, let declared = scan.header[StreamLength.field] {
+        if inMbox && checksStreamLength, let declared = scan.header[StreamLength.field] {
             scan.header.remove(StreamLength.field)
             guard let octets = Int(declared.trimmingCharacters(in: .whitespaces)), octets == body.count else {
                 throw RejectedMessage(index: index, reason: "the stream ends inside this message (\(StreamLength.field) says \(declared) octets, \(body.count) came): the stage before stopped mid-message",

@@ -69,6 +69,7 @@ public struct ClassifyTool {
         var explained: [[String: Any]] = []
         let tracker = changesNothing ? nil : OpenTracker(configuration: configuration)
         let filter = try StreamFilter(tool: Self.tool, options: stream)
+        filter.checksStreamLength = false          // mail from outside; its X-SL-* fields go
         // A stream passes each message on as it is classified: its records first.
         if let audit { filter.beforeOutput = { try audit.commit() } }
         try filter.process { message in

@@ -226,4 +226,13 @@ From unquoted in the original
         #expect(set.contains("X-SL-Rejected: sl-classify: malformed message: message 3: no recipients in To, Cc or Bcc\nSubject: no recipients\n\n3\n"), "\(set)")
         #expect(try FileManager.default.attributesOfItem(atPath: rejects)[.posixPermissions] as? Int == 0o600)
     }
+
+    @Test func aForgedLengthFieldFromOutsideIsIgnoredAndRemoved() throws {
+        let policy = try PolicyFixture("fallback = insecure\n")
+        let stream = bytes("From a@b Mon Jan  1 00:00:00 2001\nX-SL-Length: 999\nX-SL-Version: 1\nTo: ok@example.org\n\nfine\n\n")
+        let run = try policy.classify(["-t"], stream)
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = String(decoding: run.stdout, as: UTF8.self)
+        #expect(!out.contains("X-SL-Length: 999") && out.contains("X-SL-Length: 5\n"))
+    }
 }
