@@ -119,13 +119,13 @@ public struct DeliverTool {
         // a pipeline's stages work at the same time; the delivery record makes
         // feeding the same stream again after a failure safe.
         let worker = try worker()
-        var intake = try Intake()
+        var intake = Intake()
         var roundStarted = Date()
         var roundOctets = 0
         func deliverRound() throws {
             guard intake.count > 0 else { return }
             try worker.attempt(intake, now: Date().timeIntervalSince1970)
-            intake = try Intake()
+            intake = Intake()
             roundOctets = 0
             roundStarted = Date()
         }
@@ -139,13 +139,18 @@ public struct DeliverTool {
                 roundOctets += m.header.bytes.count + m.body.count
                 if intake.count >= QueueRunner.intakeBatch || roundOctets >= QueueRunner.intakeBatchBytes
                     || Date().timeIntervalSince(roundStarted) >= 2 {
-                    try deliverRound()
+                    do { try deliverRound() } catch { throw RoundFailed(error: error) }
                 }
                 return []
             }
-        } catch let stopped as StoppedTaking {
+        } catch let failed as RoundFailed {
+            throw failed.error
+        } catch {
+            // Asked to stop, or a message that cannot be taken (malformed, not
+            // protected): the messages before it were taken whole and go, as in
+            // every other stage; the rest of the input stays with the caller.
             try deliverRound()
-            throw stopped
+            throw error
         }
         // An empty stream is nothing to do, as for every tool (`sl-escrow receipts |
         // sl-deliver` from cron with no receipts). A failure upstream is seen in the
@@ -220,6 +225,11 @@ public struct DeliverTool {
 
 }
 
+
+/// A round that could not be delivered or queued: the run ends with its error.
+struct RoundFailed: Error {
+    let error: any Error
+}
 
 /// SIGTERM or SIGINT before the end of a stream: what was taken is delivered or
 /// queued, the rest is not read. Exit 75: feed the same input again (the delivery

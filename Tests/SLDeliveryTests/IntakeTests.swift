@@ -2,11 +2,11 @@ import Testing
 import SLDelivery
 import SLMessage
 
-/// The intake gives back what it was given: header fields as they came, bodies
-/// small (in memory) and large (in a spool file), in order.
+/// The intake gives back what it was given: header fields as they came (routing
+/// beside them), bodies small (in memory) and large (in their spool file), in order.
 @Suite struct IntakeTests {
     @Test func messagesComeBackAsTheyWent() throws {
-        let intake = try Intake()
+        let intake = Intake()
         let big = Array(repeating: Array("0123456789abcdef\n".utf8), count: 40_000).joined()   // 680 KB: spooled
         var originals: [[UInt8]] = []
         var envelopes: [Envelope] = []

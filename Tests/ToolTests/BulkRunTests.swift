@@ -51,3 +51,74 @@ extension DeliverToolTests {
         #expect(setup.queued.isEmpty)
     }
 }
+
+extension DeliverToolTests {
+    /// A stage killed while writing leaves its last message cut short: sl-deliver
+    /// sends the whole messages before it, refuses the fragment (exit 65, or set
+    /// aside with --reject-file), and no fragment reaches the recipient.
+    @Test func aMessageCutShortByADyingStageIsNeverSent() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let tag = "cut\(UUID().uuidString.prefix(6).lowercased())"
+        // Two routed messages as a stage writes them (sl-encrypt-smime passes them
+        // on unchanged, declaring their lengths), the second with a long body.
+        var input = Bytes()
+        input += bytes("From alice@clinic.test Mon Nov 30 09:00:00 2026\n")
+        input += Self.routed(to: ["bob@on.test"], tls: "opportunistic", marker: "\(tag)-whole") + bytes("\n")
+        input += bytes("From alice@clinic.test Mon Nov 30 09:00:00 2026\n")
+        input += Self.routed(to: ["bob@on.test"], tls: "opportunistic", marker: "\(tag)-cut",
+                             body: String(repeating: "a line of the body that will be cut\n", count: 200)) + bytes("\n")
+        let staged = try Tools.run("sl-encrypt-smime", ["--config", setup.config], stdin: input)
+        #expect(staged.status == 0, "\(staged.stderr)")
+        let out = staged.stdout
+        #expect(String(decoding: out, as: UTF8.self).contains("X-SL-Length: "))
+        // Cut in the middle of the second message's body.
+        let cut = Array(out[..<(out.count - 3000)])
+        let run = try setup.deliver([], cut)
+        #expect(run.status == 65 && run.stderr.contains("the stream ends inside this message"), "\(run.stderr)")
+        #expect(!peers.delivered(to: Peers.server("on"), containing: "\(tag)-whole").isEmpty)
+        let rejects = setup.dir.appendingPathComponent("rejects").path
+        let kept = try setup.deliver(["--reject-file", rejects], cut)
+        #expect(kept.status == 65)
+        #expect(try String(contentsOfFile: rejects, encoding: .utf8).contains("Subject: \(tag)-cut"))
+        #expect(peers.delivered(to: Peers.server("on"), containing: "\(tag)-cut", wait: 2).isEmpty)
+    }
+}
+
+extension DeliverToolTests {
+    /// SIGTERM while a stream is being read: what was taken is finished or queued,
+    /// the rest is not read, and the exit status (75) says the input was not taken
+    /// whole. The caller feeds the same input again and a queue run follows: every
+    /// message arrives exactly once.
+    @Test func aStreamStoppedPartWayExits75AndFeedingItAgainSendsEachMessageOnce() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        let (input, markers) = Self.bulk("term\(tag)", count: 2500)
+        let file = setup.dir.appendingPathComponent("bulk.mbox")
+        try Data(input).write(to: file)
+        let p = Process()
+        p.executableURL = Tools.binDirectory.appendingPathComponent("sl-deliver")
+        p.arguments = ["--config", setup.config, "--timeout", "20"]
+        p.standardInput = try FileHandle(forReadingFrom: file)
+        let stderr = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = stderr
+        try p.run()
+        // Stop it once the first round is out (the record has lines), well before the end.
+        let record = setup.queue + ".delivered"
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, ((try? String(contentsOfFile: record, encoding: .utf8))?.count ?? 0) == 0 { usleep(20_000) }
+        kill(p.processIdentifier, SIGTERM)
+        let complaint = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 75, "\(complaint)")
+        #expect(complaint.contains("stopped on request after taking"), "\(complaint)")
+        let again = try setup.deliver([], input)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try setup.deliver(["--run-queue", "--force"], []).status == 0)
+        #expect(setup.queued.isEmpty)
+        let counts = Self.counts(peers, markers)
+        #expect(counts.allSatisfy { $0 == 1 }, "lost \(counts.filter { $0 == 0 }.count), duplicated \(counts.filter { $0 > 1 }.count)")
+    }
+}
