@@ -22,7 +22,7 @@ public enum SecretInput {
 
     /// The first line only, and never more than 64 KiB of the file: a secret is
     /// short, and /dev/zero is a file too.
-    static func firstLine(_ path: String) throws -> String {
+    public static func firstLine(_ path: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw UsageError("cannot read \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }

@@ -60,6 +60,21 @@ public final class StreamFilter {
     /// number of messages read.
     @discardableResult
     public func process(_ transform: (Message) throws -> [Message]) throws -> Int {
+        try passingOnWhatIsDone { try processEach(transform) }
+    }
+
+    /// Whole messages written before a failure still go on (a stream passes on
+    /// what is done), even those buffered while more input was ready.
+    private func passingOnWhatIsDone(_ body: () throws -> Int) throws -> Int {
+        do {
+            return try body()
+        } catch {
+            try? streamed?.flush()
+            throw error
+        }
+    }
+
+    private func processEach(_ transform: (Message) throws -> [Message]) throws -> Int {
         var reader = MessageStreamReader(FileDescriptorSource(fd: input), framing: framing)
         reader.checksStreamLength = checksStreamLength
         var count = 0
@@ -84,6 +99,10 @@ public final class StreamFilter {
     @discardableResult
     public func process(workers: Int, _ transform: @escaping @Sendable (Message, Int) throws -> [Message]) throws -> Int {
         guard workers > 1 else { return try process { try transform($0, 0) } }
+        return try passingOnWhatIsDone { try processBatches(workers: workers, transform) }
+    }
+
+    private func processBatches(workers: Int, _ transform: @escaping @Sendable (Message, Int) throws -> [Message]) throws -> Int {
         var reader = MessageStreamReader(FileDescriptorSource(fd: input), framing: framing)
         reader.checksStreamLength = checksStreamLength
         var count = 0
@@ -165,7 +184,17 @@ public final class StreamFilter {
             return
         }
         for out in outputs { try writer.write(out, declareLength: streamed != nil) }
-        try streamed?.flush()
+        // Passed on as soon as the next read would wait: never held while this
+        // stage waits for input, but one write(2) for a run of messages that are
+        // already there rather than one per message (and one wake-up of the next
+        // stage).
+        if let streamed, inputWouldWait() { try streamed.flush() }
+    }
+
+    /// True when no input is ready now (or it cannot be told).
+    private func inputWouldWait() -> Bool {
+        var p = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) != 1
     }
 
     private func makeWriter(streaming: Bool) throws -> MboxWriter {

@@ -156,21 +156,7 @@ public struct EscrowTool {
     static func secret(_ source: SecretSource, prompt: String, echo: Bool = false) throws -> String {
         switch source {
         case .file(let path):
-            // The first line only, and never more than 64 KiB of the file: a
-            // secret is short, and /dev/zero is a file too.
-            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw UsageError("cannot read \(path): \(String(cString: strerror(errno)))") }
-            defer { close(fd) }
-            var data = Bytes()
-            var chunk = Bytes(repeating: 0, count: 4096)
-            while data.count < 64 << 10, !data.contains(0x0A) {
-                let n = try FileDescriptorIO.read(fd, into: &chunk, count: chunk.count)
-                if n == 0 { break }
-                data += chunk[..<n]
-            }
-            let text = String(decoding: data.prefix(64 << 10), as: UTF8.self)
-            let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            return line.hasSuffix("\r") ? String(line.dropLast()) : line
+            return try SecretInput.firstLine(path)
         case .terminal:
             guard let tty = Terminal() else {
                 throw UsageError("no terminal to ask on; give the secret in a file (see sl-escrow(1))")
