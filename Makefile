@@ -74,6 +74,7 @@ bench: build
 	bench/deliver
 	bench/escrow
 	bench/pgp
+	bench/pipeline
 	bench/portal
 	bench/portal-mail
 	bench/smime

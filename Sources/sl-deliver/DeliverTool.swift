@@ -227,8 +227,9 @@ public struct DeliverTool {
 
 
 /// A round that could not be delivered or queued: the run ends with its error.
-struct RoundFailed: Error {
+struct RoundFailed: SysexitReporting {
     let error: any Error
+    var sysexit: Sysexit { Sysexit(for: error) }
 }
 
 /// SIGTERM or SIGINT before the end of a stream: what was taken is delivered or

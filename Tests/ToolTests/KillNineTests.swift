@@ -19,9 +19,9 @@ extension DeliverToolTests {
     @Test func killNineAtRandomMomentsLosesNothingAndDuplicatesOnlyWhatWasInFlight() throws {
         let peers = try Peers.shared.get()
         let runs = environmentValue("SL_KILL_RUNS").flatMap(Int.init) ?? 10
-        let perRun = 60
+        let perRun = 150
         var histogram: [String: [Int: Int]] = ["first delivery": [:], "queue pass": [:]]
-        // How far the killed run had got: none delivered, some, or all 60.
+        // How far the killed run had got: none delivered, some, or all.
         var reach: [String: [String: Int]] = ["first delivery": [:], "queue pass": [:]]
         func progress(_ tag: String) -> String {
             usleep(300_000)          // Postfix writes the mailbox just after its 250
@@ -29,6 +29,26 @@ extension DeliverToolTests {
             return n == 0 ? "killed before any delivery" : n >= perRun ? "killed after all were delivered" : "killed mid-run"
         }
         var lostTotal = 0
+        // The moment of each kill is uniform over the time a run takes when it is
+        // not killed, measured first for each kind, so that most kills land mid-run.
+        func timed(_ body: () throws -> Void) rethrows -> Double {
+            let start = Date()
+            try body()
+            return Date().timeIntervalSince(start)
+        }
+        let firstTakes = try timed {
+            let setup = try Setup()
+            _ = try setup.deliver([], Self.bulk("k-cal-\(UUID().uuidString.prefix(8))", count: perRun).0)
+        }
+        let queueRunTakes: Double = try {
+            let setup = try Setup()
+            try "on.test smtp:[\(Peers.deadAddress)]:\(peers.smtpPort)\n".write(toFile: setup.dir.appendingPathComponent("transport").path,
+                                                                             atomically: true, encoding: .utf8)
+            _ = try setup.deliver([], Self.bulk("k-calq-\(UUID().uuidString.prefix(8))", count: perRun).0)
+            try "".write(toFile: setup.dir.appendingPathComponent("transport").path, atomically: true, encoding: .utf8)
+            return try timed { _ = try setup.deliver(["--run-queue", "--force"], []) }
+        }()
+        print("kill -9: an uninterrupted run of \(perRun) takes \(String(format: "%.2f", firstTakes)) s (first delivery), \(String(format: "%.2f", queueRunTakes)) s (queue pass)")
         for run in 0..<runs {
             let setup = try Setup()
             let tag = "k\(UUID().uuidString.prefix(8).lowercased())"
@@ -36,7 +56,7 @@ extension DeliverToolTests {
             let kind: String
             if run % 2 == 0 {
                 kind = "first delivery"
-                try Self.killed(setup, input, after: Double.random(in: 0...0.8))
+                try Self.killed(setup, input, after: Double.random(in: 0...firstTakes))
                 reach[kind, default: [:]][progress(tag), default: 0] += 1
                 let again = try setup.deliver([], input)
                 #expect(again.status == 0, "\(again.stderr)")
@@ -48,7 +68,7 @@ extension DeliverToolTests {
                 let queued = try setup.deliver([], input)
                 #expect(queued.status == 0 && setup.queued.count == perRun, "\(queued.stderr)")
                 try "".write(toFile: setup.dir.appendingPathComponent("transport").path, atomically: true, encoding: .utf8)
-                try Self.killedQueuePass(setup, after: Double.random(in: 0...0.8))
+                try Self.killedQueuePass(setup, after: Double.random(in: 0...queueRunTakes))
                 reach[kind, default: [:]][progress(tag), default: 0] += 1
                 let rest = try setup.deliver(["--run-queue", "--force"], [])
                 #expect(rest.status == 0, "\(rest.stderr)")
