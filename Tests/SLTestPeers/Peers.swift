@@ -119,6 +119,8 @@ public final class Peers: @unchecked Sendable {
             // no MX: the domain's own address (RFC 5321 5.1)
             "--a", "implicit.test,127.0.0.2",
             "--mx", "down.test,mx.down.test,10",
+            // a real MX that answers 451 to every recipient (see peers.py)
+            "--mx", "later.test,mx.on.test,10",
         ]
         try Self.run([Self.script, "dnsmasq", "start", "--dir", dir + "/dns", "--port", "\(dnsPort)", "--zone", "test"] + records)
         registerAtExit("rm -rf '\(dir)'")

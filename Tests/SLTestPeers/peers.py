@@ -425,6 +425,10 @@ def cmd_postfix_start(args):
     check_can_start(p, args.address, args.port)
     uid, gid = prepare_postfix_dirs(p)
     main = base_main_cf(p, args.hostname, uid, gid)
+    # later.test: a domain this MX defers (451) for every recipient, so that the
+    # tests have real deferred items in sl-deliver's queue.
+    main["smtpd_recipient_restrictions"] = ("check_recipient_access inline:{ { later.test = 451 4.3.2 Try again later } }, "
+                                            "permit_mynetworks, reject_unauth_destination")
     if args.tls == "off":
         main["smtpd_tls_security_level"] = "none"
     else:

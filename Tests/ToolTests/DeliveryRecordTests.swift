@@ -292,3 +292,54 @@ extension DeliverToolTests {
         #expect(arrived.contains { $0.contains("First text.") } && arrived.contains { $0.contains("A different, longer text.") })
     }
 }
+
+extension DeliverToolTests {
+    /// The queue commands on a real queue: the Postfix MX of later.test answers
+    /// 451 to every recipient. The deferred messages are listed with Postfix's
+    /// reason, held, released and retried (still deferred), deleted; and when the
+    /// lifetime is over the sender gets a report that Python's email package reads
+    /// as multipart/report (Action: failed, the 451 in the diagnostic).
+    @Test func aRealMXThatAnswers451KeepsMessagesQueuedUntilTheLifetimeEndsInAReport() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup("queue_lifetime = 0.00003")       // about 2.6 seconds
+        let markers = (0..<3).map { "later-\($0)-\(UUID().uuidString.prefix(6))" }
+        for m in markers {
+            let run = try setup.deliver([], Self.routed(to: ["gil@later.test"], tls: "opportunistic", marker: m, sender: "alice@on.test"))
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        try #require(setup.queued.count == 3)
+        let entries = try setup.deliver(["--list-queue", "--json"], []).stdoutText.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        #expect(entries.count == 3)
+        #expect(entries.allSatisfy { ($0["lastReason"] as? String).map { $0.hasPrefix("451 4.3.2") && $0.contains("Try again later") } == true }, "\(entries)")
+        let ids = entries.compactMap { $0["id"] as? String }.sorted()
+        // hold one, delete one silently, retry the third: still deferred, still queued
+        #expect(try setup.deliver(["--hold", ids[0]], []).status == 0)
+        #expect(try setup.deliver(["--delete", ids[1]], []).status == 0)
+        let retried = try setup.deliver(["--retry", ids[2]], [])
+        #expect(retried.status == 0 && retried.stdoutText.contains("451"), "\(retried.stdoutText)\(retried.stderr)")
+        #expect(Set(setup.queued) == [ids[0] + ".eml", ids[2] + ".eml"])
+        // the lifetime ends: a run bounces what is not held, with a report
+        sleep(3)
+        let expired = try setup.deliver(["--run-queue", "--force"], [])
+        #expect(expired.status == 0, "\(expired.stderr)")
+        #expect(setup.queued == [ids[0] + ".eml"], "the held message waits for its release: \(expired.stderr)")
+        let report = try #require(peers.delivered(to: Peers.server("on"), containing: markers[2]).first { $0.contains("multipart/report") })
+        let check = try Tools.runCommand(["python3", "-c", """
+            import email, sys
+            m = email.message_from_string(sys.stdin.read())
+            assert m.get_content_type() == "multipart/report" and m.get_param("report-type") == "delivery-status", m.get_content_type()
+            status = str([p for p in m.walk() if p.get_content_type() == "message/delivery-status"][0])
+            assert "Action: failed" in status and "gil@later.test" in status and "451 4.3.2" in status, status
+            print("ok")
+            """], stdin: bytes(report))
+        #expect(check.status == 0, "\(check.stdoutText)\(check.stderr)")
+        // released after its lifetime, the held one ends the same way
+        #expect(try setup.deliver(["--release", ids[0]], []).status == 0)
+        #expect(try setup.deliver(["--run-queue"], []).status == 0)
+        #expect(setup.queued.isEmpty)
+        #expect(peers.delivered(to: Peers.server("on"), containing: markers[0]).contains { $0.contains("multipart/report") })
+        #expect(peers.delivered(to: Peers.server("on"), containing: markers[1], wait: 1).isEmpty, "deleted silently")
+    }
+}
