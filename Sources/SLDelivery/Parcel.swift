@@ -22,10 +22,12 @@ public struct Parcel: Sendable {
     public var eightBit: Bool
     /// Has non-ASCII addresses or header fields (needs SMTPUTF8, RFC 6531).
     public var international: Bool
-    /// What the delivery record keys on, with each recipient.
-    public var messageID: String?
+    /// What the delivery record keys on, with each recipient: the digest of the
+    /// message the copy was made from when the routing carries one, else the
+    /// Message-ID and the size on the wire.
+    public var recordKey: (id: String, size: Int)?
 
-    public init(id: String, sender: String, recipients: [String], requireTLS: Bool, message: Message) throws {
+    public init(id: String, sender: String, recipients: [String], requireTLS: Bool, message: Message, digest: String? = nil) throws {
         self.id = id
         self.sender = sender
         self.recipients = recipients
@@ -34,12 +36,12 @@ public struct Parcel: Sendable {
         m.fromLine = nil
         m.header.removeEnvelopeFields()
         self.message = m
-        messageID = m.header["Message-ID"]
         var scan = WireScan()
         scan.add(m.header.bytes[...])
         let headerEightBit = scan.eightBit
         try m.body.forEachChunk { scan.add($0) }
         self.size = scan.size
+        recordKey = digest.map { ("sha256:" + $0, 0) } ?? m.header["Message-ID"].map { ($0, scan.size) }
         self.eightBit = scan.eightBit
         self.international = headerEightBit || !sender.utf8.allSatisfy { $0 < 0x80 }
             || recipients.contains { !$0.utf8.allSatisfy { $0 < 0x80 } }

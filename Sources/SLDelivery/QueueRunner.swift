@@ -33,8 +33,8 @@ public final class QueueRunner {
         self.record = record
         if let record {
             deliverer.onAccepted = { parcel, recipient in
-                if let id = parcel.messageID {
-                    record.record(messageID: id, size: parcel.size, recipient: recipient, now: Date().timeIntervalSince1970)
+                if let key = parcel.recordKey {
+                    record.record(messageID: key.id, size: key.size, recipient: recipient, now: Date().timeIntervalSince1970)
                 }
             }
         }
@@ -195,7 +195,7 @@ public final class QueueRunner {
             let rcpts = l.envelope.recipients.map(\.address).filter { !waiting.contains($0) }
             if !rcpts.isEmpty {
                 parcels.append(try Parcel(id: l.id, sender: l.envelope.sender, recipients: rcpts,
-                                          requireTLS: l.envelope.tls == .required, message: l.message))
+                                          requireTLS: l.envelope.tls == .required, message: l.message, digest: l.envelope.messageDigest))
             }
         }
         return parcels
@@ -210,8 +210,7 @@ public final class QueueRunner {
         var earlier: [String: [RecipientResult]] = [:]
         if let record {
             for i in parcels.indices {
-                guard let id = parcels[i].messageID else { continue }
-                let size = parcels[i].size
+                guard let (id, size) = parcels[i].recordKey else { continue }
                 let done = parcels[i].recipients.filter { record.contains(messageID: id, size: size, recipient: $0) }
                 guard !done.isEmpty else { continue }
                 earlier[parcels[i].id] = done.map {

@@ -130,6 +130,7 @@ public final class Packer: @unchecked Sendable {
             // For the audit records of the notice, here and in sl-deliver.
             if store != nil { routing.escrowID = id }
             routing.originalMessageID = original.header["Message-ID"]
+            routing.messageDigest = envelope.messageDigest
             try routing.write(into: &notice.header)
             notices.append(notice)
         }

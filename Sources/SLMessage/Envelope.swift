@@ -29,6 +29,11 @@ public struct Envelope: Sendable, Equatable {
     /// records of the notice's delivery.
     public var escrowID: String?
     public var originalMessageID: String?
+    /// `X-SL-Message-Digest`: SHA-256 (hex) of the message as sl-classify took it,
+    /// carried to every copy made of it (encrypted copies, escrow notices), so that
+    /// sl-deliver's record knows a copy of the same message when the same input is
+    /// fed again, whatever the encryption or sealing made of it this time.
+    public var messageDigest: String?
 
     public init(sender: String, recipients: [Recipient], method: DeliveryMethod,
                 tls: TLSRequirement, fallback: FallbackAction, account: String? = nil) {
@@ -156,6 +161,7 @@ extension Envelope {
         static let account = "X-SL-Account"
         static let escrowID = "X-SL-Escrow-Id"
         static let originalMessageID = "X-SL-Original-Message-Id"
+        static let messageDigest = "X-SL-Message-Digest"
     }
 
     /// Reads the envelope from a header section; nil when the message carries none.
@@ -201,6 +207,10 @@ extension Envelope {
         var envelope = Envelope(sender: sender, recipients: recipients, method: method, tls: tls, fallback: fallback, account: account)
         envelope.escrowID = header.first(Field.escrowID)?.unfoldedValue
         envelope.originalMessageID = header.first(Field.originalMessageID)?.unfoldedValue
+        if let digest = header.first(Field.messageDigest)?.unfoldedValue {
+            guard isToken(digest) else { throw MessageError.malformed("\(Field.messageDigest) \"\(digest)\" is not a token") }
+            envelope.messageDigest = digest
+        }
         return envelope
     }
 
@@ -234,6 +244,10 @@ extension Envelope {
             fields.append((Field.escrowID, escrowID))
         }
         if let originalMessageID { fields.append((Field.originalMessageID, OneLine.of(originalMessageID))) }
+        if let messageDigest {
+            guard Self.isToken(messageDigest) else { throw MessageError.invalidField("message digest \"\(messageDigest)\" is not a token") }
+            fields.append((Field.messageDigest, messageDigest))
+        }
         for (name, value) in fields.reversed() { try header.add(name, value, atTop: true) }
     }
 

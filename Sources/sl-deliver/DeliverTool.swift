@@ -190,8 +190,10 @@ public struct DeliverTool {
         guard let from = try sender.map(SendmailEnvelope.sender(option:)) ?? SendmailEnvelope.sender(of: m) else {
             throw MessageError.malformed("message \(message.index): no envelope sender (give -f, or -f \"\" for the null sender)")
         }
-        let envelope = Envelope(sender: from, recipients: rcpts.map { Envelope.Recipient(address: $0) },
+        var envelope = Envelope(sender: from, recipients: rcpts.map { Envelope.Recipient(address: $0) },
                                 method: .insecure, tls: .opportunistic, fallback: .insecure)
+        // The same input fed again is recognised, with or without a Message-ID.
+        envelope.messageDigest = try MessageDigest.of(message)
         return (m, envelope)
     }
 
