@@ -75,7 +75,7 @@ public final class StreamFilter {
     }
 
     private func processEach(_ transform: (Message) throws -> [Message]) throws -> Int {
-        var reader = MessageStreamReader(FileDescriptorSource(fd: input), framing: framing)
+        var reader = MessageStreamReader(source(), framing: framing)
         reader.checksStreamLength = checksStreamLength
         var count = 0
         start()
@@ -103,7 +103,7 @@ public final class StreamFilter {
     }
 
     private func processBatches(workers: Int, _ transform: @escaping @Sendable (Message, Int) throws -> [Message]) throws -> Int {
-        var reader = MessageStreamReader(FileDescriptorSource(fd: input), framing: framing)
+        var reader = MessageStreamReader(source(), framing: framing)
         reader.checksStreamLength = checksStreamLength
         var count = 0
         let batchSize = workers * 4
@@ -183,18 +183,17 @@ public final class StreamFilter {
             try writer.writeBare(outputs[0])
             return
         }
+        // Streamed output is written when the buffer fills and whenever the next
+        // read would wait (see `source`): never held while this stage waits for
+        // input, but one write(2) and one wake-up of the next stage for a run of
+        // messages that were ready, not one per message.
         for out in outputs { try writer.write(out, declareLength: streamed != nil) }
-        // Passed on as soon as the next read would wait: never held while this
-        // stage waits for input, but one write(2) for a run of messages that are
-        // already there rather than one per message (and one wake-up of the next
-        // stage).
-        if let streamed, inputWouldWait() { try streamed.flush() }
     }
 
-    /// True when no input is ready now (or it cannot be told).
-    private func inputWouldWait() -> Bool {
-        var p = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
-        return poll(&p, 1, 0) != 1
+    /// The input, passing on what was written before any read that would wait.
+    /// (A failed write shows again at the next flush or at `commit()`.)
+    private func source() -> FileDescriptorSource {
+        FileDescriptorSource(fd: input, beforeWaiting: { [weak self] in try? self?.streamed?.flush() })
     }
 
     private func makeWriter(streaming: Bool) throws -> MboxWriter {

@@ -10,8 +10,18 @@ public protocol ByteSource {
 
 public struct FileDescriptorSource: ByteSource {
     let fd: Int32
-    public init(fd: Int32) { self.fd = fd }
+    /// Called when a read is about to wait for input (nothing is ready): a stage
+    /// passes on what it has written before it waits.
+    public var beforeWaiting: (() -> Void)?
+    public init(fd: Int32, beforeWaiting: (() -> Void)? = nil) {
+        self.fd = fd
+        self.beforeWaiting = beforeWaiting
+    }
     public mutating func read(max: Int) throws -> Bytes {
+        if let beforeWaiting {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 0) != 1 { beforeWaiting() }
+        }
         var buffer = Bytes(repeating: 0, count: max)
         let n = try FileDescriptorIO.read(fd, into: &buffer, count: max)
         buffer.removeSubrange(n...)

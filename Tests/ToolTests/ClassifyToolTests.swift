@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 import SLMessage
@@ -234,5 +237,42 @@ From unquoted in the original
         #expect(run.status == 0, "\(run.stderr)")
         let out = String(decoding: run.stdout, as: UTF8.self)
         #expect(!out.contains("X-SL-Length: 999") && out.contains("X-SL-Length: 5\n"))
+    }
+
+    /// A stream stage passes a message on before it waits for the next one, even
+    /// when part of the next one is already there: the stages of a pipeline work
+    /// at the same time.
+    @Test func aMessageIsPassedOnBeforeTheStageWaitsForTheNext() throws {
+        let policy = try PolicyFixture("fallback = insecure\n")
+        let p = Process()
+        p.executableURL = Tools.binDirectory.appendingPathComponent("sl-classify")
+        p.arguments = ["--config", policy.config, "-t"]
+        let stdin = Pipe(), stdout = Pipe()
+        p.standardInput = stdin
+        p.standardOutput = stdout
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        // The first message whole, and the first lines of the second.
+        try stdin.fileHandleForWriting.write(contentsOf: Data(bytes(
+            "From a@b Mon Jan  1 00:00:00 2001\nTo: one@example.org\nSubject: first\n\nbody\n\n"
+            + "From a@b Mon Jan  1 00:00:00 2001\nTo: two@example.org\n")))
+        let reader = stdout.fileHandleForReading
+        var got = Data()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, !String(decoding: got, as: UTF8.self).contains("\nbody\n") {
+            var pfd = pollfd(fd: reader.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 200) == 1 { got += reader.availableData }
+        }
+        let text = String(decoding: got, as: UTF8.self)
+        #expect(text.contains("X-SL-Envelope-To: one@example.org") && text.contains("Subject: first"), "\(text)")
+        #expect(!text.contains("two@example.org"))
+        // The rest of the second message, then the end: it follows.
+        try stdin.fileHandleForWriting.write(contentsOf: Data(bytes("Subject: second\n\nbody 2\n")))
+        try stdin.fileHandleForWriting.close()
+        got += reader.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(String(decoding: got, as: UTF8.self).contains("X-SL-Envelope-To: two@example.org"))
     }
 }
