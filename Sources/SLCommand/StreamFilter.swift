@@ -35,6 +35,10 @@ public final class StreamFilter {
     public var checksStreamLength = true
     /// Where malformed messages go (--reject-file); nil: the first one fails the run.
     public var rejects: RejectFile?
+    /// Runs when the next read would wait for input, and every quarter second
+    /// while it waits (after this stage's output so far was passed on): sl-deliver
+    /// delivers what it has taken, and stops there when asked to.
+    public var whileWaiting: (() throws -> Void)?
     /// Runs before output for a message is written (sl-classify commits its audit
     /// records there: a record is never missing for a message that went on).
     public var beforeOutput: (() throws -> Void)?
@@ -193,7 +197,10 @@ public final class StreamFilter {
     /// The input, passing on what was written before any read that would wait.
     /// (A failed write shows again at the next flush or at `commit()`.)
     private func source() -> FileDescriptorSource {
-        FileDescriptorSource(fd: input, beforeWaiting: { [weak self] in try? self?.streamed?.flush() })
+        FileDescriptorSource(fd: input, whileWaiting: { [weak self] in
+            try? self?.streamed?.flush()
+            try self?.whileWaiting?()
+        })
     }
 
     private func makeWriter(streaming: Bool) throws -> MboxWriter {

@@ -10,17 +10,25 @@ public protocol ByteSource {
 
 public struct FileDescriptorSource: ByteSource {
     let fd: Int32
-    /// Called when a read is about to wait for input (nothing is ready): a stage
-    /// passes on what it has written before it waits.
-    public var beforeWaiting: (() -> Void)?
-    public init(fd: Int32, beforeWaiting: (() -> Void)? = nil) {
+    /// Called when a read would wait for input (nothing is ready), then every
+    /// quarter second until input comes: a stage passes on what it has done
+    /// before it waits, and sees a request to stop while it waits. An error it
+    /// throws ends the read.
+    public var whileWaiting: (() throws -> Void)?
+    public init(fd: Int32, whileWaiting: (() throws -> Void)? = nil) {
         self.fd = fd
-        self.beforeWaiting = beforeWaiting
+        self.whileWaiting = whileWaiting
     }
     public mutating func read(max: Int) throws -> Bytes {
-        if let beforeWaiting {
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, 0) != 1 { beforeWaiting() }
+        if let whileWaiting {
+            var timeout: Int32 = 0
+            while true {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&p, 1, timeout)
+                if ready == 1 || (ready < 0 && errno != EINTR) { break }
+                try whileWaiting()
+                timeout = 250
+            }
         }
         var buffer = Bytes(repeating: 0, count: max)
         let n = try FileDescriptorIO.read(fd, into: &buffer, count: max)

@@ -129,11 +129,20 @@ public struct DeliverTool {
             roundOctets = 0
             roundStarted = Date()
         }
+        var taken = 0
+        // Caught up with the input: what was taken goes now rather than waiting
+        // for a full round (the stages before are slower), and a request to stop
+        // is seen while waiting.
+        filter.whileWaiting = {
+            if StopRequest.requested { throw StoppedTaking(taken: taken) }
+            do { try deliverRound() } catch { throw RoundFailed(error: error) }
+        }
         do {
             try filter.process { message in
                 // Asked to stop: what was taken is delivered or queued below; the
                 // rest of the input stays with the caller.
-                if StopRequest.requested { throw StoppedTaking(taken: message.index - 1) }
+                if StopRequest.requested { throw StoppedTaking(taken: taken) }
+                taken += 1
                 let (m, envelope) = try routed(message)
                 try intake.append(m, envelope: envelope)
                 roundOctets += m.header.bytes.count + m.body.count

@@ -122,3 +122,37 @@ extension DeliverToolTests {
         #expect(counts.allSatisfy { $0 == 1 }, "lost \(counts.filter { $0 == 0 }.count), duplicated \(counts.filter { $0 > 1 }.count)")
     }
 }
+
+extension DeliverToolTests {
+    /// sl-deliver behind a slow stage: what it has taken goes as soon as it has
+    /// caught up with its input (not after a full round), and SIGTERM while it waits
+    /// for more ends it at once: exit 75, the messages taken delivered, the input
+    /// not taken whole.
+    @Test func behindASlowStageItDeliversWhatItHasAndStopsWhileWaiting() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        let (input, markers) = Self.bulk("slow\(tag)", count: 3)
+        let p = Process()
+        p.executableURL = Tools.binDirectory.appendingPathComponent("sl-deliver")
+        p.arguments = ["--config", setup.config, "--timeout", "20"]
+        let stdin = Pipe(), stderr = Pipe()
+        p.standardInput = stdin
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = stderr
+        try p.run()
+        try stdin.fileHandleForWriting.write(contentsOf: Data(input))      // and keep it open
+        // The last message of an mbox is whole only at the next From line or the
+        // end: the first two go while the input is still open, the third waits.
+        let counts = Self.counts(peers, Array(markers.prefix(2)))
+        #expect(counts == [1, 1], "delivered while the input is still open: \(counts)")
+        kill(p.processIdentifier, SIGTERM)
+        let started = Date()
+        let complaint = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(p.terminationStatus == 75 && complaint.contains("after taking 2 messages"), "\(p.terminationStatus) \(complaint)")
+        try? stdin.fileHandleForWriting.close()
+        #expect(peers.delivered(to: Peers.server("on"), containing: markers[2], wait: 1).isEmpty, "the third was not taken")
+    }
+}
