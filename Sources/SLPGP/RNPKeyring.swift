@@ -54,7 +54,7 @@ final class RNPKeyring {
     /// Encrypts what `input` holds from its current offset to end of file to the keys
     /// with `fingerprints` (imported before), writing ASCII-armored OpenPGP with LF
     /// line endings (as gpg writes it) to `output`. Both descriptors stay owned by the
-    /// caller; data streams through 64 KiB buffers.
+    /// caller; data streams through librnp's buffers, never whole in memory.
     ///
     /// The message is what gpg 2.2 reads and writes by default: a public-key session
     /// key packet per recipient and a SEIPD v1 packet (with MDC, never AEAD) under
