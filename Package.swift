@@ -33,6 +33,8 @@ let package = Package(
         // System libraries, used behind owning wrappers only.
         .systemLibrary(name: "CGPGME", pkgConfig: "gpgme",
                        providers: [.apt(["libgpgme-dev"])]),
+        .systemLibrary(name: "CRNP", pkgConfig: "librnp",
+                       providers: [.apt(["librnp-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0",
@@ -52,8 +54,9 @@ let package = Package(
         .target(name: "SLOpenSSL", dependencies: ["SLMessage", "COpenSSL"]),
         // Configuration, address books, TLS capability, the per-recipient decision.
         .target(name: "SLPolicy", dependencies: ["SLMessage", "SLOpenSSL"]),
-        // PGP through GPGME: keyrings, key selection, encryption.
-        .target(name: "SLPGP", dependencies: ["SLMessage", "CGPGME"]),
+        // PGP: keyrings, key selection and signing through GPGME (GnuPG is the
+        // authority on keys and signatures); bulk encryption in process with librnp.
+        .target(name: "SLPGP", dependencies: ["SLMessage", "CGPGME", "CRNP"]),
         // S/MIME through OpenSSL CMS: certificate checks, signing, encryption.
         .target(name: "SLSMIME", dependencies: ["SLMessage", "SLOpenSSL", "COpenSSL"]),
         // DNS (libresolv), the transport table, TLS (libssl) and the SMTP client; the

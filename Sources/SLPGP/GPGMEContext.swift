@@ -82,12 +82,16 @@ final class GPGMEContext {
         return out
     }
 
-    /// Encrypts (and optionally signs) `input` to `recipients`, writing armored
-    /// output. `trustedByCaller` passes GPGME_ENCRYPT_ALWAYS_TRUST: only when the
-    /// caller checked every key itself (KeySelector does).
+    /// Signs and encrypts, or encrypts with hidden recipients, `input` to
+    /// `recipients`, writing armored output: the two cases librnp does not take
+    /// (the secret key lives with gpg-agent; librnp 0.16 writes no wildcard key IDs).
+    /// Plain encryption is RNPKeyring's. `trustedByCaller` passes
+    /// GPGME_ENCRYPT_ALWAYS_TRUST: only when the caller checked every key itself
+    /// (KeySelector does).
     func encrypt(recipients: [PGPKey], signers: [PGPKey], input: GPGMEData, output: GPGMEData,
                  trustedByCaller: Bool, hideRecipients: Bool) throws {
         precondition(!recipients.isEmpty, "encrypting to nobody")
+        precondition(!signers.isEmpty || hideRecipients, "plain encryption is librnp's (RNPKeyring)")
         var flags = GPGME_ENCRYPT_NO_ENCRYPT_TO.rawValue
         if trustedByCaller { flags |= GPGME_ENCRYPT_ALWAYS_TRUST.rawValue }
         if hideRecipients { flags |= GPGME_ENCRYPT_THROW_KEYIDS.rawValue }

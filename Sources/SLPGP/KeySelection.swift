@@ -48,6 +48,12 @@ public struct SelectedKey: Sendable {
 /// valid or pinned. Exactly one usable key per recipient.
 public final class PGPKeyring: @unchecked Sendable {   // use one per thread
     let context: GPGMEContext
+    /// The selected public keys, exported from GnuPG once each, for encrypting in
+    /// process (RNPKeyring.swift). Opened with the first message that needs it.
+    var bulk: RNPKeyring?
+    /// How many keys this keyring exported from GnuPG into librnp: once per key per
+    /// run, however many messages go to it.
+    public internal(set) var exportsToRNP = 0
     public let homeDirectory: String?
     /// Keys chosen and keys imported during this run. Every GPGME key listing or
     /// import starts a gpg process; a bulk run to the same recipients must not pay
@@ -153,16 +159,37 @@ extension PGPKeyring {
     /// Encrypts the bytes readable from `input` (a file descriptor at offset 0) to the
     /// selected keys, optionally signing with `signers` (secret keys in this keyring),
     /// and writes ASCII-armored OpenPGP to `output`. Both stay owned by the caller;
-    /// data streams through GnuPG, never whole in memory.
+    /// data streams, never whole in memory.
+    ///
+    /// GnuPG chose the keys; librnp encrypts, in process, to those keys as GnuPG
+    /// exported them (once per key per run). Two cases stay with GnuPG: signing,
+    /// because the secret key lives with gpg-agent, and hidden recipients, because
+    /// librnp 0.16 cannot write wildcard key IDs (rnp.h has no such option).
     public func encrypt(input: Int32, output: Int32, to recipients: [SelectedKey], signers: [PGPKey] = [],
                         hideRecipients: Bool = false) throws {
-        let plain = try GPGMEData(fd: input)
-        let cipher = try GPGMEData(fd: output)
-        // Every key was checked by key(for:): full validity, or pinned. GnuPG's own
-        // trust check would refuse a pinned key of unknown validity, so it is skipped
-        // only when every key passed ours.
-        try context.encrypt(recipients: recipients.map(\.key), signers: signers, input: plain, output: cipher,
-                            trustedByCaller: true, hideRecipients: hideRecipients)
+        guard signers.isEmpty, !hideRecipients else {
+            let plain = try GPGMEData(fd: input)
+            let cipher = try GPGMEData(fd: output)
+            // Every key was checked by key(for:): full validity, or pinned. GnuPG's own
+            // trust check would refuse a pinned key of unknown validity, so it is skipped
+            // only when every key passed ours.
+            try context.encrypt(recipients: recipients.map(\.key), signers: signers, input: plain, output: cipher,
+                                trustedByCaller: true, hideRecipients: hideRecipients)
+            return
+        }
+        let ring = try bulkKeyring()
+        for r in recipients where !ring.contains(fingerprint: r.key.fingerprint) {
+            try ring.importPublicKey(fingerprint: r.key.fingerprint, keyData: try context.export(fingerprint: r.key.fingerprint))
+            exportsToRNP += 1
+        }
+        try ring.encrypt(input: input, output: output, to: recipients.map(\.key.fingerprint))
+    }
+
+    private func bulkKeyring() throws -> RNPKeyring {
+        if let bulk { return bulk }
+        let r = try RNPKeyring()
+        bulk = r
+        return r
     }
 
     /// The secret key to sign with for `address`: exact address, usable, and present

@@ -2,7 +2,8 @@ import ArgumentParser
 import SLCommand
 import SLMessage
 
-/// sl-encrypt-pgp: PGP/MIME encryption through GPGME. See sl-encrypt-pgp(1).
+/// sl-encrypt-pgp: PGP/MIME encryption; keys chosen by GnuPG (GPGME), encrypted with
+/// librnp in process. See sl-encrypt-pgp(1).
 @main
 struct SLEncryptPGP: ParsableCommand {
     static func main() { CommandMain.run(SLEncryptPGP.self, tool: "sl-encrypt-pgp") }

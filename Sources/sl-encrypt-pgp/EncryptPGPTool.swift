@@ -27,7 +27,8 @@ public struct EncryptPGPTool: Sendable {
     static let tool = "sl-encrypt-pgp"
 
     /// Messages encrypted at once. Default 1: on the 2-core machines this was measured
-    /// on, two GPGME workers were three times slower than one (bench/pgp).
+    /// on, two GPGME workers were three times slower than one (bench/pgp), when every
+    /// message cost a gpg process; not measured again since librnp encrypts in process.
     public var jobs = 1
 
     public func run() throws {
@@ -118,7 +119,8 @@ public struct EncryptPGPTool: Sendable {
     }
 }
 
-/// One GnuPG keyring per worker (a GPGME context is not shared between threads),
+/// One GnuPG keyring per worker (a GPGME context and its librnp keyring are not
+/// shared between threads),
 /// opened when a worker first needs one. A dry run opens them on a throwaway copy
 /// of the home: importing the address books' keys is the one change a run makes
 /// there.

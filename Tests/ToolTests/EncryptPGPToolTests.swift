@@ -242,6 +242,47 @@ let attachmentMessage: Bytes = {
         #expect(try String(contentsOfFile: rejects, encoding: .utf8).contains("X-SL-Rejected: sl-encrypt-pgp: NUL byte in the header section\nSubject: a\u{0}b\n"))
     }
 
+    /// gpg processes a run starts, counted from strace's log of every execve
+    /// (GPGME starts /usr/bin/gpg itself, so a PATH wrapper would see nothing).
+    func gpgProcesses(_ args: [String], _ input: Bytes) throws -> Int {
+        let log = try Tools.scratch().appendingPathComponent("execve").path
+        let run = try Tools.run("sl-encrypt-pgp", ["--homedir", home.path] + args, stdin: input,
+                                wrapper: ["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", log])
+        #expect(run.status == 0, "\(run.stderr)")
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        return text.split(separator: "\n").filter { $0.contains("execve(\"/usr/bin/gpg\"") && !$0.contains("= -1") }.count
+    }
+
+    @Test func fiftyMessagesToOneRecipientStartGPGNoMoreOftenThanOne() throws {
+        func stream(_ n: Int) -> Bytes {
+            var s = Bytes()
+            for i in 1...n {
+                s += bytes("From alice@clinic.example Mon Jan  1 00:00:00 2026\nFrom: alice@clinic.example\nTo: bob@example.org\nSubject: \(i)\n\nbody \(i)\n\n")
+            }
+            return s
+        }
+        // key selection and the one export into librnp; the messages themselves none
+        let one = try gpgProcesses(["-r", "bob@example.org"], stream(1))
+        let fifty = try gpgProcesses(["-r", "bob@example.org"], stream(50))
+        #expect(one >= 1 && one <= 4, "\(one) gpg processes for one message")
+        #expect(fifty == one, "\(fifty) gpg processes for 50 messages, \(one) for one")
+    }
+
+    @Test func theRNPCommandDecryptsWhatTheToolWrites() throws {
+        let run = try encrypt(["-r", "bob@example.org", "-r", "carol@example.net"], attachmentMessage)
+        #expect(run.status == 0, "\(run.stderr)")
+        let entity = try MIMEEntity.parse(run.stdout)
+        let dir = try Tools.scratch()
+        let armored = dir.appendingPathComponent("encrypted.asc").path
+        try Data(try #require(entity.parts.last).body).write(to: URL(fileURLWithPath: armored))
+        for who in ["bob@example.org", "carol@example.net"] {
+            let keyFile = dir.appendingPathComponent("\(who).asc").path
+            try Data(try home.gpg(["--armor", "--export-secret-keys", home.fingerprints[who]!])).write(to: URL(fileURLWithPath: keyFile))
+            let payload = try GPGHome.run(["rnp", "--keyfile", keyFile, "--decrypt", armored, "--output", "-"])
+            #expect(String(decoding: payload, as: UTF8.self).contains("Grüße aus der Praxis."), "for \(who)")
+        }
+    }
+
     @Test func largeMessagesStreamInBoundedMemory() throws {
         var input = bytes("From: a@clinic.example\nTo: bob@example.org\nSubject: big\n\n")
         let line = bytes(String(repeating: "0123456789abcdef", count: 4) + "\n")
