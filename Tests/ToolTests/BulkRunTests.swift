@@ -97,14 +97,7 @@ extension DeliverToolTests {
         let (input, markers) = Self.bulk("term\(tag)", count: 2500)
         let file = setup.dir.appendingPathComponent("bulk.mbox")
         try Data(input).write(to: file)
-        let p = Process()
-        p.executableURL = Tools.binDirectory.appendingPathComponent("sl-deliver")
-        p.arguments = ["--config", setup.config, "--timeout", "20"]
-        p.standardInput = try FileHandle(forReadingFrom: file)
-        let stderr = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = stderr
-        try p.run()
+        let (p, stderr) = try setup.started(input: try FileHandle(forReadingFrom: file))
         // Stop it once the first round is out (the record has lines), well before the end.
         let record = setup.queue + ".delivered"
         let deadline = Date().addingTimeInterval(20)
@@ -133,14 +126,8 @@ extension DeliverToolTests {
         let setup = try Setup()
         let tag = UUID().uuidString.prefix(8).lowercased()
         let (input, markers) = Self.bulk("slow\(tag)", count: 3)
-        let p = Process()
-        p.executableURL = Tools.binDirectory.appendingPathComponent("sl-deliver")
-        p.arguments = ["--config", setup.config, "--timeout", "20"]
-        let stdin = Pipe(), stderr = Pipe()
-        p.standardInput = stdin
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = stderr
-        try p.run()
+        let stdin = Pipe()
+        let (p, stderr) = try setup.started(input: stdin)
         try stdin.fileHandleForWriting.write(contentsOf: Data(input))      // and keep it open
         // The last message of an mbox is whole only at the next From line or the
         // end: the first two go while the input is still open, the third waits.

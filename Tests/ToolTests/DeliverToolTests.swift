@@ -33,6 +33,20 @@ import SLTestPeers
             try Tools.run("sl-deliver", ["--config", config, "--timeout", "20"] + args, stdin: input)
         }
 
+        /// sl-deliver started on `input` (a pipe the test writes, or a file), with
+        /// its stderr in a pipe: for the tests that signal it while it runs.
+        func started(input: Any) throws -> (process: Process, stderr: Pipe) {
+            let p = Process()
+            p.executableURL = Tools.binDirectory.appendingPathComponent("sl-deliver")
+            p.arguments = ["--config", config, "--timeout", "20"]
+            let stderr = Pipe()
+            p.standardInput = input
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = stderr
+            try p.run()
+            return (p, stderr)
+        }
+
         var queued: [String] {
             ((try? FileManager.default.contentsOfDirectory(atPath: queue)) ?? []).filter { $0.hasSuffix(".eml") }
         }

@@ -247,14 +247,8 @@ extension DeliverToolTests {
         let setup = try Setup()
         let run = UUID().uuidString.prefix(8).lowercased()
         let (input, markers) = Self.bulk(String(run), count: 150)
-        let p = Process()
-        p.executableURL = Tools.binDirectory.appendingPathComponent("sl-deliver")
-        p.arguments = ["--config", setup.config, "--timeout", "20"]
-        let stdin = Pipe(), stderr = Pipe()
-        p.standardInput = stdin
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = stderr
-        try p.run()
+        let stdin = Pipe()
+        let (p, stderr) = try setup.started(input: stdin)
         try stdin.fileHandleForWriting.write(contentsOf: Data(input))
         try stdin.fileHandleForWriting.close()
         usleep(250_000)
