@@ -4,16 +4,18 @@ import Glibc
 import Foundation
 import SLMessage
 
-/// sl-deliver's record of what was delivered: (Message-ID, size, recipient), one
-/// line each, appended the moment the server accepts the message for a recipient,
+/// sl-deliver's record of what was delivered: (message key, recipient), one line
+/// each, where the key is the message's digest (`X-SL-Message-Digest`, with size
+/// 0) or, for routing made without one, its Message-ID and size on the wire; appended the moment the server accepts the message for a recipient,
 /// read back at the start of every run. A delivery attempt skips a pair it finds
 /// here, so a run killed at any moment (kill -9, a cron timeout), or a bulk input
 /// fed again after an interrupted run, re-sends at most the transactions that
 /// were in flight when it stopped: what Postfix's duplicate elimination does
 /// within one message, across runs and processes.
 ///
-/// The size on the wire is part of the key: a sender that reuses a Message-ID for
-/// another message (it happens) must not have that message skipped as delivered.
+/// Keyed on a Message-ID, the size on the wire is part of the key: a sender that
+/// reuses a Message-ID for another message (it happens) must not have that message
+/// skipped as delivered.
 ///
 /// The line is written with one write(2) (O_APPEND) as soon as the reply comes,
 /// so it survives the process whatever kills it; fsync is batched (at most every

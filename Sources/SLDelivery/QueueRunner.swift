@@ -110,81 +110,27 @@ public final class QueueRunner {
         }
     }
 
-    /// The first attempt for a run's input: nothing is queued unless it is not
-    /// delivered now. Returns once every message is delivered, bounced, handed to
-    /// reroute_command, or durably queued.
+    /// The first attempt for a round of input (at most `Intake.roundMessages`
+    /// messages or `Intake.roundOctets`, as sl-deliver takes them): nothing is
+    /// queued unless it is not delivered now. Returns once every message is
+    /// delivered, bounced, handed to reroute_command, or durably queued.
     public func attempt(_ intake: Intake, now: Double) throws {
-        var reports: [QueueItem] = []
-        let loader = IntakeLoader(intake: intake, now: now, inherited: Self.inheritedState(), hostname: hostname)
-        var current = try loader.load()
-        while !current.loaded.isEmpty {
-            // The next round is loaded on a second thread while this one is delivered.
-            let upcoming = Prefetch()
-            let group = DispatchGroup()
-            if loader.more {
-                DispatchQueue.global().async(group: group) { upcoming.result = Result { try loader.load() } }
-            } else {
-                upcoming.result = .success(Round())
-            }
-            let delivered = Result { try deliver(current.loaded, parcels: current.parcels, now: now) }
-            group.wait()
-            reports += try delivered.get()
-            current = try upcoming.result!.get()
-        }
-        try attempt(reports, now: now)
-    }
-
-    struct Round {
+        let inherited = Self.inheritedState()
         var loaded: [Loaded] = []
-        var parcels: [Parcel] = []
-    }
-
-    /// Reads rounds of fresh messages, with their parcels, from the intake. Used
-    /// by one thread at a time (the DispatchGroup's wait orders them).
-    final class IntakeLoader: @unchecked Sendable {
-        let intake: Intake
-        let now: Double
-        /// The state a re-routed message brings from the queue it was taken from.
-        let inherited: QueueState?
-        let hostname: String
-        private var next = 0
-        init(intake: Intake, now: Double, inherited: QueueState?, hostname: String) {
-            self.intake = intake; self.now = now; self.inherited = inherited; self.hostname = hostname
-        }
-
-        var more: Bool { next < intake.count }
-
-        func load() throws -> Round {
-            var round = Round()
-            var bytes = 0
-            while next < intake.count && round.loaded.count < QueueRunner.intakeBatch && bytes < QueueRunner.intakeBatchBytes {
-                var (message, envelope) = try intake.message(next)
-                // The delivery record keys on the Message-ID: one is made before
-                // anything is sent or recorded, and the queued copy keeps it.
-                if message.header["Message-ID"] == nil {
-                    let unique = "\(String(UInt64.random(in: 0...UInt64.max), radix: 36)).\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
-                    try message.header.add("Message-ID", "<sl-deliver.\(unique)@\(hostname)>")
-                }
-                bytes += intake.size(next)
-                round.loaded.append(Loaded(id: "intake-\(next)", message: message, envelope: envelope,
-                                           state: inherited ?? QueueState(created: now), lock: nil))
-                next += 1
+        for i in 0..<intake.count {
+            var (message, envelope) = intake.message(i)
+            // Routing without a digest (made by other software) keys the record on
+            // the Message-ID: one is made before anything is sent or recorded, and
+            // the queued copy keeps it.
+            if envelope.messageDigest == nil && message.header["Message-ID"] == nil {
+                let unique = "\(String(UInt64.random(in: 0...UInt64.max), radix: 36)).\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+                try message.header.add("Message-ID", "<sl-deliver.\(unique)@\(hostname)>")
             }
-            round.parcels = try QueueRunner.parcels(for: round.loaded)
-            return round
+            loaded.append(Loaded(id: "intake-\(i)", message: message, envelope: envelope,
+                                 state: inherited ?? QueueState(created: now), lock: nil))
         }
+        try attempt(try deliver(loaded, now: now), now: now)
     }
-
-    /// Hands a loaded round from the loading thread to the delivering one.
-    final class Prefetch: @unchecked Sendable {
-        var result: Result<Round, any Error>?
-    }
-
-    /// Rounds for fresh input are larger than queue rounds (no locks to hold, and
-    /// every round ends with a wait for its slowest connection), bounded in octets
-    /// so that memory stays flat whatever the message sizes.
-    public static let intakeBatch = 500
-    public static let intakeBatchBytes = 8 << 20
 
     /// What a round sends: each message's parcel for the recipients that are not
     /// waiting for a new decision.
@@ -203,8 +149,8 @@ public final class QueueRunner {
 
     /// Delivers one round and settles every message of it; returns the delivery
     /// reports it queued. What is left of fresh messages is queued in one commit.
-    private func deliver(_ loaded: [Loaded], parcels: [Parcel]? = nil, now: Double) throws -> [QueueItem] {
-        var parcels = try parcels ?? Self.parcels(for: loaded)
+    private func deliver(_ loaded: [Loaded], now: Double) throws -> [QueueItem] {
+        var parcels = try Self.parcels(for: loaded)
         // Recipients the record says have this message already are not sent it
         // again: a rerun of an interrupted input, a queue pass after a killed one.
         var earlier: [String: [RecipientResult]] = [:]
@@ -255,11 +201,10 @@ public final class QueueRunner {
         var failures: [DeliveryReport.Failure] = []
         // Audit records wait for the queue id, known once a fresh message is staged.
         var outcomes: [RecipientResult] = []
-        func record(_ r: RecipientResult, message: Message) throws { outcomes.append(r) }
         let attempt = state.attempts + 1
         let expired = now - state.created >= lifetime
         for r in results {
-            try record(r, message: message)
+            outcomes.append(r)
             switch r.outcome {
             case .delivered:
                 remaining.removeAll { $0.address == r.recipient }
@@ -272,7 +217,7 @@ public final class QueueRunner {
                     remaining.removeAll { $0.address == r.recipient }
                     let bounce = RecipientResult(recipient: r.recipient, outcome: .failed, status: .deliveryTimeExpired,
                                                  reply: "still undeliverable after \(Self.duration(lifetime)): \(r.reply)")
-                    try record(bounce, message: message)
+                    outcomes.append(bounce)
                     failures.append(.init(recipient: r.recipient, status: bounce.status, diagnostic: bounce.reply))
                 }
             case .reroute, .rerouted:
@@ -288,8 +233,8 @@ public final class QueueRunner {
         if !state.reroute.isEmpty {
             let handed = expired ? [] : reroute(message, sender: envelope.sender, recipients: state.reroute, state: state)
             for r in handed {
-                try record(RecipientResult(recipient: r, outcome: .rerouted, status: .success,
-                                           reply: "handed to reroute_command for a new decision"), message: message)
+                outcomes.append(RecipientResult(recipient: r, outcome: .rerouted, status: .success,
+                                                reply: "handed to reroute_command for a new decision"))
             }
             remaining.removeAll { handed.contains($0.address) }
             state.reroute.removeAll { handed.contains($0) }
@@ -297,7 +242,7 @@ public final class QueueRunner {
                 for r in state.reroute {
                     let bounce = RecipientResult(recipient: r, outcome: .failed, status: .encryptionNeeded,
                                                  reply: "TLS-only delivery impossible and no new decision was made: \(state.lastReason ?? "")")
-                    try record(bounce, message: message)
+                    outcomes.append(bounce)
                     failures.append(.init(recipient: r, status: bounce.status, diagnostic: bounce.reply))
                 }
                 remaining.removeAll { state.reroute.contains($0.address) }
@@ -358,7 +303,7 @@ public final class QueueRunner {
             }
         }
         let queueID = queued ? id : (remaining.isEmpty ? nil : staged.last?.id)
-        for r in outcomes { try self.record(r, message: message, envelope: envelope, queueID: queueID, attempt: attempt) }
+        for r in outcomes { try audit(r, message: message, envelope: envelope, queueID: queueID, attempt: attempt) }
         return reportID
     }
 
@@ -432,7 +377,7 @@ public final class QueueRunner {
     /// item (`sl-deliver --list-queue`) while the message is or stays queued, and
     /// `attempt` counts the tries, with `retry` set from the second on, so that
     /// "what happened to this recipient?" is one grep for the address.
-    func record(_ r: RecipientResult, message: Message, envelope: Envelope, queueID: String?, attempt: Int) throws {
+    func audit(_ r: RecipientResult, message: Message, envelope: Envelope, queueID: String?, attempt: Int) throws {
         guard let audit else { return }
         var fields: [String: Any] = [
             "time": audit.timestamp(Date()), "tool": Self.tool, "recipient": r.recipient,

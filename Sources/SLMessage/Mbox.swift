@@ -188,23 +188,18 @@ public final class MboxWriter {
     /// that died while writing it (see StreamLength).
     public func write(_ message: Message, envelopeSender: String? = nil, declareLength: Bool = false) throws {
         try sink.write(message.fromLine ?? Self.fromLine(sender: envelopeSender))
-        let quoter = FromQuoter(sink: sink)
-        if declareLength && message.header.fields.contains(where: HeaderSection.isEnvelopeField) {
-            var header = message.header
+        var header = message.header
+        if declareLength && header.fields.contains(where: HeaderSection.isEnvelopeField) {
             header.remove(StreamLength.field)
             try header.add(StreamLength.field, String(StreamLength.octetsRead(message.body)), atTop: true)
-            try quoter.write(header.bytes[...])
-        } else {
-            try quoter.write(message.header.bytes[...])
         }
-        try message.body.forEachChunk { try quoter.write($0) }
-        try quoter.finish()
-        if !quoter.endsWithLineFeed { try sink.write([ASCII.lf]) }
-        try sink.write([ASCII.lf])
+        try writeRaw(header.bytes, body: message.body)
     }
 
     /// Writes header octets and a body as one mboxrd message after a From line the
-    /// caller wrote: for a message that did not parse (a reject file keeps it as it came).
+    /// caller wrote (`write`, or a reject file keeping a message that did not parse
+    /// as it came): `>From` quoting, a line end if the body lacks one, the blank
+    /// separator line.
     public func writeRaw(_ header: Bytes, body: Spool) throws {
         let quoter = FromQuoter(sink: sink)
         try quoter.write(header[...])

@@ -121,12 +121,10 @@ public struct DeliverTool {
         let worker = try worker()
         var intake = Intake()
         var roundStarted = Date()
-        var roundOctets = 0
         func deliverRound() throws {
             guard intake.count > 0 else { return }
             try worker.attempt(intake, now: Date().timeIntervalSince1970)
             intake = Intake()
-            roundOctets = 0
             roundStarted = Date()
         }
         var taken = 0
@@ -144,10 +142,8 @@ public struct DeliverTool {
                 if StopRequest.requested { throw StoppedTaking(taken: taken) }
                 taken += 1
                 let (m, envelope) = try routed(message)
-                try intake.append(m, envelope: envelope)
-                roundOctets += m.header.bytes.count + m.body.count
-                if intake.count >= QueueRunner.intakeBatch || roundOctets >= QueueRunner.intakeBatchBytes
-                    || Date().timeIntervalSince(roundStarted) >= 2 {
+                intake.append(m, envelope: envelope)
+                if intake.isFull || Date().timeIntervalSince(roundStarted) >= 2 {
                     do { try deliverRound() } catch { throw RoundFailed(error: error) }
                 }
                 return []
@@ -238,9 +234,11 @@ public struct DeliverTool {
 
 
 /// A round that could not be delivered or queued: the run ends with its error.
+/// Never taken for a bad message (set aside with --reject-file): the round failed,
+/// not the message being read; the run ends with the round's own error.
 struct RoundFailed: SysexitReporting {
     let error: any Error
-    var sysexit: Sysexit { Sysexit(for: error) }
+    var sysexit: Sysexit { .tempFail }
 }
 
 /// SIGTERM or SIGINT before the end of a stream: what was taken is delivered or
