@@ -95,8 +95,15 @@ public struct AddressBook: Sendable {
             guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
                 throw AddressBookError(file: path, problem: "is not a regular file; give the path of a .vcf file")
             }
+            // Locked a file the path no longer names (replaced by sl-contacts, or
+            // removed by a failed add): take the lock again on what it names now.
             attempts += 1
-            if attempts < 10, stat(path, &named) == 0, named.st_ino != info.st_ino || named.st_dev != info.st_dev { continue }
+            if stat(path, &named) != 0 || named.st_ino != info.st_ino || named.st_dev != info.st_dev {
+                guard attempts < 10 else {
+                    throw AddressBookError(file: path, problem: "keeps being replaced while it is locked; the card was not saved, try again")
+                }
+                continue
+            }
             try append(contact, fd: fd, size: info.st_size, path: path)
             return
         }

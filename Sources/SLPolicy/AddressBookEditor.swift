@@ -319,8 +319,8 @@ extension AddressBookEditor.BookFile {
 
 /// An exclusive flock(2) on the book file, as `AddressBook.append` takes it, so a
 /// question saved by sl-classify while a card is edited is not lost in the rename.
-/// The lock is on the file the path names when it is taken; `AddressBook.append`
-/// checks after locking that the path still names it.
+/// Both check after locking that the path still names the locked file, and take
+/// the lock again on the new one if not.
 final class BookLock {
     let fd: Int32
     let existed: Bool
@@ -328,28 +328,43 @@ final class BookLock {
     let info: stat?
 
     init(_ path: String) throws {
-        let existed = FileManager.default.fileExists(atPath: path)
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else {
-            let why = errno == ELOOP ? "is a symbolic link; give the path of the book file itself" : String(cString: strerror(errno))
-            throw AddressBookEditError(.cannotWrite, "cannot open \(path): \(why)")
-        }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
-            close(fd)
-            throw AddressBookEditError(.cannotWrite, "\(path) is not a regular file; give the path of a .vcf file or a directory of them")
-        }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else {
-                close(fd)
-                throw AddressBookEditError(.cannotLock, "cannot lock \(path): \(String(cString: strerror(errno)))")
+        var attempts = 0
+        while true {
+            let existed = FileManager.default.fileExists(atPath: path)
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else {
+                let why = errno == ELOOP ? "is a symbolic link; give the path of the book file itself" : String(cString: strerror(errno))
+                throw AddressBookEditError(.cannotWrite, "cannot open \(path): \(why)")
             }
+            while flock(fd, LOCK_EX) != 0 {
+                guard errno == EINTR else {
+                    close(fd)
+                    throw AddressBookEditError(.cannotLock, "cannot lock \(path): \(String(cString: strerror(errno)))")
+                }
+            }
+            var st = stat(), named = stat()
+            guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+                close(fd)
+                throw AddressBookEditError(.cannotWrite, "\(path) is not a regular file; give the path of a .vcf file or a directory of them")
+            }
+            // Another editor may have renamed a new book over the path (or a failed
+            // add removed it) while this one waited: the lock must be on the file
+            // the path names now, or a card saved meanwhile would be overwritten.
+            attempts += 1
+            if stat(path, &named) != 0 || named.st_ino != st.st_ino || named.st_dev != st.st_dev {
+                close(fd)
+                guard attempts < 10 else {
+                    throw AddressBookEditError(.cannotLock, "\(path) keeps being replaced while it is locked; try again")
+                }
+                continue
+            }
+            self.fd = fd
+            self.existed = existed
+            // A file made just now by the lock is empty: a new book, mode 0600.
+            self.exists = existed && st.st_size > 0
+            self.info = existed ? st : nil
+            return
         }
-        self.fd = fd
-        self.existed = existed
-        // A file made just now by the lock is empty: a new book, mode 0600.
-        self.exists = existed && st.st_size > 0
-        self.info = existed ? st : nil
     }
 
     func release() { close(fd) }

@@ -145,4 +145,32 @@ import Testing
         let loaded = try AddressBook.load(name: "b", path: book)
         #expect(loaded.contact(for: "e@example.org") != nil && loaded.contact(for: "f@example.org") != nil)
     }
+
+    /// The race the lock is for: an append waiting for the lock while the book is
+    /// replaced (as an edit replaces it) must land in the new file, not in the one
+    /// renamed away. Without the check after locking, the card would be lost.
+    @Test func anAppendWaitingWhileTheBookIsReplacedLandsInTheNewBook() throws {
+        let dir = try TemporaryDirectory()
+        let book = dir.path + "/book.vcf"
+        try Self.handWritten.write(toFile: book, atomically: true, encoding: .utf8)
+        let lock = try BookLock(book)
+        final class Outcome: @unchecked Sendable { var error: (any Error)?; let done = DispatchSemaphore(value: 0) }
+        let outcome = Outcome()
+        DispatchQueue.global().async {
+            do {
+                try AddressBook.append(Contact(addresses: ["f@example.org"], escrow: EscrowQuestion(question: "R?", answer: "B")), toFile: book)
+            } catch {
+                outcome.error = error
+            }
+            outcome.done.signal()
+        }
+        usleep(300_000)           // the append now waits for the lock on the old file
+        try Self.handWritten.write(toFile: book + ".new", atomically: false, encoding: .utf8)
+        #expect(rename(book + ".new", book) == 0)
+        lock.release()
+        outcome.done.wait()
+        #expect(outcome.error == nil)
+        let loaded = try AddressBook.load(name: "b", path: book)
+        #expect(loaded.contact(for: "f@example.org") != nil && loaded.contact(for: "hand@example.org") != nil)
+    }
 }
