@@ -73,18 +73,14 @@ public struct NoticeTemplates: Sendable {
         return out + rest
     }
 
-    /// Header text must stay on one line whatever a sender or template put in it.
-    static func oneLine(_ s: String) -> String {
-        OneLine.of(s)
-    }
 
     static func values(_ v: Values) -> [String: String] {
         let expires = DeliveryReport.rfc5322Date(v.expires)
-        let verification = v.question.map { "You will be asked this question: \(oneLine($0))" }
+        let verification = v.question.map { "You will be asked this question: \(OneLine.of($0))" }
             ?? (v.setsPassword
                 ? "You have no secure-message account yet: the link first asks you to choose a password, which creates your account; keep it for later messages."
                 : "Sign in with your escrow account to read it.")
-        return ["sender": oneLine(v.sender), "recipient": v.recipient, "link": v.link, "question": v.question.map(oneLine) ?? "",
+        return ["sender": OneLine.of(v.sender), "recipient": v.recipient, "link": v.link, "question": v.question.map(OneLine.of) ?? "",
                 "verification": verification, "expires": expires, "id": v.id]
     }
 
@@ -92,7 +88,7 @@ public struct NoticeTemplates: Sendable {
     /// and HTML alternatives, no content of the original.
     public func notice(_ v: Values, from: String, hostname: String, date: Date) throws -> Message {
         let vals = Self.values(v)
-        let subject = Self.oneLine(Self.render(subject, vals))
+        let subject = OneLine.of(Self.render(subject, vals))
         let textBody = Array(Self.render(text, vals).utf8)
         let htmlBody = Array(Self.render(html, vals, escape: HTMLText.escape).utf8)
         let ascii = (textBody + htmlBody).allSatisfy { $0 < 0x80 }
@@ -108,7 +104,7 @@ public struct NoticeTemplates: Sendable {
         for (name, value) in [("From", from), ("To", v.recipient), ("Subject", EncodedWords.encodeIfNeeded(subject)),
                               ("Date", DeliveryReport.rfc5322Date(date)), ("Message-ID", messageID),
                               ("Auto-Submitted", "auto-generated"), ("MIME-Version", "1.0")] {
-            head += "\(name): \(Self.oneLine(value))\r\n"
+            head += "\(name): \(OneLine.of(value))\r\n"
         }
         return try Message(bytes: Array(head.utf8) + body.serialized())
     }
@@ -166,7 +162,7 @@ public enum ReadReceipt {
     /// Names the message by its Message-ID and the date it was sent (never its
     /// subject, which the store does not hold), and threads with it.
     public static func message(for r: Receipt, from: String, date: Date) throws -> Message {
-        let which = [r.originalID.map { "\(NoticeTemplates.oneLine($0)) " }, r.sent.map { "of \(DeliveryReport.rfc5322Date($0)) " }]
+        let which = [r.originalID.map { "\(OneLine.of($0)) " }, r.sent.map { "of \(DeliveryReport.rfc5322Date($0)) " }]
             .compactMap { $0 }.joined()
         return try receipt(to: r.sender, subject: "Read: secure message to \(r.recipient)", text: """
             Your secure message \(which)to \(r.recipient) was opened on \(DeliveryReport.rfc5322Date(r.opened)).
@@ -182,12 +178,12 @@ public enum ReadReceipt {
     static func receipt(to sender: String, subject: String, text: String, from: String, date: Date,
                         inReplyTo: String? = nil) throws -> Message {
         var head = ""
-        var fields = [("From", from), ("To", sender), ("Subject", NoticeTemplates.oneLine(subject)),
+        var fields = [("From", from), ("To", sender), ("Subject", OneLine.of(subject)),
                       ("Date", DeliveryReport.rfc5322Date(date)), ("Auto-Submitted", "auto-generated"),
                       ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8"),
                       ("Content-Transfer-Encoding", "8bit")]
         // Threaded with the original in the sender's mail client.
-        if let id = inReplyTo.map(NoticeTemplates.oneLine), id.hasPrefix("<"), id.hasSuffix(">"), !id.contains(" ") {
+        if let id = inReplyTo.map(OneLine.of), id.hasPrefix("<"), id.hasSuffix(">"), !id.contains(" ") {
             fields += [("In-Reply-To", id), ("References", id)]
         }
         for (name, value) in fields {
@@ -224,7 +220,7 @@ public enum AccountMail {
 
     public static func secureSendConfirmation(to address: String, recipient: String, link: String, from: String,
                                               hostname: String, date: Date, valid: TimeInterval) throws -> Message {
-        try mail(to: address, subject: "Confirm your secure message to \(NoticeTemplates.oneLine(recipient))", from: from,
+        try mail(to: address, subject: "Confirm your secure message to \(OneLine.of(recipient))", from: from,
                  hostname: hostname, date: date, text: """
             Someone, probably you, wrote a secure message to \(recipient) on our
             secure-message form, giving this address as theirs.
@@ -245,7 +241,7 @@ public enum AccountMail {
                               ("Date", DeliveryReport.rfc5322Date(date)), ("Message-ID", messageID),
                               ("Auto-Submitted", "auto-generated"), ("MIME-Version", "1.0"),
                               ("Content-Type", "text/plain; charset=utf-8"), ("Content-Transfer-Encoding", "8bit")] {
-            head += "\(name): \(NoticeTemplates.oneLine(value))\r\n"
+            head += "\(name): \(OneLine.of(value))\r\n"
         }
         var m = try Message(bytes: Array((head + "\r\n" + text).utf8))
         let routing = Envelope(sender: "",

@@ -3,7 +3,11 @@ internal import COpenSSL
 /// Message digests through OpenSSL's EVP interface.
 package enum Digest {
     package static func sha1(_ data: [UInt8]) throws -> [UInt8] { try digest(data, EVP_sha1()) }
-    package static func sha256(_ data: [UInt8]) throws -> [UInt8] { try digest(data, EVP_sha256()) }
+    package static func sha256(_ data: [UInt8]) throws -> [UInt8] {
+        let s = try SHA256Stream()
+        try s.update(data[...])
+        return try s.finish()
+    }
 
     private static func digest(_ data: [UInt8], _ md: OpaquePointer?) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))

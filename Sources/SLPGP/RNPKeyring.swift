@@ -74,6 +74,9 @@ final class RNPKeyring {
         let sink = DescriptorStream(fd: output)
         let sourceContext = Unmanaged.passUnretained(source).toOpaque()
         let sinkContext = Unmanaged.passUnretained(sink).toOpaque()
+        // librnp calls back into both until its handles are destroyed (the defers
+        // below, which run before this one): they must live that long.
+        defer { withExtendedLifetime(source) {}; withExtendedLifetime(sink) {} }
         var rinput: rnp_input_t?
         if let e = PGPError.check(rnp: rnp_input_from_callback(&rinput, readFromDescriptor, nil, sourceContext),
                                   "cannot wrap the message for librnp") { throw e }

@@ -30,15 +30,6 @@ public final class AuditLog {
         if destination == .syslog { Self.openSyslog(tool) }
     }
 
-    public convenience init(path: String) {
-        self.init(.file(path), tool: "sl")!
-    }
-
-    public var path: String? {
-        if case .file(let p) = destination { return p }
-        return nil
-    }
-
     public func timestamp(_ d: Date) -> String { formatter.string(from: d) }
 
     public func record(_ fields: [String: Any]) throws {
@@ -49,10 +40,9 @@ public final class AuditLog {
     /// Writes the records so far.
     public func commit() throws {
         guard !lines.isEmpty else { return }
-        defer { lines.removeAll() }
         switch destination {
         case .off:
-            return
+            break           // never made (init returns nil)
         case .syslog:
             for line in lines.split(separator: 0x0A) {
                 String(decoding: line, as: UTF8.self).withCString { text in
@@ -73,12 +63,16 @@ public final class AuditLog {
             defer { close(fd) }
             try FileDescriptorIO.writeAll(fd, lines)
         }
+        // Only once written: a caller that retries a failed commit loses nothing.
+        lines.removeAll()
     }
 
     /// openlog keeps the pointer it is given: the identity must outlive the process.
     nonisolated(unsafe) private static var identity: UnsafeMutablePointer<CChar>?
+    /// Once per process (sl-portal makes a log per event).
     private static func openSyslog(_ tool: String) {
-        if identity == nil { identity = strdup(tool) }
+        guard identity == nil else { return }
+        identity = strdup(tool)
         openlog(identity, LOG_PID, LOG_MAIL)
     }
 }

@@ -118,13 +118,14 @@ public final class Classifier {
         let fallback: FallbackAction = options.requireTLS ? .bounce : settings.fallback
 
         var output: [Message] = []
-        let digest = try MessageDigest.of(message)
+        var digest: String?          // a pass over the whole body: only for a copy that goes on
         for group in Self.groups(decisions) where group.method != .bounce {
             var copy = message
             var env = Envelope(sender: sender,
                                recipients: group.members.map { Envelope.Recipient(address: $0.recipient.addrSpec, parameters: $0.parameters) },
                                method: group.method, tls: group.method == .tls ? .required : .opportunistic,
                                fallback: fallback, account: settings.account)
+            if digest == nil { digest = try MessageDigest.of(message) }
             env.messageDigest = digest
             try env.write(into: &copy.header)
             if copy.fromLine == nil || options.sender != nil {

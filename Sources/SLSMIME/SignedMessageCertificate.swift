@@ -39,7 +39,7 @@ public enum SignedMessageCertificate {
                 throw SignedMessageError("multipart/signed has \(entity.parts.count) parts, not the content and the signature")
             }
             // RFC 8551 3.1.1: the signature covers the first part in canonical form, CRLF line ends.
-            content = canonical(entity.parts[0].serialized())
+            content = CRLF.canonical(entity.parts[0].serialized())
             signature = try decoded(entity.parts[1])
         case "application/pkcs7-mime", "application/x-pkcs7-mime":
             let smimeType = (type.parameter("smime-type") ?? "").lowercased()
@@ -55,19 +55,6 @@ public enum SignedMessageCertificate {
 
     private static func decoded(_ part: MIMEEntity) throws -> Bytes {
         do { return try part.decodedBody() } catch { throw SignedMessageError("the signature part cannot be decoded: \(error)") }
-    }
-
-    /// Line ends as CRLF (a message saved to a file usually has LF).
-    static func canonical(_ bytes: Bytes) -> Bytes {
-        var out = Bytes()
-        out.reserveCapacity(bytes.count + bytes.count / 32)
-        var previous: UInt8 = 0
-        for b in bytes {
-            if b == 0x0A && previous != 0x0D { out.append(0x0D) }
-            out.append(b)
-            previous = b
-        }
-        return out
     }
 
     private static func verify(_ der: Bytes, content: Bytes?, address: String) throws -> (certificate: X509Certificate, certificates: [X509Certificate]) {

@@ -75,6 +75,7 @@ public struct ClassifyTool {
         try filter.process { message in
             let result = try classifier.classify(message)
             let now = audit?.timestamp(Date())
+            let size = message.header.bytes.count + message.body.count
             for d in result.decisions {
                 var r: [String: Any] = [
                     "recipient": d.recipient.addrSpec, "method": d.method.rawValue, "reason": d.reason,
@@ -83,7 +84,6 @@ public struct ClassifyTool {
                 if let id = result.messageID {
                     r["message_id"] = id
                     if let classified, report == .none {
-                        let size = message.header.bytes.count + message.body.count
                         if classified.contains(messageID: id, size: size, recipient: d.recipient.addrSpec) { r["retry"] = true }
                         classified.record(messageID: id, size: size, recipient: d.recipient.addrSpec, now: Date().timeIntervalSince1970)
                     }

@@ -32,14 +32,18 @@ final class OpenTracker {
     /// The copies of one classified message, tracked where the sender's settings
     /// ask for it.
     func copies(of result: ClassifiedMessage, account: String?, index: Int) throws -> [Message] {
-        guard try configuration.settings(forSender: result.sender, account: account).openTracking else { return result.output }
-        return try result.output.map { try track($0, messageID: result.messageID, index: index) }
+        guard try configuration.settings(forSender: result.sender, account: account).openTracking,
+              let first = result.output.first else { return result.output }
+        // Every copy has the body of the message: the place for the image is found
+        // once (a pass over the whole body), the image itself goes into each copy.
+        guard let site = try RemoteImage.site(in: first) else { return result.output }
+        return try result.output.map { try track($0, at: site, messageID: result.messageID, index: index) }
     }
 
-    private func track(_ copy: Message, messageID: String?, index: Int) throws -> Message {
+    private func track(_ copy: Message, at site: HTMLTextPart, messageID: String?, index: Int) throws -> Message {
         // Mail from the null sender is not tracked: no receipt could reach anyone.
         guard let envelope = try Envelope.read(from: copy.header), Self.methods.contains(envelope.method),
-              !envelope.sender.isEmpty, let site = try RemoteImage.site(in: copy) else { return copy }
+              !envelope.sender.isEmpty else { return copy }
         let recipients = envelope.recipients.map(\.address)
         let url: String
         do {

@@ -40,7 +40,8 @@ import Testing
         #expect(try !store.recordFetch(token: token, now: during))
         #expect(try store.trackedCopies().allSatisfy { $0.firstOpen == nil && $0.lastOpen == nil })
         #expect(try store.pendingOpenReceipts().isEmpty)
-        #expect(token != real)
+        // and the real token still works afterwards
+        #expect(try store.recordFetch(token: real, now: during))
     }
 
     /// The database holds no token: whoever copies it cannot fetch the images and
