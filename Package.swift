@@ -33,8 +33,8 @@ let package = Package(
         // System libraries, used behind owning wrappers only.
         .systemLibrary(name: "CGPGME", pkgConfig: "gpgme",
                        providers: [.apt(["libgpgme-dev"])]),
-        .systemLibrary(name: "CRNP", pkgConfig: "librnp",
-                       providers: [.apt(["librnp-dev"])]),
+        // librnp is opened at run time (dlopen), not linked: see its header.
+        .target(name: "CRNP", linkerSettings: [.linkedLibrary("dl")]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0",

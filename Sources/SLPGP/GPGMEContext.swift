@@ -38,7 +38,9 @@ final class GPGMEContext {
         guard let c else { throw PGPError("cannot start GPGME") }
         ctx = c
         if let e = PGPError.check(gpgme_set_protocol(ctx, GPGME_PROTOCOL_OpenPGP), "OpenPGP protocol unavailable") { throw e }
-        if let home = homeDirectory,
+        // A home that GNUPGHOME already names is left to it: giving a context a home
+        // of its own makes GPGME run `gpg --version` again (PGPKeyring.prepareProcess).
+        if let home = homeDirectory, home != ProcessInfo.processInfo.environment["GNUPGHOME"],
            let e = PGPError.check(gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, nil, home), "cannot use GnuPG home \(home)") {
             throw e
         }

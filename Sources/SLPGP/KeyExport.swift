@@ -14,17 +14,25 @@ public struct KeyDataError: Error, CustomStringConvertible, Equatable {
 extension GPGMEContext {
     /// The public key with `fingerprint`, as binary OpenPGP packets.
     func export(fingerprint: String) throws -> Bytes {
+        let data = try export(pattern: fingerprint)
+        guard !data.isEmpty else { throw PGPError("GnuPG exported nothing for key \(fingerprint)") }
+        return data
+    }
+
+    /// The public keys gpg finds for `pattern`, as binary OpenPGP packets; empty when
+    /// there are none.
+    func export(pattern: String) throws -> Bytes {
         var h: gpgme_data_t?
         if let e = PGPError.check(gpgme_data_new(&h), "cannot make a GPGME buffer") { throw e }
         guard let h else { throw PGPError("cannot make a GPGME buffer") }
         gpgme_set_armor(ctx, 0)
         defer { gpgme_set_armor(ctx, 1) }
-        let err = gpgme_op_export(ctx, fingerprint, 0, h)
+        let err = gpgme_op_export(ctx, pattern, 0, h)
         var size = 0
         let memory = gpgme_data_release_and_get_mem(h, &size)
         defer { gpgme_free(memory) }
-        if let e = PGPError.check(err, "exporting key \(fingerprint) failed") { throw e }
-        guard let memory, size > 0 else { throw PGPError("GnuPG exported nothing for key \(fingerprint)") }
+        if let e = PGPError.check(err, "exporting key \(pattern) failed") { throw e }
+        guard let memory, size > 0 else { return [] }
         return Array(UnsafeRawBufferPointer(start: memory, count: size))
     }
 }
@@ -34,7 +42,7 @@ extension PGPKeyring {
     /// valid: one key, or an error saying why not), exported as binary packets.
     public func exportKey(for address: String) throws -> (fingerprint: String, keyData: Bytes) {
         let selected = try key(for: address)
-        return (selected.key.fingerprint, try context.export(fingerprint: selected.key.fingerprint))
+        return (selected.fingerprint, try context().export(fingerprint: selected.fingerprint))
     }
 
     /// The one key in `data` (binary or armored, one key or several) that GnuPG
@@ -47,7 +55,7 @@ extension PGPKeyring {
         let ring = try PGPKeyring(homeDirectory: scratch.path)
         let imported = try ring.importKeys(data)
         var keys: [PGPKey] = []
-        for f in Set(imported).sorted() { keys += try ring.context.listKeys(f).filter { $0.fingerprint == f } }
+        for f in Set(imported).sorted() { keys += try ring.context().listKeys(f).filter { $0.fingerprint == f } }
         guard !keys.isEmpty else { throw KeyDataError("\(source) holds no OpenPGP public key GnuPG accepts") }
         var usable: [PGPKey] = []
         var reasons: [String] = []
@@ -60,6 +68,6 @@ extension PGPKeyring {
         guard usable.count == 1 else {
             throw KeyDataError("\(source) has \(usable.count) usable keys for \(address) (\(usable.map(\.fingerprint).joined(separator: ", "))); give a file with only the key the contact confirms")
         }
-        return (usable[0].fingerprint, try ring.context.export(fingerprint: usable[0].fingerprint))
+        return (usable[0].fingerprint, try ring.context().export(fingerprint: usable[0].fingerprint))
     }
 }

@@ -12,6 +12,9 @@ public final class PGPKey: @unchecked Sendable {
     public let isInvalid: Bool
     /// The key has a usable (not revoked, expired, disabled or invalid) encryption subkey.
     public let canEncrypt: Bool
+    /// Fingerprints of the keys (subkeys, or the primary) GnuPG would encrypt to:
+    /// able to encrypt and not revoked, expired, disabled or invalid.
+    public let encryptionKeys: [String]
     public let userIDs: [UserID]
 
     public struct UserID: Sendable, Equatable {
@@ -37,14 +40,17 @@ public final class PGPKey: @unchecked Sendable {
         isExpired = k.expired != 0
         isDisabled = k.disabled != 0
         isInvalid = k.invalid != 0
-        var encrypt = false
+        var encrypting: [String] = []
         var sub = k.subkeys
         while let s = sub {
             let p = s.pointee
-            if p.can_encrypt != 0 && p.revoked == 0 && p.expired == 0 && p.disabled == 0 && p.invalid == 0 { encrypt = true }
+            if p.can_encrypt != 0 && p.revoked == 0 && p.expired == 0 && p.disabled == 0 && p.invalid == 0 {
+                encrypting.append(p.fpr.map { String(cString: $0).uppercased() } ?? "")
+            }
             sub = p.next
         }
-        canEncrypt = encrypt && k.can_encrypt != 0
+        encryptionKeys = encrypting
+        canEncrypt = !encrypting.isEmpty && k.can_encrypt != 0
         var uids: [UserID] = []
         var u = k.uids
         while let uid = u {

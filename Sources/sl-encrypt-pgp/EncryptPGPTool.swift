@@ -37,8 +37,10 @@ public struct EncryptPGPTool: Sendable {
             ?? environmentValue("GNUPGHOME") ?? environmentValue("HOME").map { $0 + "/.gnupg" }
         // The keyrings are opened with the first message that needs one: a stream
         // with nothing for PGP (most of a gateway's) starts no gpg and needs no home.
+        PGPKeyring.prepareProcess(home: dryRun ? nil : home)
         let keyrings = Keyrings(workers: max(1, jobs), home: home, dryRun: dryRun)
         defer { keyrings.close() }
+        keyrings.warmUp(for: recipients)
         let workers = keyrings.count
         let books = configuration.map { BookShelf(books: $0.installation.books, defaultBook: $0.installation.defaultBook) }
         let filter = try StreamFilter(tool: Self.tool, options: stream)
@@ -46,12 +48,12 @@ public struct EncryptPGPTool: Sendable {
         let tool = self
         let hostname = configuration?.installation.hostname ?? localHostName()
         try filter.process(workers: workers) { message, worker in
-            try tool.encrypt(message, keyring: { try keyrings.keyring(worker) }, configuration: configuration, books: books, hostname: hostname)
+            try tool.encrypt(message, keyring: { keyrings.keyring(worker) }, configuration: configuration, books: books, hostname: hostname)
         }
         try filter.commit()
     }
 
-    func encrypt(_ message: Message, keyring openKeyring: () throws -> PGPKeyring, configuration: Configuration?, books: BookShelf?,
+    func encrypt(_ message: Message, keyring openKeyring: () -> PGPKeyring, configuration: Configuration?, books: BookShelf?,
                  hostname: String) throws -> [Message] {
         // Alone (-r) the routing fields do not matter: the message is the user's own
         // and may carry any X-SL-* text; only a pipeline's routing is read.
@@ -68,20 +70,25 @@ public struct EncryptPGPTool: Sendable {
             Diagnostics.warn(Self.tool, "message \(message.index) is already \(kind.rawValue) encrypted; passed on unchanged")
             return [message]
         }
-        let keyring = try openKeyring()
+        let keyring = openKeyring()
         let sender = try senderAddress(envelope, message)
         let settings = try configuration?.settings(forSender: sender, account: envelope?.account)
         var keys: [SelectedKey] = []
         // In a pipeline a recipient without a usable key is left out and reported
         // to the sender; alone (-r) it fails the run, as gpg would.
         var refusals = RecipientRefusals(warn: { Diagnostics.warn(Self.tool, $0) })
+        let signing = sign ?? settings?.pgpSign ?? false
+        // Signing and hidden recipients run through GnuPG, which must then hold the
+        // book's keys too; otherwise a book's pinned key goes to librnp alone.
+        let gnupgOnly = signing || hideRecipients
         for w in wanted {
             func select() throws -> SelectedKey {
-                // A key the classifier found in an address book is imported and pinned
-                // by the fingerprint the routing carries.
+                // A key the classifier found in an address book, pinned by the
+                // fingerprint the routing carries.
                 if let pin = w.pin, let bookName = w.book, let books,
                    let contact = try books.book(named: bookName)?.contact(for: w.address),
                    let ref = contact.pgpKeys.first(where: { $0.fingerprint.uppercased() == pin.uppercased() }) {
+                    guard gnupgOnly else { return try keyring.bookKey(for: w.address, pinnedFingerprint: pin, keyData: ref.keyData) }
                     try keyring.importKey(fingerprint: ref.fingerprint, keyData: ref.keyData)
                 }
                 return try keyring.key(for: w.address, pinnedFingerprint: w.pin)
@@ -95,7 +102,7 @@ public struct EncryptPGPTool: Sendable {
         var options = PGPMIMEOptions()
         options.outerSubject = settings?.protectedSubject ?? "[...]"
         options.hideRecipients = hideRecipients
-        if sign ?? settings?.pgpSign ?? false {
+        if signing {
             guard let signer = signAs ?? (sender.isEmpty ? nil : sender) else {
                 throw UsageError("message \(message.index) has no sender to sign for; give --sign-as ADDRESS")
             }
@@ -103,7 +110,7 @@ public struct EncryptPGPTool: Sendable {
         }
         if encryptToSelf ?? settings?.pgpEncryptToSelf ?? false, !sender.isEmpty {
             let own = try keyring.key(for: sender)
-            if !keys.contains(where: { $0.key.fingerprint == own.key.fingerprint }) { keys.append(own) }
+            if !keys.contains(where: { $0.fingerprint == own.fingerprint }) { keys.append(own) }
         }
         guard let envelope else { return [try PGPMIMEEncryptor(keyring: keyring).encrypt(message, to: keys, options: options)] }
         return try refusals.finish(message, envelope, hostname: hostname) { copy in
@@ -119,11 +126,12 @@ public struct EncryptPGPTool: Sendable {
     }
 }
 
-/// One GnuPG keyring per worker (a GPGME context and its librnp keyring are not
-/// shared between threads),
-/// opened when a worker first needs one. A dry run opens them on a throwaway copy
-/// of the home: importing the address books' keys is the one change a run makes
-/// there.
+/// One keyring per worker (a GPGME context and its librnp keyring are not shared
+/// between threads), made when a worker first needs one. Making one starts nothing:
+/// GnuPG is started (and its home looked for) only when a keyring key is asked for,
+/// so a stream with nothing for PGP, or only address-book keys, runs no gpg. A dry
+/// run uses a throwaway copy of the home: importing the address books' keys is the
+/// one change a run makes there.
 final class Keyrings: @unchecked Sendable {
     let count: Int
     private let home: String?
@@ -131,24 +139,45 @@ final class Keyrings: @unchecked Sendable {
     private let lock = NSLock()
     private var opened: [Int: PGPKeyring] = [:]
     private var scratch: ScratchHome?
+    /// Worker 0's keyring while it selects keys ahead of the first message.
+    private var warming: DispatchSemaphore?
 
     init(workers: Int, home: String?, dryRun: Bool) {
         count = workers; self.home = home; self.dryRun = dryRun
     }
 
-    func keyring(_ worker: Int) throws -> PGPKeyring {
+    func keyring(_ worker: Int) -> PGPKeyring {
+        if worker == 0, let warming { warming.wait(); warming.signal() }
         lock.lock(); defer { lock.unlock() }
         if let k = opened[worker] { return k }
-        guard var path = home else {
-            throw PGPHomeError(description: "no GnuPG home: there is no HOME (as under Postfix pipe(8) and cron); set pgp_homedir or state_directory in sl.conf, or GNUPGHOME")
-        }
-        if dryRun {
-            if scratch == nil { scratch = try ScratchHome(copying: path) }
-            path = scratch!.path
-        }
-        let k = try PGPKeyring(homeDirectory: path)
+        let k = PGPKeyring(locatingHome: { [self] in try homePath() })
         opened[worker] = k
         return k
+    }
+
+    /// Selects the keys of `recipients` (sl-encrypt-pgp -r) on another thread while
+    /// the first message is read: gpg lists and exports them meanwhile. A failure is
+    /// not kept; the message's own selection meets it again and reports it.
+    func warmUp(for recipients: [String]) {
+        guard !recipients.isEmpty else { return }
+        PGPKeyring.preloadLibrnp()
+        let ring = keyring(0)
+        let done = DispatchSemaphore(value: 0)
+        warming = done
+        Thread {
+            for r in recipients { _ = try? ring.key(for: r) }
+            done.signal()
+        }.start()
+    }
+
+    private func homePath() throws -> String {
+        lock.lock(); defer { lock.unlock() }
+        guard let home else {
+            throw PGPHomeError(description: "no GnuPG home: there is no HOME (as under Postfix pipe(8) and cron); set pgp_homedir or state_directory in sl.conf, or GNUPGHOME")
+        }
+        guard dryRun else { return home }
+        if scratch == nil { scratch = try ScratchHome(copying: home) }
+        return scratch!.path
     }
 
     /// Stops the throwaway home's agent and removes it.

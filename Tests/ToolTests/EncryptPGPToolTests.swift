@@ -268,6 +268,37 @@ let attachmentMessage: Bytes = {
         #expect(fifty == one, "\(fifty) gpg processes for 50 messages, \(one) for one")
     }
 
+    /// A pipeline whose PGP recipients all come from an address book: the keys are
+    /// checked and used by librnp, and the run starts no process at all (no gpg, no
+    /// gpgconf, no gpg-agent), as strace counts every execve after the tool's own.
+    @Test func aBookOnlyPipelineStartsNoGnuPGProcess() throws {
+        let dir = try Tools.scratch()
+        // Bob's key is cv25519, Carol's RSA-3072
+        let book = try ["bob@example.org", "carol@example.net"].map { who in
+            "BEGIN:VCARD\r\nVERSION:4.0\r\nEMAIL:\(who)\r\nKEY:data:application/pgp-keys;base64,\(Data(try home.export(who)).base64EncodedString())\r\nEND:VCARD\r\n"
+        }.joined()
+        try book.write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
+        let conf = dir.appendingPathComponent("sl.conf").path
+        // a GnuPG home that does not exist: nothing may need it
+        let noHome = dir.appendingPathComponent("no-gnupg").path
+        try "book b = book.vcf\ndefault_book = b\nask_sender = no\nfallback = insecure\npgp_homedir = \(noHome)\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let classified = try Tools.run("sl-classify", ["--config", conf, "-t"],
+                                       stdin: bytes("From: alice@clinic.example\nTo: bob@example.org, carol@example.net\nSubject: lab\n\nFrom the lab\n"))
+        #expect(classified.status == 0, "\(classified.stderr)")
+        let log = dir.appendingPathComponent("execve").path
+        let run = try Tools.run("sl-encrypt-pgp", ["--config", conf], stdin: classified.stdout,
+                                wrapper: ["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", log])
+        #expect(run.status == 0, "\(run.stderr)")
+        let started = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+            .filter { $0.contains("execve(") && !$0.contains("= -1") }
+        #expect(started.count == 1 && started.first?.contains("sl-encrypt-pgp") == true, "\(started.joined(separator: "\n"))")
+        #expect(!FileManager.default.fileExists(atPath: noHome))
+        let pgp = try #require(try Tools.messages(run.stdout).first { (try? Envelope.read(from: $0.header))??.method == .pgp })
+        let (payload, status) = try decryptPGPMIME(pgp, with: home)
+        #expect(String(decoding: payload, as: UTF8.self).hasSuffix("\r\n\r\nFrom the lab\r\n"))
+        #expect(status.components(separatedBy: "ENC_TO ").count - 1 == 2)
+    }
+
     @Test func theRNPCommandDecryptsWhatTheToolWrites() throws {
         let run = try encrypt(["-r", "bob@example.org", "-r", "carol@example.net"], attachmentMessage)
         #expect(run.status == 0, "\(run.stderr)")

@@ -250,14 +250,22 @@ func pgpRecipientKeys(_ m: Message, _ home: GPGHome) throws -> Int {
         let scratch = try Tools.scratch().path
         let dir = try setup([Card.pgp("bob@example.org", try home.export("bob@example.org"))])
         let routed = try Tools.run("sl-classify", ["--config", conf(dir), "-t"], stdin: Self.message(to: "bob@example.org"))
+        // A book's pinned key goes to librnp alone: no GnuPG home is used or made.
+        let unused = scratch + "/unused-home"
+        let bookOnly = try Tools.run("sl-encrypt-pgp", ["--config", conf(dir), "--homedir", unused], stdin: routed.stdout)
+        #expect(bookOnly.status == 0, "\(bookOnly.stderr)")
+        #expect(try Tools.messages(bookOnly.stdout).first?.header["Content-Type"]?.hasPrefix("multipart/encrypted") == true)
+        #expect(!FileManager.default.fileExists(atPath: unused))
+        // Hidden recipients need GnuPG, which gets the book's key: the home is made.
         let fresh = scratch + "/new-home"
-        let made = try Tools.run("sl-encrypt-pgp", ["--config", conf(dir), "--homedir", fresh], stdin: routed.stdout)
+        let made = try Tools.run("sl-encrypt-pgp", ["--config", conf(dir), "--homedir", fresh, "--hide-recipients"], stdin: routed.stdout)
         #expect(made.status == 0, "\(made.stderr)")
         var st = stat()
         #expect(stat(fresh, &st) == 0 && st.st_mode & 0o777 == 0o700)
         let out = try Tools.messages(made.stdout)
         #expect(out.count == 1 && out[0].header["Content-Type"]?.hasPrefix("multipart/encrypted") == true)
-        let nowhere = try Tools.run("sl-encrypt-pgp", ["--config", conf(dir), "--homedir", scratch + "/no/such/home"], stdin: routed.stdout)
+        let nowhere = try Tools.run("sl-encrypt-pgp", ["--config", conf(dir), "--homedir", scratch + "/no/such/home", "--hide-recipients"],
+                                    stdin: routed.stdout)
         #expect(nowhere.status == 78 && nowhere.stdout.isEmpty)
         #expect(nowhere.stderr.contains("does not exist") && nowhere.stderr.split(separator: "\n").count == 1, "\(nowhere.stderr)")
     }
@@ -376,10 +384,10 @@ func pgpRecipientKeys(_ m: Message, _ home: GPGHome) throws -> Int {
         let broken = try MailUser.run([send, "--config", brokenConf, "-t"], stdin: Self.message(to: "x@example.org", subject: "+insecure+"))
         #expect(broken.status == 78, "\(broken.stderr)")
         #expect(broken.stderr.contains("sl-encrypt-smime"), "\(broken.stderr)")
-        // a PGP copy with no GnuPG home to use (no HOME, no state directory): the
-        // encryption stage's 78, not the 0 of the stages after it
+        // a signed PGP copy with no GnuPG home to use (no HOME, no state directory):
+        // the encryption stage's 78, not the 0 of the stages after it
         let noHome = dir.appendingPathComponent("nohome.conf").path
-        try ("book b = \(dir.appendingPathComponent("book.vcf").path)\ndefault_book = b\nask_sender = no\nfallback = insecure\n")
+        try ("book b = \(dir.appendingPathComponent("book.vcf").path)\ndefault_book = b\nask_sender = no\nfallback = insecure\npgp_sign = yes\n")
             .write(toFile: noHome, atomically: true, encoding: .utf8)
         try Card.pgp("bob@example.org", try home.export("bob@example.org"))
             .write(toFile: dir.appendingPathComponent("book.vcf").path, atomically: true, encoding: .utf8)
