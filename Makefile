@@ -18,7 +18,7 @@ SCRIPTS     = $(wildcard bin-scripts/sl-*)
 BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev librnp-dev libsodium-dev libsqlite3-dev libxml2-dev libcurl4-openssl-dev
 # The demo plays a browser against sl-portal with curl.
 DEMO_DEPS   = curl
-TEST_DEPS   = $(BUILD_DEPS) $(DEMO_DEPS) gnupg rnp gpgsm openssl procmail time strace postfix dnsmasq-base \
+TEST_DEPS   = $(BUILD_DEPS) $(DEMO_DEPS) gnupg rnp gpgsm openssl procmail time strace mutt postfix dnsmasq-base \
               chromium chromium-driver nginx
 
 .PHONY: all build deps test-deps install uninstall demo test bench clean

@@ -71,8 +71,33 @@ import SLMessage
         } throws: { e in
             (e as? RecipientKeyError)?.problem.contains("holds no key \(rsa)") == true
         }
-        #expect(throws: RecipientKeyError.self) {
-            _ = try bookOnlyRing().bookKey(for: "x@example.org", pinnedFingerprint: rsa, keyData: Array("not a key".utf8))
+    }
+
+    /// Key data is what a contact or a web key directory handed over: malformed,
+    /// truncated, empty or hostile data is that recipient's refusal, never a crash
+    /// or a failed run.
+    @Test func malformedBookKeyDataIsTheRecipientsRefusal() throws {
+        let rsa = try #require(fx.fingerprints["rsa@example.org"])
+        let good = try keyData("rsa@example.org")
+        var random = SystemRandomNumberGenerator()
+        let cases: [(String, Bytes)] = [
+            ("empty", []),
+            ("text", Array("not a key".utf8)),
+            ("truncated", Array(good.prefix(good.count / 2))),
+            ("one byte short", Array(good.dropLast())),
+            ("armor without a body", Array("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n-----END PGP PUBLIC KEY BLOCK-----\n".utf8)),
+            ("random", (0..<4096).map { _ in UInt8.random(in: 0...255, using: &random) }),
+            ("a huge packet length", [0x99, 0xFF, 0xFF] + Array(good.dropFirst(3))),
+            ("the key twice over, cut", Array((good + good).prefix(good.count + 40))),
+        ]
+        for (what, data) in cases {
+            do {
+                let k = try bookOnlyRing().bookKey(for: "rsa@example.org", pinnedFingerprint: rsa, keyData: data)
+                // data that still holds the whole key (a cut second copy) may be used
+                #expect(what == "the key twice over, cut" && k.fingerprint == rsa, "\(what): accepted")
+            } catch let e as RecipientKeyError {
+                #expect(e.recipient == "rsa@example.org", "\(what)")
+            }
         }
     }
 

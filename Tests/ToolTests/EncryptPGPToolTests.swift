@@ -299,6 +299,38 @@ let attachmentMessage: Bytes = {
         #expect(status.components(separatedBy: "ENC_TO ").count - 1 == 2)
     }
 
+    /// What a recipient's mail reader makes of it: mutt (batch, on a pseudo-terminal
+    /// from script(1), GnuPG through GPGME) opens the message and shows the text.
+    @Test func muttDisplaysTheDecryptedMessage() throws {
+        let run = try encrypt(["-r", "bob@example.org", "-r", "carol@example.net"], attachmentMessage)
+        #expect(run.status == 0, "\(run.stderr)")
+        let dir = try Tools.scratch()
+        let mailHome = dir.appendingPathComponent("home").path
+        try FileManager.default.createDirectory(atPath: mailHome + "/Mail", withIntermediateDirectories: true)
+        let mbox = dir.appendingPathComponent("inbox").path
+        try Data(bytes("From alice@clinic.example Mon Nov 30 09:00:00 2026\n") + run.stdout + bytes("\n")).write(to: URL(fileURLWithPath: mbox))
+        let shown = dir.appendingPathComponent("shown.txt").path
+        let muttrc = dir.appendingPathComponent("muttrc").path
+        try """
+        set crypt_use_gpgme=yes
+        set folder=\(mailHome)/Mail
+        set spoolfile=\(mbox)
+        set pager="cp %s \(shown)"
+        set wait_key=no
+        set prompt_after=no
+
+        """.write(toFile: muttrc, atomically: true, encoding: .utf8)
+        let mutt = try Tools.runCommand(["HOME=\(mailHome)", "GNUPGHOME=\(home.path)", "TERM=vt100", "timeout", "60",
+                                         "script", "-qec", "mutt -n -F \(muttrc) -R -f \(mbox) -e 'push <display-message><exit><quit>'", "/dev/null"],
+                                        stdin: [])
+        #expect(mutt.status == 0, "\(mutt.stderr)")
+        let text = try String(contentsOfFile: shown, encoding: .utf8)
+        #expect(text.contains("[-- The following data is PGP/MIME encrypted --]"), "\(text)")
+        #expect(text.contains("Grüße aus der Praxis.") && text.contains("From the lab: all normal."), "\(text)")
+        #expect(text.contains("results.pdf"), "the attachment is listed: \(text)")
+        #expect(!text.contains("[-- Error"), "\(text)")
+    }
+
     @Test func theRNPCommandDecryptsWhatTheToolWrites() throws {
         let run = try encrypt(["-r", "bob@example.org", "-r", "carol@example.net"], attachmentMessage)
         #expect(run.status == 0, "\(run.stderr)")
