@@ -32,7 +32,7 @@ extension Configuration {
             for item in v.list {
                 let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
                 guard kv.count == 2, let verdict = TLSVerdict(rawValue: kv[1].lowercased()) else {
-                    throw v.error("tls_static entries are DOMAIN=VERDICT (verified, encrypted, none, unreachable)")
+                    throw v.error("tls_static entries are DOMAIN=VERDICT (dane, verified, encrypted, none, unreachable)")
                 }
                 i.transport.tlsStatic[kv[0].lowercased()] = verdict
             }
@@ -154,8 +154,8 @@ extension Configuration {
         "tls_only": .sender { s, v in s.tlsOnly = try v.boolean() },
         "tls_exclude": .sender { s, v in s.tlsExclude = v.list },
         "tls_min_verdict": .sender { s, v in
-            guard let verdict = TLSVerdict(rawValue: v.text.lowercased()), verdict == .verified || verdict == .encrypted else {
-                throw v.error("tls_min_verdict must be verified or encrypted")
+            guard let verdict = TLSVerdict(rawValue: v.text.lowercased()), verdict.satisfies(.encrypted) else {
+                throw v.error("tls_min_verdict must be dane, verified or encrypted")
             }
             s.tlsMinimumVerdict = verdict
         },

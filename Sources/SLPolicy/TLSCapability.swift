@@ -2,7 +2,12 @@ import Foundation
 
 /// What is known about TLS to a domain's MX hosts (the sl-tls-probe vocabulary).
 public enum TLSVerdict: String, Sendable, Codable, CaseIterable {
-    /// Every MX host offers TLS 1.2 or later with a certificate valid for its name.
+    /// Every MX host publishes DNSSEC-validated TLSA records (RFC 7672) and its
+    /// certificate matches them: the strongest verdict, and one WebPKI cannot give
+    /// for the self-signed and private-CA certificates most DANE hosts use.
+    case dane
+    /// Every MX host offers TLS 1.2 or later with a certificate valid for its name
+    /// (WebPKI, or an MTA-STS policy in enforce mode).
     case verified
     /// TLS is offered but not verifiable.
     case encrypted
@@ -13,6 +18,7 @@ public enum TLSVerdict: String, Sendable, Codable, CaseIterable {
 
     var rank: Int {
         switch self {
+        case .dane: return 4
         case .verified: return 3
         case .encrypted: return 2
         case .none: return 1

@@ -121,6 +121,8 @@ public final class Peers: @unchecked Sendable {
             "--mx", "down.test,mx.down.test,10",
             // a real MX that answers 451 to every recipient (see peers.py)
             "--mx", "later.test,mx.on.test,10",
+            // TXT: one record of two character-strings, joined when read
+            "--txt", "_mta-sts.on.test,v=STSv1; ,id=20261130",
         ]
         try Self.run([Self.script, "dnsmasq", "start", "--dir", dir + "/dns", "--port", "\(dnsPort)", "--zone", "test"] + records)
         registerAtExit("rm -rf '\(dir)'")

@@ -10,7 +10,7 @@ server and a scripted misbehaving SMTP server.
                            --local-domains D1[,D2] --filter-service FILE [--main K=V]
     peers.py gateway stop|wait|queue|flush --dir D
     peers.py submit --address A --port N --from S --to R [--to R] < message
-    peers.py dnsmasq start --dir D --port N [--mx D,H,P] [--a H,IP] [--aaaa H,IP]
+    peers.py dnsmasq start --dir D --port N [--mx D,H,P] [--a H,IP] [--aaaa H,IP] [--txt N,T]
                            [--nullmx D] [--records FILE] [--zone Z]
     peers.py dnsmasq stop --dir D
     peers.py badserver --address A --port N --mode MODE [--certs C]
@@ -744,7 +744,7 @@ def refused(what, code, reply, exit=True):
 
 # ---------------------------------------------------------------- dnsmasq
 
-RECORD_KINDS = ("mx", "a", "aaaa", "nullmx", "zone")
+RECORD_KINDS = ("mx", "a", "aaaa", "nullmx", "txt", "zone")
 
 
 def dns_query(server, port, name, qtype=1, timeout=1.0):
@@ -832,6 +832,14 @@ def cmd_dnsmasq_start(args):
                 die("--%s %s: wrong address family" % (kind, value), 64)
             lines.append("host-record=%s,%s" % (host, address))
             names.append(host)
+        elif kind == "txt":
+            # NAME,TEXT[,TEXT...]: one TXT record, each TEXT one character-string
+            fields = value.split(",")          # TEXT is kept as written, spaces too
+            fields[0] = fields[0].strip()
+            if len(fields) < 2 or not fields[0] or any('"' in x or "\\" in x for x in fields):
+                die("--txt wants NAME,TEXT[,TEXT...] without quotes or backslashes, got %r" % value, 64)
+            lines.append("txt-record=%s,%s" % (fields[0], ",".join('"%s"' % x for x in fields[1:])))
+            names.append(fields[0])
         elif kind == "zone":
             zones.add(parts(value, 1, kind)[0].strip(".").lower())
     # Never forward: every top-level name we serve is answered here alone, so
@@ -1123,6 +1131,7 @@ def main():
     dstart.add_argument("--a", action="append", metavar="HOST,IP")
     dstart.add_argument("--aaaa", action="append", metavar="HOST,IP")
     dstart.add_argument("--nullmx", action="append", metavar="DOMAIN")
+    dstart.add_argument("--txt", action="append", metavar="NAME,TEXT[,TEXT...]")
     dstart.add_argument("--zone", action="append", metavar="ZONE",
                         help="also answer NXDOMAIN for unknown names under ZONE")
     dstart.add_argument("--records", action="append", metavar="FILE",

@@ -31,6 +31,12 @@ import SLTestPeers
         #expect(throws: DNSError.noSuchDomain("nothere.test")) { try resolver().mx("nothere.test") }
     }
 
+    @Test func txtRecordsJoinTheirCharacterStrings() throws {
+        #expect(try resolver().txt("_mta-sts.on.test") == ["v=STSv1; id=20261130"])
+        #expect(try resolver().txt("mx.on.test") == nil)
+        #expect(throws: DNSError.noSuchDomain("_smtp._tls.nothere.test")) { try resolver().txt("_smtp._tls.nothere.test") }
+    }
+
     @Test func ipv4ThenIPv6Addresses() throws {
         #expect(try resolver().addresses("b.order.test") == ["127.0.0.3", "::1"])
     }
