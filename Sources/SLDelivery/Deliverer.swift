@@ -376,6 +376,10 @@ public final class Deliverer: @unchecked Sendable {
         if c.extensions["SIZE"] != nil { mail += " SIZE=\(p.size)" }
         if p.eightBit { mail += " BODY=8BITMIME" }
         if p.international { mail += " SMTPUTF8" }
+        // RFC 8689: a TLS-only copy asks every later hop for TLS too, where the next
+        // hop can carry that (it offers REQUIRETLS, over the verified TLS a TLS-only
+        // copy only ever goes over).
+        if p.requireTLS && c.extensions["REQUIRETLS"] != nil { mail += " REQUIRETLS" }
         return [mail] + rcpts.map { "RCPT TO:<\($0)>" } + ["DATA"]
     }
 

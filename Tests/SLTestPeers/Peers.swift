@@ -99,7 +99,7 @@ public final class Peers: @unchecked Sendable {
         certs = dir + "/certs"
         smtpPort = try Self.freePort(type: SOCK_STREAM)
         dnsPort = try Self.freePort(type: SOCK_DGRAM)
-        try Self.run([Self.script, "certs", certs, "--names", Self.servers.map(\.mxHost).joined(separator: ",")])
+        try Self.run([Self.script, "certs", certs, "--names", (Self.servers.map(\.mxHost) + [BadServer.mxHost]).joined(separator: ",")])
 
         var records: [String] = []
         for s in Self.servers {
@@ -121,6 +121,8 @@ public final class Peers: @unchecked Sendable {
             "--mx", "down.test,mx.down.test,10",
             // a real MX that answers 451 to every recipient (see peers.py)
             "--mx", "later.test,mx.on.test,10",
+            // the scripted server's name, for deliveries that verify its certificate
+            "--a", "\(BadServer.mxHost),127.0.0.1",
             // TXT: one record of two character-strings, joined when read
             "--txt", "_mta-sts.on.test,v=STSv1; ,id=20261130",
         ]
@@ -201,14 +203,19 @@ func registerAtExit(_ command: String) {
 /// value lives.
 public final class BadServer: @unchecked Sendable {
     public let address = "127.0.0.1"
+    /// The test DNS name of `address`, which the test certificates name too: route a
+    /// domain to `smtp:[mx.bad.test]:PORT` to deliver over verified TLS.
+    public static let mxHost = "mx.bad.test"
     public let port: UInt16
     let process: Process
 
-    public init(mode: String, certs: String) throws {
+    /// `log`: a file where the server appends every MAIL command it receives.
+    public init(mode: String, certs: String, log: String? = nil) throws {
         port = try Peers.freePort(type: SOCK_STREAM)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [Peers.script, "badserver", "--address", address, "--port", "\(port)", "--mode", mode, "--certs", certs]
+            + (log.map { ["--log", $0] } ?? [])
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice

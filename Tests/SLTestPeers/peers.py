@@ -900,7 +900,7 @@ def cmd_dnsmasq_stop(args):
 
 # ---------------------------------------------------------------- bad server
 
-BAD_MODES = ("injection", "nostarttls", "garbage", "silent", "stall-handshake", "ok", "tls10")
+BAD_MODES = ("injection", "nostarttls", "garbage", "silent", "stall-handshake", "ok", "tls10", "requiretls")
 
 
 class Conversation:
@@ -936,6 +936,9 @@ class Conversation:
         features = ["PIPELINING", "SIZE 10240000", "8BITMIME"]
         if not self.encrypted and self.args.mode != "nostarttls":
             features.append("STARTTLS")
+        if self.encrypted and self.args.mode == "requiretls":
+            # RFC 8689: offered only over TLS (Postfix does not implement it).
+            features.append("REQUIRETLS")
         lines = [host] + features
         return "".join("250%s%s\r\n" % ("-" if i < len(lines) - 1 else " ", text)
                        for i, text in enumerate(lines)).encode()
@@ -994,6 +997,13 @@ class Conversation:
             elif verb in ("NOOP", "RSET"):
                 self.send(b"250 2.0.0 Ok\r\n")
             elif verb in ("MAIL", "RCPT"):
+                if verb == "MAIL" and self.args.log:
+                    with open(self.args.log, "a") as log:
+                        log.write("%s%s\n" % ("TLS " if self.encrypted else "", line))
+                params = line.upper().split()[2:] if verb == "MAIL" else []
+                if "REQUIRETLS" in params and not (self.encrypted and mode == "requiretls"):
+                    self.send(b"555 5.5.4 REQUIRETLS not offered\r\n")
+                    continue
                 self.send(b"250 2.1.0 Ok\r\n")
             elif verb == "DATA":
                 self.send(b"354 End data with <CR><LF>.<CR><LF>\r\n")
@@ -1006,7 +1016,7 @@ class Conversation:
 
 
 def tls_context_for(args):
-    if args.mode not in ("injection", "ok", "tls10"):
+    if args.mode not in ("injection", "ok", "tls10", "requiretls"):
         return None
     if not args.certs:
         die("--mode %s needs --certs CERTDIR (with good.pem/good.key)" % args.mode, 64)
@@ -1147,6 +1157,7 @@ def main():
     bad.add_argument("--mode", required=True, choices=BAD_MODES)
     bad.add_argument("--certs")
     bad.add_argument("--hostname", default="bad.test")
+    bad.add_argument("--log", help="append each MAIL command received to this file")
     bad.set_defaults(func=cmd_badserver)
 
     args = parser.parse_args()

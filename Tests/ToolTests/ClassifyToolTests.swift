@@ -172,6 +172,34 @@ From unquoted in the original
         #expect(o2.header["Subject"] == "newsletter")
     }
 
+    /// RFC 8689's `TLS-Required: No` opts a message out as the insecure trigger does,
+    /// only where the sender's policy allows it, never over a request for encryption,
+    /// and the field travels on for the relays after us.
+    @Test(arguments: [
+        ("allow_insecure_trigger = yes\n", "TLS-Required: No\n", "insecure"),
+        ("allow_insecure_trigger = yes\n", "TLS-Required:   no \n", "insecure"),
+        ("allow_insecure_trigger = no\n", "TLS-Required: No\n", "tls"),
+        ("", "TLS-Required: No\n", "tls"),
+        ("allow_insecure_trigger = yes\n", "TLS-Required: No\nX-Encrypt: yes\n", "bounce"),
+        ("allow_insecure_trigger = yes\n", "TLS-Required: Yes\n", "tls"),
+        ("allow_insecure_trigger = yes\n", "TLS-Required: No\nTLS-Required: No\n", "tls"),
+        ("allow_insecure_trigger = yes\n", "TLS-Required: No, please\n", "tls"),
+    ])
+    func tlsRequiredNoOptsOutWhereThePolicyAllows(_ policyLine: String, _ fields: String, _ method: String) throws {
+        let policy = try PolicyFixture("tls_only = yes\ntls_static = example.org=verified\nfallback = bounce\n" + policyLine)
+        let run = try policy.classify(["-t"], bytes("From: a@clinic.example\nTo: zed@example.org\nSubject: news\n" + fields + "\nx\n"))
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try Tools.messages(run.stdout)
+        let first = try #require(out.first, "\(run.stderr)")
+        if method == "bounce" {
+            // encryption asked for, zed has no key: only the report to the sender
+            #expect(out.count == 1 && first.header["Content-Type"]?.contains("multipart/report") == true)
+            return
+        }
+        #expect(try Envelope.read(from: first.header)?.method.rawValue == method)
+        #expect(first.header.all("TLS-Required").count == fields.components(separatedBy: "TLS-Required").count - 1)
+    }
+
     @Test(arguments: [
         // (arguments, input, exit code, words the one error line must contain)
         (["-t"], "From: a@b.example\nSubject: x\u{0}y\nTo: c@d.example\n\n", Int32(65), "NUL"),

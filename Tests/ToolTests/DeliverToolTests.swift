@@ -118,6 +118,26 @@ import SLTestPeers
         #expect(try setup.auditRecords().first?["outcome"] as? String == "reroute")
     }
 
+    /// RFC 8689: a TLS-only copy carries REQUIRETLS to a next hop that offers it, so
+    /// the requirement travels past it; an opportunistic copy never does, nor does a
+    /// copy to a hop that does not offer it (it would be refused with 555). A scripted
+    /// peer stands in for the next hop: Postfix does not implement REQUIRETLS.
+    @Test(arguments: [("requiretls", "required", true), ("requiretls", "opportunistic", false), ("ok", "required", false)])
+    func requireTLSTravelsWithTLSOnlyCopiesWhereOffered(_ mode: String, _ tls: String, _ expected: Bool) throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let log = setup.dir.appendingPathComponent("mail-commands").path
+        let server = try BadServer(mode: mode, certs: peers.certs, log: log)
+        try "req.test smtp:[\(BadServer.mxHost)]:\(server.port)\n".write(toFile: setup.dir.appendingPathComponent("transport").path, atomically: true, encoding: .utf8)
+        let run = try setup.deliver([], Self.routed(to: ["bob@req.test"], tls: tls, marker: "m-\(UUID().uuidString)"))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try setup.auditRecords().map { $0["outcome"] as? String } == ["delivered"], "\(run.stderr)")
+        let commands = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(commands.count == 1 && commands[0].hasPrefix("TLS MAIL FROM:<alice@clinic.test>"), "\(commands)")
+        #expect(commands.first?.hasSuffix(" REQUIRETLS") == expected, "\(commands)")
+        withExtendedLifetime(server) {}
+    }
+
     @Test func tlsOnlyMailGoesBackForANewDecision() throws {
         let setup = try Setup("reroute_command = cat > \"$(dirname \"$SL_SENDER_FILE\")/rerouted.eml\"; echo \"$SL_SENDER $*\" > \"$(dirname \"$SL_SENDER_FILE\")/rerouted.args\"\n")
         // the command finds its directory through the environment set below
