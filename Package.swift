@@ -42,6 +42,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CResolv"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium",
                        providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
@@ -60,8 +61,9 @@ let package = Package(
         // S/MIME through OpenSSL CMS: certificate checks, signing, encryption.
         .target(name: "SLSMIME", dependencies: ["SLMessage", "SLOpenSSL", "COpenSSL"]),
         // DNS (libresolv), the transport table, TLS (libssl) and the SMTP client; the
-        // TLS probe. Shared by sl-tls-probe, sl-classify and sl-deliver.
-        .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "SLOpenSSL", "COpenSSL", "CResolv"]),
+        // TLS probe; RFC 8460 TLS reports (zlib for their gzip). Shared by sl-tls-probe,
+        // sl-classify and sl-deliver.
+        .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "SLOpenSSL", "COpenSSL", "CResolv", "CZlib"]),
         // What sl-deliver does: the SMTP sender, the queue and its runner, and the
         // failure policy (DeliveryPolicy.swift: what each trouble does, and its status).
         .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),
@@ -128,6 +130,7 @@ let package = Package(
         .testTarget(name: "SLSMIMETests", dependencies: ["SLSMIME", "SLOpenSSL"], exclude: ["Fixtures"]),
         // Golden/ holds .in/.args/.ref files read from the source tree at run time;
         // Portal/pickup.py drives a headless Chromium through the portal (Selenium).
-        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLPolicy", "SLDelivery", "SLTestPeers"], exclude: ["Golden", "Portal"]),
+        // TLSRPT/ holds RFC 8460's report format as a JSON schema, read at run time.
+        .testTarget(name: "ToolTests", dependencies: ["SLMessage", "SLPolicy", "SLDelivery", "SLTestPeers"], exclude: ["Golden", "Portal", "TLSRPT"]),
     ]
 )

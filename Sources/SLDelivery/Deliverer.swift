@@ -56,6 +56,9 @@ public struct DeliveryOptions: Sendable {
     public var tlsCacheTTL: Double = 86_400
     /// Told about problems that do not stop delivery.
     public var warn: @Sendable (String) -> Void = { _ in }
+    /// Told of every session opened to a recipient domain's mail host and how its
+    /// TLS went, for RFC 8460 reports (`tls_reporting`); not for a relay.
+    public var onTLSSession: (@Sendable (TLSSessionRecord) -> Void)?
 
     public init() {}
 }
@@ -179,11 +182,23 @@ public final class Deliverer: @unchecked Sendable {
             }
         }
 
+        func noteSession(_ host: MailHost, _ address: String?, _ local: String?, _ result: String) {
+            guard options.relay == nil, let report = options.onTLSSession else { return }
+            report(TLSSessionRecord(time: Date().timeIntervalSince1970, domain: key, mx: host.name, address: address,
+                                    sendingAddress: local, result: result))
+        }
         for host in hosts where !pending.isEmpty && !StopRequest.requested {
             let session: Session
             do {
-                session = try takeIdle(host) ?? open(host, resolver: resolver, plaintext: false)
+                if let kept = takeIdle(host) {
+                    session = kept
+                } else {
+                    session = try open(host, resolver: resolver, plaintext: false)
+                    noteSession(host, session.connection.address, session.connection.localAddress,
+                                session.verified ? TLSSessionRecord.success : (session.tls?.failure?.rawValue ?? TLSResultType.validationFailure.rawValue))
+                }
             } catch let e as TLSUnusable {
+                noteSession(host, e.address, e.localAddress, e.result ?? TLSResultType.validationFailure.rawValue)
                 // The host answers but gives no verified TLS. TLS-only parcels must
                 // try elsewhere; the others may go in plaintext.
                 tlsProblem = (e.verdict, "\(host.name): \(e.reason)")
@@ -272,6 +287,10 @@ public final class Deliverer: @unchecked Sendable {
 
     struct TLSUnusable: SysexitReporting {
         let verdict: TLSVerdict; let reason: String
+        /// The RFC 8460 result type, and the address that gave it, for TLS reports.
+        var result: String? = nil
+        var address: String? = nil
+        var localAddress: String? = nil
         var sysexit: Sysexit { .tempFail }
     }
 
@@ -302,7 +321,8 @@ public final class Deliverer: @unchecked Sendable {
             }
             if let tls = implicitTLS {
                 guard tls.verified && tls.modernProtocol else {
-                    throw TLSUnusable(verdict: .encrypted, reason: "certificate not verified: \(tls.failureDetail ?? tls.protocolVersion)")
+                    throw TLSUnusable(verdict: .encrypted, reason: "certificate not verified: \(tls.failureDetail ?? tls.protocolVersion)",
+                                      result: tls.failure?.rawValue, address: address, localAddress: c.localAddress)
                 }
                 try authenticate(c)
                 return Session(c, host: host.name, verified: true, tls: tls)
@@ -310,16 +330,16 @@ public final class Deliverer: @unchecked Sendable {
             if plaintext { return Session(c, host: host.name, verified: false, tls: nil) }
             guard c.extensions["STARTTLS"] != nil else {
                 c.quit()
-                throw TLSUnusable(verdict: .none, reason: "STARTTLS not offered")
+                throw TLSUnusable(verdict: .none, reason: "STARTTLS not offered", result: TLSResultType.starttlsNotSupported.rawValue, address: address, localAddress: c.localAddress)
             }
             let tls: TLSDetails
             do {
                 tls = try c.startTLS(context: context, serverName: host.name, verifyName: host.name)
             } catch {
-                throw TLSUnusable(verdict: .none, reason: "\(error)")
+                throw TLSUnusable(verdict: .none, reason: "\(error)", result: TLSResultType.validationFailure.rawValue, address: address, localAddress: c.localAddress)
             }
             guard try c.ehlo(options.heloName).code == 250 else {
-                throw TLSUnusable(verdict: .none, reason: "EHLO after STARTTLS refused")
+                throw TLSUnusable(verdict: .none, reason: "EHLO after STARTTLS refused", result: TLSResultType.validationFailure.rawValue, address: address, localAddress: c.localAddress)
             }
             let verified = tls.verified && tls.modernProtocol
             if options.relay != nil {

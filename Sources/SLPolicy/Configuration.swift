@@ -108,6 +108,13 @@ public struct InstallationSettings: Sendable {
         public var tlsCacheTTL: Double = 86_400
         /// Static TLS verdicts by domain (`tls_static = example.org=verified, ...`).
         public var tlsStatic: [String: TLSVerdict] = [:]
+        /// Whether sl-deliver notes each session's TLS for RFC 8460 reports.
+        public var tlsReporting = false
+        /// The session log those notes go to (default: the state directory's tls-sessions.jsonl).
+        public var tlsReportLog: String?
+        /// RFC 8460 organization-name and contact-info (the reports' From:).
+        public var tlsReportOrganization: String?
+        public var tlsReportContact: String?
     }
 
     /// sl-escrow-pack's and sl-escrow's store, sealing and notices.
@@ -219,6 +226,10 @@ public struct InstallationSettings: Sendable {
     /// (on by default, as an MTA logs every delivery), else nowhere.
     public var effectiveAuditLog: AuditDestination {
         auditLog ?? effectiveStateDirectory.map { .file($0 + "/audit.jsonl") } ?? .off
+    }
+    /// The RFC 8460 session log: `tls_report_log`, else the state directory's tls-sessions.jsonl.
+    public var effectiveTLSReportLog: String? {
+        transport.tlsReportLog ?? effectiveStateDirectory.map { $0 + "/tls-sessions.jsonl" }
     }
     /// Where sl-classify leaves answers a sender gave without saving them.
     public var pendingAnswersDirectory: String? { effectiveStateDirectory.map { $0 + "/pending" } }

@@ -38,6 +38,13 @@ extension Configuration {
             }
         },
         "tls_cache_ttl": .installation { i, v in i.transport.tlsCacheTTL = try v.seconds() },
+        "tls_reporting": .installation { i, v in i.transport.tlsReporting = try v.boolean() },
+        "tls_report_log": .installation { i, v in i.transport.tlsReportLog = v.path },
+        "tls_report_organization": .installation { i, v in i.transport.tlsReportOrganization = v.text },
+        "tls_report_contact": .installation { i, v in
+            guard (try? EmailAddress(parsing: v.text)) != nil else { throw v.error("tls_report_contact must be an address (the reports' From:)") }
+            i.transport.tlsReportContact = v.text
+        },
         "tls_probe": .installation { i, v in i.transport.tlsProbe = try v.boolean() },
         "tls_probe_timeout": .installation { i, v in i.transport.tlsProbeTimeout = try v.seconds() },
         "dns_server": .installation { i, v in i.transport.dnsServer = v.text },

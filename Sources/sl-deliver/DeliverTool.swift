@@ -51,6 +51,14 @@ public struct DeliverTool {
         let source = configuration?.source ?? "sl.conf"
         var options = try deliveryOptions(installation, source: source)
         options.warn = { Diagnostics.warn(Self.tool, $0) }
+        // RFC 8460: each session's TLS noted for `sl-tls-probe --report`.
+        let sessions = installation.transport.tlsReporting && !dryRun
+            ? installation.effectiveTLSReportLog.map { TLSSessionRecorder(log: TLSSessionLog(path: $0)) } : nil
+        if let sessions { options.onTLSSession = { sessions.note($0) } }
+        func noteSessions() {
+            do { try sessions?.flush() } catch { Diagnostics.warn(Self.tool, "TLS reporting: \(error)") }
+        }
+        defer { noteSessions() }
         // Made before any message is taken, so a bad CA bundle is a configuration
         // error (78) rather than a queue that can never be worked.
         let deliverer = try Deliverer(options: options)
@@ -124,6 +132,7 @@ public struct DeliverTool {
         func deliverRound() throws {
             guard intake.count > 0 else { return }
             try worker.attempt(intake, now: Date().timeIntervalSince1970)
+            noteSessions()
             intake = Intake()
             roundStarted = Date()
         }

@@ -14,7 +14,8 @@ struct SLTLSProbe: ParsableCommand {
         transport table's next hop), connects to each, says EHLO, STARTTLS and EHLO \
         again, and verifies the certificate against the host name. Verdicts: verified, \
         encrypted, none, unreachable. Exit 0 when every domain was reached, 75 when \
-        any was unreachable. See sl-tls-probe(1).
+        any was unreachable. With --report, writes yesterday's RFC 8460 TLS reports \
+        (from sl-deliver's tls_reporting notes) as mail for sl-deliver. See sl-tls-probe(1).
         """)
 
     @Argument(help: ArgumentHelp("Domains or addresses; - reads a list from stdin.", valueName: "domain|address"))
@@ -35,6 +36,12 @@ struct SLTLSProbe: ParsableCommand {
     @Flag(help: "Answer from the TLS cache where it has an unexpired verdict; probe (and record) only the rest.")
     var cached = false
 
+    @Flag(help: "Write the RFC 8460 TLS reports of a day (yesterday, UTC) as an mbox stream for sl-deliver; for cron.")
+    var report = false
+
+    @Option(help: ArgumentHelp("With --report: the day to report, YYYY-MM-DD (UTC).", valueName: "date"))
+    var day: String?
+
     @OptionGroup var destination: TransportOptions
 
     @Option(help: ArgumentHelp("Seconds allowed per domain.", valueName: "seconds"))
@@ -49,6 +56,13 @@ struct SLTLSProbe: ParsableCommand {
     var singleMessage = false
 
     func validate() throws {
+        if report {
+            if message || !targets.isEmpty || json || warm || updateCache || cached {
+                throw ValidationError("--report takes no domains and no other mode (--message, --json, --warm, --update-cache, --cached)")
+            }
+            return
+        }
+        if day != nil { throw ValidationError("--day goes with --report") }
         if message && !targets.isEmpty { throw ValidationError("--message reads stdin; give no domains with it") }
         if !message && targets.isEmpty { throw ValidationError("give domains or addresses, - for a list on stdin, or --message") }
         if timeout <= 0 || timeout > 3600 { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
@@ -56,6 +70,11 @@ struct SLTLSProbe: ParsableCommand {
     }
 
     func run() throws {
+        if report {
+            let status = try TLSReportTool(configurationPath: config.path, day: day, destination: destination).run()
+            if status != .ok { throw ExitCode(status.rawValue) }
+            return
+        }
         var tool = TLSProbeTool()
         tool.configurationPath = config.path
         tool.input = message ? .message : .arguments(targets)

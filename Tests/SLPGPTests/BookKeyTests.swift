@@ -105,7 +105,8 @@ import SLMessage
     /// to a subkey GnuPG does not count usable (here: data exported before GnuPG
     /// learnt of the subkey's revocation), that recipient is refused.
     @Test func librnpMustEncryptToASubkeyGnuPGCountsUsable() throws {
-        let home = fx.home + "/../stale-" + UUID().uuidString.prefix(8)
+        // short: gpg-agent's socket path must fit in sockaddr_un (CI's TMPDIR is long)
+        let home = URL(fileURLWithPath: fx.home).deletingLastPathComponent().path + "/s-" + UUID().uuidString.prefix(6)
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         KeyFixture.homesToClean.append(home)
         try fx.gpg(home, ["--quick-gen-key", "Stale <stale@example.org>", "ed25519", "cert", "never"])

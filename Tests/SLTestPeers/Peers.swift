@@ -124,7 +124,11 @@ public final class Peers: @unchecked Sendable {
             // the scripted server's name, for deliveries that verify its certificate
             "--a", "\(BadServer.mxHost),127.0.0.1",
             // TXT: one record of two character-strings, joined when read
-            "--txt", "_mta-sts.on.test,v=STSv1; ,id=20261130",
+            "--txt", "_mta-sts.on.test,v=STSv1; |id=20261130",
+            // RFC 8460: where on.test and off.test want TLS reports (both to a mailbox
+            // at on.test's Postfix); expired.test asks for none
+            "--txt", "_smtp._tls.on.test,v=TLSRPTv1; rua=mailto:tlsrpt@on.test,https://reports.on.test/v1",
+            "--txt", "_smtp._tls.off.test,v=TLSRPTv1;rua=mailto:tlsrpt@on.test",
         ]
         try Self.run([Self.script, "dnsmasq", "start", "--dir", dir + "/dns", "--port", "\(dnsPort)", "--zone", "test"] + records)
         registerAtExit("rm -rf '\(dir)'")

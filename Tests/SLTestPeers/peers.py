@@ -833,13 +833,17 @@ def cmd_dnsmasq_start(args):
             lines.append("host-record=%s,%s" % (host, address))
             names.append(host)
         elif kind == "txt":
-            # NAME,TEXT[,TEXT...]: one TXT record, each TEXT one character-string
-            fields = value.split(",")          # TEXT is kept as written, spaces too
-            fields[0] = fields[0].strip()
-            if len(fields) < 2 or not fields[0] or any('"' in x or "\\" in x for x in fields):
-                die("--txt wants NAME,TEXT[,TEXT...] without quotes or backslashes, got %r" % value, 64)
-            lines.append("txt-record=%s,%s" % (fields[0], ",".join('"%s"' % x for x in fields[1:])))
-            names.append(fields[0])
+            # NAME,TEXT[|TEXT...]: one TXT record, each TEXT one character-string
+            # (commas are the record's own: MTA-STS and TLSRPT lists use them)
+            if "," not in value:
+                die("--txt wants NAME,TEXT[|TEXT...], got %r" % value, 64)
+            name, text = value.split(",", 1)   # TEXT is kept as written, spaces too
+            name = name.strip()
+            strings = text.split("|")
+            if not name or any('"' in x or "\\" in x for x in strings):
+                die("--txt wants NAME,TEXT[|TEXT...] without quotes or backslashes, got %r" % value, 64)
+            lines.append("txt-record=%s,%s" % (name, ",".join('"%s"' % x for x in strings)))
+            names.append(name)
         elif kind == "zone":
             zones.add(parts(value, 1, kind)[0].strip(".").lower())
     # Never forward: every top-level name we serve is answered here alone, so
@@ -1141,7 +1145,7 @@ def main():
     dstart.add_argument("--a", action="append", metavar="HOST,IP")
     dstart.add_argument("--aaaa", action="append", metavar="HOST,IP")
     dstart.add_argument("--nullmx", action="append", metavar="DOMAIN")
-    dstart.add_argument("--txt", action="append", metavar="NAME,TEXT[,TEXT...]")
+    dstart.add_argument("--txt", action="append", metavar="NAME,TEXT[|TEXT...]")
     dstart.add_argument("--zone", action="append", metavar="ZONE",
                         help="also answer NXDOMAIN for unknown names under ZONE")
     dstart.add_argument("--records", action="append", metavar="FILE",

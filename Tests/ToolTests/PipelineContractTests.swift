@@ -244,6 +244,26 @@ func pgpRecipientKeys(_ m: Message, _ home: GPGHome) throws -> Int {
         #expect(run.stderr.isEmpty, "\(run.stderr)")
     }
 
+    /// The documented TLS report cron line (sl-tls-probe(1)), as cron runs it: one
+    /// day's sessions, noted by sl-deliver, become a report for the domain that asks.
+    @Test func theTLSReportCronLineSendsYesterdaysReports() throws {
+        let peers = try Peers.shared.get()
+        let dir = try setup([], "state_directory = state\ntls_reporting = yes\ndns_server = \(peers.dnsServer)\nsmtp_port = \(peers.smtpPort)\ntls_ca_file = \(peers.caFile)\n")
+        try FileManager.default.createDirectory(atPath: dir.path + "/state", withIntermediateDirectories: true)
+        // yesterday's session to off.test, as sl-deliver notes it
+        let yesterday = (floor(Date().timeIntervalSince1970 / 86_400) - 1) * 86_400 + 600
+        try "{\"domain\":\"off.test\",\"mx\":\"mx.off.test\",\"address\":\"127.0.0.3\",\"policy_type\":\"no-policy-found\",\"result\":\"starttls-not-supported\",\"time\":\(yesterday)}\n"
+            .write(toFile: dir.path + "/state/tls-sessions.jsonl", atomically: true, encoding: .utf8)
+        try MailUser.own(dir.path)
+        let bin = try Installed.prefix.get() + "/bin"
+        // other tests report on off.test too: count what this run adds
+        let before = peers.delivered(to: Peers.server("on"), containing: "TLS-Report-Domain: off.test", wait: 0).count
+        let run = try MailUser.run(["sh", "-c", "\(bin)/sl-tls-probe --report --config \(conf(dir)) | \(bin)/sl-deliver --config \(conf(dir))"], stdin: [])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.isEmpty, "\(run.stderr)")
+        #expect(peers.delivered(to: Peers.server("on"), containing: "TLS-Report-Domain: off.test", atLeast: before + 1).count == before + 1)
+    }
+
     // MARK: 7. GnuPG home
 
     @Test func aMissingGnuPGHomeIsMadeOrNamed() throws {
