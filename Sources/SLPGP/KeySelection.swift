@@ -220,8 +220,11 @@ public final class PGPKeyring: @unchecked Sendable {   // use one per thread
         // The candidates' key data is exported while gpg lists them: two gpg
         // processes at once rather than one after the other, on a run's critical path.
         let export = try startExport(pattern)
-        var candidates = try context.listKeys(pattern)
+        let listed = Result { try context.listKeys(pattern) }
+        // Waited for whatever the listing did: the exporter's context is used by one
+        // thread at a time, and the next recipient's export uses it again.
         let keyData = try export.wait()
+        var candidates = try listed.get()
         if let pin {
             candidates = candidates.filter { $0.fingerprint.uppercased() == pin }
             guard !candidates.isEmpty else {
