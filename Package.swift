@@ -2,7 +2,7 @@
 // sl — secure email for anyone, as Unix filters. Linux only (Glibc, /dev/tty, flock).
 // Dependencies point one way: executables -> SLCommand and the libraries they use
 // (SLDelivery -> SLTransport; SLContacts -> SLPGP, SLSMIME; SLEscrow) -> SLPolicy -> SLOpenSSL ->
-// SLMessage. Only modules that need a C library import one, as `internal import`:
+// SLMessage; SLTransport and SLContacts -> SLHTTPS -> SLMessage. Only modules that need a C library import one, as `internal import`:
 // the compiler keeps every C type out of public APIs.
 import PackageDescription
 
@@ -61,9 +61,13 @@ let package = Package(
         // S/MIME through OpenSSL CMS: certificate checks, signing, encryption.
         .target(name: "SLSMIME", dependencies: ["SLMessage", "SLOpenSSL", "COpenSSL"]),
         // DNS (libresolv), the transport table, TLS (libssl) and the SMTP client; the
-        // TLS probe; RFC 8460 TLS reports (zlib for their gzip). Shared by sl-tls-probe,
-        // sl-classify and sl-deliver.
-        .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "SLOpenSSL", "COpenSSL", "CResolv", "CZlib"]),
+        // TLS probe; MTA-STS policies (RFC 8461, fetched through SLHTTPS); RFC 8460 TLS
+        // reports (zlib for their gzip). Shared by sl-tls-probe, sl-classify and sl-deliver.
+        .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "SLOpenSSL", "SLHTTPS", "COpenSSL", "CResolv", "CZlib"]),
+        // GET over HTTPS through libcurl (verified certificate, no redirects, size
+        // limit, pinned addresses): WKD keys for SLContacts, MTA-STS policies for
+        // SLTransport. The only target that links libcurl.
+        .target(name: "SLHTTPS", dependencies: ["SLMessage", "CCurl"]),
         // What sl-deliver does: the SMTP sender, the queue and its runner, and the
         // failure policy (DeliveryPolicy.swift: what each trouble does, and its status).
         .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),
@@ -71,9 +75,9 @@ let package = Package(
         // (SQLite metadata, sealed content files), accounts, the packer, notices, receipts.
         .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "CSodium", "CSQLite"]),
         // What sl-contacts does: a contact's key from a file, a GnuPG keyring or WKD
-        // (libcurl, HTTPS only), a certificate from a file or a signed message, and
-        // the card written into the book. The only target that links libcurl.
-        .target(name: "SLContacts", dependencies: ["SLMessage", "SLOpenSSL", "SLPolicy", "SLPGP", "SLSMIME", "CCurl"]),
+        // (SLHTTPS), a certificate from a file or a signed message, and the card
+        // written into the book.
+        .target(name: "SLContacts", dependencies: ["SLMessage", "SLOpenSSL", "SLPolicy", "SLPGP", "SLSMIME", "SLHTTPS"]),
         // The escrow pickup portal over HTTPS or, behind a proxy, HTTP (Hummingbird,
         // HummingbirdTLS): routes, pages, CSRF, the bounded Argon2id pool. The only
         // target that links Hummingbird.
@@ -107,7 +111,7 @@ let package = Package(
         .executableTarget(name: "sl-escrow-pack", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLEscrow", parser]),
         .executableTarget(name: "sl-escrow", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLEscrow", parser]),
         .executableTarget(name: "sl-portal", dependencies: ["SLCommand", "SLPolicy", "SLPortal", parser]),
-        .executableTarget(name: "sl-contacts", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLContacts", parser]),
+        .executableTarget(name: "sl-contacts", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLContacts", "SLHTTPS", parser]),
 
         .testTarget(name: "SLMessageTests", dependencies: ["SLMessage"]),
         .testTarget(name: "SLOpenSSLTests", dependencies: ["SLOpenSSL"]),

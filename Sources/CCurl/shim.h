@@ -11,4 +11,5 @@ static inline CURLcode sl_curl_set_list(CURL *c, CURLoption o, struct curl_slist
 typedef size_t (*sl_curl_write_fn)(char *, size_t, size_t, void *);
 static inline CURLcode sl_curl_set_write(CURL *c, sl_curl_write_fn f) { return curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, f); }
 static inline CURLcode sl_curl_response_code(CURL *c, long *v) { return curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, v); }
+static inline CURLcode sl_curl_content_type(CURL *c, char **v) { return curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, v); }
 #endif

@@ -17,8 +17,12 @@ public struct TransportOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Routing table in transport(5) style (default: transport_map in sl.conf).", valueName: "file"))
     public var transport: String?
 
+    @Option(name: .customLong("mta-sts-port"), help: ArgumentHelp("HTTPS port of the MTA-STS policy hosts, mta-sts.DOMAIN (default: mta_sts_port in sl.conf, else 443; for tests and relays).", valueName: "port"))
+    public var mtaSTSPort: UInt16?
+
     public func validate() throws {
         if port == 0 { throw ValidationError("--port must be 1-65535") }
+        if mtaSTSPort == 0 { throw ValidationError("--mta-sts-port must be 1-65535") }
     }
 
 }

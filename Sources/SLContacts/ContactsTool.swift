@@ -8,6 +8,7 @@ import Glibc
 import Foundation
 import SLMessage
 internal import SLOpenSSL
+import SLHTTPS
 import SLPGP
 import SLPolicy
 import SLSMIME
@@ -230,10 +231,10 @@ public enum ContactsTool {
     static func fetchFromWebKeyDirectory(_ address: String, options: HTTPSOptions) throws -> (Bytes, String) {
         let where_ = try WebKeyDirectory.locations(for: address)
         var url = where_.advanced
-        var response = try HTTPSClient.get(url, options: options)
+        var response = try get(url, options: options)
         if response == .noSuchHost {
             url = where_.direct
-            response = try HTTPSClient.get(url, options: options)
+            response = try get(url, options: options)
         }
         switch response {
         case .body(let data):
@@ -247,6 +248,17 @@ public enum ContactsTool {
             throw ContactsError(.unavailable, "\(url) answered HTTP \(code)\((300..<400).contains(code) ? " (a redirect, which is not followed)" : ""); ask the contact for the key as a file")
         case .noSuchHost:
             throw ContactsError(.unavailable, "neither openpgpkey.\(address.split(separator: "@").last ?? "") nor the domain itself resolves; the domain publishes no web key directory")
+        }
+    }
+
+    /// HTTPSClient.get, its failures in sl-contacts' words.
+    static func get(_ url: String, options: HTTPSOptions) throws -> HTTPSResponse {
+        do { return try HTTPSClient.get(url, options: options) } catch let e as HTTPSError {
+            switch e.kind {
+            case .usage: throw ContactsError(.usage, e.description)
+            case .tooLarge: throw ContactsError(.data, "\(e.description); that is not a key")
+            case .certificate, .transfer: throw ContactsError(.temporary, e.description)
+            }
         }
     }
 

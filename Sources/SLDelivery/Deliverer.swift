@@ -53,6 +53,8 @@ public struct DeliveryOptions: Sendable {
     public var relay: Relay?
     /// The TLS cache to correct when a TLS-only delivery finds no verified TLS.
     public var tlsCache: String?
+    /// MTA-STS policies (RFC 8461), enforced for every message (MTASTSGate.swift).
+    public var mtaSTS = MTASTSOptions()
     public var tlsCacheTTL: Double = 86_400
     /// Told about problems that do not stop delivery.
     public var warn: @Sendable (String) -> Void = { _ in }
@@ -71,10 +73,12 @@ public struct DeliveryOptions: Sendable {
 public final class Deliverer: @unchecked Sendable {
     let options: DeliveryOptions
     let context: TLSClientContext
+    let policies: MTASTSPolicies
 
     public init(options: DeliveryOptions) throws {
         self.options = options
         context = try TLSClientContext(caFile: options.caFile)
+        policies = MTASTSPolicies(options: options.mtaSTS, caFile: options.caFile, warn: options.warn)
     }
 
     /// Told of each recipient the moment the server accepts the message for it
@@ -182,12 +186,28 @@ public final class Deliverer: @unchecked Sendable {
             }
         }
 
+        let gate = MTASTSGate.lookup(key, options: options, policies: policies, resolver: resolver)
         func noteSession(_ host: MailHost, _ address: String?, _ local: String?, _ result: String) {
             guard options.relay == nil, let report = options.onTLSSession else { return }
-            report(TLSSessionRecord(time: Date().timeIntervalSince1970, domain: key, mx: host.name, address: address,
-                                    sendingAddress: local, result: result))
+            var record = TLSSessionRecord(time: Date().timeIntervalSince1970, domain: key, mx: host.name, address: address,
+                                          sendingAddress: local, result: result)
+            if let gate {
+                // RFC 8460 4.3: an MTA-STS policy is reported as its text and patterns
+                record.policyType = "sts"
+                record.policyStrings = gate.policy.reportLines
+                record.mxPatterns = gate.policy.mx
+            }
+            report(record)
         }
         for host in hosts where !pending.isEmpty && !StopRequest.requested {
+            if let gate, let refusal = gate.refusal(of: host) {
+                if gate.enforced {
+                    lastProblem = refusal
+                    tlsProblem = tlsProblem ?? (.encrypted, refusal)
+                    continue
+                }
+                options.warn(gate.note(refusal))
+            }
             let session: Session
             do {
                 if let kept = takeIdle(host) {
@@ -204,6 +224,10 @@ public final class Deliverer: @unchecked Sendable {
                 tlsProblem = (e.verdict, "\(host.name): \(e.reason)")
                 lastProblem = tlsProblem!.reason
                 if options.relay != nil { break }      // a relay without verified TLS gets nothing
+                if let gate {
+                    if gate.enforced { continue }       // no plaintext under an enforce policy
+                    options.warn(gate.note(lastProblem))
+                }
                 guard pending.contains(where: { !$0.0.requireTLS }),
                       let plain = try? open(host, resolver: resolver, plaintext: true) else { continue }
                 let broken: Bool
@@ -216,6 +240,14 @@ public final class Deliverer: @unchecked Sendable {
             }
             if !session.verified, let tls = session.tls {
                 tlsProblem = (.encrypted, "\(host.name): certificate not verified (\(tls.failureDetail ?? "unknown"))")
+            }
+            if !session.verified, let gate, let tlsProblem {
+                if gate.enforced {
+                    lastProblem = tlsProblem.reason
+                    session.connection.quit()
+                    continue
+                }
+                options.warn(gate.note(tlsProblem.reason))
             }
             let broken: Bool
             (pending, broken) = run(session, pending, onlyOpportunistic: !session.verified, done: &done, lastProblem: &lastProblem)
@@ -238,6 +270,8 @@ public final class Deliverer: @unchecked Sendable {
                 noteTLSFailure(key, tlsProblem.verdict, tlsProblem.reason)
                 done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .reroute, status: .cryptographicFailureNow,
                                                                reply: "TLS-only delivery refused: \(tlsProblem.reason)") }))
+            } else if let gate, gate.enforced {
+                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: .cryptographicFailureNow, reply: gate.deferral(lastProblem)) }))
             } else {
                 done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: .noAnswerFromHost, reply: lastProblem) }))
             }

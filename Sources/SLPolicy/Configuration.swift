@@ -97,6 +97,8 @@ public struct InstallationSettings: Sendable {
         public var transportMap: String?
         /// The SMTP port of MX hosts (25).
         public var smtpPort: UInt16 = 25
+        /// The HTTPS port of MTA-STS policy hosts, mta-sts.DOMAIN (443; for tests).
+        public var mtaSTSPort: UInt16 = 443
         /// PEM trust anchors for SMTP server certificates (default: the system CA store).
         public var tlsCAFile: String?
         /// Whether sl-classify probes a domain missing from the cache.

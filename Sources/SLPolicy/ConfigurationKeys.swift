@@ -53,6 +53,9 @@ extension Configuration {
             i.transport.smtpPort = try v.number("smtp_port must be a port number (1-65535)") { $0 > 0 }
         },
         "tls_ca_file": .installation { i, v in i.transport.tlsCAFile = v.path },
+        "mta_sts_port": .installation { i, v in
+            i.transport.mtaSTSPort = try v.number("mta_sts_port must be a port number (1-65535)") { $0 > 0 }
+        },
         "book": .namedInstallation { i, name, v in
             guard !i.books.contains(where: { $0.name == name }) else { throw v.error("book \(name) is defined twice") }
             i.books.append((name, v.path))

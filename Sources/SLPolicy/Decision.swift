@@ -111,10 +111,11 @@ public struct Decider {
         } else if let excluded = tlsExclusion(r) {
             tlsNote = "TLS-only is excluded for \(excluded)"
         } else if let f = tls.finding(for: r.asciiDomain) {
+            let sts = f.mtaSTS.map { " (\($0))" } ?? ""
             if f.verdict.satisfies(settings.tlsMinimumVerdict) {
-                return result(.tls, 1, "\(r.asciiDomain) has TLS verdict \(f.verdict.rawValue) (\(f.source)), TLS-only is on for this sender")
+                return result(.tls, 1, "\(r.asciiDomain) has TLS verdict \(f.verdict.rawValue) (\(f.source)), TLS-only is on for this sender\(sts)")
             }
-            tlsNote = "\(r.asciiDomain) has TLS verdict \(f.verdict.rawValue) (\(f.source)), below \(settings.tlsMinimumVerdict.rawValue)"
+            tlsNote = "\(r.asciiDomain) has TLS verdict \(f.verdict.rawValue) (\(f.source)), below \(settings.tlsMinimumVerdict.rawValue)\(sts)"
         } else {
             tlsNote = "no TLS verdict for \(r.asciiDomain) in tls_static or the TLS cache"
         }

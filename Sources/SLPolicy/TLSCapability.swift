@@ -36,7 +36,11 @@ public struct TLSFinding: Sendable, Equatable {
     /// "static" (tls_static), "cache" (the TLS cache) or "probe" (sl-classify's
     /// live probe on a cache miss).
     public var source: String
-    public init(verdict: TLSVerdict, source: String) { self.verdict = verdict; self.source = source }
+    /// The domain's MTA-STS policy in one line, when it has one (for the audit log).
+    public var mtaSTS: String?
+    public init(verdict: TLSVerdict, source: String, mtaSTS: String? = nil) {
+        self.verdict = verdict; self.source = source; self.mtaSTS = mtaSTS
+    }
 }
 
 /// Answers "may mail to this domain travel as TLS-only?" The classifier asks a chain of
@@ -66,9 +70,14 @@ public struct TLSCacheFile: TLSCapabilityProvider {
         /// Seconds the verdict stays valid.
         public var ttl: Double
         public var details: String?
+        /// The domain's MTA-STS policy and what it made of the hosts, in one line
+        /// (JSON "mta_sts"; absent when the domain has none).
+        public var mtaSTS: String?
 
-        public init(verdict: TLSVerdict, checked: Double, ttl: Double, details: String? = nil) {
-            self.verdict = verdict; self.checked = checked; self.ttl = ttl; self.details = details
+        enum CodingKeys: String, CodingKey { case verdict, checked, ttl, details, mtaSTS = "mta_sts" }
+
+        public init(verdict: TLSVerdict, checked: Double, ttl: Double, details: String? = nil, mtaSTS: String? = nil) {
+            self.verdict = verdict; self.checked = checked; self.ttl = ttl; self.details = details; self.mtaSTS = mtaSTS
         }
     }
     struct Contents: Codable {
@@ -98,7 +107,7 @@ public struct TLSCacheFile: TLSCapabilityProvider {
     }
 
     public func finding(for domain: String) -> TLSFinding? {
-        entry(for: domain).map { TLSFinding(verdict: $0.verdict, source: "cache") }
+        entry(for: domain).map { TLSFinding(verdict: $0.verdict, source: "cache", mtaSTS: $0.mtaSTS) }
     }
 
     /// The unexpired entry for `domain` (lowercased ASCII), if any.

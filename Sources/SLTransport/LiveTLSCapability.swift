@@ -46,6 +46,9 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
         o.heloName = installation.hostname ?? localHostName()
         o.domainTimeout = timeout
         o.operationTimeout = min(timeout, 10)
+        o.mtaSTS.cachePath = MTASTSOptions.cachePath(besideTLSCache: installation.transport.tlsCache)
+        o.mtaSTS.port = installation.transport.mtaSTSPort
+        o.mtaSTS.timeout = min(timeout, 15)
         return o
     }
 
@@ -68,7 +71,7 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
             return nil
         }
         let result = prober!.probe(domain, resolver: resolver!)
-        let finding = TLSFinding(verdict: result.verdict, source: "probe")
+        let finding = TLSFinding(verdict: result.verdict, source: "probe", mtaSTS: result.mtaSTS?.summary)
         seen[domain] = finding
         if let cachePath {
             // A failed cache write must not stop the mail: the verdict is still good
@@ -86,6 +89,7 @@ extension DomainProbe {
     public func cacheEntry(ttl: Double) -> TLSCacheFile.Entry {
         TLSCacheFile.Entry(verdict: verdict, checked: checked,
                            ttl: verdict == .unreachable ? min(ttl, 600) : ttl,
-                           details: reason ?? hosts.first?.tls.map { "\($0.protocolVersion) \($0.cipher)" })
+                           details: reason ?? hosts.first?.tls.map { "\($0.protocolVersion) \($0.cipher)" },
+                           mtaSTS: mtaSTS?.summary)
     }
 }

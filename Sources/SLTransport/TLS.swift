@@ -16,6 +16,10 @@ public enum TLSResultType: String, Codable, Sendable {
     case certificateExpired = "certificate-expired"
     case certificateNotTrusted = "certificate-not-trusted"
     case validationFailure = "validation-failure"
+    // MTA-STS (RFC 8460 4.3.2): no policy could be fetched, read, or trusted.
+    case stsPolicyFetchError = "sts-policy-fetch-error"
+    case stsPolicyInvalid = "sts-policy-invalid"
+    case stsWebPKIInvalid = "sts-webpki-invalid"
 }
 
 /// What a client needs for every TLS connection: trust anchors and protocol floor.

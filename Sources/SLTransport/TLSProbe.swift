@@ -18,6 +18,8 @@ public struct ProbeOptions: Sendable {
     public var operationTimeout: Double = 10
     /// MX hosts probed per domain, best preference first (Postfix's smtp_mx_address_limit spirit).
     public var maximumHosts = 5
+    /// MTA-STS policies (RFC 8461): where they are cached, the policy hosts' port.
+    public var mtaSTS = MTASTSOptions()
 
     public init() {}
 
@@ -58,6 +60,8 @@ public struct DomainProbe: Codable, Sendable, Equatable {
     public var elapsed: Double
     /// "probe", or "cache" when the verdict came from the TLS cache (--cached).
     public var source = "probe"
+    /// The domain's MTA-STS policy and what it made of the hosts (MTASTSVerdict.swift).
+    public var mtaSTS: STSEvidence? = nil
 }
 
 extension DomainProbe {
@@ -74,10 +78,12 @@ extension DomainProbe {
 public final class TLSProber: @unchecked Sendable {
     public let options: ProbeOptions
     let context: TLSClientContext
+    let policies: MTASTSPolicies
 
     public init(options: ProbeOptions) throws {
         self.options = options
         context = try TLSClientContext(caFile: options.caFile)
+        policies = MTASTSPolicies(options: options.mtaSTS, caFile: options.caFile)
     }
 
     /// Probes one domain. `resolver` is the calling thread's own.
@@ -121,7 +127,7 @@ public final class TLSProber: @unchecked Sendable {
             let first = hosts.first
             return done(.unreachable, nil, first?.reason ?? "no mail host", hosts)
         }
-        return done(worst.verdict, worst.result, worst.reason.map { "\(worst.host): \($0)" }, hosts)
+        return applyingMTASTS(done(worst.verdict, worst.result, worst.reason.map { "\(worst.host): \($0)" }, hosts), resolver: resolver)
     }
 
     func probeHost(_ target: MailHost, resolver: DNSResolver, limit: Deadline) -> HostProbe {
@@ -217,13 +223,14 @@ public final class TLSProber: @unchecked Sendable {
 extension ProbeOptions {
     /// The command line's --dns, --port, --ca-file and --transport, over what
     /// sl.conf said (sl-deliver and sl-tls-probe take the same four).
-    public mutating func override(dns: String?, port: UInt16?, caFile: String?, transportMap: String?) throws {
+    public mutating func override(dns: String?, port: UInt16?, caFile: String?, transportMap: String?, mtaSTSPort: UInt16? = nil) throws {
         if let dns {
             do { dnsServer = try DNSServer(parsing: dns) } catch { throw OptionValueError(description: "--dns: \(error)") }
         }
         if let port { self.port = port }
         if let caFile { self.caFile = caFile }
         if let transportMap { transport = try TransportTable(path: transportMap) }
+        if let mtaSTSPort { mtaSTS.port = mtaSTSPort }
     }
 }
 

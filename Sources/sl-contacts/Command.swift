@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SLCommand
 import SLContacts
+import SLHTTPS
 import SLPolicy
 
 /// sl-contacts: add, show, list and remove the contacts of an address book.

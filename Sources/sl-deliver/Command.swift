@@ -15,8 +15,10 @@ struct SLDeliver: ParsableCommand {
         Reads a message or an mboxrd stream, checks all of it, then delivers each \
         message to its recipients' MX hosts (or a relay); what cannot be delivered now \
         is queued durably. Routing comes from the X-SL-* fields sl-classify wrote, or \
-        sendmail-style from -f, -t and the recipients given. Exit 0 once every message \
-        is delivered, bounced or queued. See sl-deliver(1).
+        sendmail-style from -f, -t and the recipients given. A domain with an MTA-STS \
+        policy in enforce mode gets mail only at matching MX hosts over verified TLS; \
+        otherwise it waits. Exit 0 once every message is delivered, bounced or queued. \
+        See sl-deliver(1).
         """)
 
     @Option(name: .customShort("f"), help: ArgumentHelp("Envelope sender for unrouted input (\"\" for the null sender).", valueName: "sender"))

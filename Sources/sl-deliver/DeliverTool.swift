@@ -222,7 +222,8 @@ public struct DeliverTool {
     func deliveryOptions(_ installation: InstallationSettings, source: String) throws -> DeliveryOptions {
         var o = DeliveryOptions()
         var probe = try LiveTLSCapability.options(from: installation, source: source, timeout: timeout)
-        try probe.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport)
+        try probe.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport,
+                           mtaSTSPort: destination.mtaSTSPort)
         o.dnsServer = probe.dnsServer
         o.transport = probe.transport
         o.port = probe.port
@@ -230,6 +231,7 @@ public struct DeliverTool {
         o.heloName = probe.heloName
         o.tlsCache = installation.transport.tlsCache
         o.tlsCacheTTL = installation.transport.tlsCacheTTL
+        o.mtaSTS = probe.mtaSTS
         o.timeout = timeout
         o.concurrency = concurrency
         if let spec = relay ?? installation.delivery.relay {

@@ -40,7 +40,8 @@ public struct TLSProbeTool {
         let installation = configuration?.installation ?? InstallationSettings()
         var options = try LiveTLSCapability.options(from: installation, source: configuration?.source ?? "sl.conf", timeout: timeout)
         options.operationTimeout = min(timeout, 10)
-        try options.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport)
+        try options.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport,
+                             mtaSTSPort: destination.mtaSTSPort)
 
         let domains = try readDomains()
         guard !domains.isEmpty else { throw UsageError("no domains to probe (give DOMAIN or ADDRESS arguments, - for a list on stdin, or --message)") }
@@ -166,6 +167,7 @@ public struct TLSProbeTool {
         if r.source == "cache" { s += " [cached]" }
         if r.hosts.isEmpty, let reason = r.reason { s += " — \(reason)" }
         s += "\n"
+        if let sts = r.mtaSTS { s += "  \(sts.summary)\(sts.reason.map { " — \($0)" } ?? "")\n" }
         for h in r.hosts {
             var where_ = h.host
             if let a = h.address { where_ += a.contains(":") ? " [\(a)]:\(h.port)" : " \(a):\(h.port)" }

@@ -50,6 +50,7 @@ import Testing
         "dns_server": "127.0.0.1:5353",
         "transport_map": "transport",
         "smtp_port": "2525",
+        "mta_sts_port": "8443",
         "tls_ca_file": "ca.pem",
         "book": "books/other.vcf",
         "default_book": "b",
