@@ -40,7 +40,8 @@ public struct TLSProbeTool {
         let installation = configuration?.installation ?? InstallationSettings()
         var options = try LiveTLSCapability.options(from: installation, source: configuration?.source ?? "sl.conf", timeout: timeout)
         options.operationTimeout = min(timeout, 10)
-        try options.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport)
+        try options.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport,
+                             dnssecResolver: destination.dnssecResolver)
 
         let domains = try readDomains()
         guard !domains.isEmpty else { throw UsageError("no domains to probe (give DOMAIN or ADDRESS arguments, - for a list on stdin, or --message)") }
