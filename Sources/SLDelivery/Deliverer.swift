@@ -39,6 +39,9 @@ public struct Relay: Sendable {
 
 public struct DeliveryOptions: Sendable {
     public var dnsServer: DNSServer?
+    /// The trusted validating resolver (`dnssec_resolver`): every lookup goes to
+    /// it, and MX hosts with validated TLSA records get DANE (RFC 7672).
+    public var dnssecResolver: DNSServer?
     public var transport = TransportTable()
     public var port: UInt16 = 25
     public var caFile: String?
@@ -64,7 +67,11 @@ public struct DeliveryOptions: Sendable {
 /// per connection, destinations in parallel. TLS-only parcels travel only over
 /// STARTTLS with TLS 1.2+ and a certificate verified for the MX name; anything less
 /// and they are not sent at all (outcome `reroute`). Other parcels use STARTTLS
-/// when offered and fall back to plaintext if the handshake fails.
+/// when offered and fall back to plaintext if the handshake fails — except to an
+/// MX host with validated TLSA records (RFC 7672, Postfix's `dane` level): every
+/// parcel goes to it only over TLS its records authenticate (or, when none of its
+/// records is usable, over TLS at least), and a mismatch or a failed TLSA lookup
+/// defers, with no plaintext and no unauthenticated TLS.
 public final class Deliverer: @unchecked Sendable {
     let options: DeliveryOptions
     let context: TLSClientContext
@@ -139,7 +146,8 @@ public final class Deliverer: @unchecked Sendable {
         let work = split
         let outputs = try WorkerThreads.map(
             count: splitOrder.count, threads: options.concurrency,
-            state: { try DNSResolver(server: options.dnsServer, timeout: 5, attempts: 2) },
+            state: { try DNSResolver(server: options.dnssecResolver ?? options.dnsServer, timeout: 5, attempts: 2,
+                                     validating: options.dnssecResolver != nil) },
             job: { resolver, i in self.deliverGroup(splitOrder[i], work[splitOrder[i]] ?? [], resolver: resolver) })
         var results: [String: [RecipientResult]] = [:]
         for (id, r) in outputs.joined() { results[id, default: []] += r }
@@ -152,9 +160,15 @@ public final class Deliverer: @unchecked Sendable {
         let host: String
         let verified: Bool
         let tls: TLSDetails?
+        /// Authenticated by the host's TLSA records (the only kind a
+        /// `tls_min_verdict = dane` copy may take).
+        var dane: Bool { verified && tls?.dane != nil }
         init(_ c: SMTPConnection, host: String, verified: Bool, tls: TLSDetails?) {
             connection = c; self.host = host; self.verified = verified; self.tls = tls
         }
+
+        /// Whether this session may carry `p` at all.
+        func mayCarry(_ p: Parcel) -> Bool { (!p.requireTLS || verified) && (!p.requireDANE || dane) }
     }
 
     func deliverGroup(_ name: String, _ work: [(Parcel, [String])], resolver: DNSResolver) -> [(String, [RecipientResult])] {
@@ -163,6 +177,8 @@ public final class Deliverer: @unchecked Sendable {
         var done: [(String, [RecipientResult])] = []
         var lastProblem = "no mail host answered"
         var tlsProblem: (verdict: TLSVerdict, reason: String)? = nil
+        // A host whose TLSA records the session failed (or whose TLSA lookup failed).
+        var daneProblem: String? = nil
 
         let hosts: [MailHost]
         if let relay = options.relay {
@@ -188,6 +204,9 @@ public final class Deliverer: @unchecked Sendable {
                 // try elsewhere; the others may go in plaintext.
                 tlsProblem = (e.verdict, "\(host.name): \(e.reason)")
                 lastProblem = tlsProblem!.reason
+                // RFC 7672: nothing goes to a DANE host in plaintext or over TLS
+                // its records did not authenticate; the next MX host may do better.
+                if e.dane { daneProblem = tlsProblem!.reason; continue }
                 if options.relay != nil { break }      // a relay without verified TLS gets nothing
                 guard pending.contains(where: { !$0.0.requireTLS }),
                       let plain = try? open(host, resolver: resolver, plaintext: true) else { continue }
@@ -201,6 +220,8 @@ public final class Deliverer: @unchecked Sendable {
             }
             if !session.verified, let tls = session.tls {
                 tlsProblem = (.encrypted, "\(host.name): certificate not verified (\(tls.failureDetail ?? "unknown"))")
+            } else if session.verified, !session.dane, pending.contains(where: { $0.0.requireDANE }) {
+                tlsProblem = (.verified, "\(host.name): not authenticated by DANE (no validated TLSA records), and tls_min_verdict = dane")
             }
             let broken: Bool
             (pending, broken) = run(session, pending, onlyOpportunistic: !session.verified, done: &done, lastProblem: &lastProblem)
@@ -217,6 +238,14 @@ public final class Deliverer: @unchecked Sendable {
         }
         // What is left could not be handed over.
         for (p, rcpts) in pending {
+            if let daneProblem {
+                // A host that publishes TLSA records failed them: an attack or a
+                // broken server, which may be over by the next try (Postfix defers too).
+                if p.requireTLS { noteTLSFailure(key, .none, daneProblem) }
+                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: .cryptographicFailureNow,
+                                                               reply: "DANE: \(daneProblem)") }))
+                continue
+            }
             // Only a recipient's own MX can be judged for TLS; a relay without
             // verified TLS is our problem, not the recipient's: wait for it.
             if p.requireTLS, let tlsProblem, options.relay == nil {
@@ -242,7 +271,7 @@ public final class Deliverer: @unchecked Sendable {
         // group): one round trip and a few system calls less per message.
         var sentAhead = false
         for (i, (p, rcpts)) in work.enumerated() {
-            if broken || (onlyOpportunistic && p.requireTLS) || StopRequest.requested { rest.append((p, rcpts)); continue }
+            if broken || (onlyOpportunistic && p.requireTLS) || !session.mayCarry(p) || StopRequest.requested { rest.append((p, rcpts)); continue }
             if !sentAhead, let refused = precheck(session, p, rcpts) {
                 done.append((p.id, refused))
                 continue
@@ -250,7 +279,7 @@ public final class Deliverer: @unchecked Sendable {
             var ahead: [String]? = nil
             if pipelining, i + 1 < work.count {
                 let (np, nr) = work[i + 1]
-                if !(onlyOpportunistic && np.requireTLS) && precheck(session, np, nr) == nil {
+                if !(onlyOpportunistic && np.requireTLS) && session.mayCarry(np) && precheck(session, np, nr) == nil {
                     ahead = envelope(session.connection, np, nr)
                 }
             }
@@ -272,6 +301,9 @@ public final class Deliverer: @unchecked Sendable {
 
     struct TLSUnusable: SysexitReporting {
         let verdict: TLSVerdict; let reason: String
+        /// The host has validated TLSA records (or a failed TLSA lookup): no
+        /// plaintext either, whatever the parcel asked for.
+        var dane = false
         var sysexit: Sysexit { .tempFail }
     }
 
@@ -279,8 +311,15 @@ public final class Deliverer: @unchecked Sendable {
     /// `plaintext`) starts TLS. Throws TLSUnusable when the host greets but TLS is
     /// missing or fails; the caller decides about plaintext.
     func open(_ host: MailHost, resolver: DNSResolver, plaintext: Bool) throws -> Session {
-        let addresses = try host.addresses(resolver: resolver)
+        let (addresses, addressesSecure) = try host.resolve(resolver)
         guard !addresses.isEmpty else { throw TransportError.connect("\(host.name) has no address") }
+        // The lookup and the rule sl-tls-probe used (RFC 7672); a relay is not an MX host.
+        let dane = options.relay == nil ? DANEPolicy.forHost(host, addressesSecure: addressesSecure, resolver: resolver)
+                                        : .notApplicable("a relay")
+        if case .lookupFailed(let why) = dane { throw TLSUnusable(verdict: .none, reason: why, dane: true) }
+        if plaintext && dane.forbidsPlaintext {
+            throw TLSUnusable(verdict: .none, reason: "the host publishes TLSA records: no plaintext", dane: true)
+        }
         var lastError: any Error = TransportError.connect("\(host.name): no address answered")
         for address in addresses {
             let c: SMTPConnection
@@ -310,16 +349,23 @@ public final class Deliverer: @unchecked Sendable {
             if plaintext { return Session(c, host: host.name, verified: false, tls: nil) }
             guard c.extensions["STARTTLS"] != nil else {
                 c.quit()
-                throw TLSUnusable(verdict: .none, reason: "STARTTLS not offered")
+                throw TLSUnusable(verdict: .none, reason: "STARTTLS not offered", dane: dane.forbidsPlaintext)
             }
             let tls: TLSDetails
             do {
-                tls = try c.startTLS(context: context, serverName: host.name, verifyName: host.name)
+                tls = try c.startTLS(context: context, serverName: host.name, verifyName: host.name, dane: dane.authentication)
             } catch {
-                throw TLSUnusable(verdict: .none, reason: "\(error)")
+                throw TLSUnusable(verdict: .none, reason: "\(error)", dane: dane.forbidsPlaintext)
             }
             guard try c.ehlo(options.heloName).code == 250 else {
-                throw TLSUnusable(verdict: .none, reason: "EHLO after STARTTLS refused")
+                throw TLSUnusable(verdict: .none, reason: "EHLO after STARTTLS refused", dane: dane.forbidsPlaintext)
+            }
+            if let judged = dane.judge(tls) {
+                guard judged.verdict != .none else {
+                    c.quit()
+                    throw TLSUnusable(verdict: .none, reason: judged.reason ?? "DANE authentication failed", dane: true)
+                }
+                return Session(c, host: host.name, verified: judged.verdict == .dane, tls: tls)
             }
             let verified = tls.verified && tls.modernProtocol
             if options.relay != nil {

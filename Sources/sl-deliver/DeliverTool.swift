@@ -213,8 +213,10 @@ public struct DeliverTool {
     func deliveryOptions(_ installation: InstallationSettings, source: String) throws -> DeliveryOptions {
         var o = DeliveryOptions()
         var probe = try LiveTLSCapability.options(from: installation, source: source, timeout: timeout)
-        try probe.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport)
+        try probe.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport,
+                           dnssecResolver: destination.dnssecResolver)
         o.dnsServer = probe.dnsServer
+        o.dnssecResolver = probe.dnssecResolver
         o.transport = probe.transport
         o.port = probe.port
         o.caFile = probe.caFile
