@@ -204,11 +204,12 @@ public final class BadServer: @unchecked Sendable {
     public let port: UInt16
     let process: Process
 
-    public init(mode: String, certs: String) throws {
-        port = try Peers.freePort(type: SOCK_STREAM)
+    /// `port`: one chosen in advance (a TLSA record names it), else a free one.
+    public init(mode: String, certs: String, port: UInt16? = nil) throws {
+        self.port = try port ?? Peers.freePort(type: SOCK_STREAM)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [Peers.script, "badserver", "--address", address, "--port", "\(port)", "--mode", mode, "--certs", certs]
+        process.arguments = [Peers.script, "badserver", "--address", address, "--port", "\(self.port)", "--mode", mode, "--certs", certs]
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
