@@ -26,7 +26,7 @@ struct DNSAnswer {
     /// Parses a whole reply to a question for `name` of `type`: the records of that
     /// type in the answer section (others, such as CNAME or RRSIG, are skipped).
     /// Throws `DNSError.invalid` for a message that is not a well-formed reply.
-    static func parse(_ message: [UInt8], name: String, type: ns_type) throws -> DNSAnswer {
+    static func parse(_ message: [UInt8], name: String, type: UInt16) throws -> DNSAnswer {
         guard message.count >= headerLength, message.count <= 65_535 else {
             throw DNSError.invalid("\(name): malformed DNS answer")
         }
@@ -41,7 +41,7 @@ struct DNSAnswer {
             for i in 0..<sl_ns_msg_count(&msg, ns_s_an) {
                 var rr = ns_rr()
                 guard ns_parserr(&msg, ns_s_an, i, &rr) == 0 else { throw DNSError.invalid("\(name): malformed DNS answer") }
-                guard rr.type == UInt16(type.rawValue), rr.rr_class == UInt16(ns_c_in.rawValue), let rdata = rr.rdata else { continue }
+                guard rr.type == type, rr.rr_class == UInt16(ns_c_in.rawValue), let rdata = rr.rdata else { continue }
                 let offset = rdata - buf.baseAddress!
                 let end = offset + Int(rr.rdlength)
                 guard offset >= 0, end <= buf.count else { throw DNSError.invalid("\(name): malformed DNS answer") }

@@ -224,7 +224,7 @@ public final class DNSResolver {
             default: throw DNSError.temporary(name)
             }
         }
-        var parsed = try DNSAnswer.parse(Array(answer[..<Int(n)]), name: name, type: type)
+        var parsed = try DNSAnswer.parse(Array(answer[..<Int(n)]), name: name, type: UInt16(type.rawValue))
         parsed.authenticated = parsed.authenticated && validating
         return parsed
     }
