@@ -12,8 +12,10 @@ struct SLTLSProbe: ParsableCommand {
         discussion: """
         For each domain (or the domain of each address): looks up its MX hosts (or the \
         transport table's next hop), connects to each, says EHLO, STARTTLS and EHLO \
-        again, and verifies the certificate against the host name. Verdicts: verified, \
-        encrypted, none, unreachable. Exit 0 when every domain was reached, 75 when \
+        again, and verifies the certificate against the host name — or, with a trusted \
+        validating resolver (--dnssec-resolver), against the host's DNSSEC-validated \
+        TLSA records (DANE, RFC 7672). Verdicts: dane, verified, encrypted, none, \
+        unreachable. Exit 0 when every domain was reached, 75 when \
         any was unreachable. See sl-tls-probe(1).
         """)
 

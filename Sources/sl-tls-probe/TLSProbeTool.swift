@@ -183,6 +183,11 @@ public struct TLSProbeTool {
             if let leaf = h.tls?.chain.first {
                 s += "    certificate: \(leaf.subject), issuer \(leaf.issuer), valid until \(leaf.notAfter)\n"
             }
+            if let match = h.tls?.dane {
+                s += "    dane: TLSA \(match.summary) matched (DNSSEC-validated)\n"
+            } else if let dane = h.dane, dane.policy != "not-applicable" {
+                s += "    dane: \(dane.policy)\(dane.note.map { " — \($0)" } ?? "")\n"
+            }
         }
         return s
     }
