@@ -982,15 +982,15 @@ def start_daemon(argv, d, name):
     return proc
 
 
-def wait_for_dns(proc, port, name, log_files, expect_rcode=0):
+def wait_for_dns(proc, port, name, log_files, expect_rcode=0, address="127.0.0.1"):
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
-        if dns_query("127.0.0.1", port, name, qtype=6, timeout=0.25) == expect_rcode:
+        if dns_query(address, port, name, qtype=6, timeout=0.25) == expect_rcode:
             return True
         time.sleep(0.05)
-    sys.stderr.write("peers.py: no answer for %s on 127.0.0.1:%d\n" % (name, port))
+    sys.stderr.write("peers.py: no answer for %s on %s:%d\n" % (name, address, port))
     for path in log_files:
         sys.stderr.write(log_tail(path))
     return False
@@ -1086,7 +1086,7 @@ zone:
                      % (fz.strip("."), int(fport), fz.strip(".")))
     with open(os.path.join(d, "unbound.conf"), "w") as f:
         f.write("""server:
-    interface: 127.0.0.1
+    interface: {raddress}
     port: {rport}
     do-ip6: no
     do-not-query-localhost: no
@@ -1112,12 +1112,13 @@ stub-zone:
     stub-addr: 127.0.0.1@{aport}
 remote-control:
     control-enable: no
-{forwards}""".format(rport=args.resolver_port, d=d, zone=zone, aport=args.auth_port,
+{forwards}""".format(rport=args.resolver_port, raddress=args.resolver_address, d=d, zone=zone, aport=args.auth_port,
                      forwards=forwards))
     unbound = start_daemon(["/usr/sbin/unbound", "-d", "-c", os.path.join(d, "unbound.conf")],
                            d, "unbound")
     if not wait_for_dns(unbound, args.resolver_port, zone,
-                        [os.path.join(d, "unbound.out"), os.path.join(d, "unbound.log")]):
+                        [os.path.join(d, "unbound.out"), os.path.join(d, "unbound.log")],
+                        address=args.resolver_address):
         cmd_dnssec_stop(args)
         sys.exit(1)
 
@@ -1394,6 +1395,9 @@ def main():
     sstart.add_argument("--zone", required=True, help="the zone to sign and serve, e.g. dane.test")
     sstart.add_argument("--auth-port", type=int, required=True, help="NSD's port")
     sstart.add_argument("--resolver-port", type=int, required=True, help="Unbound's port")
+    sstart.add_argument("--resolver-address", default="127.0.0.1",
+                        help="Unbound's address (a bench gives 127.0.0.x with port 53 for tools "
+                             "that read resolv.conf)")
     sstart.add_argument("--rr", action="append", metavar="'NAME TYPE RDATA'",
                         help="a record; NAME relative to the zone unless it ends in a dot")
     sstart.add_argument("--tlsa", action="append", metavar="NAME,USAGE,SELECTOR,MTYPE,PEM|hex:DATA",
