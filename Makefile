@@ -19,6 +19,7 @@ BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev librnp-dev libsodium-dev libsql
 # The demo plays a browser against sl-portal with curl.
 DEMO_DEPS   = curl
 TEST_DEPS   = $(BUILD_DEPS) $(DEMO_DEPS) gnupg rnp gpgsm openssl procmail time strace mutt python3-jsonschema postfix dnsmasq-base \
+              nsd unbound ldnsutils \
               chromium chromium-driver nginx
 
 .PHONY: all build deps test-deps install uninstall demo test bench clean

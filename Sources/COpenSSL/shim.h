@@ -19,6 +19,8 @@ static inline int sl_peer_chain_count(const SSL *s) {
     return chain ? sk_X509_num(chain) : 0;
 }
 static inline X509 *sl_peer_chain_at(const SSL *s, int i) { return sk_X509_value(SSL_get_peer_cert_chain(s), i); }
+// DANE (RFC 7671/7672) through OpenSSL's own matching; the flag is a macro.
+static inline unsigned long sl_dane_flag_no_ee_namechecks(void) { return DANE_FLAG_NO_DANE_EE_NAMECHECKS; }
 static inline unsigned long sl_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
 // A STACK_OF(X509) from CMS (signers, certificates).
 static inline int sl_x509_stack_count(const STACK_OF(X509) *s) { return s ? sk_X509_num(s) : 0; }

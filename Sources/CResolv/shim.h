@@ -33,6 +33,14 @@ static inline void sl_res_set_timeout(res_state s, int seconds, int attempts) {
     s->retry = attempts;
 }
 
+// DNSSEC through a validating resolver: the DO bit on every query (EDNS0) and,
+// since glibc 2.31, RES_TRUSTAD (`options trust-ad`) so that the AD bit of the
+// answer reaches us; without it glibc clears AD. Only for a resolver the
+// administrator names as trusted (`dnssec_resolver`).
+static inline void sl_res_set_dnssec(res_state s) {
+    s->options |= RES_USE_EDNS0 | RES_USE_DNSSEC | RES_TRUSTAD;
+}
+
 static inline int sl_res_ninit(res_state s) { return res_ninit(s); }
 static inline void sl_res_nclose(res_state s) { res_nclose(s); }
 static inline int sl_res_h_errno(res_state s) { return s->res_h_errno; }

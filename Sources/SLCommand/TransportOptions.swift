@@ -8,6 +8,9 @@ public struct TransportOptions: ParsableArguments {
     @Option(help: ArgumentHelp("DNS server to ask instead of resolv.conf's (default: dns_server in sl.conf).", valueName: "ipv4[:port]"))
     public var dns: String?
 
+    @Option(name: .customLong("dnssec-resolver"), help: ArgumentHelp("Validating resolver whose DNSSEC answers are trusted; asked for every lookup, it makes DANE possible (default: dnssec_resolver in sl.conf; without it, no DANE).", valueName: "ipv4[:port]"))
+    public var dnssecResolver: String?
+
     @Option(help: ArgumentHelp("SMTP port of the MX hosts (default: smtp_port in sl.conf, else 25).", valueName: "port"))
     public var port: UInt16?
 

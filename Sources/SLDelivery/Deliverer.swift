@@ -39,6 +39,9 @@ public struct Relay: Sendable {
 
 public struct DeliveryOptions: Sendable {
     public var dnsServer: DNSServer?
+    /// The trusted validating resolver (`dnssec_resolver`): every lookup goes to
+    /// it, and MX hosts with validated TLSA records get DANE (RFC 7672).
+    public var dnssecResolver: DNSServer?
     public var transport = TransportTable()
     public var port: UInt16 = 25
     public var caFile: String?
@@ -69,7 +72,11 @@ public struct DeliveryOptions: Sendable {
 /// per connection, destinations in parallel. TLS-only parcels travel only over
 /// STARTTLS with TLS 1.2+ and a certificate verified for the MX name; anything less
 /// and they are not sent at all (outcome `reroute`). Other parcels use STARTTLS
-/// when offered and fall back to plaintext if the handshake fails.
+/// when offered and fall back to plaintext if the handshake fails — except to an
+/// MX host with validated TLSA records (RFC 7672, Postfix's `dane` level): every
+/// parcel goes to it only over TLS its records authenticate (or, when none of its
+/// records is usable, over TLS at least), and a mismatch or a failed TLSA lookup
+/// defers, with no plaintext and no unauthenticated TLS.
 public final class Deliverer: @unchecked Sendable {
     let options: DeliveryOptions
     let context: TLSClientContext
@@ -146,7 +153,8 @@ public final class Deliverer: @unchecked Sendable {
         let work = split
         let outputs = try WorkerThreads.map(
             count: splitOrder.count, threads: options.concurrency,
-            state: { try DNSResolver(server: options.dnsServer, timeout: 5, attempts: 2) },
+            state: { try DNSResolver(server: options.dnssecResolver ?? options.dnsServer, timeout: 5, attempts: 2,
+                                     validating: options.dnssecResolver != nil) },
             job: { resolver, i in self.deliverGroup(splitOrder[i], work[splitOrder[i]] ?? [], resolver: resolver) })
         var results: [String: [RecipientResult]] = [:]
         for (id, r) in outputs.joined() { results[id, default: []] += r }
@@ -159,9 +167,17 @@ public final class Deliverer: @unchecked Sendable {
         let host: String
         let verified: Bool
         let tls: TLSDetails?
-        init(_ c: SMTPConnection, host: String, verified: Bool, tls: TLSDetails?) {
-            connection = c; self.host = host; self.verified = verified; self.tls = tls
+        /// Authenticated by the host's TLSA records (the only kind a
+        /// `tls_min_verdict = dane` copy may take).
+        var dane: Bool { verified && tls?.dane != nil }
+        /// The host's TLSA records as TLS reports quote them, when DANE applies.
+        let tlsa: [String]?
+        init(_ c: SMTPConnection, host: String, verified: Bool, tls: TLSDetails?, tlsa: [String]? = nil) {
+            connection = c; self.host = host; self.verified = verified; self.tls = tls; self.tlsa = tlsa
         }
+
+        /// Whether this session may carry `p` at all.
+        func mayCarry(_ p: Parcel) -> Bool { (!p.requireTLS || verified) && (!p.requireDANE || dane) }
     }
 
     func deliverGroup(_ name: String, _ work: [(Parcel, [String])], resolver: DNSResolver) -> [(String, [RecipientResult])] {
@@ -170,6 +186,8 @@ public final class Deliverer: @unchecked Sendable {
         var done: [(String, [RecipientResult])] = []
         var lastProblem = "no mail host answered"
         var tlsProblem: (verdict: TLSVerdict, reason: String)? = nil
+        // A host whose TLSA records the session failed (or whose TLSA lookup failed).
+        var daneProblem: String? = nil
 
         let hosts: [MailHost]
         if let relay = options.relay {
@@ -187,11 +205,15 @@ public final class Deliverer: @unchecked Sendable {
         }
 
         let gate = MTASTSGate.lookup(key, options: options, policies: policies, resolver: resolver)
-        func noteSession(_ host: MailHost, _ address: String?, _ local: String?, _ result: String) {
+        func noteSession(_ host: MailHost, _ address: String?, _ local: String?, _ result: String, tlsa: [String]?) {
             guard options.relay == nil, let report = options.onTLSSession else { return }
             var record = TLSSessionRecord(time: Date().timeIntervalSince1970, domain: key, mx: host.name, address: address,
                                           sendingAddress: local, result: result)
-            if let gate {
+            if let tlsa {
+                // RFC 8460 4.3: DANE is reported as the host's TLSA records
+                record.policyType = "tlsa"
+                record.policyStrings = tlsa
+            } else if let gate {
                 // RFC 8460 4.3: an MTA-STS policy is reported as its text and patterns
                 record.policyType = "sts"
                 record.policyStrings = gate.policy.reportLines
@@ -215,14 +237,18 @@ public final class Deliverer: @unchecked Sendable {
                 } else {
                     session = try open(host, resolver: resolver, plaintext: false)
                     noteSession(host, session.connection.address, session.connection.localAddress,
-                                session.verified ? TLSSessionRecord.success : (session.tls?.failure?.rawValue ?? TLSResultType.validationFailure.rawValue))
+                                session.verified ? TLSSessionRecord.success : (session.tls?.failure?.rawValue ?? TLSResultType.validationFailure.rawValue),
+                                tlsa: session.tlsa)
                 }
             } catch let e as TLSUnusable {
-                noteSession(host, e.address, e.localAddress, e.result ?? TLSResultType.validationFailure.rawValue)
+                noteSession(host, e.address, e.localAddress, e.result ?? TLSResultType.validationFailure.rawValue, tlsa: e.tlsa)
                 // The host answers but gives no verified TLS. TLS-only parcels must
                 // try elsewhere; the others may go in plaintext.
                 tlsProblem = (e.verdict, "\(host.name): \(e.reason)")
                 lastProblem = tlsProblem!.reason
+                // RFC 7672: nothing goes to a DANE host in plaintext or over TLS
+                // its records did not authenticate; the next MX host may do better.
+                if e.dane { daneProblem = tlsProblem!.reason; continue }
                 if options.relay != nil { break }      // a relay without verified TLS gets nothing
                 if let gate {
                     if gate.enforced { continue }       // no plaintext under an enforce policy
@@ -240,6 +266,8 @@ public final class Deliverer: @unchecked Sendable {
             }
             if !session.verified, let tls = session.tls {
                 tlsProblem = (.encrypted, "\(host.name): certificate not verified (\(tls.failureDetail ?? "unknown"))")
+            } else if session.verified, !session.dane, pending.contains(where: { $0.0.requireDANE }) {
+                tlsProblem = (.verified, "\(host.name): not authenticated by DANE (no validated TLSA records), and tls_min_verdict = dane")
             }
             if !session.verified, let gate, let tlsProblem {
                 if gate.enforced {
@@ -264,6 +292,14 @@ public final class Deliverer: @unchecked Sendable {
         }
         // What is left could not be handed over.
         for (p, rcpts) in pending {
+            if let daneProblem {
+                // A host that publishes TLSA records failed them: an attack or a
+                // broken server, which may be over by the next try (Postfix defers too).
+                if p.requireTLS { noteTLSFailure(key, .none, daneProblem) }
+                done.append((p.id, rcpts.map { RecipientResult(recipient: $0, outcome: .deferred, status: .cryptographicFailureNow,
+                                                               reply: "DANE: \(daneProblem)") }))
+                continue
+            }
             // Only a recipient's own MX can be judged for TLS; a relay without
             // verified TLS is our problem, not the recipient's: wait for it.
             if p.requireTLS, let tlsProblem, options.relay == nil {
@@ -291,7 +327,7 @@ public final class Deliverer: @unchecked Sendable {
         // group): one round trip and a few system calls less per message.
         var sentAhead = false
         for (i, (p, rcpts)) in work.enumerated() {
-            if broken || (onlyOpportunistic && p.requireTLS) || StopRequest.requested { rest.append((p, rcpts)); continue }
+            if broken || (onlyOpportunistic && p.requireTLS) || !session.mayCarry(p) || StopRequest.requested { rest.append((p, rcpts)); continue }
             if !sentAhead, let refused = precheck(session, p, rcpts) {
                 done.append((p.id, refused))
                 continue
@@ -299,7 +335,7 @@ public final class Deliverer: @unchecked Sendable {
             var ahead: [String]? = nil
             if pipelining, i + 1 < work.count {
                 let (np, nr) = work[i + 1]
-                if !(onlyOpportunistic && np.requireTLS) && precheck(session, np, nr) == nil {
+                if !(onlyOpportunistic && np.requireTLS) && session.mayCarry(np) && precheck(session, np, nr) == nil {
                     ahead = envelope(session.connection, np, nr)
                 }
             }
@@ -321,10 +357,15 @@ public final class Deliverer: @unchecked Sendable {
 
     struct TLSUnusable: SysexitReporting {
         let verdict: TLSVerdict; let reason: String
-        /// The RFC 8460 result type, and the address that gave it, for TLS reports.
+        /// The host has validated TLSA records (or a failed TLSA lookup): no
+        /// plaintext either, whatever the parcel asked for.
+        var dane = false
+        /// The RFC 8460 result type, and the addresses of both ends, for TLS reports.
         var result: String? = nil
         var address: String? = nil
         var localAddress: String? = nil
+        /// The host's TLSA records as TLS reports quote them, when DANE applies.
+        var tlsa: [String]? = nil
         var sysexit: Sysexit { .tempFail }
     }
 
@@ -332,8 +373,17 @@ public final class Deliverer: @unchecked Sendable {
     /// `plaintext`) starts TLS. Throws TLSUnusable when the host greets but TLS is
     /// missing or fails; the caller decides about plaintext.
     func open(_ host: MailHost, resolver: DNSResolver, plaintext: Bool) throws -> Session {
-        let addresses = try host.addresses(resolver: resolver)
+        let (addresses, addressesSecure) = try host.resolve(resolver)
         guard !addresses.isEmpty else { throw TransportError.connect("\(host.name) has no address") }
+        // The lookup and the rule sl-tls-probe used (RFC 7672); a relay is not an MX host.
+        let dane = options.relay == nil ? DANEPolicy.forHost(host, addressesSecure: addressesSecure, resolver: resolver)
+                                        : .notApplicable("a relay")
+        if case .lookupFailed(let why) = dane {
+            throw TLSUnusable(verdict: .none, reason: why, dane: true, result: TLSResultType.dnssecInvalid.rawValue, tlsa: [])
+        }
+        if plaintext && dane.forbidsPlaintext {
+            throw TLSUnusable(verdict: .none, reason: "the host publishes TLSA records: no plaintext", dane: true)
+        }
         var lastError: any Error = TransportError.connect("\(host.name): no address answered")
         for address in addresses {
             let c: SMTPConnection
@@ -364,16 +414,30 @@ public final class Deliverer: @unchecked Sendable {
             if plaintext { return Session(c, host: host.name, verified: false, tls: nil) }
             guard c.extensions["STARTTLS"] != nil else {
                 c.quit()
-                throw TLSUnusable(verdict: .none, reason: "STARTTLS not offered", result: TLSResultType.starttlsNotSupported.rawValue, address: address, localAddress: c.localAddress)
+                throw TLSUnusable(verdict: .none, reason: "STARTTLS not offered", dane: dane.forbidsPlaintext,
+                                  result: TLSResultType.starttlsNotSupported.rawValue, address: address, localAddress: c.localAddress,
+                                  tlsa: dane.reportStrings)
             }
             let tls: TLSDetails
             do {
-                tls = try c.startTLS(context: context, serverName: host.name, verifyName: host.name)
+                tls = try c.startTLS(context: context, serverName: host.name, verifyName: host.name, dane: dane.authentication)
             } catch {
-                throw TLSUnusable(verdict: .none, reason: "\(error)", result: TLSResultType.validationFailure.rawValue, address: address, localAddress: c.localAddress)
+                throw TLSUnusable(verdict: .none, reason: "\(error)", dane: dane.forbidsPlaintext, result: TLSResultType.validationFailure.rawValue,
+                                  address: address, localAddress: c.localAddress, tlsa: dane.reportStrings)
             }
             guard try c.ehlo(options.heloName).code == 250 else {
-                throw TLSUnusable(verdict: .none, reason: "EHLO after STARTTLS refused", result: TLSResultType.validationFailure.rawValue, address: address, localAddress: c.localAddress)
+                throw TLSUnusable(verdict: .none, reason: "EHLO after STARTTLS refused", dane: dane.forbidsPlaintext,
+                                  result: TLSResultType.validationFailure.rawValue, address: address, localAddress: c.localAddress,
+                                  tlsa: dane.reportStrings)
+            }
+            if let judged = dane.judge(tls) {
+                guard judged.verdict != .none else {
+                    c.quit()
+                    throw TLSUnusable(verdict: .none, reason: judged.reason ?? "DANE authentication failed", dane: true,
+                                      result: (judged.result ?? .tlsaInvalid).rawValue, address: address, localAddress: c.localAddress,
+                                      tlsa: dane.reportStrings)
+                }
+                return Session(c, host: host.name, verified: judged.verdict == .dane, tls: tls, tlsa: dane.reportStrings)
             }
             let verified = tls.verified && tls.modernProtocol
             if options.relay != nil {

@@ -14,6 +14,9 @@ public struct Parcel: Sendable {
     public var recipients: [String]
     /// TLS-only: enforced, verified TLS or no delivery at all.
     public var requireTLS: Bool
+    /// TLS-only with `tls_min_verdict = dane`: the TLS must be authenticated by
+    /// the MX host's validated TLSA records, WebPKI is not enough.
+    public var requireDANE = false
     /// The message as it goes on the wire: no X-SL-* fields, no mbox framing.
     public var message: Message
     /// Size in octets after CRLF canonicalisation (for SIZE).

@@ -140,8 +140,10 @@ public final class QueueRunner {
             let waiting = Set(l.state.reroute)
             let rcpts = l.envelope.recipients.map(\.address).filter { !waiting.contains($0) }
             if !rcpts.isEmpty {
-                parcels.append(try Parcel(id: l.id, sender: l.envelope.sender, recipients: rcpts,
-                                          requireTLS: l.envelope.tls == .required, message: l.message, digest: l.envelope.messageDigest))
+                var parcel = try Parcel(id: l.id, sender: l.envelope.sender, recipients: rcpts,
+                                        requireTLS: l.envelope.tls != .opportunistic, message: l.message, digest: l.envelope.messageDigest)
+                parcel.requireDANE = l.envelope.tls == .dane
+                parcels.append(parcel)
             }
         }
         return parcels
@@ -394,6 +396,7 @@ public final class QueueRunner {
             fields["tls_protocol"] = tls.protocolVersion
             fields["tls_cipher"] = tls.cipher
             fields["certificate"] = tls.verified ? "verified" : (tls.failure?.rawValue ?? "not verified")
+            if let dane = tls.dane { fields["dane"] = dane.summary }
         } else if r.host != nil {
             fields["tls_protocol"] = "none"
         }
@@ -404,7 +407,7 @@ public final class QueueRunner {
     public static func plan(_ message: Message, _ envelope: Envelope, options: DeliveryOptions) throws -> String {
         var s = "message \(message.index)"
         if let id = message.header["Message-ID"] { s += " \(id)" }
-        s += ": from <\(envelope.sender)>, TLS \(envelope.tls == .required ? "required (verified, TLS-only)" : "opportunistic")\n"
+        s += ": from <\(envelope.sender)>, TLS \(envelope.tls == .required ? "required (verified, TLS-only)" : envelope.tls == .dane ? "required (DANE, TLS-only)" : "opportunistic")\n"
         if let problem = try DeliveryPolicy.protectionProblem(message, envelope) {
             return s + "  NOT SENT: \(problem)\n"
         }

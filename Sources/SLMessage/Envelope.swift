@@ -142,6 +142,9 @@ public enum DeliveryMethod: String, Sendable, CaseIterable, Codable {
 public enum TLSRequirement: String, Sendable, CaseIterable {
     /// Enforced, verified TLS to the recipient's MX or nothing (TLS-only messages).
     case required
+    /// Enforced TLS authenticated by the MX host's DNSSEC-validated TLSA records
+    /// (RFC 7672), or nothing: TLS-only messages when `tls_min_verdict = dane`.
+    case dane
     /// STARTTLS when offered; the content is already protected or policy allows it.
     case opportunistic
 }

@@ -123,7 +123,8 @@ public final class Classifier {
             var copy = message
             var env = Envelope(sender: sender,
                                recipients: group.members.map { Envelope.Recipient(address: $0.recipient.addrSpec, parameters: $0.parameters) },
-                               method: group.method, tls: group.method == .tls ? .required : .opportunistic,
+                               method: group.method, tls: group.method != .tls ? .opportunistic
+                                   : settings.tlsMinimumVerdict == .dane ? .dane : .required,
                                fallback: fallback, account: settings.account)
             if digest == nil { digest = try MessageDigest.of(message) }
             env.messageDigest = digest

@@ -93,6 +93,9 @@ public struct InstallationSettings: Sendable {
         public init() {}
         /// `HOST[:PORT]` of the DNS server for MX and address lookups (default: resolv.conf).
         public var dnsServer: String?
+        /// `IPV4[:PORT]` of a validating resolver whose AD bit is trusted; it then
+        /// answers all mail-routing lookups, with DNSSEC, and makes DANE possible.
+        public var dnssecResolver: String?
         /// A transport(5)-style routing table overriding MX hosts per domain.
         public var transportMap: String?
         /// The SMTP port of MX hosts (25).

@@ -48,6 +48,7 @@ extension Configuration {
         "tls_probe": .installation { i, v in i.transport.tlsProbe = try v.boolean() },
         "tls_probe_timeout": .installation { i, v in i.transport.tlsProbeTimeout = try v.seconds() },
         "dns_server": .installation { i, v in i.transport.dnsServer = v.text },
+        "dnssec_resolver": .installation { i, v in i.transport.dnssecResolver = v.text },
         "transport_map": .installation { i, v in i.transport.transportMap = v.path },
         "smtp_port": .installation { i, v in
             i.transport.smtpPort = try v.number("smtp_port must be a port number (1-65535)") { $0 > 0 }

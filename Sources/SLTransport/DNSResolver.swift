@@ -68,11 +68,16 @@ public struct DNSServer: Sendable, Equatable {
 /// state it owns is not shared.
 public final class DNSResolver {
     private let state: res_state
+    /// True for the validating resolver the administrator named (`dnssec_resolver`):
+    /// only its AD bit means "DNSSEC-secure"; any other resolver's is ignored.
+    public let validating: Bool
 
     /// - Parameters:
     ///   - server: ask this server instead of the ones in /etc/resolv.conf.
     ///   - timeout: seconds per attempt; `attempts` tries in all.
-    public init(server: DNSServer? = nil, timeout: Int = 5, attempts: Int = 2) throws {
+    ///   - validating: `server` is a trusted validating resolver: ask with the DO
+    ///     bit and believe the AD bit of its answers (RFC 7672 needs both).
+    public init(server: DNSServer? = nil, timeout: Int = 5, attempts: Int = 2, validating: Bool = false) throws {
         guard let s = sl_res_new() else { throw DNSError.invalid("out of memory for the resolver") }
         guard sl_res_ninit(s) == 0 else {
             free(s)
@@ -84,6 +89,8 @@ public final class DNSResolver {
             sl_res_set_server(s, a, server.port)
         }
         sl_res_set_timeout(s, Int32(max(1, timeout)), Int32(max(1, attempts)))
+        if validating { sl_res_set_dnssec(s) }
+        self.validating = validating
         state = s
     }
 
@@ -94,8 +101,16 @@ public final class DNSResolver {
 
     /// The mail hosts for `domain` (RFC 5321 5.1): MX records in preference order;
     /// `.implicit` when the name exists without MX records; `.nullMX` per RFC 7505.
-    public func mx(_ domain: String) throws -> MXAnswer {
-        let records = try query(domain, type: ns_t_mx)
+    public func mx(_ domain: String) throws -> MXAnswer { try securedMX(domain).answer }
+
+    /// `mx(_:)`, and whether the answer (or, for an implicit MX, the denial) was
+    /// validated by the trusted resolver: RFC 7672 2.2.1's "secure MX RRset".
+    public func securedMX(_ domain: String) throws -> (answer: MXAnswer, secure: Bool) {
+        let answer = try lookup(domain, type: ns_t_mx)
+        return (try mxAnswer(domain, answer.records), answer.authenticated)
+    }
+
+    func mxAnswer(_ domain: String, _ records: [Record]?) throws -> MXAnswer {
         guard let records else { return .implicit }
         var hosts: [(Int, Int, MXHost)] = []
         for (i, r) in records.enumerated() {
@@ -117,17 +132,24 @@ public final class DNSResolver {
 
     /// IPv4 then IPv6 addresses of `host`, as text. Empty when the name exists
     /// without addresses; NXDOMAIN throws.
-    public func addresses(_ host: String) throws -> [String] {
+    public func addresses(_ host: String) throws -> [String] { try securedAddresses(host).addresses }
+
+    /// `addresses(_:)`, and whether both the A and the AAAA answers were validated
+    /// (RFC 7672 2.2.2: TLSA records count only for a host whose addresses are secure).
+    public func securedAddresses(_ host: String) throws -> (addresses: [String], secure: Bool) {
         var out: [String] = []
+        var secure = true
         for (type, family, size) in [(ns_t_a, AF_INET, 4), (ns_t_aaaa, AF_INET6, 16)] {
-            guard let records = try query(host, type: type) else { continue }
+            let answer = try lookup(host, type: type)
+            secure = secure && answer.authenticated
+            guard let records = answer.records else { continue }
             for r in records where r.rdata.count == size {
                 var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
                 let ok = r.rdata.withUnsafeBytes { raw in inet_ntop(family, raw.baseAddress, &text, socklen_t(text.count)) }
                 if ok != nil { out.append(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
             }
         }
-        return out
+        return (out, secure)
     }
 
     /// The TXT records of `name`, each record's character-strings joined (RFC 7208
@@ -180,7 +202,11 @@ public final class DNSResolver {
 
     /// Records of `type` in the answer section; nil when the name exists but has none
     /// (NODATA).
-    func query(_ name: String, type: ns_type) throws -> [Record]? {
+    func query(_ name: String, type: ns_type) throws -> [Record]? { try lookup(name, type: type).records }
+
+    /// One question. NXDOMAIN throws `noSuchDomain`; SERVFAIL (a validating
+    /// resolver's answer to bogus data) and timeouts throw `temporary`.
+    func lookup(_ name: String, type: ns_type) throws -> DNSAnswer {
         let name = name.hasSuffix(".") ? String(name.dropLast()) : name
         guard Self.isHostName(name) else {
             throw DNSError.invalid("\"\(name.prefix(80))\" is not a domain name")
@@ -190,28 +216,16 @@ public final class DNSResolver {
         if n < 0 {
             switch sl_res_h_errno(state) {
             case HOST_NOT_FOUND: throw DNSError.noSuchDomain(name)
-            case NO_DATA: return nil
+            case NO_DATA:
+                // glibc leaves the NODATA reply in the buffer (length unknown): its
+                // header says whether the denial was validated.
+                return DNSAnswer(records: nil, authenticated: validating && DNSAnswer.headerSaysAuthenticated(answer))
             case NO_RECOVERY: throw DNSError.invalid("\(name): the DNS server refused the query")
             default: throw DNSError.temporary(name)
             }
         }
-        answer.removeSubrange(Int(n)...)
-        // ns_msg points into the buffer: parse within one borrow of it.
-        let out: [Record] = try answer.withUnsafeBufferPointer { buf in
-            var msg = ns_msg()
-            guard ns_initparse(buf.baseAddress!, n, &msg) == 0 else { throw DNSError.invalid("\(name): malformed DNS answer") }
-            var records: [Record] = []
-            for i in 0..<sl_ns_msg_count(&msg, ns_s_an) {
-                var rr = ns_rr()
-                guard ns_parserr(&msg, ns_s_an, i, &rr) == 0 else { throw DNSError.invalid("\(name): malformed DNS answer") }
-                guard rr.type == UInt16(type.rawValue), let rdata = rr.rdata else { continue }
-                let offset = rdata - buf.baseAddress!
-                let end = offset + Int(rr.rdlength)
-                guard offset >= 0, end <= buf.count else { throw DNSError.invalid("\(name): malformed DNS answer") }
-                records.append(Record(message: answer, rdataOffset: offset, rdata: Array(answer[offset..<end])))
-            }
-            return records
-        }
-        return out.isEmpty ? nil : out
+        var parsed = try DNSAnswer.parse(Array(answer[..<Int(n)]), name: name, type: UInt16(type.rawValue))
+        parsed.authenticated = parsed.authenticated && validating
+        return parsed
     }
 }

@@ -40,6 +40,11 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
         } catch {
             throw ConfigurationError(source, 0, "dns_server: \(error)")
         }
+        do {
+            o.dnssecResolver = try installation.transport.dnssecResolver.map(DNSServer.init(parsing:))
+        } catch {
+            throw ConfigurationError(source, 0, "dnssec_resolver: \(error)")
+        }
         o.transport = try installation.transport.transportMap.map(TransportTable.init(path:)) ?? TransportTable()
         o.port = installation.transport.smtpPort
         o.caFile = installation.transport.tlsCAFile
@@ -89,7 +94,11 @@ extension DomainProbe {
     public func cacheEntry(ttl: Double) -> TLSCacheFile.Entry {
         TLSCacheFile.Entry(verdict: verdict, checked: checked,
                            ttl: verdict == .unreachable ? min(ttl, 600) : ttl,
-                           details: reason ?? hosts.first?.tls.map { "\($0.protocolVersion) \($0.cipher)" },
+                           details: reason ?? hosts.first?.tls.map { tls in
+                               // A DANE verdict names the TLSA record each host matched.
+                               let dane = hosts.compactMap { h in h.tls?.dane.map { "\(h.host) DANE \($0.summary) (DNSSEC-validated)" } }
+                               return (["\(tls.protocolVersion) \(tls.cipher)"] + dane).joined(separator: "; ")
+                           },
                            mtaSTS: mtaSTS?.summary)
     }
 }

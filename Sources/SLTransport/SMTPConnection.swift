@@ -146,8 +146,10 @@ public final class SMTPConnection {
     /// STARTTLS (RFC 3207): sends the command alone, requires 220, requires that the
     /// server sent nothing after the 220 (response injection), does the handshake and
     /// forgets the extensions learnt in plaintext: send EHLO again afterwards.
+    /// With `dane`, the certificate is judged by those TLSA records alone.
     /// - Returns: the handshake details; the caller judges `verified`.
-    public func startTLS(context: TLSClientContext, serverName: String, verifyName: String) throws -> TLSDetails {
+    public func startTLS(context: TLSClientContext, serverName: String, verifyName: String,
+                         dane: DANEAuthentication? = nil) throws -> TLSDetails {
         let reply = try command("STARTTLS")
         guard reply.code == 220 else {
             throw STARTTLSRefused(reply: reply)
@@ -158,7 +160,7 @@ public final class SMTPConnection {
         if !buffer.isEmpty || recv(fd, &peek, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0 {
             throw TransportError.protocolViolation("the server sent data after its 220 reply to STARTTLS (response injection); connection dropped")
         }
-        let session = try TLSSession(context: context, fd: fd, serverName: serverName, verifyName: verifyName)
+        let session = try TLSSession(context: context, fd: fd, serverName: serverName, verifyName: verifyName, dane: dane)
         let details = try session.handshake(fd: fd, deadline: next)
         tls = session
         tlsDetails = details

@@ -5,6 +5,9 @@ import SLPolicy
 /// How to probe: where DNS answers come from, where to connect, how long to wait.
 public struct ProbeOptions: Sendable {
     public var dnsServer: DNSServer?
+    /// The validating resolver whose AD bit is trusted (`dnssec_resolver`,
+    /// `--dnssec-resolver`); it then answers every lookup. Without it, no DANE.
+    public var dnssecResolver: DNSServer?
     public var transport = TransportTable()
     /// The SMTP port for MX hosts (25; tests and relays use others).
     public var port: UInt16 = 25
@@ -26,7 +29,8 @@ public struct ProbeOptions: Sendable {
     /// A resolver whose two attempts fit in a quarter of the domain's time limit,
     /// so that DNS cannot use up the time the handshakes need.
     public func makeResolver() throws -> DNSResolver {
-        try DNSResolver(server: dnsServer, timeout: Int(max(1, min(5, domainTimeout / 8)).rounded(.up)), attempts: 2)
+        try DNSResolver(server: dnssecResolver ?? dnsServer, timeout: Int(max(1, min(5, domainTimeout / 8)).rounded(.up)), attempts: 2,
+                        validating: dnssecResolver != nil)
     }
 }
 
@@ -45,6 +49,8 @@ public struct HostProbe: Codable, Sendable, Equatable {
     public var result: TLSResultType?
     /// Why the host is not verified, in words.
     public var reason: String?
+    /// What DANE (RFC 7672) says about the host, and why.
+    public var dane: DANEEvidence?
 }
 
 /// The verdict for one domain, with the evidence.
@@ -134,8 +140,12 @@ public final class TLSProber: @unchecked Sendable {
         let name = target.name, port = target.port
         var h = HostProbe(host: name, preference: target.preference, port: Int(port), verdict: .unreachable)
         let addresses: [String]
+        let dane: DANEPolicy
         do {
-            addresses = try target.addresses(resolver: resolver)
+            let resolved = try target.resolve(resolver)
+            addresses = resolved.addresses
+            dane = addresses.isEmpty ? .notApplicable("no address") : DANEPolicy.forHost(target, addressesSecure: resolved.secure, resolver: resolver)
+            h.dane = dane.evidence
         } catch {
             h.reason = "DNS: \(error)"
             return h
@@ -167,6 +177,12 @@ public final class TLSProber: @unchecked Sendable {
 
         // From here on the host is in use: anything short of verified TLS counts against it.
         h.verdict = .none
+        if case .lookupFailed(let why) = dane {
+            // RFC 7672 2.2: records an attacker may be hiding make the host unusable.
+            h.result = .dnssecInvalid
+            h.reason = why
+            return h
+        }
         do {
             let ehlo = try connection.ehlo(options.heloName)
             h.esmtp = ehlo.code == 250
@@ -176,9 +192,11 @@ public final class TLSProber: @unchecked Sendable {
                 h.reason = h.esmtp ? "STARTTLS not offered" : "no ESMTP (EHLO answered \(ehlo.code))"
                 return h
             }
-            let tls = try connection.startTLS(context: context, serverName: name, verifyName: name)
+            let tls = try connection.startTLS(context: context, serverName: name, verifyName: name, dane: dane.authentication)
             h.tls = tls
-            if !tls.verified {
+            if let judged = dane.judge(tls) {
+                (h.verdict, h.result, h.reason) = judged
+            } else if !tls.verified {
                 h.verdict = .encrypted
                 h.result = tls.failure
                 h.reason = tls.failureDetail
@@ -223,9 +241,15 @@ public final class TLSProber: @unchecked Sendable {
 extension ProbeOptions {
     /// The command line's --dns, --port, --ca-file and --transport, over what
     /// sl.conf said (sl-deliver and sl-tls-probe take the same four).
-    public mutating func override(dns: String?, port: UInt16?, caFile: String?, transportMap: String?, mtaSTSPort: UInt16? = nil) throws {
+    public mutating func override(dns: String?, port: UInt16?, caFile: String?, transportMap: String?,
+                                  mtaSTSPort: UInt16? = nil, dnssecResolver: String? = nil) throws {
         if let dns {
             do { dnsServer = try DNSServer(parsing: dns) } catch { throw OptionValueError(description: "--dns: \(error)") }
+        }
+        if let dnssecResolver {
+            do { self.dnssecResolver = try DNSServer(parsing: dnssecResolver) } catch {
+                throw OptionValueError(description: "--dnssec-resolver: \(error)")
+            }
         }
         if let port { self.port = port }
         if let caFile { self.caFile = caFile }

@@ -342,3 +342,19 @@ public struct TLSReport: Encodable, Sendable {
         return DateInterval(start: Date(timeIntervalSince1970: today - 86_400), duration: 86_400)
     }
 }
+
+extension DANEPolicy {
+    /// The host's TLSA records as an RFC 8460 report quotes them (policy-string,
+    /// presentation format); empty when DANE applies without a usable record or
+    /// its lookup failed; nil when DANE does not apply.
+    public var reportStrings: [String]? {
+        switch self {
+        case .notApplicable: return nil
+        case .encryptOnly, .lookupFailed: return []
+        case .authenticate(let a):
+            return a.records.map { r in
+                "\(r.usage) \(r.selector) \(r.matchingType) " + r.data.map { String(format: "%02x", $0) }.joined()
+            }
+        }
+    }
+}

@@ -223,8 +223,9 @@ public struct DeliverTool {
         var o = DeliveryOptions()
         var probe = try LiveTLSCapability.options(from: installation, source: source, timeout: timeout)
         try probe.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport,
-                           mtaSTSPort: destination.mtaSTSPort)
+                           mtaSTSPort: destination.mtaSTSPort, dnssecResolver: destination.dnssecResolver)
         o.dnsServer = probe.dnsServer
+        o.dnssecResolver = probe.dnssecResolver
         o.transport = probe.transport
         o.port = probe.port
         o.caFile = probe.caFile

@@ -12,13 +12,14 @@ struct SLTLSProbe: ParsableCommand {
         discussion: """
         For each domain (or the domain of each address): looks up its MX hosts (or the \
         transport table's next hop), connects to each, says EHLO, STARTTLS and EHLO \
-        again, and verifies the certificate against the host name. A domain's MTA-STS \
-        policy (RFC 8461; TXT _mta-sts.DOMAIN, fetched from https://mta-sts.DOMAIN) in \
-        enforce mode keeps it verified only when every host in use matches the policy. \
-        Verdicts: verified, encrypted, none, unreachable. Exit 0 when every domain was \
-        reached, 75 when any was unreachable. With --report, writes yesterday's RFC 8460 \
-        TLS reports (from sl-deliver's tls_reporting notes) as mail for sl-deliver. \
-        See sl-tls-probe(1).
+        again, and verifies the certificate against the host name — or, with a trusted \
+        validating resolver (--dnssec-resolver), against the host's DNSSEC-validated \
+        TLSA records (DANE, RFC 7672). A domain's MTA-STS policy (RFC 8461; TXT \
+        _mta-sts.DOMAIN, fetched from https://mta-sts.DOMAIN) in enforce mode keeps it \
+        verified only when every host in use matches the policy. Verdicts: dane, \
+        verified, encrypted, none, unreachable. Exit 0 when every domain was reached, 75 \
+        when any was unreachable. With --report, writes yesterday's RFC 8460 TLS reports \
+        (from sl-deliver's tls_reporting notes) as mail for sl-deliver. See sl-tls-probe(1).
         """)
 
     @Argument(help: ArgumentHelp("Domains or addresses; - reads a list from stdin.", valueName: "domain|address"))

@@ -41,7 +41,7 @@ public struct TLSProbeTool {
         var options = try LiveTLSCapability.options(from: installation, source: configuration?.source ?? "sl.conf", timeout: timeout)
         options.operationTimeout = min(timeout, 10)
         try options.override(dns: destination.dns, port: destination.port, caFile: destination.caFile, transportMap: destination.transport,
-                             mtaSTSPort: destination.mtaSTSPort)
+                             mtaSTSPort: destination.mtaSTSPort, dnssecResolver: destination.dnssecResolver)
 
         let domains = try readDomains()
         guard !domains.isEmpty else { throw UsageError("no domains to probe (give DOMAIN or ADDRESS arguments, - for a list on stdin, or --message)") }
@@ -183,6 +183,11 @@ public struct TLSProbeTool {
             if let banner = h.banner { s += "    banner: \(banner)\n" }
             if let leaf = h.tls?.chain.first {
                 s += "    certificate: \(leaf.subject), issuer \(leaf.issuer), valid until \(leaf.notAfter)\n"
+            }
+            if let match = h.tls?.dane {
+                s += "    dane: TLSA \(match.summary) matched (DNSSEC-validated)\n"
+            } else if let dane = h.dane, dane.policy != "not-applicable" {
+                s += "    dane: \(dane.policy)\(dane.note.map { " — \($0)" } ?? "")\n"
             }
         }
         return s

@@ -48,6 +48,7 @@ import Testing
         "tls_probe": "no",
         "tls_probe_timeout": "5",
         "dns_server": "127.0.0.1:5353",
+        "dnssec_resolver": "127.0.0.1:5354",
         "transport_map": "transport",
         "smtp_port": "2525",
         "mta_sts_port": "8443",

@@ -213,12 +213,13 @@ public final class BadServer: @unchecked Sendable {
     public let port: UInt16
     let process: Process
 
+    /// `port`: one chosen in advance (a TLSA record names it), else a free one.
     /// `log`: a file where the server appends every MAIL command it receives.
-    public init(mode: String, certs: String, log: String? = nil) throws {
-        port = try Peers.freePort(type: SOCK_STREAM)
+    public init(mode: String, certs: String, port: UInt16? = nil, log: String? = nil) throws {
+        self.port = try port ?? Peers.freePort(type: SOCK_STREAM)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [Peers.script, "badserver", "--address", address, "--port", "\(port)", "--mode", mode, "--certs", certs]
+        process.arguments = [Peers.script, "badserver", "--address", address, "--port", "\(self.port)", "--mode", mode, "--certs", certs]
             + (log.map { ["--log", $0] } ?? [])
         let out = Pipe()
         process.standardOutput = out

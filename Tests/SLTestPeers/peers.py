@@ -13,6 +13,10 @@ server and a scripted misbehaving SMTP server.
     peers.py dnsmasq start --dir D --port N [--mx D,H,P] [--a H,IP] [--aaaa H,IP] [--txt N,T]
                            [--nullmx D] [--records FILE] [--zone Z]
     peers.py dnsmasq stop --dir D
+    peers.py dnssec start --dir D --zone Z --auth-port N --resolver-port M
+                          [--rr "NAME TYPE RDATA"] [--tlsa NAME,U,S,M,PEM] [--bogus NAME]
+                          [--forward ZONE,PORT]
+    peers.py dnssec stop --dir D
     peers.py badserver --address A --port N --mode MODE [--certs C]
 
 Standard library plus `cryptography` only.  See README.md beside this file.
@@ -131,6 +135,35 @@ def cmd_certs(args):
     leaf("expired", names, now - 30 * day, now - day)
     leaf("wrongname", ["other.invalid"], now - day, now + 365 * day)
     leaf("selfsigned", names, now - day, now + 365 * day, self_signed=True)
+
+    # DANE: DANE-EE(3) binds the key alone, so this self-signed certificate is
+    # expired and names another host on purpose (RFC 7672 3.1.1).
+    leaf("daneee", ["other.invalid"], now - 30 * day, now - day, self_signed=True)
+    # DANE-TA(2): a private CA that is not in ca.pem (WebPKI cannot verify it); the
+    # server sends it after the leaf (RFC 7671 5.2.2), in daneta.pem.
+    dane_ca_key = new_key()
+    dane_ca_name = subject("sl throwaway DANE-TA CA")
+    dane_ca = (x509.CertificateBuilder()
+               .subject_name(dane_ca_name).issuer_name(dane_ca_name)
+               .public_key(dane_ca_key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - day).not_valid_after(now + 3650 * day)
+               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+               .sign(dane_ca_key, hashes.SHA256()))
+    write("daneca", dane_ca, dane_ca_key)
+    ta_key = new_key()
+    ta_leaf = (x509.CertificateBuilder()
+               .subject_name(subject(names[0])).issuer_name(dane_ca_name)
+               .public_key(ta_key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - day).not_valid_after(now + 365 * day)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                              critical=False)
+               .sign(dane_ca_key, hashes.SHA256()))
+    write("daneta", ta_leaf, ta_key)
+    with open(os.path.join(args.dir, "daneta.pem"), "ab") as f:
+        f.write(dane_ca.public_bytes(serialization.Encoding.PEM))
 
 
 # ---------------------------------------------------------------- helpers
@@ -253,7 +286,7 @@ postlog     unix-dgram n  -       n       -       1       postlogd
 """
 
 CERT_FOR_MODE = {"on": "good", "expired": "expired", "wrongname": "wrongname",
-                 "selfsigned": "selfsigned"}
+                 "selfsigned": "selfsigned", "dane-ee": "daneee", "dane-ta": "daneta"}
 
 # The queue directories owned by the mail owner, mode 0700 (postfix-files).
 QUEUE_NAMES = ("active", "bounce", "corrupt", "defer", "deferred", "flush", "hold",
@@ -902,6 +935,219 @@ def cmd_dnsmasq_stop(args):
     die("dnsmasq in %s did not stop in time; killed" % d)
 
 
+# ---------------------------------------------------------------- DNSSEC
+
+def tlsa_rdata(value):
+    import hashlib
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    fields = [x.strip() for x in value.split(",")]
+    if len(fields) != 5:
+        die("--tlsa wants NAME,USAGE,SELECTOR,MTYPE,PEM|hex:DATA, got %r" % value, 64)
+    name, usage, selector, mtype, source = fields
+    usage, selector, mtype = int(usage), int(selector), int(mtype)
+    if source.startswith("hex:"):
+        data = bytes.fromhex(source[4:])
+    else:
+        pems = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+                          open(source, "rb").read(), re.S)
+        if not pems:
+            die("%s holds no certificate" % source, 66)
+        # DANE-TA names the chain's last certificate (the anchor), DANE-EE the first.
+        cert = x509.load_pem_x509_certificate(pems[-1] if usage in (0, 2) else pems[0])
+        if selector == 0:
+            data = cert.public_bytes(serialization.Encoding.DER)
+        else:
+            data = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+        if mtype == 1:
+            data = hashlib.sha256(data).digest()
+        elif mtype == 2:
+            data = hashlib.sha512(data).digest()
+    return name, "TLSA %d %d %d %s" % (usage, selector, mtype, data.hex())
+
+
+def run_checked(argv, cwd=None):
+    proc = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        die("%s failed (%d): %s" % (" ".join(argv[:2]), proc.returncode,
+                                     proc.stderr.decode("utf-8", "replace")[-2000:]))
+    return proc.stdout.decode()
+
+
+def start_daemon(argv, d, name):
+    log = os.path.join(d, name + ".out")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, close_fds=True, cwd=d)
+    with open(os.path.join(d, name + ".pid"), "w") as f:
+        f.write("%d\n" % proc.pid)
+    return proc
+
+
+def wait_for_dns(proc, port, name, log_files, expect_rcode=0, address="127.0.0.1"):
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        if dns_query(address, port, name, qtype=6, timeout=0.25) == expect_rcode:
+            return True
+        time.sleep(0.05)
+    sys.stderr.write("peers.py: no answer for %s on %s:%d\n" % (name, address, port))
+    for path in log_files:
+        sys.stderr.write(log_tail(path))
+    return False
+
+
+def cmd_dnssec_start(args):
+    """Signs ZONE with a fresh KSK (ECDSA P-256, ldns-signzone), serves it with NSD on
+    127.0.0.1:AUTH_PORT and starts Unbound on 127.0.0.1:RESOLVER_PORT with the zone's
+    DS as its only trust anchor: answers in ZONE come back with AD, a corrupted
+    RRSIG (--bogus) as SERVFAIL, forwarded unsigned zones as insecure."""
+    for tool in ("nsd", "unbound", "ldns-keygen", "ldns-signzone"):
+        if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool):
+            die("%s missing (apt-get install nsd unbound ldnsutils)" % tool, 69)
+    d = os.path.abspath(args.dir)
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    zone = args.zone.strip(".").lower()
+    for name in ("nsd", "unbound"):
+        pid = read_pid(os.path.join(d, name + ".pid"))
+        if pid is not None and pid_alive(pid):
+            die("%s already running in %s (pid %d)" % (name, d, pid))
+
+    lines = ["$ORIGIN %s." % zone, "$TTL 300",
+             "@ SOA ns.%s. hostmaster.%s. 1 3600 600 86400 300" % (zone, zone),
+             "@ NS ns.%s." % zone, "ns A 127.0.0.1"]
+    lines += args.rr or []
+    tlsa_names = []
+    for value in args.tlsa or []:
+        name, rdata = tlsa_rdata(value)
+        lines.append("%s %s" % (name, rdata))
+        tlsa_names.append(name)
+    with open(os.path.join(d, "zone"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+    # A KSK that signs everything (a CSK): one key, one DS, the trust anchor.
+    for old in os.listdir(d):
+        if old.startswith("K" + zone + "."):
+            os.unlink(os.path.join(d, old))
+    key = run_checked(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", zone], cwd=d).strip()
+    yesterday = time.strftime("%Y%m%d", time.gmtime(time.time() - 86400))
+    run_checked(["ldns-signzone", "-i", yesterday, "-f", os.path.join(d, "zone.signed"),
+                 os.path.join(d, "zone"), os.path.join(d, key)], cwd=d)
+    shutil.copy(os.path.join(d, key + ".ds"), os.path.join(d, "trust-anchor.ds"))
+
+    if args.bogus:
+        owners = set("%s.%s." % (n.rstrip("."), zone) if not n.endswith(".") else n
+                     for n in args.bogus)
+        out = []
+        for line in open(os.path.join(d, "zone.signed")):
+            fields = line.split()
+            if (len(fields) > 5 and fields[0].lower() in owners and fields[3] == "RRSIG"
+                    and fields[4] == "TLSA"):
+                # Flip the signature's first base64 character: still well-formed,
+                # no longer valid, so a validating resolver calls the answer bogus.
+                sig = fields[-1]
+                fields[-1] = ("B" if sig[0] != "B" else "C") + sig[1:]
+                line = "\t".join(fields) + "\n"
+            out.append(line)
+        with open(os.path.join(d, "zone.signed"), "w") as f:
+            f.writelines(out)
+
+    with open(os.path.join(d, "nsd.conf"), "w") as f:
+        f.write("""server:
+    ip-address: 127.0.0.1@{port}
+    do-ip6: no
+    username: ""
+    chroot: ""
+    zonesdir: "{d}"
+    database: ""
+    zonelistfile: "{d}/zone.list"
+    xfrdfile: "{d}/xfrd.state"
+    xfrdir: "{d}"
+    pidfile: "{d}/nsd-own.pid"
+    logfile: "{d}/nsd.log"
+    server-count: 1
+    verbosity: 1
+remote-control:
+    control-enable: no
+zone:
+    name: "{zone}"
+    zonefile: "{d}/zone.signed"
+""".format(port=args.auth_port, d=d, zone=zone))
+    nsd = start_daemon(["/usr/sbin/nsd", "-d", "-c", os.path.join(d, "nsd.conf")], d, "nsd")
+    if not wait_for_dns(nsd, args.auth_port, zone, [os.path.join(d, "nsd.out"), os.path.join(d, "nsd.log")]):
+        cmd_dnssec_stop(args)
+        sys.exit(1)
+
+    forwards = ""
+    for value in args.forward or []:
+        fz, fport = [x.strip() for x in value.split(",")]
+        forwards += ('forward-zone:\n    name: "%s."\n    forward-addr: 127.0.0.1@%d\n'
+                     'server:\n    domain-insecure: "%s."\n'
+                     % (fz.strip("."), int(fport), fz.strip(".")))
+    with open(os.path.join(d, "unbound.conf"), "w") as f:
+        f.write("""server:
+    interface: {raddress}
+    port: {rport}
+    do-ip6: no
+    do-not-query-localhost: no
+    username: ""
+    chroot: ""
+    directory: "{d}"
+    pidfile: "{d}/unbound-own.pid"
+    use-syslog: no
+    logfile: "{d}/unbound.log"
+    verbosity: 1
+    access-control: 127.0.0.0/8 allow
+    module-config: "validator iterator"
+    trust-anchor-file: "{d}/trust-anchor.ds"
+    val-permissive-mode: no
+    harden-dnssec-stripped: yes
+    qname-minimisation: no
+    local-zone: "test." nodefault
+    domain-insecure: "test."
+    cache-max-negative-ttl: 1
+    val-bogus-ttl: 1
+stub-zone:
+    name: "{zone}."
+    stub-addr: 127.0.0.1@{aport}
+remote-control:
+    control-enable: no
+{forwards}""".format(rport=args.resolver_port, raddress=args.resolver_address, d=d, zone=zone, aport=args.auth_port,
+                     forwards=forwards))
+    unbound = start_daemon(["/usr/sbin/unbound", "-d", "-c", os.path.join(d, "unbound.conf")],
+                           d, "unbound")
+    if not wait_for_dns(unbound, args.resolver_port, zone,
+                        [os.path.join(d, "unbound.out"), os.path.join(d, "unbound.log")],
+                        address=args.resolver_address):
+        cmd_dnssec_stop(args)
+        sys.exit(1)
+
+
+def cmd_dnssec_stop(args):
+    d = os.path.abspath(args.dir)
+    failed = []
+    for name in ("unbound", "nsd"):
+        pid = read_pid(os.path.join(d, name + ".pid"))
+        if pid is None or not pid_alive(pid):
+            continue
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.05)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            failed.append(name)
+    if failed:
+        die("%s in %s did not stop in time; killed" % (", ".join(failed), d))
+
+
 # ---------------------------------------------------------------- bad server
 
 BAD_MODES = ("injection", "nostarttls", "garbage", "silent", "stall-handshake", "ok", "tls10", "requiretls")
@@ -1088,7 +1334,8 @@ def main():
     pstart.add_argument("--address", required=True)
     pstart.add_argument("--port", type=int, required=True)
     pstart.add_argument("--tls", required=True, choices=["on", "off", "expired",
-                                                          "wrongname", "selfsigned"])
+                                                          "wrongname", "selfsigned",
+                                                          "dane-ee", "dane-ta"])
     pstart.add_argument("--certs")
     pstart.add_argument("--hostname", required=True)
     pstart.set_defaults(func=cmd_postfix_start)
@@ -1154,6 +1401,29 @@ def main():
     dstop = dsub.add_parser("stop")
     dstop.add_argument("--dir", required=True)
     dstop.set_defaults(func=cmd_dnsmasq_stop)
+
+    sec = sub.add_parser("dnssec", help="a signed zone on NSD behind a validating Unbound")
+    ssub = sec.add_subparsers(dest="action", required=True)
+    sstart = ssub.add_parser("start")
+    sstart.add_argument("--dir", required=True)
+    sstart.add_argument("--zone", required=True, help="the zone to sign and serve, e.g. dane.test")
+    sstart.add_argument("--auth-port", type=int, required=True, help="NSD's port")
+    sstart.add_argument("--resolver-port", type=int, required=True, help="Unbound's port")
+    sstart.add_argument("--resolver-address", default="127.0.0.1",
+                        help="Unbound's address (a bench gives 127.0.0.x with port 53 for tools "
+                             "that read resolv.conf)")
+    sstart.add_argument("--rr", action="append", metavar="'NAME TYPE RDATA'",
+                        help="a record; NAME relative to the zone unless it ends in a dot")
+    sstart.add_argument("--tlsa", action="append", metavar="NAME,USAGE,SELECTOR,MTYPE,PEM|hex:DATA",
+                        help="a TLSA record whose data is computed from the certificate PEM")
+    sstart.add_argument("--bogus", action="append", metavar="NAME",
+                        help="corrupt the RRSIGs of NAME's TLSA records after signing")
+    sstart.add_argument("--forward", action="append", metavar="ZONE,PORT",
+                        help="send queries for ZONE (unsigned: insecure) to 127.0.0.1:PORT")
+    sstart.set_defaults(func=cmd_dnssec_start)
+    sstop = ssub.add_parser("stop")
+    sstop.add_argument("--dir", required=True)
+    sstop.set_defaults(func=cmd_dnssec_stop)
 
     bad = sub.add_parser("badserver", help="a scripted misbehaving SMTP server")
     bad.add_argument("--address", required=True)
