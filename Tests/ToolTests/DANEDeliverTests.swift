@@ -115,6 +115,22 @@ import SLTestPeers
         #expect((try setup.audited().first?["dane"] as? String)?.hasPrefix("3 1 1 ") == true)
     }
 
+    /// RFC 8460: with tls_reporting, a session to a DANE host is noted under the
+    /// policy type tlsa with the host's records, and a refused one with its failure.
+    @Test func tlsReportsNameTheTLSARecords() throws {
+        let setup = try Setup("tls_reporting = yes\ntls_report_log = sessions.jsonl\n")
+        #expect(try setup.deliver(Self.routed(to: "bob@ee.dane.test", tls: "opportunistic", marker: "rpt-\(UUID().uuidString)")).status == 0)
+        #expect(try setup.deliver(Self.routed(to: "bob@\(DNSSECPeers.host("bogus").domain)", tls: "opportunistic",
+                                              marker: "rpt-\(UUID().uuidString)")).status == 0)
+        let lines = try String(contentsOfFile: setup.dir.appendingPathComponent("sessions.jsonl").path, encoding: .utf8).split(separator: "\n")
+        let records = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let ee = try #require(records.first { $0["domain"] as? String == "ee.dane.test" })
+        #expect(ee["policy_type"] as? String == "tlsa" && ee["result"] as? String == "success", "\(ee)")
+        #expect((ee["policy_strings"] as? [String])?.first?.hasPrefix("3 1 1 ") == true, "\(ee)")
+        let bogus = try #require(records.first { $0["domain"] as? String == DNSSECPeers.host("bogus").domain })
+        #expect(bogus["policy_type"] as? String == "tlsa" && bogus["result"] as? String == "dnssec-invalid", "\(bogus)")
+    }
+
     @Test func stARTTLSStrippedAtADANEHostDefersEvenOpportunisticMail() throws {
         let peers = try DNSSECPeers.shared.get()
         let server = try BadServer(mode: "nostarttls", certs: peers.certs, port: peers.stripPort)
