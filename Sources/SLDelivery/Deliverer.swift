@@ -181,6 +181,17 @@ public final class Deliverer: @unchecked Sendable {
     }
 
     func deliverGroup(_ name: String, _ work: [(Parcel, [String])], resolver: DNSResolver) -> [(String, [RecipientResult])] {
+        // RFC 8689: messages that say `TLS-Required: No` go in a pass of their own,
+        // without the domain's MTA-STS and DANE policies, on connections of their own.
+        let optedOut = work.filter { $0.0.ignoresTLSPolicy }
+        guard !optedOut.isEmpty else { return deliverGroup(name, work, resolver: resolver, ignoringPolicies: false) }
+        let rest = work.filter { !$0.0.ignoresTLSPolicy }
+        return (rest.isEmpty ? [] : deliverGroup(name, rest, resolver: resolver, ignoringPolicies: false))
+            + deliverGroup(name, optedOut, resolver: resolver, ignoringPolicies: true)
+    }
+
+    func deliverGroup(_ name: String, _ work: [(Parcel, [String])], resolver: DNSResolver,
+                      ignoringPolicies: Bool) -> [(String, [RecipientResult])] {
         let key = String(name.prefix { $0 != "#" })     // "domain#2": one of a domain's connections
         var pending = work
         var done: [(String, [RecipientResult])] = []
@@ -204,7 +215,7 @@ public final class Deliverer: @unchecked Sendable {
             }
         }
 
-        let gate = MTASTSGate.lookup(key, options: options, policies: policies, resolver: resolver)
+        let gate = ignoringPolicies ? nil : MTASTSGate.lookup(key, options: options, policies: policies, resolver: resolver)
         func noteSession(_ host: MailHost, _ address: String?, _ local: String?, _ result: String, tlsa: [String]?) {
             guard options.relay == nil, let report = options.onTLSSession else { return }
             var record = TLSSessionRecord(time: Date().timeIntervalSince1970, domain: key, mx: host.name, address: address,
@@ -232,10 +243,10 @@ public final class Deliverer: @unchecked Sendable {
             }
             let session: Session
             do {
-                if let kept = takeIdle(host) {
+                if !ignoringPolicies, let kept = takeIdle(host) {
                     session = kept
                 } else {
-                    session = try open(host, resolver: resolver, plaintext: false)
+                    session = try open(host, resolver: resolver, plaintext: false, ignoringDANE: ignoringPolicies)
                     noteSession(host, session.connection.address, session.connection.localAddress,
                                 session.verified ? TLSSessionRecord.success : (session.tls?.failure?.rawValue ?? TLSResultType.validationFailure.rawValue),
                                 tlsa: session.tlsa)
@@ -255,7 +266,7 @@ public final class Deliverer: @unchecked Sendable {
                     options.warn(gate.note(lastProblem))
                 }
                 guard pending.contains(where: { !$0.0.requireTLS }),
-                      let plain = try? open(host, resolver: resolver, plaintext: true) else { continue }
+                      let plain = try? open(host, resolver: resolver, plaintext: true, ignoringDANE: ignoringPolicies) else { continue }
                 let broken: Bool
                 (pending, broken) = run(plain, pending, onlyOpportunistic: true, done: &done, lastProblem: &lastProblem)
                 if !broken { plain.connection.quit() }
@@ -279,7 +290,8 @@ public final class Deliverer: @unchecked Sendable {
             }
             let broken: Bool
             (pending, broken) = run(session, pending, onlyOpportunistic: !session.verified, done: &done, lastProblem: &lastProblem)
-            if !broken { keepIdle(session, host) }
+            // A connection made without the policies never carries other mail.
+            if !broken { if ignoringPolicies { session.connection.quit() } else { keepIdle(session, host) } }
         }
 
         // Asked to stop: what is left was not tried, and counts no attempt.
@@ -372,12 +384,13 @@ public final class Deliverer: @unchecked Sendable {
     /// Connects to the first address of `host` that greets, says EHLO, and (unless
     /// `plaintext`) starts TLS. Throws TLSUnusable when the host greets but TLS is
     /// missing or fails; the caller decides about plaintext.
-    func open(_ host: MailHost, resolver: DNSResolver, plaintext: Bool) throws -> Session {
+    func open(_ host: MailHost, resolver: DNSResolver, plaintext: Bool, ignoringDANE: Bool = false) throws -> Session {
         let (addresses, addressesSecure) = try host.resolve(resolver)
         guard !addresses.isEmpty else { throw TransportError.connect("\(host.name) has no address") }
         // The lookup and the rule sl-tls-probe used (RFC 7672); a relay is not an MX host.
-        let dane = options.relay == nil ? DANEPolicy.forHost(host, addressesSecure: addressesSecure, resolver: resolver)
-                                        : .notApplicable("a relay")
+        let dane = options.relay != nil ? .notApplicable("a relay")
+            : ignoringDANE ? .notApplicable("the message says TLS-Required: No (RFC 8689)")
+            : DANEPolicy.forHost(host, addressesSecure: addressesSecure, resolver: resolver)
         if case .lookupFailed(let why) = dane {
             throw TLSUnusable(verdict: .none, reason: why, dane: true, result: TLSResultType.dnssecInvalid.rawValue, tlsa: [])
         }

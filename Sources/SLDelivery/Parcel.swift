@@ -17,6 +17,10 @@ public struct Parcel: Sendable {
     /// TLS-only with `tls_min_verdict = dane`: the TLS must be authenticated by
     /// the MX host's validated TLSA records, WebPKI is not enough.
     public var requireDANE = false
+    /// RFC 8689 section 5: the message says `TLS-Required: No` and is not TLS-only,
+    /// so the recipient domain's TLS policies (MTA-STS, DANE) do not hold it back:
+    /// it goes with opportunistic TLS, as to a domain without them.
+    public var ignoresTLSPolicy: Bool { !requireTLS && TLSRequiredField.optsOut(message.header) }
     /// The message as it goes on the wire: no X-SL-* fields, no mbox framing.
     public var message: Message
     /// Size in octets after CRLF canonicalisation (for SIZE).

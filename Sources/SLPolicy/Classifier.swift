@@ -169,20 +169,12 @@ public final class Classifier {
         } else if let t = s.insecureTrigger, s.allowInsecureTrigger, subject.range(of: t, options: .caseInsensitive) != nil {
             intent.insecureOptOut = "subject trigger \(t)"
             if s.stripTriggers { message.header.removeText(t, fromField: "Subject") }
-        } else if s.allowInsecureTrigger, Self.requestsNoTLS(message.header) {
+        } else if s.allowInsecureTrigger, TLSRequiredField.optsOut(message.header) {
             // RFC 8689's standard opt-out, under the same policy as the trigger. The
             // field stays: it asks the relays after us to skip their TLS policies too.
             intent.insecureOptOut = "TLS-Required: No"
         }
         return intent
-    }
-
-    /// RFC 8689 section 5: exactly one `TLS-Required` field whose value is "No"
-    /// (case ignored); several fields, or any other value, ask for nothing.
-    static func requestsNoTLS(_ header: HeaderSection) -> Bool {
-        let fields = header.all("TLS-Required")
-        guard fields.count == 1 else { return false }
-        return fields[0].unfoldedValue.trimmingCharacters(in: .whitespaces).lowercased() == "no"
     }
 
     struct Group { var method: DeliveryMethod; var members: [RecipientDecision] }

@@ -115,6 +115,24 @@ import SLTestPeers
         #expect((try setup.audited().first?["dane"] as? String)?.hasPrefix("3 1 1 ") == true)
     }
 
+    /// RFC 8689 section 5: a message that says `TLS-Required: No` (and is not
+    /// TLS-only) is not held back by a DANE failure: it goes as to a domain without
+    /// DANE, while the same message without the field waits.
+    @Test func tlsRequiredNoGoesPastADANEFailure() throws {
+        let peers = try DNSSECPeers.shared.get()
+        let host = DNSSECPeers.host("mismatch")
+        let setup = try Setup()
+        let marker = "dane-optout-\(UUID().uuidString)"
+        let plain = String(decoding: Self.routed(to: "bob@\(host.domain)", tls: "opportunistic", marker: marker), as: UTF8.self)
+        let optedOut = Array(plain.replacingOccurrences(of: "Subject: \(marker)\n", with: "Subject: \(marker)\nTLS-Required: No\n").utf8)
+        let run = try setup.deliver(optedOut)
+        #expect(run.status == 0, "\(run.stderr)")
+        let arrived = peers.delivered(to: host, containing: marker)
+        #expect(arrived.count == 1 && arrived.first?.contains("TLS-Required: No") == true)
+        #expect(try setup.audited().first?["outcome"] as? String == "delivered")
+        #expect(setup.queued == 0)
+    }
+
     /// RFC 8460: with tls_reporting, a session to a DANE host is noted under the
     /// policy type tlsa with the host's records, and a refused one with its failure.
     @Test func tlsReportsNameTheTLSARecords() throws {

@@ -145,6 +145,22 @@ import SLTestPeers
         #expect((record["reply"] as? String)?.contains("MTA-STS policy of \(domain) (enforce") == true, "\(record)")
     }
 
+    /// RFC 8689 section 5: `TLS-Required: No` lets an ordinary message past the
+    /// enforce policy that holds the same message without the field.
+    @Test func tlsRequiredNoGoesPastTheEnforcePolicy() throws {
+        let peers = try Peers.shared.get()
+        let setup = try Setup()
+        let marker = "m-\(UUID().uuidString)"
+        let plain = String(decoding: Self.message(to: "bob@plain.sts.test", tls: "opportunistic", marker: marker), as: UTF8.self)
+        let optedOut = Array(plain.replacingOccurrences(of: "Subject: \(marker)\n", with: "Subject: \(marker)\nTLS-Required: No\n").utf8)
+        let run = try Tools.run("sl-deliver", ["--config", setup.config, "--timeout", "20"], stdin: optedOut)
+        #expect(run.status == 0, "\(run.stderr)")
+        let arrived = Peers.servers.flatMap { peers.delivered(to: $0, containing: marker, wait: 2) }
+        #expect(arrived.count == 1, "\(run.stderr)")
+        #expect(setup.queued.isEmpty)
+        #expect(try setup.auditRecords().first?["outcome"] as? String == "delivered")
+    }
+
     @Test func deliverSendsOverVerifiedTLSToAMatchingMX() throws {
         let peers = try Peers.shared.get()
         let setup = try Setup()
