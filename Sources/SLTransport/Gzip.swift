@@ -26,6 +26,7 @@ enum Gzip {
     }
 }
 
-struct GzipError: Error, CustomStringConvertible {
+struct GzipError: SysexitReporting, CustomStringConvertible {
     var description: String { "zlib could not compress the report" }
+    var sysexit: Sysexit { .software }
 }

@@ -161,9 +161,12 @@ public struct STSPolicy: Sendable, Equatable, Codable {
 }
 
 /// A policy body that is not RFC 8461's grammar; one line that says where.
-public struct STSPolicyError: Error, CustomStringConvertible, Equatable {
+public struct STSPolicyError: SysexitReporting, CustomStringConvertible, Equatable {
     public let description: String
     init(_ d: String) { description = d }
+    /// A domain's policy that cannot be read is evidence, never a run's end; if it
+    /// ever were, it is the remote side's, and may be mended: try again later.
+    public var sysexit: Sysexit { .tempFail }
 }
 
 /// Character classes of RFC 8461's ABNF.

@@ -250,7 +250,9 @@ public final class MTASTSPolicies: @unchecked Sendable {
 }
 
 /// Why a policy fetch gave no policy: an RFC 8460 result type and a line.
-struct STSFetchError: Error, CustomStringConvertible {
+struct STSFetchError: SysexitReporting, CustomStringConvertible {
     let result: TLSResultType
     let description: String
+    /// The policy host's trouble, for now: try again later.
+    var sysexit: Sysexit { .tempFail }
 }
