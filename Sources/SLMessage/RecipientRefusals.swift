@@ -1,5 +1,4 @@
 import Foundation
-import SLMessage
 
 /// What a stage does with a copy whose method it cannot carry out for some of its
 /// recipients (DESIGN: fail per recipient, not per message). Each stage resolves

@@ -81,7 +81,7 @@ final class RNPKeyring {
         ffi = f
     }
 
-    deinit { api.ffi_destroy(ffi) }
+    deinit { _ = api.ffi_destroy(ffi) }
 
     /// Imports public keys (binary or armored, one or several) into the keyring. A
     /// key already there is merged, so a revocation learnt from either side sticks.
@@ -92,7 +92,7 @@ final class RNPKeyring {
             api.input_from_memory(&input, buf.baseAddress, buf.count, true)
         }
         if let e = PGPError.check(rnp: made, "cannot read \(source) into librnp", api) { throw e }
-        defer { api.input_destroy(input) }
+        defer { _ = api.input_destroy(input) }
         if let e = PGPError.check(rnp: api.import_keys(ffi, input, UInt32(RNP_LOAD_SAVE_PUBLIC_KEYS), nil),
                                   "librnp cannot import \(source)", api) { throw e }
     }
@@ -100,7 +100,7 @@ final class RNPKeyring {
     /// The key with `fingerprint` as librnp sees it, or nil when it is not here.
     func facts(fingerprint: String) throws -> RNPKeyFacts? {
         guard let key = try locate(fingerprint) else { return nil }
-        defer { api.key_handle_destroy(key) }
+        defer { _ = api.key_handle_destroy(key) }
         func flag(_ call: (rnp_key_handle_t?, UnsafeMutablePointer<Bool>?) -> rnp_result_t, _ what: String) throws -> Bool {
             var b = false
             if let e = PGPError.check(rnp: call(key, &b), "librnp cannot tell whether key \(fingerprint) is \(what)", api) { throw e }
@@ -116,7 +116,7 @@ final class RNPKeyring {
             api.buffer_destroy(text)
             var handle: rnp_uid_handle_t?
             guard api.key_get_uid_handle_at(key, i, &handle) == 0, let handle else { continue }
-            defer { api.uid_handle_destroy(handle) }
+            defer { _ = api.uid_handle_destroy(handle) }
             var revoked = true, valid = false
             _ = api.uid_is_revoked(handle, &revoked)
             _ = api.uid_is_valid(handle, &valid)
@@ -134,7 +134,7 @@ final class RNPKeyring {
     private func encryptionKey(of key: rnp_key_handle_t) throws -> String? {
         var chosen: rnp_key_handle_t?
         guard api.key_get_default_key(key, "encrypt", 0, &chosen) == 0, let chosen else { return nil }
-        defer { api.key_handle_destroy(chosen) }
+        defer { _ = api.key_handle_destroy(chosen) }
         var fpr: UnsafeMutablePointer<CChar>?
         if let e = PGPError.check(rnp: api.key_get_fprint(chosen, &fpr), "librnp cannot give a fingerprint", api) { throw e }
         defer { api.buffer_destroy(fpr) }
@@ -177,17 +177,17 @@ final class RNPKeyring {
         var rinput: rnp_input_t?
         if let e = PGPError.check(rnp: api.input_from_callback(&rinput, readFromDescriptor, nil, sourceContext),
                                   "cannot wrap the message for librnp", api) { throw e }
-        defer { api.input_destroy(rinput) }
+        defer { _ = api.input_destroy(rinput) }
         var routput: rnp_output_t?
         if let e = PGPError.check(rnp: api.output_to_callback(&routput, writeToDescriptor, nil, sinkContext),
                                   "cannot wrap the output for librnp", api) { throw e }
-        defer { api.output_destroy(routput) }
+        defer { _ = api.output_destroy(routput) }
         var op: rnp_op_encrypt_t?
         if let e = PGPError.check(rnp: api.op_encrypt_create(&op, ffi, rinput, routput), "cannot start librnp encryption", api) { throw e }
-        defer { api.op_encrypt_destroy(op) }
+        defer { _ = api.op_encrypt_destroy(op) }
         for f in fingerprints {
             guard let key = try locate(f) else { throw PGPError("key \(f) was not imported into librnp") }
-            defer { api.key_handle_destroy(key) }
+            defer { _ = api.key_handle_destroy(key) }
             // rnp chooses the key's usable encryption subkey, as gpg does. Every key
             // was checked for one when it was selected (facts(fingerprint:)), so a
             // refusal here is librnp failing, not a recipient's key.
