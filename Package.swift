@@ -67,7 +67,7 @@ let package = Package(
         // GET over HTTPS through libcurl (verified certificate, no redirects, size
         // limit, pinned addresses): WKD keys for SLContacts, MTA-STS policies for
         // SLTransport. The only target that links libcurl.
-        .target(name: "SLHTTPS", dependencies: ["SLMessage", "CCurl"]),
+        .target(name: "SLHTTPS", dependencies: ["SLMessage", "CCurl", "COpenSSL"]),
         // What sl-deliver does: the SMTP sender, the queue and its runner, and the
         // failure policy (DeliveryPolicy.swift: what each trouble does, and its status).
         .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),

@@ -150,6 +150,8 @@ public final class Deliverer: @unchecked Sendable {
                 splitOrder.append(name)
             }
         }
+        // the MTA-STS policies fetched for this round, written once it is done
+        defer { policies.flush() }
         let work = split
         let outputs = try WorkerThreads.map(
             count: splitOrder.count, threads: options.concurrency,

@@ -4,6 +4,8 @@
 // redirects followed, a size limit and timeouts. One owning wrapper over the easy
 // handle; nothing of libcurl leaves this file.
 internal import CCurl
+internal import COpenSSL
+import Foundation
 import SLMessage
 
 public struct HTTPSOptions: Sendable, Equatable {
@@ -81,13 +83,25 @@ public enum HTTPSClient {
 
     /// GETs `url`; nil when its host name does not resolve. Throws `HTTPSError`.
     public static func fetch(_ url: String, options: HTTPSOptions) throws -> HTTPSReply? {
-        guard initialised, let easy = CurlEasy() else { throw HTTPSError(.transfer, "cannot start libcurl") }
+        guard initialised, let easy = CurlEasy.ofThisThread() else { throw HTTPSError(.transfer, "cannot start libcurl") }
         return try easy.get(url, options: options)
     }
 }
 
-/// Owns a CURL easy handle, its error buffer and the --resolve list.
+/// Owns a CURL easy handle, its error buffer and the --resolve list. One per
+/// thread, kept for the thread's next fetch: libcurl then keeps the CA store it
+/// loaded (its CA cache, curl 7.87 and later) instead of reading the trust
+/// anchors again for every fetch, which was most of a cold MTA-STS verdict's cost
+/// (bench/tls-probe). Every fetch starts from reset options and a new connection.
 private final class CurlEasy {
+    static func ofThisThread() -> CurlEasy? {
+        let key = "sl.https.curl"
+        if let kept = Thread.current.threadDictionary[key] as? CurlEasy { return kept }
+        guard let made = CurlEasy() else { return nil }
+        Thread.current.threadDictionary[key] = made
+        return made
+    }
+
     let handle: UnsafeMutableRawPointer
     let errorBuffer: UnsafeMutablePointer<CChar>
     var resolveList: UnsafeMutablePointer<curl_slist>?
@@ -122,6 +136,13 @@ private final class CurlEasy {
 
     func get(_ url: String, options: HTTPSOptions) throws -> HTTPSReply? {
         guard url.lowercased().hasPrefix("https://") else { throw HTTPSError(.usage, "only https: URLs are fetched") }
+        // Nothing of the last fetch carries over but libcurl's caches: no option,
+        // no --resolve entry, no connection.
+        curl_easy_reset(handle)
+        if let resolveList { curl_slist_free_all(resolveList); self.resolveList = nil }
+        errorBuffer[0] = 0
+        try set(CURLOPT_FRESH_CONNECT, 1)
+        try set(CURLOPT_FORBID_REUSE, 1)
         try set(CURLOPT_URL, url)
         try set(CURLOPT_PROTOCOLS_STR, "https")
         try set(CURLOPT_REDIR_PROTOCOLS_STR, "https")
@@ -135,7 +156,20 @@ private final class CurlEasy {
         try set(CURLOPT_USERAGENT, options.userAgent)
         // "" turns off every proxy, those from the environment included.
         if options.ignoresProxies { try set(CURLOPT_PROXY, "") }
-        if let ca = options.caFile { try set(CURLOPT_CAINFO, ca) }
+        // The trust anchors come from a store loaded once per process (TrustAnchors),
+        // handed to each connection's SSL_CTX, not read from files by libcurl per fetch.
+        guard let anchors = TrustAnchors.store(caFile: options.caFile) else {
+            throw HTTPSError(.usage, "cannot load the trust anchors \(options.caFile ?? "of the system")")
+        }
+        guard sl_curl_set_pointer(handle, CURLOPT_CAINFO, nil) == CURLE_OK, sl_curl_set_pointer(handle, CURLOPT_CAPATH, nil) == CURLE_OK,
+              sl_curl_set_ssl_ctx(handle, { _, ctx, store in
+                  guard let ctx, let store else { return CURLE_SSL_CERTPROBLEM }
+                  // set1: the SSL_CTX takes its own reference to the shared store
+                  SSL_CTX_set1_cert_store(OpaquePointer(ctx), OpaquePointer(store))
+                  return CURLE_OK
+              }, UnsafeMutableRawPointer(anchors)) == CURLE_OK else {
+            throw HTTPSError(.usage, "libcurl refused the trust anchors")
+        }
         for entry in options.resolve {
             guard let list = curl_slist_append(resolveList, entry) else { throw HTTPSError(.transfer, "out of memory") }
             resolveList = list
@@ -184,4 +218,24 @@ private final class CurlEasy {
     }
 
     static func size(_ n: Int) -> String { n >= 1 << 20 ? "\(n >> 20) MiB" : "\(n >> 10) KiB" }
+}
+
+/// Trust anchors for HTTPS, loaded into an X509_STORE once per process per file
+/// (or OpenSSL's default locations, looked up by hash as needed) and kept: loading
+/// a PEM file through OpenSSL 3's decoders for every fetch was a third of a cold
+/// MTA-STS verdict (bench/tls-probe). X509_STORE is safe to share between threads.
+enum TrustAnchors {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var stores: [String: OpaquePointer] = [:]
+
+    static func store(caFile: String?) -> OpaquePointer? {
+        lock.lock(); defer { lock.unlock() }
+        let key = caFile ?? ""
+        if let s = stores[key] { return s }
+        guard let s = X509_STORE_new() else { return nil }
+        let loaded = caFile.map { X509_STORE_load_file(s, $0) == 1 } ?? (X509_STORE_set_default_paths(s) == 1)
+        guard loaded else { X509_STORE_free(s); ERR_clear_error(); return nil }
+        stores[key] = s
+        return s
+    }
 }

@@ -148,6 +148,10 @@ public final class MTASTSPolicies: @unchecked Sendable {
     let warn: @Sendable (String) -> Void
     private let lock = NSLock()
     private var cache: [String: STSCacheFile.Entry]?
+    /// Policies fetched since the last `flush`, written to the cache file together:
+    /// a locked read, merge and rename of the whole file per policy made a cold run
+    /// over many domains quadratic and one at a time (bench/tls-probe).
+    private var fetched: [String: STSCacheFile.Entry] = [:]
 
     public init(options: MTASTSOptions, caFile: String?, warn: @escaping @Sendable (String) -> Void = { _ in }) {
         self.options = options
@@ -171,10 +175,18 @@ public final class MTASTSPolicies: @unchecked Sendable {
     func remember(_ domain: String, _ entry: STSCacheFile.Entry) {
         lock.lock()
         cache?[domain] = entry
+        fetched[domain] = entry
         lock.unlock()
-        guard let path = options.cachePath else { return }
-        do { try STSCacheFile.merge([domain: entry], into: path) } catch {
-            warn("cannot record the MTA-STS policy of \(domain): \(error)")
+    }
+
+    /// Writes the policies fetched since the last call into the cache file, in one
+    /// merge. Called when a probe or a delivery round is done; a policy not written
+    /// (a crash before) is only fetched again.
+    public func flush() {
+        lock.lock(); let new = fetched; fetched = [:]; lock.unlock()
+        guard !new.isEmpty, let path = options.cachePath else { return }
+        do { try STSCacheFile.merge(new, into: path) } catch {
+            warn("cannot record the MTA-STS policies of \(new.keys.sorted().joined(separator: ", ")): \(error)")
         }
     }
 

@@ -94,6 +94,11 @@ public final class TLSProber: @unchecked Sendable {
 
     /// Probes one domain. `resolver` is the calling thread's own.
     public func probe(_ domain: String, resolver: DNSResolver) -> DomainProbe {
+        defer { policies.flush() }
+        return probeOne(domain, resolver: resolver)
+    }
+
+    func probeOne(_ domain: String, resolver: DNSResolver) -> DomainProbe {
         let started = Deadline.now()
         let checked = Date().timeIntervalSince1970
         let limit = Deadline(seconds: options.domainTimeout)
@@ -232,9 +237,10 @@ public final class TLSProber: @unchecked Sendable {
     /// called (from worker threads, serialised) after each domain.
     public func probeAll(_ domains: [String], concurrency: Int,
                          progress: ((Int, Int, DomainProbe) -> Void)? = nil) throws -> [DomainProbe] {
-        try WorkerThreads.map(count: domains.count, threads: concurrency, state: options.makeResolver,
-                              job: { resolver, i in self.probe(domains[i], resolver: resolver) },
-                              finished: progress.map { report in { done, r in report(done, domains.count, r) } })
+        defer { policies.flush() }
+        return try WorkerThreads.map(count: domains.count, threads: concurrency, state: options.makeResolver,
+                                     job: { resolver, i in self.probeOne(domains[i], resolver: resolver) },
+                                     finished: progress.map { report in { done, r in report(done, domains.count, r) } })
     }
 }
 
