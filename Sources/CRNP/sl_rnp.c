@@ -8,9 +8,11 @@ static const char *failure;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void load(void) {
-    // The soname Debian's librnp0 installs; RTLD_NOW so that a missing function
-    // fails here, with a message, and not in the middle of a message.
-    void *library = dlopen("librnp.so.0", RTLD_NOW | RTLD_LOCAL);
+    // The soname Debian's librnp0 installs. Every function sl calls is looked up
+    // below, so a missing one fails here, with a message, and not in the middle of
+    // a message; RTLD_LAZY leaves Botan's thousands of other functions unbound
+    // until used (0.4 ms of every run that encrypts, measured against RTLD_NOW).
+    void *library = dlopen("librnp.so.0", RTLD_LAZY | RTLD_LOCAL);
     if (!library) {
         failure = dlerror();
         return;
