@@ -15,11 +15,11 @@ TOOLS       = sl-classify sl-encrypt-pgp sl-encrypt-smime sl-tls-probe sl-delive
 SCRIPTS     = $(wildcard bin-scripts/sl-*)
 
 # Debian packages: to build, and what the tests drive as real peers.
-BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev librnp-dev libsodium-dev libsqlite3-dev libxml2-dev libcurl4-openssl-dev zlib1g-dev
+BUILD_DEPS  = pkg-config libssl-dev libgpgme-dev librnp-dev libsodium-dev libsqlite3-dev libxml2-dev libcurl4-openssl-dev zlib1g-dev libpq-dev
 # The demo plays a browser against sl-portal with curl.
 DEMO_DEPS   = curl
 TEST_DEPS   = $(BUILD_DEPS) $(DEMO_DEPS) gnupg rnp gpgsm openssl procmail time strace mutt python3-jsonschema postfix dnsmasq-base \
-              nsd unbound ldnsutils \
+              nsd unbound ldnsutils postgresql \
               chromium chromium-driver nginx
 
 .PHONY: all build deps test-deps install uninstall demo test bench clean

@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // sl — secure email for anyone, as Unix filters. Linux only (Glibc, /dev/tty, flock).
 // Dependencies point one way: executables -> SLCommand and the libraries they use
-// (SLDelivery -> SLTransport; SLContacts -> SLPGP, SLSMIME; SLEscrow) -> SLPolicy -> SLOpenSSL ->
+// (SLDelivery -> SLTransport; SLContacts -> SLPGP, SLSMIME; SLEscrow) -> SLPolicy -> SLOpenSSL, SLPostgres ->
 // SLMessage; SLTransport and SLContacts -> SLHTTPS -> SLMessage. Only modules that need a C library import one, as `internal import`:
 // the compiler keeps every C type out of public APIs.
 import PackageDescription
@@ -47,14 +47,21 @@ let package = Package(
                        providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CPQ", pkgConfig: "libpq",
+                       providers: [.apt(["libpq-dev"])]),
 
         // RFC 5322, MIME, mboxrd; the X-SL-* envelope and its routing vocabulary, the
         // sendmail envelope rules, delivery reports, RFC 3463 codes, sysexits. Foundation only.
         .target(name: "SLMessage"),
         // OpenSSL's shared wrappers: X.509 certificates, digests, randomness, the error queue.
         .target(name: "SLOpenSSL", dependencies: ["SLMessage", "COpenSSL"]),
-        // Configuration, address books, TLS capability, the per-recipient decision.
-        .target(name: "SLPolicy", dependencies: ["SLMessage", "SLOpenSSL"]),
+        // A PostgreSQL connection through libpq (parameterised statements only) and
+        // versioned schemas migrated by command: the TLS cache's database today, the
+        // escrow store's later.
+        .target(name: "SLPostgres", dependencies: ["SLMessage", "CPQ"]),
+        // Configuration, address books, TLS capability and its cache (a file, or
+        // PostgreSQL through SLPostgres), the per-recipient decision.
+        .target(name: "SLPolicy", dependencies: ["SLMessage", "SLOpenSSL", "SLPostgres"]),
         // PGP: keyrings, key selection and signing through GPGME (GnuPG is the
         // authority on keys and signatures); bulk encryption in process with librnp.
         .target(name: "SLPGP", dependencies: ["SLMessage", "CGPGME", "CRNP"]),
@@ -117,7 +124,7 @@ let package = Package(
         .testTarget(name: "SLOpenSSLTests", dependencies: ["SLOpenSSL"]),
         // The command plumbing: the exit-code table, in process.
         .testTarget(name: "SLCommandTests", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLPGP", "SLSMIME", "SLTransport", "SLEscrow"]),
-        .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy"]),
+        .testTarget(name: "SLPolicyTests", dependencies: ["SLPolicy", "SLPostgres", "SLTestPeers"]),
         .testTarget(name: "SLPGPTests", dependencies: ["SLPGP"]),
         // WKD addresses and the card editing, in process.
         .testTarget(name: "SLContactsTests", dependencies: ["SLContacts", "SLPolicy", "SLMessage"]),

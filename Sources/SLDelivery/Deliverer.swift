@@ -54,7 +54,8 @@ public struct DeliveryOptions: Sendable {
     /// Domains (connections) delivered to at once.
     public var concurrency = 10
     public var relay: Relay?
-    /// The TLS cache to correct when a TLS-only delivery finds no verified TLS.
+    /// The TLS cache to correct when a TLS-only delivery finds no verified TLS
+    /// (`tls_cache`: a file path or a PostgreSQL URI).
     public var tlsCache: String?
     /// MTA-STS policies (RFC 8461), enforced for every message (MTASTSGate.swift).
     public var mtaSTS = MTASTSOptions()
@@ -626,8 +627,8 @@ public final class Deliverer: @unchecked Sendable {
     func noteTLSFailure(_ domain: String, _ verdict: TLSVerdict, _ reason: String) {
         guard let cache = options.tlsCache else { return }
         do {
-            try TLSCacheFile.merge([domain: .init(verdict: verdict, checked: Date().timeIntervalSince1970,
-                                                  ttl: options.tlsCacheTTL, details: reason)], into: cache)
+            try TLSCache.store(at: cache).merge([domain: .init(verdict: verdict, checked: Date().timeIntervalSince1970,
+                                                               ttl: options.tlsCacheTTL, details: reason)])
         } catch {
             options.warn("cannot correct the TLS cache for \(domain): \(error)")
         }

@@ -64,7 +64,7 @@ public final class Classifier {
         self.now = now
         books = BookShelf(books: configuration.installation.books, defaultBook: configuration.installation.defaultBook)
         var providers: [any TLSCapabilityProvider] = [StaticTLSCapability(configuration.installation.transport.tlsStatic)]
-        if let cache = configuration.installation.transport.tlsCache { providers.append(try TLSCacheFile(path: cache, now: now())) }
+        if let cache = configuration.installation.transport.tlsCache { providers.append(try TLSCache.store(at: cache).load(now: now())) }
         if let liveTLS { providers.append(liveTLS) }
         tls = TLSCapabilityChain(providers)
         // Login accounts: the escrow store's (sl-escrow account add), and any the

@@ -108,6 +108,8 @@ public struct InstallationSettings: Sendable {
         public var tlsProbe = true
         /// Seconds sl-classify's live probe may take per domain.
         public var tlsProbeTimeout: Double = 10
+        /// Where probe verdicts are shared: a file path (resolved against sl.conf's
+        /// directory) or a PostgreSQL URI (postgresql://…); see `TLSCache.store(at:)`.
         public var tlsCache: String?
         /// Seconds a probe result stays in the cache (unreachable: at most 10 minutes).
         public var tlsCacheTTL: Double = 86_400

@@ -1,5 +1,6 @@
 import Foundation
 import SLMessage
+import SLPostgres
 
 /// What an sl.conf key sets, which also says where it may stand.
 enum Setting: Sendable {
@@ -27,7 +28,14 @@ extension Configuration {
             default: i.auditLog = .file(v.path)
             }
         },
-        "tls_cache": .installation { i, v in i.transport.tlsCache = v.path },
+        "tls_cache": .installation { i, v in
+            // A database URI is not a path beside sl.conf.
+            guard PostgresTLSCache.isLocation(v.text) else { i.transport.tlsCache = v.path; return }
+            guard !PostgresURI.containsPassword(v.text) else {
+                throw v.error("tls_cache: put the database password in ~/.pgpass, PGPASSFILE or PGPASSWORD, not in the URI")
+            }
+            i.transport.tlsCache = v.text
+        },
         "tls_static": .installation { i, v in
             for item in v.list {
                 let kv = item.split(separator: "=", maxSplits: 1).map(String.init)

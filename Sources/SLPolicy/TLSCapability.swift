@@ -59,51 +59,71 @@ public struct StaticTLSCapability: TLSCapabilityProvider {
     }
 }
 
-/// The cache file shared with sl-tls-probe (format in sl.conf(5)). Writers replace the
-/// file by rename, so a reader sees either the old or the new file, never half of one;
-/// entries older than their TTL count as missing.
-public struct TLSCacheFile: TLSCapabilityProvider {
-    public struct Entry: Codable, Sendable {
-        public var verdict: TLSVerdict
-        /// Seconds since the epoch when the domain was probed.
-        public var checked: Double
-        /// Seconds the verdict stays valid.
-        public var ttl: Double
-        public var details: String?
-        /// The domain's MTA-STS policy and what it made of the hosts, in one line
-        /// (JSON "mta_sts"; absent when the domain has none).
-        public var mtaSTS: String?
+/// One domain's probe result in the TLS cache.
+public struct TLSCacheEntry: Codable, Sendable, Equatable {
+    public var verdict: TLSVerdict
+    /// Seconds since the epoch when the domain was probed.
+    public var checked: Double
+    /// Seconds the verdict stays valid.
+    public var ttl: Double
+    public var details: String?
+    /// The domain's MTA-STS policy and what it made of the hosts, in one line
+    /// (JSON "mta_sts"; absent when the domain has none).
+    public var mtaSTS: String?
 
-        enum CodingKeys: String, CodingKey { case verdict, checked, ttl, details, mtaSTS = "mta_sts" }
+    enum CodingKeys: String, CodingKey { case verdict, checked, ttl, details, mtaSTS = "mta_sts" }
 
-        public init(verdict: TLSVerdict, checked: Double, ttl: Double, details: String? = nil, mtaSTS: String? = nil) {
-            self.verdict = verdict; self.checked = checked; self.ttl = ttl; self.details = details; self.mtaSTS = mtaSTS
-        }
-    }
-    struct Contents: Codable {
-        var version: Int
-        var domains: [String: Entry]
+    public init(verdict: TLSVerdict, checked: Double, ttl: Double, details: String? = nil, mtaSTS: String? = nil) {
+        self.verdict = verdict; self.checked = checked; self.ttl = ttl; self.details = details; self.mtaSTS = mtaSTS
     }
 
-    let entries: [String: Entry]
+    /// Still valid at `now`.
+    public func isValid(at now: Date) -> Bool { checked + ttl > now.timeIntervalSince1970 }
+
+    /// The merge rule every cache keeps: a failed probe does not erase what a good
+    /// one found, so an unreachable result leaves a still-valid reachable verdict in
+    /// place; any other result replaces what was there.
+    public func replaces(_ old: TLSCacheEntry?, at now: Date) -> Bool {
+        guard verdict == .unreachable, let old, old.isValid(at: now) else { return true }
+        return old.verdict == .unreachable
+    }
+}
+
+/// Where probe verdicts are shared between sl-tls-probe, sl-classify and sl-deliver:
+/// a JSON file on one machine (`TLSCacheFile`) or a PostgreSQL table shared by
+/// several (`PostgresTLSCache`). Both keep the same rules, so callers do not care
+/// which they have.
+public protocol TLSCacheStore: Sendable {
+    /// Where the cache is, for messages (a path, or a URI without a password).
+    var location: String { get }
+    /// The entries still valid at `now`.
+    func load(now: Date) throws -> TLSCacheSnapshot
+    /// Adds or replaces entries, safely beside other writers doing the same: nobody's
+    /// results are lost, an unreachable result never replaces a valid reachable
+    /// verdict (`TLSCacheEntry.replaces`), and expired entries go.
+    func merge(_ entries: [String: TLSCacheEntry], now: Date) throws
+}
+
+extension TLSCacheStore {
+    public func load() throws -> TLSCacheSnapshot { try load(now: Date()) }
+    public func merge(_ entries: [String: TLSCacheEntry]) throws { try merge(entries, now: Date()) }
+}
+
+/// The `tls_cache` setting made into a store: a PostgreSQL URI or a file path.
+public enum TLSCache {
+    public static func store(at location: String) -> any TLSCacheStore {
+        PostgresTLSCache.isLocation(location) ? PostgresTLSCache(uri: location) : TLSCacheFile(path: location)
+    }
+}
+
+/// The verdicts of a cache as loaded: what sl-classify asks.
+public struct TLSCacheSnapshot: TLSCapabilityProvider {
+    let entries: [String: TLSCacheEntry]
     let now: Date
 
-    /// Loads the cache; a missing file is an empty cache (nothing probed yet).
-    public init(path: String, now: Date = Date()) throws {
+    public init(_ entries: [String: TLSCacheEntry], now: Date) {
+        self.entries = Dictionary(entries.map { ($0.key.lowercased(), $0.value) }) { a, b in a.checked >= b.checked ? a : b }
         self.now = now
-        guard FileManager.default.fileExists(atPath: path) else { entries = [:]; return }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError(path, 0, "cannot read the TLS cache file")
-        }
-        do {
-            let c = try JSONDecoder().decode(Contents.self, from: data)
-            guard c.version == 1 else { throw ConfigurationError(path, 0, "TLS cache version \(c.version) is not supported") }
-            entries = Dictionary(c.domains.map { ($0.key.lowercased(), $0.value) }) { a, b in a.checked >= b.checked ? a : b }
-        } catch let e as ConfigurationError {
-            throw e
-        } catch {
-            throw ConfigurationError(path, 0, "the TLS cache is not valid JSON (\(error.localizedDescription)); fix it or delete it (it only caches probe results)")
-        }
     }
 
     public func finding(for domain: String) -> TLSFinding? {
@@ -111,17 +131,55 @@ public struct TLSCacheFile: TLSCapabilityProvider {
     }
 
     /// The unexpired entry for `domain` (lowercased ASCII), if any.
-    public func entry(for domain: String) -> Entry? {
-        guard let e = entries[domain], e.checked + e.ttl > now.timeIntervalSince1970 else { return nil }
+    public func entry(for domain: String) -> TLSCacheEntry? {
+        guard let e = entries[domain], e.isValid(at: now) else { return nil }
         return e
     }
 
-    /// Adds or replaces entries (an unreachable result never replaces a valid
-    /// reachable verdict), safely beside other processes doing the same: an
-    /// exclusive flock(2) on PATH.lock serialises writers, the file is re-read under
-    /// the lock so nobody's results are lost, expired entries are dropped, and the
-    /// new file replaces the old by rename(2) so readers never see half of one.
-    public static func merge(_ new: [String: Entry], into path: String, now: Date = Date()) throws {
+    /// The domains with an unexpired entry.
+    public var domains: [String] { entries.filter { $0.value.isValid(at: now) }.keys.sorted() }
+}
+
+/// The cache file shared with sl-tls-probe (format in sl.conf(5)). Writers replace the
+/// file by rename, so a reader sees either the old or the new file, never half of one;
+/// entries older than their TTL count as missing.
+public struct TLSCacheFile: TLSCacheStore {
+    public typealias Entry = TLSCacheEntry
+    struct Contents: Codable {
+        var version: Int
+        var domains: [String: Entry]
+    }
+
+    public let path: String
+    public var location: String { path }
+
+    public init(path: String) { self.path = path }
+
+    /// Loads the cache; a missing file is an empty cache (nothing probed yet).
+    public func load(now: Date) throws -> TLSCacheSnapshot {
+        TLSCacheSnapshot(try read(), now: now)
+    }
+
+    func read() throws -> [String: Entry] {
+        guard FileManager.default.fileExists(atPath: path) else { return [:] }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(path, 0, "cannot read the TLS cache file")
+        }
+        do {
+            let c = try JSONDecoder().decode(Contents.self, from: data)
+            guard c.version == 1 else { throw ConfigurationError(path, 0, "TLS cache version \(c.version) is not supported") }
+            return c.domains
+        } catch let e as ConfigurationError {
+            throw e
+        } catch {
+            throw ConfigurationError(path, 0, "the TLS cache is not valid JSON (\(error.localizedDescription)); fix it or delete it (it only caches probe results)")
+        }
+    }
+
+    /// Merges under an exclusive flock(2) on PATH.lock, which serialises writers; the
+    /// file is re-read under the lock so nobody's results are lost, and the new file
+    /// replaces the old by rename(2) so readers never see half of one.
+    public func merge(_ new: [String: Entry], now: Date) throws {
         let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard lock >= 0 else {
             throw ConfigurationError(path, 0, "cannot open the TLS cache lock file \(path).lock: \(String(cString: strerror(errno)))")
@@ -131,16 +189,12 @@ public struct TLSCacheFile: TLSCapabilityProvider {
             guard errno == EINTR else { throw ConfigurationError(path, 0, "cannot lock the TLS cache: \(String(cString: strerror(errno)))") }
         }
         defer { _ = flock(lock, LOCK_UN) }
-        let current = try TLSCacheFile(path: path, now: now)
-        var entries = current.entries.filter { $0.value.checked + $0.value.ttl > now.timeIntervalSince1970 }
+        var entries = TLSCacheSnapshot(try read(), now: now).entries.filter { $0.value.isValid(at: now) }
         for (domain, entry) in new {
-            // A failed probe does not erase what a good one found: an unreachable
-            // result leaves a still-valid reachable verdict in place.
             let key = domain.lowercased()
-            if entry.verdict == .unreachable, let old = entries[key], old.verdict != .unreachable { continue }
-            entries[key] = entry
+            if entry.replaces(entries[key], at: now) { entries[key] = entry }
         }
-        let data = try encode(entries)
+        let data = try Self.encode(entries)
         let temporary = path + ".new.\(getpid())"
         guard FileManager.default.createFile(atPath: temporary, contents: data) else {
             throw ConfigurationError(path, 0, "cannot write \(temporary); is the directory writable?")

@@ -8,7 +8,7 @@ import SLPolicy
 public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable {
     let installation: InstallationSettings
     let source: String
-    let cachePath: String?
+    let cache: (any TLSCacheStore)?
     let ttl: Double
     /// Told when the cache cannot be written (the verdict still counts for this run).
     let warn: @Sendable (String) -> Void
@@ -27,7 +27,7 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
                 warn: @escaping @Sendable (String) -> Void) {
         self.installation = installation
         self.source = source
-        self.cachePath = recordInCache ? installation.transport.tlsCache : nil
+        self.cache = recordInCache ? installation.transport.tlsCache.map(TLSCache.store(at:)) : nil
         self.ttl = installation.transport.tlsCacheTTL
         self.warn = warn
     }
@@ -78,10 +78,10 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
         let result = prober!.probe(domain, resolver: resolver!)
         let finding = TLSFinding(verdict: result.verdict, source: "probe", mtaSTS: result.mtaSTS?.summary)
         seen[domain] = finding
-        if let cachePath {
+        if let cache {
             // A failed cache write must not stop the mail: the verdict is still good
             // for this run, and the next run probes again.
-            do { try TLSCacheFile.merge([domain: result.cacheEntry(ttl: ttl)], into: cachePath) } catch {
+            do { try cache.merge([domain: result.cacheEntry(ttl: ttl)]) } catch {
                 warn("cannot record the TLS verdict for \(domain): \(error)")
             }
         }
@@ -91,8 +91,8 @@ public final class LiveTLSCapability: TLSCapabilityProvider, @unchecked Sendable
 
 extension DomainProbe {
     /// The cache entry for this result. An unreachable domain is retried soon.
-    public func cacheEntry(ttl: Double) -> TLSCacheFile.Entry {
-        TLSCacheFile.Entry(verdict: verdict, checked: checked,
+    public func cacheEntry(ttl: Double) -> TLSCacheEntry {
+        TLSCacheEntry(verdict: verdict, checked: checked,
                            ttl: verdict == .unreachable ? min(ttl, 600) : ttl,
                            details: reason ?? hosts.first?.tls.map { tls in
                                // A DANE verdict names the TLSA record each host matched.

@@ -17,9 +17,12 @@ public struct MTASTSOptions: Sendable {
 
     public init() {}
 
-    /// The policy cache beside the TLS cache: `mta-sts.json` in its directory.
+    /// The policy cache beside the TLS cache file: `mta-sts.json` in its directory.
+    /// A TLS cache in PostgreSQL has no directory: policies are then kept per run,
+    /// as without tls_cache (a database table for them is for later).
     public static func cachePath(besideTLSCache tlsCache: String?) -> String? {
-        tlsCache.map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mta-sts.json") }
+        guard let tlsCache, !PostgresTLSCache.isLocation(tlsCache) else { return nil }
+        return ((tlsCache as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mta-sts.json")
     }
 }
 

@@ -18,7 +18,8 @@ struct SLTLSProbe: ParsableCommand {
         _mta-sts.DOMAIN, fetched from https://mta-sts.DOMAIN) in enforce mode keeps it \
         verified only when every host in use matches the policy. Verdicts: dane, \
         verified, encrypted, none, unreachable. Exit 0 when every domain was reached, 75 \
-        when any was unreachable. With --report, writes yesterday's RFC 8460 TLS reports \
+        when any was unreachable. A TLS cache in PostgreSQL (tls_cache = postgresql://...) \
+        needs its schema made once with --migrate. With --report, writes yesterday's RFC 8460 TLS reports \
         (from sl-deliver's tls_reporting notes) as mail for sl-deliver. See sl-tls-probe(1).
         """)
 
@@ -43,6 +44,9 @@ struct SLTLSProbe: ParsableCommand {
     @Flag(help: "Write the RFC 8460 TLS reports of a day (yesterday, UTC) as an mbox stream for sl-deliver; for cron.")
     var report = false
 
+    @Flag(help: "Create or migrate the schema of a TLS cache in PostgreSQL (tls_cache = postgresql://...); nothing else does.")
+    var migrate = false
+
     @Option(help: ArgumentHelp("With --report: the day to report, YYYY-MM-DD (UTC).", valueName: "date"))
     var day: String?
 
@@ -60,6 +64,12 @@ struct SLTLSProbe: ParsableCommand {
     var singleMessage = false
 
     func validate() throws {
+        if migrate {
+            if report || message || !targets.isEmpty || json || warm || updateCache || cached || day != nil {
+                throw ValidationError("--migrate takes no domains and no other mode")
+            }
+            return
+        }
         if report {
             if message || !targets.isEmpty || json || warm || updateCache || cached {
                 throw ValidationError("--report takes no domains and no other mode (--message, --json, --warm, --update-cache, --cached)")
@@ -74,6 +84,11 @@ struct SLTLSProbe: ParsableCommand {
     }
 
     func run() throws {
+        if migrate {
+            let status = try TLSProbeTool.migrate(configurationPath: config.path)
+            if status != .ok { throw ExitCode(status.rawValue) }
+            return
+        }
         if report {
             let status = try TLSReportTool(configurationPath: config.path, day: day, destination: destination).run()
             if status != .ok { throw ExitCode(status.rawValue) }

@@ -45,17 +45,17 @@ public struct TLSProbeTool {
 
         let domains = try readDomains()
         guard !domains.isEmpty else { throw UsageError("no domains to probe (give DOMAIN or ADDRESS arguments, - for a list on stdin, or --message)") }
-        let cachePath = installation.transport.tlsCache
-        if (warm || updateCache || cached) && cachePath == nil {
+        let cache = installation.transport.tlsCache.map(TLSCache.store(at:))
+        if (warm || updateCache || cached) && cache == nil {
             throw ConfigurationError(configuration?.source ?? ConfigurationLocation.defaultPath, 0,
                                      "--warm, --update-cache and --cached need tls_cache in sl.conf")
         }
 
         // --cached: fresh cache entries answer; only the rest are probed.
         var fromCache: [String: DomainProbe] = [:]
-        if cached, let cachePath {
-            let cache = try TLSCacheFile(path: cachePath)
-            for d in domains { if let e = cache.entry(for: d) { fromCache[d] = DomainProbe(domain: d, cached: e) } }
+        if cached, let cache {
+            let snapshot = try cache.load()
+            for d in domains { if let e = snapshot.entry(for: d) { fromCache[d] = DomainProbe(domain: d, cached: e) } }
         }
         let misses = domains.filter { fromCache[$0] == nil }
         let showProgress = misses.count > 1 && Diagnostics.stderrIsTerminal
@@ -68,17 +68,17 @@ public struct TLSProbeTool {
         }
         for r in probed { fromCache[r.domain] = r }
         let results = domains.map { fromCache[$0]! }
-        if (warm || updateCache || cached), let cachePath, !probed.isEmpty {
-            var entries: [String: TLSCacheFile.Entry] = [:]
+        if (warm || updateCache || cached), let cache, !probed.isEmpty {
+            var entries: [String: TLSCacheEntry] = [:]
             for r in probed { entries[r.domain] = r.cacheEntry(ttl: installation.transport.tlsCacheTTL) }
-            try TLSCacheFile.merge(entries, into: cachePath)
+            try cache.merge(entries)
         }
 
         var out = ""
         if warm && !json {
             var counts: [TLSVerdict: Int] = [:]
             for r in results { counts[r.verdict, default: 0] += 1 }
-            out = "\(results.count) domains probed into \(cachePath ?? ""): "
+            out = "\(results.count) domains probed into \(cache?.location ?? ""): "
                 + TLSVerdict.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ") + "\n"
         } else if json {
             let encoder = JSONEncoder()
@@ -89,6 +89,28 @@ public struct TLSProbeTool {
         }
         try FileDescriptorIO.writeAll(1, Array(out.utf8))
         return results.contains { $0.verdict == TLSVerdict.unreachable } ? .tempFail : .ok
+    }
+
+    /// sl-tls-probe --migrate: creates or brings up to date the schema of a TLS
+    /// cache in PostgreSQL, which no other command does (readers and writers only
+    /// check its version). A file cache needs no schema.
+    public static func migrate(configurationPath: String?) throws -> Sysexit {
+        let configuration = try ConfigurationLocation.loadIfPresent(configurationPath)
+        let source = configuration?.source ?? ConfigurationLocation.defaultPath
+        guard let location = configuration?.installation.transport.tlsCache else {
+            throw ConfigurationError(source, 0, "--migrate needs tls_cache in sl.conf")
+        }
+        let line: String
+        if PostgresTLSCache.isLocation(location) {
+            let store = PostgresTLSCache(uri: location)
+            let (from, to) = try store.migrate()
+            line = from == to ? "\(store.location): the TLS cache schema is at version \(to); nothing to do\n"
+                : "\(store.location): the TLS cache schema migrated from version \(from) to \(to)\n"
+        } else {
+            line = "\(location): a TLS cache file has no schema; nothing to do\n"
+        }
+        try FileDescriptorIO.writeAll(1, Array(line.utf8))
+        return .ok
     }
 
     /// Domains from the arguments, a list on stdin, or a message's recipients; in the

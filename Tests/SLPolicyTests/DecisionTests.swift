@@ -280,12 +280,12 @@ func decider(_ conf: String, sender: String = "alice@clinic.example", tls: [Stri
             "stale.example": .init(verdict: .verified, checked: 990_000, ttl: 3600),
         ])
         try data.write(to: URL(fileURLWithPath: dir.path("tls.json")))
-        let cache = try TLSCacheFile(path: dir.path("tls.json"), now: now)
+        let cache = try TLSCacheFile(path: dir.path("tls.json")).load(now: now)
         #expect(cache.finding(for: "fresh.example")?.verdict == .verified)
         #expect(cache.finding(for: "stale.example") == nil)
-        #expect(try TLSCacheFile(path: dir.path("missing.json")).finding(for: "fresh.example") == nil)
+        #expect(try TLSCacheFile(path: dir.path("missing.json")).load().finding(for: "fresh.example") == nil)
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: dir.path("bad.json")))
-        #expect(throws: ConfigurationError.self) { try TLSCacheFile(path: dir.path("bad.json")) }
+        #expect(throws: ConfigurationError.self) { try TLSCacheFile(path: dir.path("bad.json")).load() }
     }
 }
 

@@ -18,6 +18,8 @@ server and a scripted misbehaving SMTP server.
                           [--forward ZONE,PORT]
     peers.py dnssec stop --dir D
     peers.py badserver --address A --port N --mode MODE [--certs C]
+    peers.py postgres start --dir D --port N
+    peers.py postgres stop --dir D
 
 Standard library plus `cryptography` only.  See README.md beside this file.
 """
@@ -1318,6 +1320,60 @@ def cmd_badserver(args):
 
 # ---------------------------------------------------------------- main
 
+# ---------------------------------------------------------------- PostgreSQL
+
+PG_USER = "postgres"
+
+
+def pg_bin(name):
+    """The newest installed server's program (Debian keeps them per version)."""
+    versions = sorted((d for d in os.listdir("/usr/lib/postgresql") if d.isdigit()), key=int) \
+        if os.path.isdir("/usr/lib/postgresql") else []
+    if not versions:
+        die("no PostgreSQL server installed (apt-get install postgresql)", 69)
+    return "/usr/lib/postgresql/%s/bin/%s" % (versions[-1], name)
+
+
+def as_pg_user(argv):
+    # The server refuses to run as root: initdb and pg_ctl run as the postgres user.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", PG_USER, "--"] + argv
+    return argv
+
+
+def cmd_postgres_start(args):
+    """A throwaway cluster in D/data on 127.0.0.1:N, its socket in D, trust
+    authentication for local and loopback connections, superuser 'postgres'."""
+    d = os.path.abspath(args.dir)
+    os.makedirs(d, exist_ok=True)
+    make_traversable(d)
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(PG_USER)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    if not port_free("127.0.0.1", args.port):
+        die("port %d on 127.0.0.1 is in use" % args.port)
+    data = os.path.join(d, "data")
+    run_checked(as_pg_user([pg_bin("initdb"), "-D", data, "-U", PG_USER, "-A", "trust",
+                            "-E", "UTF8", "--no-sync", "--no-instructions"]), cwd=d)
+    # fsync off: a test cluster is thrown away, and fsync costs seconds per test run.
+    options = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" % (args.port, d)
+    proc = subprocess.run(as_pg_user([pg_bin("pg_ctl"), "-D", data, "-l", os.path.join(d, "postgres.log"),
+                                      "-o", options, "-w", "-t", str(int(START_TIMEOUT)), "start"]),
+                          cwd=d, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0 or not wait_for_port("127.0.0.1", args.port, time.monotonic() + START_TIMEOUT):
+        sys.stderr.write(log_tail(os.path.join(d, "postgres.log")))
+        die("PostgreSQL did not start on 127.0.0.1:%d" % args.port)
+
+
+def cmd_postgres_stop(args):
+    d = os.path.abspath(args.dir)
+    data = os.path.join(d, "data")
+    if not os.path.exists(os.path.join(data, "postmaster.pid")):
+        return
+    subprocess.run(as_pg_user([pg_bin("pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]),
+                   cwd=d, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main():
     parser = argparse.ArgumentParser(prog="peers.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -1433,6 +1489,16 @@ def main():
     bad.add_argument("--hostname", default="bad.test")
     bad.add_argument("--log", help="append each MAIL command received to this file")
     bad.set_defaults(func=cmd_badserver)
+
+    pg = sub.add_parser("postgres", help="a throwaway PostgreSQL cluster on loopback")
+    pgsub = pg.add_subparsers(dest="action", required=True)
+    pgstart = pgsub.add_parser("start")
+    pgstart.add_argument("--dir", required=True)
+    pgstart.add_argument("--port", type=int, required=True)
+    pgstart.set_defaults(func=cmd_postgres_start)
+    pgstop = pgsub.add_parser("stop")
+    pgstop.add_argument("--dir", required=True)
+    pgstop.set_defaults(func=cmd_postgres_stop)
 
     args = parser.parse_args()
     args.func(args)

@@ -1,0 +1,195 @@
+internal import CPQ
+import Foundation
+import SLMessage
+
+/// One connection to a PostgreSQL server through libpq, owned by this object and
+/// closed when it goes. Only parameterised statements: values travel apart from
+/// the SQL text (PQexecParams), so no value is ever spliced into a statement.
+///
+/// Credentials come the way libpq reads them — `~/.pgpass`, `PGPASSFILE`,
+/// `PGPASSWORD`, a client certificate — never from sl's argv.
+public final class PostgresConnection {
+    private let connection: OpaquePointer
+    /// The connection string with any password taken out, for messages.
+    public let location: String
+
+    /// Connects to `uri` (a libpq connection URI, postgresql://… or postgres://…).
+    /// A connection that cannot be made is a temporary failure (75): the server
+    /// may be back later, and the caller keeps the message meanwhile.
+    public init(uri: String, connectTimeout: Int = 10) throws {
+        location = PostgresURI.redacted(uri)
+        // Later keywords win over earlier ones, and the URI's own expanded into
+        // dbname comes last: a connect_timeout written in the URI beats ours.
+        let keys = ["connect_timeout", "application_name", "dbname"]
+        let values = [String(connectTimeout), "sl", uri]
+        let conn: OpaquePointer? = keys.withCStrings { k in values.withCStrings { v in PQconnectdbParams(k, v, 1) } }
+        guard let conn else { throw PostgresError(location, "out of memory connecting to the database", kind: .connection) }
+        guard PQstatus(conn) == CONNECTION_OK else {
+            let why = Self.message(PQerrorMessage(conn))
+            PQfinish(conn)
+            throw PostgresError(location, "cannot connect: \(why)", kind: PostgresError.isAuthentication(why) ? .authentication : .connection)
+        }
+        connection = conn
+    }
+
+    deinit { PQfinish(connection) }
+
+    /// Runs one statement with `parameters` as $1, $2, … (text format; nil is
+    /// NULL) and returns its rows as text.
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
+        let result: OpaquePointer? = parameters.withOptionalCStrings { values in
+            PQexecParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        guard let result else {
+            throw PostgresError(location, Self.message(PQerrorMessage(connection)), kind: .connection)
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+            break
+        default:
+            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let why = Self.message(PQresultErrorMessage(result))
+            throw PostgresError(location, why, kind: PQstatus(connection) == CONNECTION_OK ? .statement : .connection, sqlState: state)
+        }
+        // Values are copied out before PQclear frees the result.
+        var rows: [[String?]] = []
+        let columns = PQnfields(result)
+        for r in 0..<PQntuples(result) {
+            rows.append((0..<columns).map { c in
+                PQgetisnull(result, r, c) == 1 ? nil : String(cString: PQgetvalue(result, r, c))
+            })
+        }
+        return rows
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when
+    /// it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Runs `body` (usually a transaction) again when the server chose it as the
+    /// victim of a deadlock or a serialisation conflict with another writer: the
+    /// other writer has finished by then, and nothing of ours was kept.
+    @discardableResult
+    public func retryingConflicts<T>(attempts: Int = 5, _ body: () throws -> T) throws -> T {
+        var attempt = 1
+        while true {
+            do { return try body() } catch let e as PostgresError where e.isConflict && attempt < attempts {
+                attempt += 1
+                usleep(useconds_t.random(in: 1_000...20_000))
+            }
+        }
+    }
+
+    /// libpq's messages end in a newline and may run over several lines; ours are one.
+    static func message(_ text: UnsafePointer<CChar>?) -> String {
+        guard let text else { return "unknown error" }
+        return String(cString: text).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "; ")
+    }
+}
+
+/// A PostgreSQL failure in one line, with the exit it means.
+public struct PostgresError: SysexitReporting, CustomStringConvertible, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// No connection (server down, network): may succeed later.
+        case connection
+        /// The server refused our credentials: a setting to put right.
+        case authentication
+        /// The server refused a statement.
+        case statement
+    }
+    public let location: String
+    public let message: String
+    public let kind: Kind
+    /// The SQLSTATE, when the server sent one.
+    public let sqlState: String?
+
+    public init(_ location: String, _ message: String, kind: Kind, sqlState: String? = nil) {
+        self.location = location; self.message = message; self.kind = kind; self.sqlState = sqlState
+    }
+
+    public var description: String { "\(location): \(message)" }
+
+    /// 40P01 deadlock, 40001 serialisation failure: another writer won; try again.
+    public var isConflict: Bool { sqlState == "40P01" || sqlState == "40001" }
+
+    /// Refused credentials and privileges are configuration (78); anything else
+    /// may pass when the server or the network is back (75).
+    public var sysexit: Sysexit {
+        if kind == .authentication { return .config }
+        if let s = sqlState, s.hasPrefix("28") || s == "42501" { return .config }
+        return .tempFail
+    }
+
+    static func isAuthentication(_ why: String) -> Bool {
+        why.contains("password authentication failed") || why.contains("no password supplied")
+            || why.contains("no pg_hba.conf entry") || why.contains("authentication failed")
+    }
+}
+
+/// What sl accepts as a PostgreSQL location in its configuration.
+public enum PostgresURI {
+    /// True for libpq connection URIs (postgresql://… and postgres://…).
+    public static func isURI(_ text: String) -> Bool {
+        let lower = text.lowercased()
+        return lower.hasPrefix("postgresql://") || lower.hasPrefix("postgres://")
+    }
+
+    /// True when the URI carries a password (user:secret@ or password=): sl.conf is
+    /// read by several programs and users, and messages name the location, so the
+    /// password belongs in ~/.pgpass, PGPASSFILE or PGPASSWORD instead.
+    public static func containsPassword(_ uri: String) -> Bool {
+        guard let scheme = uri.range(of: "://") else { return false }
+        let rest = uri[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" }
+        if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") { return true }
+        guard let q = rest.firstIndex(of: "?") else { return false }
+        return rest[rest.index(after: q)...].split(separator: "&").contains { $0.lowercased().hasPrefix("password=") }
+    }
+
+    /// The URI without a password, for messages.
+    public static func redacted(_ uri: String) -> String {
+        guard containsPassword(uri), let scheme = uri.range(of: "://") else { return uri }
+        let rest = uri[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" }
+        var host = String(authority)
+        if let at = authority.lastIndex(of: "@") {
+            let user = authority[..<at].prefix { $0 != ":" }
+            host = user + ":…@" + authority[authority.index(after: at)...]
+        }
+        let tail = rest.dropFirst(authority.count)
+        let path = tail.prefix { $0 != "?" }
+        let query = tail.dropFirst(path.count).dropFirst().split(separator: "&")
+            .map { $0.lowercased().hasPrefix("password=") ? "password=…" : String($0) }
+        return String(uri[..<scheme.upperBound]) + host + path + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+    }
+}
+
+extension Array where Element == String {
+    /// C strings for a `const char *const *` argument, alive during `body`.
+    func withCStrings<R>(_ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        map(Optional.some).withOptionalCStrings(body)
+    }
+}
+
+extension Array where Element == String? {
+    /// C strings (nil stays NULL) with a NULL at the end, alive during `body`.
+    func withOptionalCStrings<R>(_ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies: [UnsafeMutablePointer<CChar>?] = map { $0.map { strdup($0) } }
+        defer { for c in copies { free(c) } }
+        let pointers = copies.map { $0.map { UnsafePointer($0) } } + [nil]
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
