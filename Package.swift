@@ -47,8 +47,8 @@ let package = Package(
                        providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
-        .systemLibrary(name: "CPQ", pkgConfig: "libpq",
-                       providers: [.apt(["libpq-dev"])]),
+        // libpq is opened at run time (dlopen), not linked: see its header.
+        .target(name: "CPQ", linkerSettings: [.linkedLibrary("dl")]),
 
         // RFC 5322, MIME, mboxrd; the X-SL-* envelope and its routing vocabulary, the
         // sendmail envelope rules, delivery reports, RFC 3463 codes, sysexits. Foundation only.

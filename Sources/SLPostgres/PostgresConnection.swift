@@ -10,6 +10,7 @@ import SLMessage
 /// `PGPASSWORD`, a client certificate — never from sl's argv.
 public final class PostgresConnection {
     private let connection: OpaquePointer
+    private let api: sl_pq
     /// The connection string with any password taken out, for messages.
     public let location: String
 
@@ -18,47 +19,54 @@ public final class PostgresConnection {
     /// may be back later, and the caller keeps the message meanwhile.
     public init(uri: String, connectTimeout: Int = 10) throws {
         location = PostgresURI.redacted(uri)
+        var loadError: UnsafePointer<CChar>?
+        guard let table = sl_pq_load(&loadError) else {
+            throw PostgresError(location, "cannot load libpq: \(loadError.map { String(cString: $0) } ?? "unknown error") (apt-get install libpq5)",
+                                kind: .setup)
+        }
+        let api = table.pointee
+        self.api = api
         // Later keywords win over earlier ones, and the URI's own expanded into
         // dbname comes last: a connect_timeout written in the URI beats ours.
         let keys = ["connect_timeout", "application_name", "dbname"]
         let values = [String(connectTimeout), "sl", uri]
-        let conn: OpaquePointer? = keys.withCStrings { k in values.withCStrings { v in PQconnectdbParams(k, v, 1) } }
+        let conn: OpaquePointer? = keys.withCStrings { k in values.withCStrings { v in api.connectdbParams(k, v, 1) } }
         guard let conn else { throw PostgresError(location, "out of memory connecting to the database", kind: .connection) }
-        guard PQstatus(conn) == CONNECTION_OK else {
-            let why = Self.message(PQerrorMessage(conn))
-            PQfinish(conn)
+        guard api.status(conn) == CONNECTION_OK else {
+            let why = Self.message(api.errorMessage(conn))
+            api.finish(conn)
             throw PostgresError(location, "cannot connect: \(why)", kind: PostgresError.isAuthentication(why) ? .authentication : .connection)
         }
         connection = conn
     }
 
-    deinit { PQfinish(connection) }
+    deinit { api.finish(connection) }
 
     /// Runs one statement with `parameters` as $1, $2, … (text format; nil is
     /// NULL) and returns its rows as text.
     @discardableResult
     public func execute(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
         let result: OpaquePointer? = parameters.withOptionalCStrings { values in
-            PQexecParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+            api.execParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
         guard let result else {
-            throw PostgresError(location, Self.message(PQerrorMessage(connection)), kind: .connection)
+            throw PostgresError(location, Self.message(api.errorMessage(connection)), kind: .connection)
         }
-        defer { PQclear(result) }
-        switch PQresultStatus(result) {
+        defer { api.clear(result) }
+        switch api.resultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
             break
         default:
-            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-            let why = Self.message(PQresultErrorMessage(result))
-            throw PostgresError(location, why, kind: PQstatus(connection) == CONNECTION_OK ? .statement : .connection, sqlState: state)
+            let state = api.resultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let why = Self.message(api.resultErrorMessage(result))
+            throw PostgresError(location, why, kind: api.status(connection) == CONNECTION_OK ? .statement : .connection, sqlState: state)
         }
         // Values are copied out before PQclear frees the result.
         var rows: [[String?]] = []
-        let columns = PQnfields(result)
-        for r in 0..<PQntuples(result) {
+        let columns = api.nfields(result)
+        for r in 0..<api.ntuples(result) {
             rows.append((0..<columns).map { c in
-                PQgetisnull(result, r, c) == 1 ? nil : String(cString: PQgetvalue(result, r, c))
+                api.getisnull(result, r, c) == 1 ? nil : api.getvalue(result, r, c).map { String(cString: $0) }
             })
         }
         return rows
@@ -109,6 +117,8 @@ public struct PostgresError: SysexitReporting, CustomStringConvertible, Equatabl
         case authentication
         /// The server refused a statement.
         case statement
+        /// libpq itself cannot be loaded: an installation to put right.
+        case setup
     }
     public let location: String
     public let message: String
@@ -128,7 +138,7 @@ public struct PostgresError: SysexitReporting, CustomStringConvertible, Equatabl
     /// Refused credentials and privileges are configuration (78); anything else
     /// may pass when the server or the network is back (75).
     public var sysexit: Sysexit {
-        if kind == .authentication { return .config }
+        if kind == .authentication || kind == .setup { return .config }
         if let s = sqlState, s.hasPrefix("28") || s == "42501" { return .config }
         return .tempFail
     }
