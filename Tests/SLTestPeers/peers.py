@@ -84,30 +84,37 @@ def cmd_certs(args):
         return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sl test peers"),
                           x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
-    ca_key = new_key()
-    ca_name = subject("sl throwaway test CA")
-    ca = (x509.CertificateBuilder()
-          .subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number())
-          .not_valid_before(now - day).not_valid_after(now + 3650 * day)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                       key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, key_cert_sign=True,
-                                       crl_sign=True, encipher_only=False,
-                                       decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                         critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    def authority(cn):
+        """A CA certificate and its key, valid for ten years."""
+        key = new_key()
+        name = subject(cn)
+        cert = (x509.CertificateBuilder()
+                .subject_name(name).issuer_name(name)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - day).not_valid_after(now + 3650 * day)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                             key_encipherment=False, data_encipherment=False,
+                                             key_agreement=False, key_cert_sign=True,
+                                             crl_sign=True, encipher_only=False,
+                                             decipher_only=False), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                               critical=False)
+                .sign(key, hashes.SHA256()))
+        return name, key, cert
+
+    ca_name, ca_key, ca = authority("sl throwaway test CA")
     write("ca", ca, ca_key)
 
-    def leaf(stem, dns_names, not_before, not_after, self_signed=False):
+    def leaf(stem, dns_names, not_before, not_after, self_signed=False, issuer=None):
+        """issuer: (name, key) of the CA that signs; the test CA by default."""
+        issuer_name, issuer_key = issuer or (ca_name, ca_key)
         key = new_key()
         name = subject(dns_names[0])
         builder = (x509.CertificateBuilder()
                    .subject_name(name)
-                   .issuer_name(name if self_signed else ca_name)
+                   .issuer_name(name if self_signed else issuer_name)
                    .public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(not_before).not_valid_after(not_after)
@@ -128,9 +135,9 @@ def cmd_certs(args):
                                   critical=False))
         if not self_signed:
             builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
                 critical=False)
-        cert = builder.sign(key if self_signed else ca_key, hashes.SHA256())
+        cert = builder.sign(key if self_signed else issuer_key, hashes.SHA256())
         write(stem, cert, key)
 
     leaf("good", names, now - day, now + 365 * day)
@@ -143,27 +150,9 @@ def cmd_certs(args):
     leaf("daneee", ["other.invalid"], now - 30 * day, now - day, self_signed=True)
     # DANE-TA(2): a private CA that is not in ca.pem (WebPKI cannot verify it); the
     # server sends it after the leaf (RFC 7671 5.2.2), in daneta.pem.
-    dane_ca_key = new_key()
-    dane_ca_name = subject("sl throwaway DANE-TA CA")
-    dane_ca = (x509.CertificateBuilder()
-               .subject_name(dane_ca_name).issuer_name(dane_ca_name)
-               .public_key(dane_ca_key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - day).not_valid_after(now + 3650 * day)
-               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-               .sign(dane_ca_key, hashes.SHA256()))
+    dane_ca_name, dane_ca_key, dane_ca = authority("sl throwaway DANE-TA CA")
     write("daneca", dane_ca, dane_ca_key)
-    ta_key = new_key()
-    ta_leaf = (x509.CertificateBuilder()
-               .subject_name(subject(names[0])).issuer_name(dane_ca_name)
-               .public_key(ta_key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - day).not_valid_after(now + 365 * day)
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-                              critical=False)
-               .sign(dane_ca_key, hashes.SHA256()))
-    write("daneta", ta_leaf, ta_key)
+    leaf("daneta", names, now - day, now + 365 * day, issuer=(dane_ca_name, dane_ca_key))
     with open(os.path.join(args.dir, "daneta.pem"), "ab") as f:
         f.write(dane_ca.public_bytes(serialization.Encoding.PEM))
 
