@@ -176,35 +176,16 @@ public struct TLSCacheFile: TLSCacheStore {
         }
     }
 
-    /// Merges under an exclusive flock(2) on PATH.lock, which serialises writers; the
-    /// file is re-read under the lock so nobody's results are lost, and the new file
-    /// replaces the old by rename(2) so readers never see half of one.
+    /// Merges as SharedStateFile writers do: under the lock the file is re-read so
+    /// nobody's results are lost, and the new file replaces the old by rename(2).
     public func merge(_ new: [String: Entry], now: Date) throws {
-        let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lock >= 0 else {
-            throw ConfigurationError(path, 0, "cannot open the TLS cache lock file \(path).lock: \(String(cString: strerror(errno)))")
-        }
-        defer { close(lock) }
-        while flock(lock, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw ConfigurationError(path, 0, "cannot lock the TLS cache: \(String(cString: strerror(errno)))") }
-        }
-        defer { _ = flock(lock, LOCK_UN) }
-        var entries = TLSCacheSnapshot(try read(), now: now).entries.filter { $0.value.isValid(at: now) }
-        for (domain, entry) in new {
-            let key = domain.lowercased()
-            if entry.replaces(entries[key], at: now) { entries[key] = entry }
-        }
-        let data = try Self.encode(entries)
-        let temporary = path + ".new.\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-            throw ConfigurationError(path, 0, "cannot write \(temporary); is the directory writable?")
-        }
-        let fd = open(temporary, O_RDONLY | O_CLOEXEC)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
-        guard rename(temporary, path) == 0 else {
-            let why = String(cString: strerror(errno))
-            unlink(temporary)
-            throw ConfigurationError(path, 0, "cannot replace the TLS cache: \(why)")
+        try SharedStateFile.locked(path, what: "the TLS cache") {
+            var entries = TLSCacheSnapshot(try read(), now: now).entries.filter { $0.value.isValid(at: now) }
+            for (domain, entry) in new {
+                let key = domain.lowercased()
+                if entry.replaces(entries[key], at: now) { entries[key] = entry }
+            }
+            try SharedStateFile.replace(path, with: try Self.encode(entries), what: "the TLS cache")
         }
     }
 

@@ -78,8 +78,7 @@ public struct STSEvidence: Codable, Sendable, Equatable {
 }
 
 /// The policy cache file (JSON; format in sl.conf(5)). Written as the TLS cache
-/// is: an exclusive flock(2) on PATH.lock, re-read under the lock, expired
-/// entries dropped, replaced by rename(2).
+/// is (SharedStateFile), expired entries dropped.
 public struct STSCacheFile {
     public struct Entry: Codable, Sendable, Equatable {
         public var id: String
@@ -114,30 +113,12 @@ public struct STSCacheFile {
     /// Records freshly fetched policies. Only a fetched policy is ever written:
     /// a failed fetch leaves the cached one alone (RFC 8461 5.1).
     public static func merge(_ new: [String: Entry], into path: String, now: Double = Date().timeIntervalSince1970) throws {
-        let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lock >= 0 else {
-            throw ConfigurationError(path, 0, "cannot open the MTA-STS cache lock file \(path).lock: \(String(cString: strerror(errno)))")
-        }
-        defer { close(lock) }
-        while flock(lock, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw ConfigurationError(path, 0, "cannot lock the MTA-STS cache: \(String(cString: strerror(errno)))") }
-        }
-        defer { _ = flock(lock, LOCK_UN) }
-        var entries = try STSCacheFile(path: path).entries.filter { $0.value.isFresh(at: now) }
-        for (domain, entry) in new { entries[domain.lowercased()] = entry }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        let data = try encoder.encode(Contents(version: 1, domains: entries))
-        let temporary = path + ".new.\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-            throw ConfigurationError(path, 0, "cannot write \(temporary); is the directory writable?")
-        }
-        let fd = open(temporary, O_RDONLY | O_CLOEXEC)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
-        guard rename(temporary, path) == 0 else {
-            let why = String(cString: strerror(errno))
-            unlink(temporary)
-            throw ConfigurationError(path, 0, "cannot replace the MTA-STS cache: \(why)")
+        try SharedStateFile.locked(path, what: "the MTA-STS policy cache") {
+            var entries = try STSCacheFile(path: path).entries.filter { $0.value.isFresh(at: now) }
+            for (domain, entry) in new { entries[domain.lowercased()] = entry }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try SharedStateFile.replace(path, with: try encoder.encode(Contents(version: 1, domains: entries)), what: "the MTA-STS policy cache")
         }
     }
 }

@@ -3,6 +3,7 @@
 // domain asks for in its `_smtp._tls` TXT record, as mail for sl-deliver.
 import Foundation
 import SLMessage
+import SLPolicy
 
 /// One SMTP session to a recipient domain's mail host and how its TLS went: the
 /// unit RFC 8460 counts.
@@ -62,8 +63,11 @@ public final class TLSSessionRecorder: @unchecked Sendable {
     }
 }
 
-/// The session log: one JSON object per line, appended under an exclusive flock(2)
-/// of the file itself by every sl-deliver, read and pruned by the report.
+/// The session log: one JSON object per line, appended by every sl-deliver and
+/// pruned by the report, all under the lock of a SharedStateFile: a prune renames
+/// a new file into place, and an append waiting for the lock must then write to
+/// that file, not to the one renamed away (which it would if it locked the log
+/// itself).
 public struct TLSSessionLog: Sendable {
     public let path: String
     public init(path: String) { self.path = path }
@@ -74,65 +78,49 @@ public struct TLSSessionLog: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var text = Bytes()
         for r in records { text += Array(try encoder.encode(r)) + [0x0A] }
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw TLSReportError("cannot open the TLS session log \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        try locked(fd) { try FileDescriptorIO.writeAll(fd, text) }
+        try SharedStateFile.locked(path, what: "the TLS session log") {
+            let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw TLSReportError("cannot open the TLS session log \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            try FileDescriptorIO.writeAll(fd, text)
+        }
     }
 
     /// The records whose time falls in `interval`, and how many lines could not be
     /// read (a line cut short by a crash, a hand edit): those are skipped, not fatal.
     public func records(in interval: DateInterval) throws -> (records: [TLSSessionRecord], unreadable: Int) {
+        let (all, unreadable) = try read()
+        let (start, end) = (interval.start.timeIntervalSince1970, interval.end.timeIntervalSince1970)
+        return (all.map(\.record).filter { $0.time >= start && $0.time < end }, unreadable)
+    }
+
+    /// Drops the records older than `date`, so the log holds what is still to be
+    /// reported. An unreadable line goes with them: it can never be reported.
+    public func prune(before date: Date) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        try SharedStateFile.locked(path, what: "the TLS session log") {
+            var kept = Data()
+            for (record, line) in try read().lines where record.time >= date.timeIntervalSince1970 {
+                kept += line + [0x0A]
+            }
+            try SharedStateFile.replace(path, with: kept, what: "the TLS session log", mode: 0o600)
+        }
+    }
+
+    /// Every readable record with its line as written, and the count of the others.
+    private func read() throws -> (lines: [(record: TLSSessionRecord, line: Data)], unreadable: Int) {
         guard let data = FileManager.default.contents(atPath: path) else {
             if !FileManager.default.fileExists(atPath: path) { return ([], 0) }
             throw TLSReportError("cannot read the TLS session log \(path)")
         }
-        var out: [TLSSessionRecord] = []
-        var unreadable = 0
         let decoder = JSONDecoder()
+        var lines: [(TLSSessionRecord, Data)] = []
+        var unreadable = 0
         for line in data.split(separator: 0x0A) where !line.isEmpty {
             guard let r = try? decoder.decode(TLSSessionRecord.self, from: Data(line)) else { unreadable += 1; continue }
-            let t = Date(timeIntervalSince1970: r.time)
-            if t >= interval.start && t < interval.end { out.append(r) }
+            lines.append((r, Data(line)))
         }
-        return (out, unreadable)
-    }
-
-    /// Drops the records older than `date`, so the log holds what is still to be
-    /// reported: rewritten under the lock, the new file renamed over the old.
-    public func prune(before date: Date) throws {
-        let fd = open(path, O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return }
-            throw TLSReportError("cannot open the TLS session log \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        try locked(fd) {
-            guard let data = FileManager.default.contents(atPath: path) else { throw TLSReportError("cannot read the TLS session log \(path)") }
-            let decoder = JSONDecoder()
-            var kept = Bytes()
-            for line in data.split(separator: 0x0A) where !line.isEmpty {
-                // An unreadable line is dropped with the old ones: it can never be reported.
-                guard let r = try? decoder.decode(TLSSessionRecord.self, from: Data(line)), r.time >= date.timeIntervalSince1970 else { continue }
-                kept += Array(line) + [0x0A]
-            }
-            let temporary = path + ".new"
-            let out = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard out >= 0 else { throw TLSReportError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
-            defer { close(out) }
-            try FileDescriptorIO.writeAll(out, kept)
-            guard fsync(out) == 0, rename(temporary, path) == 0 else {
-                throw TLSReportError("cannot replace the TLS session log \(path): \(String(cString: strerror(errno)))")
-            }
-        }
-    }
-
-    private func locked(_ fd: Int32, _ body: () throws -> Void) throws {
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw TLSReportError("cannot lock the TLS session log \(path): \(String(cString: strerror(errno)))") }
-        }
-        defer { _ = flock(fd, LOCK_UN) }
-        try body()
+        return (lines, unreadable)
     }
 }
 

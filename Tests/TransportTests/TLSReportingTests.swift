@@ -84,4 +84,25 @@ import Testing
         let after = try log.records(in: DateInterval(start: .distantPast, end: .distantFuture))
         #expect(after.records.count == 400 && after.unreadable == 0)
     }
+
+    /// A prune renames a new log into place while sl-deliver runs append to it: an
+    /// append waiting for the lock must land in the new file, not in the old one.
+    @Test func appendsDuringPrunesAreKept() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tlsrpt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = TLSSessionLog(path: dir.appendingPathComponent("sessions.jsonl").path)
+        let t = Self.day.start.timeIntervalSince1970
+        try log.append([TLSSessionRecord(time: t - 10, domain: "old.example", mx: "mx", address: nil, result: "success")])
+        DispatchQueue.concurrentPerform(iterations: 5) { w in
+            for i in 0..<60 {
+                if w == 0 {
+                    try! log.prune(before: Self.day.start)
+                } else {
+                    try! log.append([TLSSessionRecord(time: t + Double(w * 1000 + i), domain: "d\(w).example", mx: "mx", address: nil, result: "success")])
+                }
+            }
+        }
+        #expect(try log.records(in: Self.day).records.count == 240)
+    }
 }
