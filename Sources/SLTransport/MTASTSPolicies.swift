@@ -136,6 +136,11 @@ public final class MTASTSPolicies: @unchecked Sendable {
     /// a locked read, merge and rename of the whole file per policy made a cold run
     /// over many domains quadratic and one at a time (bench/tls-probe).
     private var fetched: [String: STSCacheFile.Entry] = [:]
+    /// Each domain's last answer, reused for `answerLifetime` seconds: sl-deliver
+    /// asks once per connection to a domain in every round (a round every few
+    /// seconds), and one TXT lookup a minute is plenty to notice a new policy id.
+    private var answers: [String: (at: Double, lookup: STSLookup)] = [:]
+    static let answerLifetime: Double = 60
 
     public init(options: MTASTSOptions, caFile: String?, warn: @escaping @Sendable (String) -> Void = { _ in }) {
         self.options = options
@@ -177,6 +182,15 @@ public final class MTASTSPolicies: @unchecked Sendable {
     /// The policy in force for `domain` (lowercased ASCII). Never throws: trouble
     /// becomes the lookup's `problem`, and the cached policy, if any, stays in force.
     public func lookup(_ domain: String, resolver: DNSResolver, now: Double = Date().timeIntervalSince1970) -> STSLookup {
+        lock.lock()
+        if let a = answers[domain], now - a.at < Self.answerLifetime, now >= a.at { lock.unlock(); return a.lookup }
+        lock.unlock()
+        let answer = lookupNow(domain, resolver: resolver, now: now)
+        lock.lock(); answers[domain] = (now, answer); lock.unlock()
+        return answer
+    }
+
+    private func lookupNow(_ domain: String, resolver: DNSResolver, now: Double) -> STSLookup {
         let cached = cached(domain, now: now)
         var kept = STSLookup(policy: cached?.policy, id: cached?.id, fromCache: cached != nil)
         let record: STSRecord?

@@ -123,6 +123,15 @@ import SLTestPeers
         try dns.restart(records("c4"))
         r = try probe()
         #expect(r.verdict == .verified && r.mtaSTS?.mode == STSPolicy.Mode.none && r.mtaSTS?.id == "c4", "\(r)")
+
+        // One run (sl-deliver's) reuses a domain's answer for a minute, however
+        // many connections and rounds ask; after that it looks again.
+        let run = MTASTSPolicies(options: o.mtaSTS, caFile: o.caFile)
+        let now = Date().timeIntervalSince1970
+        #expect(run.lookup(domain, resolver: try o.makeResolver(), now: now).id == "c4")
+        try dns.restart(records("c5"))
+        #expect(run.lookup(domain, resolver: try o.makeResolver(), now: now + 30).id == "c4")
+        #expect(run.lookup(domain, resolver: try o.makeResolver(), now: now + 61).id == "c5")
     }
 
     /// The TLS cache entry and the finding sl-classify logs carry the evidence.
