@@ -33,30 +33,8 @@ import SLTestPeers
         var queued: Int { ((try? FileManager.default.contentsOfDirectory(atPath: queue)) ?? []).filter { $0.hasSuffix(".eml") }.count }
 
         func audited() throws -> [[String: Any]] {
-            guard let data = FileManager.default.contents(atPath: audit) else { return [] }
-            return try String(decoding: data, as: UTF8.self).split(separator: "\n").map {
-                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
-            }
+            try Tools.jsonLines(audit)
         }
-    }
-
-    static func routed(to recipient: String, tls: String, marker: String) -> Bytes {
-        bytes("""
-        X-SL-Version: 1
-        X-SL-Envelope-From: alice@clinic.test
-        X-SL-Envelope-To: \(recipient)
-        X-SL-Method: \(tls == "opportunistic" ? "insecure" : "tls")
-        X-SL-TLS: \(tls)
-        X-SL-Fallback: bounce
-        From: Alice <alice@clinic.test>
-        To: \(recipient)
-        Subject: \(marker)
-        Date: Mon, 30 Nov 2026 09:00:00 +0000
-        Message-ID: <\(marker)@clinic.test>
-
-        Hello.
-
-        """)
     }
 
     @Test(arguments: DNSSECPeers.hosts.map(\.name))
@@ -65,7 +43,7 @@ import SLTestPeers
         let host = DNSSECPeers.host(name)
         let setup = try Setup()
         let marker = "dane-\(name)-\(UUID().uuidString)"
-        let run = try setup.deliver(Self.routed(to: "bob@\(host.domain)", tls: "required", marker: marker))
+        let run = try setup.deliver(DeliverToolTests.routed(to: ["bob@\(host.domain)"], tls: "required", marker: marker))
         #expect(run.status == 0, "\(run.stderr)")
         let arrived = peers.delivered(to: host, containing: marker, wait: ["dane", "verified"].contains(host.verdict) ? 10 : 1)
         let record = try #require(try setup.audited().first)
@@ -99,7 +77,7 @@ import SLTestPeers
         let host = DNSSECPeers.host(name)
         let setup = try Setup()
         let marker = "dane-opp-\(name)-\(UUID().uuidString)"
-        let run = try setup.deliver(Self.routed(to: "bob@\(host.domain)", tls: "opportunistic", marker: marker))
+        let run = try setup.deliver(DeliverToolTests.routed(to: ["bob@\(host.domain)"], tls: "opportunistic", marker: marker))
         #expect(run.status == 0, "\(run.stderr)")
         #expect(peers.delivered(to: host, containing: marker, wait: 1).isEmpty)
         #expect(try setup.audited().first?["outcome"] as? String == "deferred")
@@ -110,7 +88,7 @@ import SLTestPeers
         let peers = try DNSSECPeers.shared.get()
         let setup = try Setup()
         let marker = "dane-opp-ee-\(UUID().uuidString)"
-        #expect(try setup.deliver(Self.routed(to: "bob@ee.dane.test", tls: "opportunistic", marker: marker)).status == 0)
+        #expect(try setup.deliver(DeliverToolTests.routed(to: ["bob@ee.dane.test"], tls: "opportunistic", marker: marker)).status == 0)
         #expect(peers.delivered(to: DNSSECPeers.host("ee"), containing: marker).count == 1)
         #expect((try setup.audited().first?["dane"] as? String)?.hasPrefix("3 1 1 ") == true)
     }
@@ -123,7 +101,7 @@ import SLTestPeers
         let host = DNSSECPeers.host("mismatch")
         let setup = try Setup()
         let marker = "dane-optout-\(UUID().uuidString)"
-        let plain = String(decoding: Self.routed(to: "bob@\(host.domain)", tls: "opportunistic", marker: marker), as: UTF8.self)
+        let plain = String(decoding: DeliverToolTests.routed(to: ["bob@\(host.domain)"], tls: "opportunistic", marker: marker), as: UTF8.self)
         let optedOut = Array(plain.replacingOccurrences(of: "Subject: \(marker)\n", with: "Subject: \(marker)\nTLS-Required: No\n").utf8)
         let run = try setup.deliver(optedOut)
         #expect(run.status == 0, "\(run.stderr)")
@@ -137,11 +115,10 @@ import SLTestPeers
     /// policy type tlsa with the host's records, and a refused one with its failure.
     @Test func tlsReportsNameTheTLSARecords() throws {
         let setup = try Setup("tls_reporting = yes\ntls_report_log = sessions.jsonl\n")
-        #expect(try setup.deliver(Self.routed(to: "bob@ee.dane.test", tls: "opportunistic", marker: "rpt-\(UUID().uuidString)")).status == 0)
-        #expect(try setup.deliver(Self.routed(to: "bob@\(DNSSECPeers.host("bogus").domain)", tls: "opportunistic",
+        #expect(try setup.deliver(DeliverToolTests.routed(to: ["bob@ee.dane.test"], tls: "opportunistic", marker: "rpt-\(UUID().uuidString)")).status == 0)
+        #expect(try setup.deliver(DeliverToolTests.routed(to: ["bob@\(DNSSECPeers.host("bogus").domain)"], tls: "opportunistic",
                                               marker: "rpt-\(UUID().uuidString)")).status == 0)
-        let lines = try String(contentsOfFile: setup.dir.appendingPathComponent("sessions.jsonl").path, encoding: .utf8).split(separator: "\n")
-        let records = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let records = try Tools.jsonLines(setup.dir.appendingPathComponent("sessions.jsonl").path)
         let ee = try #require(records.first { $0["domain"] as? String == "ee.dane.test" })
         #expect(ee["policy_type"] as? String == "tlsa" && ee["result"] as? String == "success", "\(ee)")
         #expect((ee["policy_strings"] as? [String])?.first?.hasPrefix("3 1 1 ") == true, "\(ee)")
@@ -155,7 +132,7 @@ import SLTestPeers
         let setup = try Setup()
         try setup.route("strip.dane.test smtp:[mx.strip.dane.test]:\(peers.stripPort)\n")
         let run = try withExtendedLifetime(server) {
-            try setup.deliver(Self.routed(to: "bob@strip.dane.test", tls: "opportunistic", marker: "strip-\(UUID().uuidString)"))
+            try setup.deliver(DeliverToolTests.routed(to: ["bob@strip.dane.test"], tls: "opportunistic", marker: "strip-\(UUID().uuidString)"))
         }
         #expect(run.status == 0, "\(run.stderr)")
         let record = try #require(try setup.audited().first)
@@ -169,7 +146,7 @@ import SLTestPeers
         let setup = try Setup()
         try setup.route("wrongcert.dane.test smtp:[mx.wrongcert.dane.test]:\(peers.wrongCertPort)\n")
         let run = try withExtendedLifetime(server) {
-            try setup.deliver(Self.routed(to: "bob@wrongcert.dane.test", tls: "required", marker: "wrong-\(UUID().uuidString)"))
+            try setup.deliver(DeliverToolTests.routed(to: ["bob@wrongcert.dane.test"], tls: "required", marker: "wrong-\(UUID().uuidString)"))
         }
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try setup.audited().first?["outcome"] as? String == "deferred")
@@ -183,7 +160,7 @@ import SLTestPeers
         let plain = peers.configuration.replacingOccurrences(of: "dnssec_resolver", with: "dns_server")
         try (plain + "queue_directory = queue\n").write(toFile: setup.config, atomically: true, encoding: .utf8)
         let marker = "nodane-\(UUID().uuidString)"
-        #expect(try setup.deliver(Self.routed(to: "bob@ee.dane.test", tls: "required", marker: marker)).status == 0)
+        #expect(try setup.deliver(DeliverToolTests.routed(to: ["bob@ee.dane.test"], tls: "required", marker: marker)).status == 0)
         #expect(try setup.audited().first?["outcome"] as? String == "reroute")
         let probe = try Tools.run("sl-tls-probe", ["--config", setup.config, "--json", "ee.dane.test"], stdin: [])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(probe.stdout)) as? [String: Any])
@@ -223,7 +200,7 @@ import SLTestPeers
 
         // A copy routed for DANE to a host that has only WebPKI goes back for a new decision.
         let setup2 = try Setup()
-        let again = try setup2.deliver(Self.routed(to: "carol@plain.dane.test", tls: "dane", marker: "\(marker)-2"))
+        let again = try setup2.deliver(DeliverToolTests.routed(to: ["carol@plain.dane.test"], tls: "dane", marker: "\(marker)-2"))
         #expect(again.status == 0, "\(again.stderr)")
         #expect(try setup2.audited().first?["outcome"] as? String == "reroute")
         #expect(peers.delivered(to: DNSSECPeers.host("plain"), containing: "\(marker)-2", wait: 1).isEmpty)

@@ -52,20 +52,18 @@ import SLTestPeers
         }
 
         func auditRecords() throws -> [[String: Any]] {
-            guard let data = FileManager.default.contents(atPath: audit) else { return [] }
-            return try String(decoding: data, as: UTF8.self).split(separator: "\n").map {
-                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
-            }
+            try Tools.jsonLines(audit)
         }
     }
 
-    /// A message routed the way sl-classify routes it.
+    /// A message routed the way sl-classify routes it: `tls` is the X-SL-TLS value
+    /// (opportunistic for an insecure copy, required or dane for a TLS-only one).
     static func routed(to recipients: [String], tls: String, marker: String, sender: String = "alice@clinic.test", body: String = "Hello.\n") -> Bytes {
         let to = recipients.map { "X-SL-Envelope-To: \($0)\n" }.joined()
         return bytes("""
         X-SL-Version: 1
         X-SL-Envelope-From: \(sender)
-        \(to)X-SL-Method: \(tls == "required" ? "tls" : "insecure")
+        \(to)X-SL-Method: \(tls == "opportunistic" ? "insecure" : "tls")
         X-SL-TLS: \(tls)
         X-SL-Fallback: bounce
         From: Alice <\(sender)>

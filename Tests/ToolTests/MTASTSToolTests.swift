@@ -28,34 +28,13 @@ import SLTestPeers
         }
 
         func auditRecords() throws -> [[String: Any]] {
-            guard let data = FileManager.default.contents(atPath: audit) else { return [] }
-            return try String(decoding: data, as: UTF8.self).split(separator: "\n").map {
-                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
-            }
+            try Tools.jsonLines(audit)
         }
 
         func json(_ path: String) throws -> [String: Any] {
             let data = try Data(contentsOf: dir.appendingPathComponent(path))
             return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         }
-    }
-
-    static func message(to recipient: String, tls: String, marker: String) -> Bytes {
-        bytes("""
-        X-SL-Version: 1
-        X-SL-Envelope-From: alice@clinic.test
-        X-SL-Envelope-To: \(recipient)
-        X-SL-Method: \(tls == "required" ? "tls" : "insecure")
-        X-SL-TLS: \(tls)
-        X-SL-Fallback: bounce
-        From: Alice <alice@clinic.test>
-        To: \(recipient)
-        Subject: \(marker)
-        Message-ID: <\(marker)@clinic.test>
-
-        Hello.
-
-        """)
     }
 
     // MARK: sl-tls-probe
@@ -135,7 +114,7 @@ import SLTestPeers
         let setup = try Setup()
         let marker = "m-\(UUID().uuidString)"
         let run = try Tools.run("sl-deliver", ["--config", setup.config, "--timeout", "20"],
-                                stdin: Self.message(to: "bob@\(domain)", tls: "opportunistic", marker: marker))
+                                stdin: DeliverToolTests.routed(to: ["bob@\(domain)"], tls: "opportunistic", marker: marker))
         #expect(run.status == 0, "\(run.stderr)")
         for s in Peers.servers { #expect(peers.delivered(to: s, containing: marker, wait: 1).isEmpty, "sent to \(s.mxHost)") }
         #expect(setup.queued.count == 1)
@@ -151,7 +130,7 @@ import SLTestPeers
         let peers = try Peers.shared.get()
         let setup = try Setup()
         let marker = "m-\(UUID().uuidString)"
-        let plain = String(decoding: Self.message(to: "bob@plain.sts.test", tls: "opportunistic", marker: marker), as: UTF8.self)
+        let plain = String(decoding: DeliverToolTests.routed(to: ["bob@plain.sts.test"], tls: "opportunistic", marker: marker), as: UTF8.self)
         let optedOut = Array(plain.replacingOccurrences(of: "Subject: \(marker)\n", with: "Subject: \(marker)\nTLS-Required: No\n").utf8)
         let run = try Tools.run("sl-deliver", ["--config", setup.config, "--timeout", "20"], stdin: optedOut)
         #expect(run.status == 0, "\(run.stderr)")
@@ -167,7 +146,7 @@ import SLTestPeers
         for domain in ["enforce.sts.test", "wildcard.sts.test"] {
             let marker = "m-\(UUID().uuidString)"
             let run = try Tools.run("sl-deliver", ["--config", setup.config, "--timeout", "20"],
-                                    stdin: Self.message(to: "bob@\(domain)", tls: "opportunistic", marker: marker))
+                                    stdin: DeliverToolTests.routed(to: ["bob@\(domain)"], tls: "opportunistic", marker: marker))
             #expect(run.status == 0, "\(run.stderr)")
             let arrived = try #require(peers.delivered(to: Peers.server("on"), containing: marker).first)
             #expect(arrived.contains("using TLSv1."), "\(arrived)")
@@ -181,7 +160,7 @@ import SLTestPeers
         let setup = try Setup()
         let marker = "m-\(UUID().uuidString)"
         let run = try Tools.run("sl-deliver", ["--config", setup.config, "--timeout", "20"],
-                                stdin: Self.message(to: "bob@mismatch.sts.test", tls: "required", marker: marker))
+                                stdin: DeliverToolTests.routed(to: ["bob@mismatch.sts.test"], tls: "required", marker: marker))
         #expect(run.status == 0, "\(run.stderr)")
         #expect(peers.delivered(to: Peers.server("on"), containing: marker, wait: 2).isEmpty)
         #expect(setup.queued.count == 1)
@@ -195,7 +174,7 @@ import SLTestPeers
         let setup = try Setup()
         let marker = "m-\(UUID().uuidString)"
         let run = try Tools.run("sl-deliver", ["--config", setup.config, "--timeout", "20"],
-                                stdin: Self.message(to: "bob@testing.sts.test", tls: "opportunistic", marker: marker))
+                                stdin: DeliverToolTests.routed(to: ["bob@testing.sts.test"], tls: "opportunistic", marker: marker))
         #expect(run.status == 0, "\(run.stderr)")
         #expect(peers.delivered(to: Peers.server("off"), containing: marker).count == 1)
         #expect(run.stderr.contains("MTA-STS policy of testing.sts.test is in testing mode"), "\(run.stderr)")

@@ -73,6 +73,18 @@ enum Tools {
                        stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
     }
 
+    /// The objects of a JSON-lines file (the audit log, the TLS session log); none
+    /// when the file does not exist. A line that is not a JSON object fails the test.
+    static func jsonLines(_ path: String) throws -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        return try String(decoding: data, as: UTF8.self).split(separator: "\n").map { line in
+            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw UsageFailure("\(path): not a JSON object: \(line.prefix(200))")
+            }
+            return object
+        }
+    }
+
     /// Splits an mboxrd stream into messages.
     static func messages(_ bytes: Bytes) throws -> [Message] {
         var r = MessageStreamReader(MemorySource(bytes))
