@@ -73,7 +73,7 @@ public final class MTASTSPeers: @unchecked Sendable {
     public let dns: DNS
     public var trustFile: String { dir + "/trust.pem" }
     public var dnsServer: String { dns.server }
-    let nginx = Process()
+    let nginx: Nginx
 
     /// sl.conf lines for the MX peers, the policy hosts and this DNS.
     public var configuration: String {
@@ -107,7 +107,6 @@ public final class MTASTSPeers: @unchecked Sendable {
         self.peers = peers
         dir = peers.dir + "/mta-sts"
         let fm = FileManager.default
-        try fm.createDirectory(atPath: dir + "/tmp", withIntermediateDirectories: true)
         let names = (Self.domains.map(\.name) + ["change.sts.test"]).map { "mta-sts." + $0 }
         try Peers.run([Peers.script, "certs", dir + "/certs", "--names", names.joined(separator: ",")])
         let trust = try String(contentsOfFile: peers.caFile, encoding: .utf8) + String(contentsOfFile: dir + "/certs/ca.pem", encoding: .utf8)
@@ -139,43 +138,8 @@ public final class MTASTSPeers: @unchecked Sendable {
 
             """
         }
-        try """
-        worker_processes 1;
-        pid \(dir)/nginx.pid;
-        error_log \(dir)/error.log;
-        events { worker_connections 64; }
-        http {
-            access_log \(dir)/access.log;
-            default_type text/plain;
-            client_body_temp_path \(dir)/tmp/body;
-            proxy_temp_path \(dir)/tmp/proxy;
-            fastcgi_temp_path \(dir)/tmp/fastcgi;
-            uwsgi_temp_path \(dir)/tmp/uwsgi;
-            scgi_temp_path \(dir)/tmp/scgi;
-        \(servers)}
-
-        """.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
-        try Peers.run(["nginx", "-t", "-p", dir + "/", "-c", dir + "/nginx.conf", "-e", dir + "/error.log"])
-        nginx.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
-        nginx.arguments = ["-p", dir + "/", "-c", dir + "/nginx.conf", "-e", dir + "/error.log", "-g", "daemon off;"]
-        nginx.standardInput = FileHandle.nullDevice
-        nginx.standardOutput = FileHandle.nullDevice
-        nginx.standardError = FileHandle.nullDevice
-        try nginx.run()
-        registerAtExit("kill \(nginx.processIdentifier)")
-        var up = false
-        for _ in 0..<100 where nginx.isRunning {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = httpsPort.bigEndian
-            sa.sin_addr.s_addr = inet_addr("127.0.0.1")
-            up = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-            close(fd)
-            if up { break }
-            usleep(50_000)
-        }
-        guard up else { throw PeerError("nginx did not start: \((try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? "")") }
+        nginx = try Nginx(dir: dir, http: "    default_type text/plain;\n" + servers)
+        try nginx.waitForPort("127.0.0.1", httpsPort)
 
         dns = try DNS(dir: dir + "/dns", records: Self.records(Self.domains.map { ($0.name, $0.mx, $0.id) }))
     }

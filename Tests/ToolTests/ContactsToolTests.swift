@@ -1,4 +1,5 @@
 import Foundation
+import SLTestPeers
 import Testing
 import SLMessage
 import SLPolicy
@@ -358,14 +359,13 @@ final class WKDServer {
     let dir: String
     let address: String
     let ca: String
-    let process = Process()
-    var log: String { (try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? "" }
+    let nginx: Nginx
+    var log: String { nginx.errorLog }
 
     init(_ f: ContactsFixture) throws {
         dir = try Tools.scratch().appendingPathComponent("wkd").path
         address = "127.\(Int.random(in: 1...254)).\(Int.random(in: 1...254)).\(Int.random(in: 2...254))"
         let fm = FileManager.default
-        try fm.createDirectory(atPath: dir + "/tmp", withIntermediateDirectories: true)
         ca = f.dir + "/ca.pem"
         let name = "wkd-\(UUID().uuidString.prefix(8))"
         try f.issue(name: name, subject: "/CN=wkd.test",
@@ -385,42 +385,19 @@ final class WKDServer {
         _ = try? f.gpg(["--quick-add-uid", carolFpr, "Carol <carol@wkd.test>"])
         try Data(try f.gpg(["--export", carolFpr])).write(to: URL(fileURLWithPath: direct + "/" + hash("carol@wkd.test")))
         try Data(try f.gpg(["--export", carolFpr])).write(to: URL(fileURLWithPath: advanced + "/" + hash("mallory@wkd.test")))
-        try """
-        worker_processes 1;
-        pid \(dir)/nginx.pid;
-        error_log \(dir)/error.log;
-        events { worker_connections 16; }
-        http {
-            access_log \(dir)/access.log;
-            client_body_temp_path \(dir)/tmp/body;
-            proxy_temp_path \(dir)/tmp/proxy;
-            fastcgi_temp_path \(dir)/tmp/fastcgi;
-            uwsgi_temp_path \(dir)/tmp/uwsgi;
-            scgi_temp_path \(dir)/tmp/scgi;
-            ssl_certificate \(f.dir)/\(name).pem;
-            ssl_certificate_key \(f.dir)/\(name).key;
-            server { listen \(address):443 ssl; server_name openpgpkey.wkd.test; root \(dir)/advanced; }
-            server { listen \(address):443 ssl; server_name wkd.test; root \(dir)/direct; }
-        }
-
-        """.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
-        let checked = try Tools.runCommand(["nginx", "-t", "-p", dir + "/", "-c", dir + "/nginx.conf", "-e", dir + "/error.log"], stdin: [])
-        try #require(checked.status == 0, "nginx -t: \(checked.stderr)")
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
-        process.arguments = ["-p", dir + "/", "-c", dir + "/nginx.conf", "-e", dir + "/error.log", "-g", "daemon off;"]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        nginx = try Nginx(dir: dir, http: """
+                ssl_certificate \(f.dir)/\(name).pem;
+                ssl_certificate_key \(f.dir)/\(name).key;
+                server { listen \(address):443 ssl; server_name openpgpkey.wkd.test; root \(dir)/advanced; }
+                server { listen \(address):443 ssl; server_name wkd.test; root \(dir)/direct; }
+            """, connections: 16)
         for _ in 0..<100 {
             let probe = try Tools.runCommand(["curl", "-s", "-o", "/dev/null", "--cacert", ca, "--resolve", "wkd.test:443:\(address)", "https://wkd.test/"], stdin: [])
-            if probe.status == 0 || !process.isRunning { break }
+            if probe.status == 0 || !nginx.isRunning { break }
             usleep(100_000)
         }
-        guard process.isRunning else { throw UsageFailure("nginx did not start: \(log)") }
+        guard nginx.isRunning else { throw UsageFailure("nginx did not start: \(log)") }
     }
 
-    func stop() {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
-    }
+    func stop() { nginx.stop() }
 }

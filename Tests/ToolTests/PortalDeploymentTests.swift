@@ -32,7 +32,7 @@ extension PortalToolTests {
         try #require(server.port != 0)
 
         let dir = installation.dir.appendingPathComponent("nginx").path
-        try FileManager.default.createDirectory(atPath: dir + "/tmp", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let cert = dir + "/portal.pem", key = dir + "/portal.key"
         let made = try Tools.runCommand(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                                          "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=portal.clinic.test",
@@ -48,33 +48,8 @@ extension PortalToolTests {
             ("proxy_pass http://127.0.0.1:8080;", "proxy_pass http://127.0.0.1:\(server.port);"),
         ], in: "nginx-sl-portal.conf")
         try site.write(toFile: dir + "/site.conf", atomically: true, encoding: .utf8)
-        try """
-        worker_processes 1;
-        pid \(dir)/nginx.pid;
-        error_log \(dir)/error.log;
-        events { worker_connections 64; }
-        http {
-            access_log \(dir)/access.log;
-            client_body_temp_path \(dir)/tmp/body;
-            proxy_temp_path \(dir)/tmp/proxy;
-            fastcgi_temp_path \(dir)/tmp/fastcgi;
-            uwsgi_temp_path \(dir)/tmp/uwsgi;
-            scgi_temp_path \(dir)/tmp/scgi;
-            include \(dir)/site.conf;
-        }
-
-        """.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
-        let checked = try Tools.runCommand(["nginx", "-t", "-p", dir + "/", "-c", dir + "/nginx.conf", "-e", dir + "/error.log"], stdin: [])
-        try #require(checked.status == 0, "nginx -t: \(checked.stderr)")
-
-        let nginx = Process()
-        nginx.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
-        nginx.arguments = ["-p", dir + "/", "-c", dir + "/nginx.conf", "-e", dir + "/error.log", "-g", "daemon off;"]
-        nginx.standardInput = FileHandle.nullDevice
-        nginx.standardOutput = FileHandle.nullDevice
-        nginx.standardError = FileHandle.nullDevice
-        try nginx.run()
-        defer { if nginx.isRunning { nginx.terminate(); nginx.waitUntilExit() } }
+        let nginx = try Nginx(dir: dir, http: "    include \(dir)/site.conf;")
+        defer { nginx.stop() }
 
         let tls = ["--cacert", cert, "--resolve", "portal.clinic.test:\(port):127.0.0.1"]
         let page = parts.page.replacingOccurrences(of: "https://portal.clinic.test", with: "https://portal.clinic.test:\(port)")
@@ -86,7 +61,7 @@ extension PortalToolTests {
             if !nginx.isRunning { break }
             usleep(100_000)
         }
-        let linkPage = try #require(first, "nginx did not answer: \((try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? "")")
+        let linkPage = try #require(first, "nginx did not answer: \(nginx.errorLog)")
         #expect(linkPage.status == 200 && linkPage.body.contains("/sl-escrow/static/pickup.js"))
         #expect(linkPage.headers["strict-transport-security"] == "max-age=31536000")
         Self.expectSecurityHeaders(linkPage, "link page through nginx")
@@ -101,8 +76,7 @@ extension PortalToolTests {
         #expect(big.status == 413 && big.body.contains("Request Entity Too Large") && big.headers["content-security-policy"] == nil,
                 "not nginx's own 413: \(big.body)")
 
-        nginx.terminate()
-        nginx.waitUntilExit()
+        nginx.stop()
         // The portal saw the proxied requests on the escrow_url path.
         #expect(server.stop() == 0)
         #expect(server.logText.contains("POST /sl-escrow/\(parts.id)/\(parts.index) 200"), "\(server.logText)")
