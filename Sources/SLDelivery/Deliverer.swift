@@ -281,7 +281,7 @@ public final class Deliverer: @unchecked Sendable {
             if !session.verified, let tls = session.tls {
                 tlsProblem = (.encrypted, "\(host.name): certificate not verified (\(tls.failureDetail ?? "unknown"))")
             } else if session.verified, !session.dane, pending.contains(where: { $0.0.requireDANE }) {
-                tlsProblem = (.verified, "\(host.name): not authenticated by DANE (no validated TLSA records), and tls_min_verdict = dane")
+                tlsProblem = (.verified, "\(host.name): not authenticated by DANE (no validated TLSA records), and tls_min_verdict = dane (\(TLSResultType.daneRequired.rawValue))")
             }
             if !session.verified, let gate, let tlsProblem {
                 if gate.enforced {

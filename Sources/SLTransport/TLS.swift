@@ -26,7 +26,7 @@ public enum TLSResultType: String, Codable, Sendable {
     /// data, or no answer).
     case dnssecInvalid = "dnssec-invalid"
     /// DANE was required (tls_min_verdict = dane) but the host has no validated
-    /// TLSA records.
+    /// TLSA records: named in the reply of the copy sl-deliver re-routes.
     case daneRequired = "dane-required"
 }
 

@@ -203,6 +203,7 @@ import SLTestPeers
         let again = try setup2.deliver(DeliverToolTests.routed(to: ["carol@plain.dane.test"], tls: "dane", marker: "\(marker)-2"))
         #expect(again.status == 0, "\(again.stderr)")
         #expect(try setup2.audited().first?["outcome"] as? String == "reroute")
+        #expect((try setup2.audited().first?["reply"] as? String)?.contains("(dane-required)") == true)
         #expect(peers.delivered(to: DNSSECPeers.host("plain"), containing: "\(marker)-2", wait: 1).isEmpty)
     }
 }
