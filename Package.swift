@@ -35,8 +35,8 @@ let package = Package(
                        providers: [.apt(["libgpgme-dev"])]),
         // librnp is opened at run time (dlopen), not linked: see its header.
         .target(name: "CRNP", linkerSettings: [.linkedLibrary("dl")]),
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
-                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl is opened at run time (dlopen), not linked: see its header.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("dl")]),
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0",
                        providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "SLTransport", dependencies: ["SLMessage", "SLPolicy", "SLOpenSSL", "SLHTTPS", "COpenSSL", "CResolv", "CZlib"]),
         // GET over HTTPS through libcurl (verified certificate, no redirects, size
         // limit, pinned addresses): WKD keys for SLContacts, MTA-STS policies for
-        // SLTransport. The only target that links libcurl.
+        // SLTransport. The only target that uses libcurl (opened at run time: CCurl).
         .target(name: "SLHTTPS", dependencies: ["SLMessage", "CCurl", "COpenSSL"]),
         // What sl-deliver does: the SMTP sender, the queue and its runner, and the
         // failure policy (DeliveryPolicy.swift: what each trouble does, and its status).

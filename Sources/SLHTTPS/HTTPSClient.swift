@@ -73,7 +73,11 @@ extension HTTPSError: SysexitReporting {
 }
 
 public enum HTTPSClient {
-    private static let initialised: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
+    /// Why libcurl cannot be used, or nil once it is loaded and initialised.
+    private static let unavailable: String? = {
+        var error: UnsafePointer<CChar>?
+        return sl_curl_load(&error) ? nil : (error.map { String(cString: $0) } ?? "unknown error")
+    }()
 
     /// GETs `url`: the body on 200, the status otherwise. Throws `HTTPSError`.
     public static func get(_ url: String, options: HTTPSOptions) throws -> HTTPSResponse {
@@ -83,7 +87,8 @@ public enum HTTPSClient {
 
     /// GETs `url`; nil when its host name does not resolve. Throws `HTTPSError`.
     public static func fetch(_ url: String, options: HTTPSOptions) throws -> HTTPSReply? {
-        guard initialised, let easy = CurlEasy.ofThisThread() else { throw HTTPSError(.transfer, "cannot start libcurl") }
+        if let why = unavailable { throw HTTPSError(.transfer, "cannot load libcurl: \(why) (apt-get install libcurl4)") }
+        guard let easy = CurlEasy.ofThisThread() else { throw HTTPSError(.transfer, "cannot start libcurl") }
         return try easy.get(url, options: options)
     }
 }
@@ -114,15 +119,15 @@ private final class CurlEasy {
     }
 
     init?() {
-        guard let h = curl_easy_init() else { return nil }
+        guard let h = sl_curl_easy_init() else { return nil }
         handle = h
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
     }
 
     deinit {
-        curl_easy_cleanup(handle)
-        if let resolveList { curl_slist_free_all(resolveList) }
+        sl_curl_easy_cleanup(handle)
+        if let resolveList { sl_curl_slist_free_all(resolveList) }
         errorBuffer.deallocate()
     }
 
@@ -138,8 +143,8 @@ private final class CurlEasy {
         guard url.lowercased().hasPrefix("https://") else { throw HTTPSError(.usage, "only https: URLs are fetched") }
         // Nothing of the last fetch carries over but libcurl's caches: no option,
         // no --resolve entry, no connection.
-        curl_easy_reset(handle)
-        if let resolveList { curl_slist_free_all(resolveList); self.resolveList = nil }
+        sl_curl_easy_reset(handle)
+        if let resolveList { sl_curl_slist_free_all(resolveList); self.resolveList = nil }
         errorBuffer[0] = 0
         try set(CURLOPT_FRESH_CONNECT, 1)
         try set(CURLOPT_FORBID_REUSE, 1)
@@ -171,7 +176,7 @@ private final class CurlEasy {
             throw HTTPSError(.usage, "libcurl refused the trust anchors")
         }
         for entry in options.resolve {
-            guard let list = curl_slist_append(resolveList, entry) else { throw HTTPSError(.transfer, "out of memory") }
+            guard let list = sl_curl_slist_append(resolveList, entry) else { throw HTTPSError(.transfer, "out of memory") }
             resolveList = list
         }
         if let resolveList {
@@ -196,14 +201,14 @@ private final class CurlEasy {
               }) == CURLE_OK else {
             throw HTTPSError(.transfer, "libcurl refused the write function")
         }
-        let result = curl_easy_perform(handle)
+        let result = sl_curl_easy_perform(handle)
         if sink.overflow || result == CURLE_FILESIZE_EXCEEDED {
             throw HTTPSError(.tooLarge, "\(url) answered with more than \(Self.size(options.maximumSize))")
         }
         if result == CURLE_COULDNT_RESOLVE_HOST { return nil }
         guard result == CURLE_OK else {
             let detail = String(cString: errorBuffer)
-            let reason = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
+            let reason = detail.isEmpty ? String(cString: sl_curl_easy_strerror(result)) : detail
             // CURLE_SSL_CACERT is the same number since curl 7.62.
             let kind: HTTPSError.Kind = result == CURLE_PEER_FAILED_VERIFICATION ? .certificate : .transfer
             throw HTTPSError(kind, "fetching \(url) failed: \(reason)")
