@@ -80,7 +80,7 @@ let package = Package(
         .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),
         // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes), the store
         // (SQLite metadata, sealed content files), accounts, the packer, notices, receipts.
-        .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "CSodium", "CSQLite"]),
+        .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "SLPostgres", "CSodium", "CSQLite"]),
         // What sl-contacts does: a contact's key from a file, a GnuPG keyring or WKD
         // (SLHTTPS), a certificate from a file or a signed message, and the card
         // written into the book.
@@ -116,7 +116,7 @@ let package = Package(
         .executableTarget(name: "sl-tls-probe", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLTransport", parser]),
         .executableTarget(name: "sl-deliver", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLTransport", "SLDelivery", parser]),
         .executableTarget(name: "sl-escrow-pack", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLEscrow", parser]),
-        .executableTarget(name: "sl-escrow", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLEscrow", parser]),
+        .executableTarget(name: "sl-escrow", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLPostgres", "SLEscrow", parser]),
         .executableTarget(name: "sl-portal", dependencies: ["SLCommand", "SLPolicy", "SLPortal", parser]),
         .executableTarget(name: "sl-contacts", dependencies: ["SLCommand", "SLMessage", "SLPolicy", "SLContacts", "SLHTTPS", parser]),
 
@@ -133,7 +133,7 @@ let package = Package(
         // transport and tool tests; peers.py and its README are read at run time.
         .target(name: "SLTestPeers", path: "Tests/SLTestPeers", exclude: ["peers.py", "README.md"]),
         .testTarget(name: "TransportTests", dependencies: ["SLTransport", "SLPolicy", "SLTestPeers"]),
-        .testTarget(name: "SLEscrowTests", dependencies: ["SLEscrow", "SLMessage"]),
+        .testTarget(name: "SLEscrowTests", dependencies: ["SLEscrow", "SLMessage", "SLTestPeers"]),
         // Fixtures/xss-vectors.txt is read at run time; Browser/xss_check.py loads every
         // sanitized vector in a real headless Chromium (Selenium).
         .testTarget(name: "SLHTMLTests", dependencies: ["SLHTML"], exclude: ["Fixtures", "Browser"]),

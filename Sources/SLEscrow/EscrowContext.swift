@@ -26,11 +26,13 @@ public struct EscrowContext {
         }
         // Not a configuration error: a busy or unwritable store is EscrowError.storage,
         // exit 75, so Postfix defers the message instead of bouncing it.
-        try StateOwner.check(directory, within: installation.stateDirectory, what: "the escrow store", tool: tool)
+        if !EscrowStore.isDatabase(directory) {
+            try StateOwner.check(directory, within: installation.stateDirectory, what: "the escrow store", tool: tool)
+        }
         self.directory = directory
         self.pepper = pepper
         maximumAttempts = installation.escrow.maxAttempts
-        store = try EscrowStore(directory: directory, pepper: pepper, maximumAttempts: maximumAttempts)
+        store = try EscrowStore(location: directory, pepper: pepper, maximumAttempts: maximumAttempts)
         hostname = Self.hostname(installation)
         portal = Self.portal(installation, hostname: hostname)
     }
@@ -44,7 +46,7 @@ public struct EscrowContext {
 
     /// One more connection to the same store, for another worker thread.
     public func anotherStore() throws -> EscrowStore {
-        try EscrowStore(directory: directory, pepper: pepper, maximumAttempts: maximumAttempts)
+        try EscrowStore(location: directory, pepper: pepper, maximumAttempts: maximumAttempts)
     }
 }
 

@@ -1,52 +1,98 @@
 internal import CSodium
 import Foundation
 import SLMessage
+import SLPostgres
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// The escrow store: a directory with `escrow.sqlite` (metadata, wrapped keys,
-/// verifiers, accounts) and `content/ID.sealed` (each message's sealed content).
+/// The escrow store, in one of two places:
+/// - a directory with `escrow.sqlite` (metadata, wrapped keys, verifiers, accounts)
+///   and `content/ID.sealed` (each message's sealed content): one machine;
+/// - a PostgreSQL database (`postgresql://…`), content included (EscrowSchema,
+///   PostgresContentStore): every packer, portal and sl-escrow on every machine
+///   sees one store.
 ///
 /// What it never holds: plaintext content or subject, answers, link secrets, unwrapped
-/// keys. Stealing the directory yields ciphertext, Argon2id-salted answer material
+/// keys. Stealing the store yields ciphertext, Argon2id-salted answer material
 /// (made harder still by a pepper kept elsewhere) and link verifiers that are useless
 /// without the link.
 ///
-/// Durability: the content file is written under a temporary name, fsync'd, renamed
-/// and the directory fsync'd before its rows are inserted in one transaction, so a
-/// record is either wholly visible or absent; a crash in between leaves an orphan file
-/// that `purge` removes. Several processes may use one store at once: each has its own
-/// connection, writes take the lock up front (BEGIN IMMEDIATE) and wait for it.
+/// Durability: a record's content and rows become visible together or not at all
+/// (SealedContentStore). Several processes may use one store at once, each with its
+/// own connection; transactions behave as if they ran one at a time (SQLite's
+/// write lock taken up front, PostgreSQL's SERIALIZABLE), and the counters that
+/// guard a message (failed attempts, lockout) change in single statements that
+/// the database serialises per row.
 ///
 /// One instance belongs to one thread at a time.
 public final class EscrowStore {
-    /// The database file in the store directory.
+    /// The database file in a store directory.
     public static let databaseName = "escrow.sqlite"
 
-    public let directory: String
-    let contentDirectory: String
-    let db: SQLiteDatabase
+    /// The directory, or the PostgreSQL URI without its password.
+    public let location: String
+    let db: any EscrowDatabase
+    let content: any SealedContentStore
     /// The BLAKE2b key made from the pepper, or nil for unkeyed hashing.
     let pepperKey: SecretBytes?
     let maximumAttempts: Int
 
     static let linkSecretBytes = 32
     static let contentKeyBytes = 32
-    /// Orphans younger than this may be a pack in progress in another process.
-    static let orphanAge: TimeInterval = 3600
 
-    public init(directory: String, pepper: SecretBytes? = nil, maximumAttempts: Int = 5) throws {
+    /// True when `location` names a PostgreSQL database rather than a directory.
+    public static func isDatabase(_ location: String) -> Bool { PostgresURI.isURI(location) }
+
+    /// A store directory (made if missing) or a PostgreSQL URI whose schema
+    /// `sl-escrow migrate` made (else PostgresSchemaError, 78).
+    public convenience init(location: String, pepper: SecretBytes? = nil, maximumAttempts: Int = 5) throws {
+        if Self.isDatabase(location) {
+            try self.init(postgres: location, pepper: pepper, maximumAttempts: maximumAttempts)
+        } else {
+            try self.init(directory: location, pepper: pepper, maximumAttempts: maximumAttempts)
+        }
+    }
+
+    private init(database: any EscrowDatabase, content: any SealedContentStore, location: String,
+                 pepper: SecretBytes?, maximumAttempts: Int) throws {
+        self.db = database
+        self.content = content
+        self.location = location
+        self.pepperKey = pepper.map(Pepper.hashKey)
+        self.maximumAttempts = max(1, maximumAttempts)
+    }
+
+    private static func checkPepper(_ pepper: SecretBytes?) throws {
         try Sodium.requireReady()
         if let pepper, pepper.count < Pepper.minimumLength {
             throw EscrowError.storage("the pepper must be at least \(Pepper.minimumLength) bytes")
         }
-        self.directory = directory
-        self.contentDirectory = directory + "/content"
-        self.pepperKey = pepper.map(Pepper.hashKey)
-        self.maximumAttempts = max(1, maximumAttempts)
+    }
+
+    private convenience init(postgres uri: String, pepper: SecretBytes?, maximumAttempts: Int) throws {
+        try Self.checkPepper(pepper)
+        let db: PostgresEscrowDatabase
+        do { db = try PostgresEscrowDatabase(uri: uri) } catch let e as PostgresError {
+            throw EscrowError.storage("escrow database \(e)")
+        }
+        try self.init(database: db, content: PostgresContentStore(db: db), location: db.connection.location,
+                      pepper: pepper, maximumAttempts: maximumAttempts)
+    }
+
+    /// Creates or upgrades the escrow tables in the PostgreSQL database at `uri`;
+    /// the versions before and after. Safe to run from several machines at once.
+    @discardableResult
+    public static func migrate(uri: String) throws -> (from: Int, to: Int) {
+        let connection = try PostgresConnection(uri: uri)
+        return try EscrowSchema.postgres.migrate(on: connection)
+    }
+
+    public convenience init(directory: String, pepper: SecretBytes? = nil, maximumAttempts: Int = 5) throws {
+        try Self.checkPepper(pepper)
+        let contentDirectory = directory + "/content"
         for d in [directory, contentDirectory] {
             do {
                 try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true,
@@ -55,20 +101,25 @@ public final class EscrowStore {
                 throw EscrowError.storage("cannot create the escrow directory \(d): \(error.localizedDescription)")
             }
         }
+        let db = try Self.openSQLite(directory + "/" + Self.databaseName)
+        try self.init(database: db, content: FileContentStore(directory: contentDirectory), location: directory,
+                      pepper: pepper, maximumAttempts: maximumAttempts)
+    }
+
+    private static func openSQLite(_ path: String) throws -> SQLiteDatabase {
         // Created 0600 before SQLite sees it; the -wal and -shm files take its mode.
         // Only when it is new: closing a descriptor of a database this process has
         // open already (the portal's second connection) would drop that connection's
         // POSIX locks, and another process would then checkpoint and remove the WAL
         // the first still writes to, hiding its writes until it exits.
-        let path = directory + "/" + Self.databaseName
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 {
             close(fd)
         } else if errno != EEXIST {
             throw EscrowError.storage("cannot create the escrow database \(path): \(String(cString: strerror(errno)))")
         }
-        db = try SQLiteDatabase(path: path, busyTimeout: 10_000)
-        try retryingBusy { try db.execute("PRAGMA journal_mode=WAL") }
+        let db = try SQLiteDatabase(path: path, busyTimeout: 10_000)
+        try retryingBusy(db) { try db.execute("PRAGMA journal_mode=WAL") }
         try db.execute("PRAGMA synchronous=FULL")
         try db.execute("PRAGMA foreign_keys=ON")
         // Retract and purge null the wrapped keys; secure_delete overwrites the old
@@ -95,6 +146,7 @@ public final class EscrowStore {
             }
             try db.execute("PRAGMA user_version = 2")
         }
+        return db
     }
 
     static let schema = """
@@ -169,7 +221,7 @@ public final class EscrowStore {
 
     /// Statements outside a transaction (switching to WAL at first use) can still
     /// report BUSY when two processes create the store at once.
-    private func retryingBusy(_ body: () throws -> Void) throws {
+    private static func retryingBusy(_ db: SQLiteDatabase, _ body: () throws -> Void) throws {
         var attempt = 0
         while true {
             do { return try body() } catch {
@@ -179,8 +231,6 @@ public final class EscrowStore {
             }
         }
     }
-
-    func contentPath(_ id: String) -> String { "\(contentDirectory)/\(id).sealed" }
 
     // MARK: key derivations
 
@@ -254,42 +304,29 @@ public final class EscrowStore {
         }
         let senderWrap = senderKey.map { Wrap.boxSeal(contentKey, publicKey: $0) }
 
-        let size = try writeContent(message, id: id, key: contentKey)
-        do {
-            try db.transaction {
+        _ = try storeRecord(message, id: id, key: contentKey) { size in
+            try db.run("""
+                INSERT INTO messages(id, sender, created, expires, retracted, purged, content_size, sender_wrap, original_id)
+                VALUES (?, ?, ?, ?, NULL, 0, ?, ?, ?)
+                """, [.text(id), .text(sender), .real(created.timeIntervalSince1970),
+                      .real(expires.timeIntervalSince1970), .int(size), .optionalBlob(senderWrap),
+                      message.header["Message-ID"].map { .text(String($0.prefix(998))) } ?? .null])
+            for row in rows {
                 try db.run("""
-                    INSERT INTO messages(id, sender, created, expires, retracted, purged, content_size, sender_wrap, original_id)
-                    VALUES (?, ?, ?, ?, NULL, 0, ?, ?, ?)
-                    """, [.text(id), .text(sender), .real(created.timeIntervalSince1970),
-                          .real(expires.timeIntervalSince1970), .int(size), .optionalBlob(senderWrap),
-                          message.header["Message-ID"].map { .text(String($0.prefix(998))) } ?? .null])
-                let insert = try db.prepare("""
                     INSERT INTO recipients(message_id, idx, address, mode, question, link_verifier, salt,
                                            kdf_ops, kdf_mem, wrap_nonce, wrapped_key, account_wrap, pending_account)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-                for row in rows {
-                    try insert.bind(row)
-                    while try insert.step() {}
-                }
+                    """, row)
             }
-        } catch {
-            unlink(contentPath(id))
-            throw error
         }
         return PackedMessage(id: id, links: links)
     }
 
-    /// Writes the sealed content durably under its final name; the plaintext size.
-    func writeContent(_ message: Message, id: String, key: SecretBytes) throws -> Int {
-        let temporary = "\(contentDirectory)/.tmp-\(getpid())-\(id)"
-        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw EscrowError.storage("cannot write to \(contentDirectory): \(String(cString: strerror(errno)))")
-        }
-        let size: Int
-        do {
-            let sealer = try ContentSealer(key: key, ad: Array(id.utf8), fd: fd)
+    /// Seals `message` (header bytes then body) under `key` and stores it with the
+    /// rows `rows` writes (given the plaintext size): both visible or neither.
+    func storeRecord(_ message: Message, id: String, key: SecretBytes, rows: (Int) throws -> Void) throws -> Int {
+        try content.store(id: id, in: db, seal: { sink in
+            let sealer = try ContentSealer(key: key, ad: Array(id.utf8), sink: sink)
             try sealer.append(message.header.bytes[...])
             do {
                 try message.body.forEachChunk { try sealer.append($0) }
@@ -299,30 +336,8 @@ public final class EscrowStore {
                 throw EscrowError.storage("cannot read the message body: \(error)")
             }
             try sealer.finish()
-            size = sealer.plaintextCount
-            guard fsync(fd) == 0 else {
-                throw EscrowError.storage("cannot sync sealed content: \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            close(fd)
-            unlink(temporary)
-            throw error
-        }
-        close(fd)
-        guard rename(temporary, contentPath(id)) == 0 else {
-            let why = String(cString: strerror(errno))
-            unlink(temporary)
-            throw EscrowError.storage("cannot store sealed content: \(why)")
-        }
-        try syncDirectory(contentDirectory)
-        return size
-    }
-
-    private func syncDirectory(_ path: String) throws {
-        let d = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard d >= 0 else { throw EscrowError.storage("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(d) }
-        guard fsync(d) == 0 else { throw EscrowError.storage("cannot sync \(path): \(String(cString: strerror(errno)))") }
+            return sealer.plaintextCount
+        }, rows: rows)
     }
 
     // MARK: open
@@ -439,14 +454,20 @@ public final class EscrowStore {
             }
         } catch {
             // Not the visitor's fault (no account any more, damaged row): refund.
-            try? db.run("UPDATE recipients SET failed_attempts = max(failed_attempts - 1, 0) WHERE message_id = ? AND idx = ?",
+            try? db.run("""
+                UPDATE recipients SET failed_attempts = CASE WHEN failed_attempts > 0 THEN failed_attempts - 1 ELSE 0 END
+                WHERE message_id = ? AND idx = ?
+                """,
                         [.text(id), .int(index)])
             throw error
         }
 
         guard let contentKey else {
             let failed = try db.transaction { () -> Int in
-                try db.run("UPDATE recipients SET locked = (failed_attempts >= ?) WHERE message_id = ? AND idx = ?",
+                try db.run("""
+                    UPDATE recipients SET locked = CASE WHEN failed_attempts >= ? THEN 1 ELSE 0 END
+                    WHERE message_id = ? AND idx = ?
+                    """,
                            [.int(maximumAttempts), .text(id), .int(index)])
                 return try db.query("SELECT failed_attempts FROM recipients WHERE message_id = ? AND idx = ?",
                                     [.text(id), .int(index)]) { $0.int(0) }.first ?? maximumAttempts
@@ -530,19 +551,27 @@ public final class EscrowStore {
     }
 
     func streamContent(id: String, key: SecretBytes, output: (ArraySlice<UInt8>) throws -> Void) throws {
-        let fd = Glibc.open(contentPath(id), O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let why = String(cString: strerror(errno))
-            // Retracted or purged since the checks above.
-            let state = try db.query("SELECT retracted, purged, expires FROM messages WHERE id = ?", [.text(id)]) {
-                (retracted: !$0.isNull(0), purged: $0.int(1) != 0, expires: Date(timeIntervalSince1970: $0.double(2)))
-            }.first
-            if let state, state.retracted { throw EscrowError.retracted }
-            if let state, state.purged { throw EscrowError.expired(state.expires) }
-            throw EscrowError.storage("cannot read the sealed content of \(id): \(why)")
+        let found: Bool
+        do {
+            found = try content.read(id: id) { try ContentOpener.open(source: $0, key: key, ad: Array(id.utf8), output: output) }
+        } catch let e as EscrowError {
+            // Retracted or purged while it was read (rows of a PostgreSQL store go at once).
+            if case .corrupt = e { try throwIfGone(id) }
+            throw e
         }
-        defer { close(fd) }
-        try ContentOpener.open(fd: fd, key: key, ad: Array(id.utf8), output: output)
+        guard found else {
+            // Retracted or purged since the checks above.
+            try throwIfGone(id)
+            throw EscrowError.storage("the sealed content of \(id) is missing")
+        }
+    }
+
+    private func throwIfGone(_ id: String) throws {
+        let state = try db.query("SELECT retracted, purged, expires FROM messages WHERE id = ?", [.text(id)]) {
+            (retracted: !$0.isNull(0), purged: $0.int(1) != 0, expires: Date(timeIntervalSince1970: $0.double(2)))
+        }.first
+        if let state, state.retracted { throw EscrowError.retracted }
+        if let state, state.purged { throw EscrowError.expired(state.expires) }
     }
 
     // MARK: retract, purge
@@ -555,11 +584,9 @@ public final class EscrowStore {
                        [.real(now.timeIntervalSince1970), .text(id)])
             guard db.changes == 1 else { throw EscrowError.notFound }
             try db.run("UPDATE recipients SET wrapped_key = NULL, wrap_nonce = NULL WHERE message_id = ?", [.text(id)])
+            try content.destroyInTransaction(id: id)
         }
-        // After the commit: a crash in between leaves a file that purge removes.
-        if unlink(contentPath(id)) != 0 && errno != ENOENT {
-            throw EscrowError.storage("cannot remove the sealed content of \(id): \(String(cString: strerror(errno)))")
-        }
+        content.destroyAfterCommit(id: id)
     }
 
     /// Expired messages: content unlinked, wraps nulled, purged = 1 (the row stays so
@@ -572,40 +599,26 @@ public final class EscrowStore {
             for id in ids {
                 try db.run("UPDATE messages SET purged = 1, sender_wrap = NULL WHERE id = ?", [.text(id)])
                 try db.run("UPDATE recipients SET wrapped_key = NULL, wrap_nonce = NULL WHERE message_id = ?", [.text(id)])
+                try content.destroyInTransaction(id: id)
             }
             return ids
         }
-        for id in due { unlink(contentPath(id)) }
+        for id in due { content.destroyAfterCommit(id: id) }
         try purgeInbound(now: now)
-        try removeOrphans(now: now)
+        try content.removeOrphans(of: self, now: now)
         return due.count
     }
 
-    /// Content files of retracted or purged messages (a crash after the commit), and,
-    /// once older than an hour, content files without a row (a crash before it) and
-    /// temporary files.
-    private func removeOrphans(now: Date) throws {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: contentDirectory)) ?? []
-        guard !names.isEmpty else { return }
-        let live = Set(try db.query("SELECT id FROM messages WHERE retracted IS NULL AND purged = 0") { $0.text(0) })
+    /// Records whose content must stay: messages neither retracted nor purged, and
+    /// held SecureSend messages.
+    func liveIDs() throws -> Set<String> {
+        Set(try db.query("SELECT id FROM messages WHERE retracted IS NULL AND purged = 0") { $0.text(0) })
             .union(try heldInboundIDs())
-        let known = Set(try db.query("SELECT id FROM messages") { $0.text(0) }).union(try allInboundIDs())
-        for name in names {
-            let path = "\(contentDirectory)/\(name)"
-            if name.hasSuffix(".sealed") {
-                let id = String(name.dropLast(7))
-                if live.contains(id) { continue }
-                if known.contains(id) || isOlder(path, than: Self.orphanAge, now: now) { unlink(path) }
-            } else if name.hasPrefix(".tmp-") && isOlder(path, than: Self.orphanAge, now: now) {
-                unlink(path)
-            }
-        }
     }
 
-    private func isOlder(_ path: String, than age: TimeInterval, now: Date) -> Bool {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return false }
-        return now.timeIntervalSince1970 - Double(st.st_mtim.tv_sec) > age
+    /// Every record's id, live or not.
+    func knownIDs() throws -> Set<String> {
+        Set(try db.query("SELECT id FROM messages") { $0.text(0) }).union(try allInboundIDs())
     }
 
     // MARK: status
@@ -640,14 +653,14 @@ public final class EscrowStore {
         SELECT message_id, idx, address, mode, question, first_open, last_open, failed_attempts, locked FROM recipients
         """
 
-    static func messageStatus(_ s: SQLiteStatement, recipients: [RecipientStatus]) -> MessageStatus {
+    static func messageStatus(_ s: any SQLRow, recipients: [RecipientStatus]) -> MessageStatus {
         MessageStatus(id: s.text(0), sender: s.text(1), created: Date(timeIntervalSince1970: s.double(2)),
                       expires: Date(timeIntervalSince1970: s.double(3)),
                       retracted: s.optionalDouble(4).map(Date.init(timeIntervalSince1970:)),
                       purged: s.int(5) != 0, size: s.int(6), recipients: recipients)
     }
 
-    static func recipientStatus(_ s: SQLiteStatement) -> (String, RecipientStatus) {
+    static func recipientStatus(_ s: any SQLRow) -> (String, RecipientStatus) {
         (s.text(0), RecipientStatus(index: s.int(1), address: s.text(2), mode: s.text(3), question: s.optionalText(4),
                                     firstOpen: s.optionalDouble(5).map(Date.init(timeIntervalSince1970:)),
                                     lastOpen: s.optionalDouble(6).map(Date.init(timeIntervalSince1970:)),
@@ -761,40 +774,24 @@ public final class EscrowStore {
 
     // MARK: verify
 
-    /// Checks the database (PRAGMA integrity_check) and that every message row has its
-    /// content file (of the right size) unless retracted/purged, and every recipient
-    /// row its message: a list of problems, empty when sound. Content files without a
-    /// row count once older than an hour (younger ones may be a pack in progress).
+    /// Checks the database (SQLite: PRAGMA integrity_check) and that every message
+    /// has its content (of the right size) unless retracted/purged, and every
+    /// recipient row its message: a list of problems, empty when sound. Content
+    /// files without a row count once older than an hour (younger ones may be a
+    /// pack in progress).
     public func verify() throws -> [String] {
-        var problems: [String] = []
-        let integrity = try db.query("PRAGMA integrity_check") { $0.text(0) }
-        if integrity != ["ok"] { problems += integrity.map { "database: \($0)" } }
+        var problems = try db.integrityProblems()
         problems += try db.query("""
             SELECT r.message_id, r.idx FROM recipients r LEFT JOIN messages m ON m.id = r.message_id WHERE m.id IS NULL
             """) { "recipient \($0.int(1)) of \($0.text(0)) has no message" }
         let live = try db.query("SELECT id, content_size FROM messages WHERE retracted IS NULL AND purged = 0") {
             (id: $0.text(0), size: $0.int(1))
         }
-        for m in live {
-            var st = stat()
-            if stat(contentPath(m.id), &st) != 0 {
-                problems.append("message \(m.id) has no content file")
-            } else if Int(st.st_size) != SealedContent.sealedSize(plaintext: m.size) {
-                problems.append("the content file of \(m.id) has \(st.st_size) bytes, expected \(SealedContent.sealedSize(plaintext: m.size))")
-            }
-        }
+        problems += try content.problems(live: live, known: try knownIDs(), now: Date())
         problems += try db.query("""
             SELECT r.message_id, r.idx FROM recipients r JOIN messages m ON m.id = r.message_id
             WHERE m.retracted IS NULL AND m.purged = 0 AND (r.wrapped_key IS NULL OR r.wrap_nonce IS NULL)
             """) { "recipient \($0.int(1)) of \($0.text(0)) has no wrapped key" }
-        let known = Set(try db.query("SELECT id FROM messages") { $0.text(0) }).union(try allInboundIDs())
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: contentDirectory)) ?? []
-        for name in names.sorted() where name.hasSuffix(".sealed") {
-            let id = String(name.dropLast(7))
-            if !known.contains(id) && isOlder("\(contentDirectory)/\(name)", than: Self.orphanAge, now: Date()) {
-                problems.append("content file \(name) has no message (an orphan; purge removes it)")
-            }
-        }
         return problems
     }
 }

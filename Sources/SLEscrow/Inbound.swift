@@ -3,7 +3,7 @@ import SLMessage
 
 /// SecureSend: messages written on the portal's public form to the organisation's
 /// users. Until its sender proves their address with the link mailed to them, a
-/// message waits here sealed (content/ID.sealed, as escrow content is) under a key
+/// message waits here sealed (as escrow content is) under a key
 /// wrapped with that link's secret alone, and the store keeps only the link's
 /// verifier: nothing here opens it without the link. Following the link releases
 /// it once; an unverified one is destroyed at its expiry (`purge`). Messages from a
@@ -16,17 +16,13 @@ extension EscrowStore {
         let contentKey = SecretBytes.random(Self.contentKeyBytes)
         let token = SecretBytes.random(Self.linkSecretBytes)
         let wrapped = Wrap.seal(contentKey, key: inboundKey(token), ad: Array(id.utf8))
-        let size = try writeContent(message, id: id, key: contentKey)
-        do {
+        _ = try storeRecord(message, id: id, key: contentKey) { size in
             try db.run("""
                 INSERT INTO inbound(id, sender, recipient, created, expires, verifier, wrap_nonce, wrapped_key, size, delivered, verified_by)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)
                 """, [.text(id), .text(sender.lowercased()), .text(recipient.lowercased()), .real(now.timeIntervalSince1970),
                       .real(expires.timeIntervalSince1970), .blob(inboundVerifier(token)), .blob(wrapped.nonce),
                       .blob(wrapped.ciphertext), .int(size)])
-        } catch {
-            unlink(contentPath(id))
-            throw error
         }
         return (id, Sodium.base64url(token))
     }
@@ -52,11 +48,14 @@ extension EscrowStore {
 
     /// Handed on: the link is spent and the content destroyed (its key and file).
     public func markInboundDelivered(id: String, now: Date) throws {
-        try db.run("""
-            UPDATE inbound SET delivered = ?, verified_by = 'mail link', verifier = NULL, wrap_nonce = NULL, wrapped_key = NULL
-            WHERE id = ?
-            """, [.real(now.timeIntervalSince1970), .text(id)])
-        unlink(contentPath(id))
+        try db.transaction {
+            try db.run("""
+                UPDATE inbound SET delivered = ?, verified_by = 'mail link', verifier = NULL, wrap_nonce = NULL, wrapped_key = NULL
+                WHERE id = ?
+                """, [.real(now.timeIntervalSince1970), .text(id)])
+            try content.destroyInTransaction(id: id)
+        }
+        content.destroyAfterCommit(id: id)
     }
 
     /// A message from a signed-in account, handed on at once: recorded, no content.
@@ -91,8 +90,11 @@ extension EscrowStore {
         let due = try db.query("SELECT id FROM inbound WHERE delivered IS NULL AND wrapped_key IS NOT NULL AND expires < ?",
                                [.real(now.timeIntervalSince1970)]) { $0.text(0) }
         for id in due {
-            try db.run("UPDATE inbound SET verifier = NULL, wrap_nonce = NULL, wrapped_key = NULL WHERE id = ?", [.text(id)])
-            unlink(contentPath(id))
+            try db.transaction {
+                try db.run("UPDATE inbound SET verifier = NULL, wrap_nonce = NULL, wrapped_key = NULL WHERE id = ?", [.text(id)])
+                try content.destroyInTransaction(id: id)
+            }
+            content.destroyAfterCommit(id: id)
         }
     }
 

@@ -12,9 +12,11 @@ extension EscrowStore {
             let count = try db.query("SELECT count(*) FROM replies WHERE message_id = ? AND idx = ?",
                                      [.text(id), .int(index)]) { $0.int(0) }.first ?? 0
             guard count < maximum else { throw EscrowError.replyLimit(maximum) }
-            try db.run("INSERT INTO replies(message_id, idx, sent, size, state) VALUES (?, ?, ?, NULL, 'reserved')",
-                       [.text(id), .int(index), .real(now.timeIntervalSince1970)])
-            return db.lastInsertRowID
+            let row = try db.query("""
+                INSERT INTO replies(message_id, idx, sent, size, state) VALUES (?, ?, ?, NULL, 'reserved') RETURNING rowid
+                """, [.text(id), .int(index), .real(now.timeIntervalSince1970)]) { $0.int64(0) }
+            guard let row = row.first else { throw EscrowError.storage("escrow database: no reservation was made") }
+            return row
         }
     }
 

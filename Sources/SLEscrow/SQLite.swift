@@ -3,7 +3,7 @@ import Foundation
 
 /// One SQLite connection, closed when released. Every failure becomes an
 /// EscrowError.storage with SQLite's own message.
-final class SQLiteDatabase {
+final class SQLiteDatabase: EscrowDatabase {
     let handle: OpaquePointer
 
     /// `busyTimeout` (milliseconds): how long a statement waits for another
@@ -53,14 +53,14 @@ final class SQLiteDatabase {
     }
 
     /// Runs a statement that returns no rows.
-    func run(_ sql: String, _ values: [SQLValue] = []) throws {
+    func run(_ sql: String, _ values: [SQLValue]) throws {
         let s = try prepare(sql)
         try s.bind(values)
         while try s.step() {}
     }
 
     /// Rows of a query, each turned into a value by `row`.
-    func query<T>(_ sql: String, _ values: [SQLValue] = [], _ row: (SQLiteStatement) throws -> T) throws -> [T] {
+    func query<T>(_ sql: String, _ values: [SQLValue], _ row: (any SQLRow) throws -> T) throws -> [T] {
         let s = try prepare(sql)
         try s.bind(values)
         var out: [T] = []
@@ -69,7 +69,11 @@ final class SQLiteDatabase {
     }
 
     var changes: Int { Int(sqlite3_changes(handle)) }
-    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    func integrityProblems() throws -> [String] {
+        let integrity = try query("PRAGMA integrity_check") { $0.text(0) }
+        return integrity == ["ok"] ? [] : integrity.map { "database: \($0)" }
+    }
 
     /// `body` inside BEGIN IMMEDIATE ... COMMIT: the write lock is taken up front, so a
     /// transaction never fails half way for want of it. Rolled back on any error; the
@@ -99,23 +103,11 @@ final class SQLiteDatabase {
     }
 }
 
-enum SQLValue {
-    case null
-    case int(Int64)
-    case real(Double)
-    case text(String)
-    case blob([UInt8])
-
-    static func int(_ v: Int) -> SQLValue { .int(Int64(v)) }
-    static func optionalBlob(_ b: [UInt8]?) -> SQLValue { b.map { .blob($0) } ?? .null }
-    static func optionalText(_ t: String?) -> SQLValue { t.map { .text($0) } ?? .null }
-}
-
 /// SQLITE_TRANSIENT: SQLite copies the bound value at once.
 private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
 /// A prepared statement, finalised when released.
-final class SQLiteStatement {
+final class SQLiteStatement: SQLRow {
     private let stmt: OpaquePointer
     private let database: SQLiteDatabase
 
@@ -159,18 +151,14 @@ final class SQLiteStatement {
     }
 
     func isNull(_ i: Int32) -> Bool { sqlite3_column_type(stmt, i) == SQLITE_NULL }
-    func int(_ i: Int32) -> Int { Int(sqlite3_column_int64(stmt, i)) }
     func int64(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
     func double(_ i: Int32) -> Double { sqlite3_column_double(stmt, i) }
-    func optionalDouble(_ i: Int32) -> Double? { isNull(i) ? nil : double(i) }
-    func optionalInt64(_ i: Int32) -> Int64? { isNull(i) ? nil : int64(i) }
 
     func text(_ i: Int32) -> String {
         guard let p = sqlite3_column_text(stmt, i) else { return "" }
         return String(cString: p)
     }
 
-    func optionalText(_ i: Int32) -> String? { isNull(i) ? nil : text(i) }
 
     func blob(_ i: Int32) -> [UInt8]? {
         if isNull(i) { return nil }

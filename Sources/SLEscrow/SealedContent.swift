@@ -41,10 +41,12 @@ final class SecretStreamState {
     }
 }
 
-/// Encrypts a stream of bytes into a file descriptor, a chunk at a time.
+/// Encrypts a stream of bytes, a chunk at a time, handing the sealed bytes to a
+/// sink (a file, or rows of the PostgreSQL store).
 final class ContentSealer {
+    typealias Sink = (ArraySlice<UInt8>) throws -> Void
     private let stream = SecretStreamState()
-    private let fd: Int32
+    private let sink: Sink
     private let ad: [UInt8]
     /// Plaintext waiting to fill a chunk; wiped when released.
     private let plain = SecretBytes(count: SealedContent.chunkSize)
@@ -52,10 +54,10 @@ final class ContentSealer {
     private var cipher: [UInt8]
     private(set) var plaintextCount = 0
 
-    init(key: SecretBytes, ad: [UInt8], fd: Int32) throws {
+    init(key: SecretBytes, ad: [UInt8], sink: @escaping Sink) throws {
         try Sodium.requireReady()
         precondition(key.count == SealedContent.keyBytes)
-        self.fd = fd
+        self.sink = sink
         self.ad = ad
         cipher = [UInt8](repeating: 0, count: SealedContent.chunkSize + SealedContent.overhead)
         var header = [UInt8](repeating: 0, count: SealedContent.headerBytes)
@@ -101,22 +103,19 @@ final class ContentSealer {
         filled = 0
     }
 
-    private func write(_ bytes: ArraySlice<UInt8>) throws {
-        do {
-            try bytes.withUnsafeBytes { try FileDescriptorIO.writeAll(fd, $0) }
-        } catch {
-            throw EscrowError.storage("cannot write sealed content: \(error)")
-        }
-    }
+    private func write(_ bytes: ArraySlice<UInt8>) throws { try sink(bytes) }
 }
 
-/// Decrypts a sealed content file chunk by chunk; each chunk is authenticated before
+/// Decrypts sealed content chunk by chunk; each chunk is authenticated before
 /// `output` sees it.
 enum ContentOpener {
-    static func open(fd: Int32, key: SecretBytes, ad: [UInt8], output: (ArraySlice<UInt8>) throws -> Void) throws {
+    /// Fills as much of the buffer as it can; 0 at the end of the content.
+    typealias Source = (UnsafeMutableRawBufferPointer) throws -> Int
+
+    static func open(source: Source, key: SecretBytes, ad: [UInt8], output: (ArraySlice<UInt8>) throws -> Void) throws {
         try Sodium.requireReady()
         var head = [UInt8](repeating: 0, count: SealedContent.magic.count + SealedContent.headerBytes)
-        guard try readFull(fd, into: &head) == head.count else { throw EscrowError.corrupt("truncated header") }
+        guard try readFull(source, into: &head) == head.count else { throw EscrowError.corrupt("truncated header") }
         guard Array(head[0..<SealedContent.magic.count]) == SealedContent.magic else {
             throw EscrowError.corrupt("not a sealed content file")
         }
@@ -131,7 +130,7 @@ enum ContentOpener {
         var slice = [UInt8](repeating: 0, count: SealedContent.chunkSize)
         defer { sodium_memzero(&slice, slice.count) }
         while true {
-            let got = try readFull(fd, into: &cipher)
+            let got = try readFull(source, into: &cipher)
             guard got >= SealedContent.overhead else { throw EscrowError.corrupt("truncated") }
             var length: UInt64 = 0
             var tag: UInt8 = 0
@@ -148,7 +147,7 @@ enum ContentOpener {
             }
             if final {
                 var probe = [UInt8](repeating: 0, count: 1)
-                guard try readFull(fd, into: &probe) == 0 else { throw EscrowError.corrupt("data after the final chunk") }
+                guard try readFull(source, into: &probe) == 0 else { throw EscrowError.corrupt("data after the final chunk") }
             } else if got < cipher.count {
                 throw EscrowError.corrupt("truncated")
             }
@@ -160,19 +159,28 @@ enum ContentOpener {
         }
     }
 
-    /// Reads until `buffer` is full or the file ends; the count read.
-    static func readFull(_ fd: Int32, into buffer: inout [UInt8]) throws -> Int {
+    /// Reads until `buffer` is full or the content ends; the count read.
+    static func readFull(_ source: Source, into buffer: inout [UInt8]) throws -> Int {
         var done = 0
         let total = buffer.count
         while done < total {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, total - done) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw EscrowError.storage("cannot read sealed content: \(String(cString: strerror(errno)))")
-            }
+            let n = try buffer.withUnsafeMutableBytes { try source(UnsafeMutableRawBufferPointer(rebasing: $0[done...])) }
             if n == 0 { break }
             done += n
         }
         return done
+    }
+
+    /// A file descriptor as a source.
+    static func reading(_ fd: Int32) -> Source {
+        { buffer in
+            while true {
+                let n = read(fd, buffer.baseAddress, buffer.count)
+                if n >= 0 { return n }
+                if errno != EINTR {
+                    throw EscrowError.storage("cannot read sealed content: \(String(cString: strerror(errno)))")
+                }
+            }
+        }
     }
 }

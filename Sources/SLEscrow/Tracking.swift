@@ -74,7 +74,7 @@ extension EscrowStore {
     static let trackedColumns =
         "SELECT rowid, sender, recipients, message_id, method, created, first_open, last_open, receipt_sent FROM tracked"
 
-    static func trackedCopy(_ s: SQLiteStatement) -> OpenReceipt {
+    static func trackedCopy(_ s: any SQLRow) -> OpenReceipt {
         OpenReceipt(row: s.int64(0), copy: TrackedCopy(
             messageID: s.optionalText(3), sender: s.text(1),
             recipients: s.text(2).split(separator: "\n").map(String.init), method: s.text(4),

@@ -225,7 +225,8 @@ public struct InstallationSettings: Sendable {
         return stateDirectory.map { $0 + "/gnupg" }
     }
 
-    /// The escrow store directory: `escrow_store`, else the state directory's escrow/.
+    /// The escrow store: `escrow_store` (a directory or a postgresql:// URI), else
+    /// the state directory's escrow/.
     public var effectiveEscrowStore: String? {
         escrow.store ?? effectiveStateDirectory.map { $0 + "/escrow" }
     }

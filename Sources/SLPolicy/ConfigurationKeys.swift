@@ -96,7 +96,14 @@ extension Configuration {
         "delivery_record": .installation { i, v in
             i.delivery.recordDays = try v.number("delivery_record must be days from 0 (off) to 365") { (0.0...365.0).contains($0) }
         },
-        "escrow_store": .installation { i, v in i.escrow.store = v.path },
+        "escrow_store": .installation { i, v in
+            // A database URI is not a path beside sl.conf.
+            guard PostgresURI.isURI(v.text) else { i.escrow.store = v.path; return }
+            guard !PostgresURI.containsPassword(v.text) else {
+                throw v.error("escrow_store: put the database password in ~/.pgpass, PGPASSFILE or PGPASSWORD, not in the URI")
+            }
+            i.escrow.store = v.text
+        },
         "escrow_pepper_file": .installation { i, v in i.escrow.pepperFile = v.path },
         "escrow_url": .installation { i, v in
             let url = v.text

@@ -28,8 +28,9 @@ public final class PostgresConnection {
         self.api = api
         // Later keywords win over earlier ones, and the URI's own expanded into
         // dbname comes last: a connect_timeout written in the URI beats ours.
-        let keys = ["connect_timeout", "application_name", "dbname"]
-        let values = [String(connectTimeout), "sl", uri]
+        // Notices ("already exists, skipping") would go to stderr otherwise.
+        let keys = ["connect_timeout", "application_name", "options", "dbname"]
+        let values = [String(connectTimeout), "sl", "-c client_min_messages=warning", uri]
         let conn: OpaquePointer? = keys.withCStrings { k in values.withCStrings { v in api.connectdbParams(k, v, 1) } }
         guard let conn else { throw PostgresError(location, "out of memory connecting to the database", kind: .connection) }
         guard api.status(conn) == CONNECTION_OK else {
@@ -46,21 +47,11 @@ public final class PostgresConnection {
     /// NULL) and returns its rows as text.
     @discardableResult
     public func execute(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
-        let result: OpaquePointer? = parameters.withOptionalCStrings { values in
+        let raw: OpaquePointer? = parameters.withOptionalCStrings { values in
             api.execParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
-        guard let result else {
-            throw PostgresError(location, Self.message(api.errorMessage(connection)), kind: .connection)
-        }
-        defer { api.clear(result) }
-        switch api.resultStatus(result) {
-        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
-            break
-        default:
-            let state = api.resultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-            let why = Self.message(api.resultErrorMessage(result))
-            throw PostgresError(location, why, kind: api.status(connection) == CONNECTION_OK ? .statement : .connection, sqlState: state)
-        }
+        let owned = try checked(raw)
+        let result = owned.handle
         // Values are copied out before PQclear frees the result.
         var rows: [[String?]] = []
         let columns = api.nfields(result)
@@ -70,6 +61,29 @@ public final class PostgresConnection {
             })
         }
         return rows
+    }
+
+    /// PQexecParams with binary parameters of the given types and binary results.
+    func execBinary(_ sql: String, count: Int, types: [Oid], values: [UnsafePointer<CChar>?], lengths: [Int32],
+                    formats: [Int32]) -> OpaquePointer? {
+        api.execParams(connection, sql, Int32(count), types, values, lengths, formats, 1)
+    }
+
+    /// The result when the statement succeeded, else its failure as a PostgresError
+    /// (the result freed either way it goes).
+    func checked(_ result: OpaquePointer?) throws -> PostgresResult {
+        guard let result else {
+            throw PostgresError(location, Self.message(api.errorMessage(connection)), kind: .connection)
+        }
+        let owned = PostgresResult(result, api: api)
+        switch api.resultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+            return owned
+        default:
+            let state = api.resultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let why = Self.message(api.resultErrorMessage(result))
+            throw PostgresError(location, why, kind: api.status(connection) == CONNECTION_OK ? .statement : .connection, sqlState: state)
+        }
     }
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when

@@ -33,9 +33,10 @@ public struct ClassifyTool {
     /// "no account" could send a login recipient something weaker.
     static func storeAccounts(_ installation: InstallationSettings, source: String) throws -> Set<String> {
         guard let directory = installation.effectiveEscrowStore,
-              FileManager.default.fileExists(atPath: directory + "/" + EscrowStore.databaseName) else { return [] }
+              EscrowStore.isDatabase(directory)
+                || FileManager.default.fileExists(atPath: directory + "/" + EscrowStore.databaseName) else { return [] }
         do {
-            return Set(try EscrowStore(directory: directory).accounts().map { $0.address.lowercased() })
+            return Set(try EscrowStore(location: directory).accounts().map { $0.address.lowercased() })
         } catch {
             throw MessageError.io("cannot read the escrow accounts in \(directory): \(error)")
         }

@@ -21,7 +21,7 @@ struct SLEscrowPack: ParsableCommand {
 
     @OptionGroup var config: ConfigurationOption
 
-    @Option(help: ArgumentHelp("Escrow store directory (default: escrow_store, else the state directory's escrow/).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Escrow store: a directory or a postgresql:// URI (default: escrow_store, else the state directory's escrow/).", valueName: "dir|uri"))
     var store: String?
 
     @OptionGroup var input: MessageInput

@@ -14,13 +14,14 @@ struct SLEscrow: ParsableCommand {
         Links, answers and passwords are read from the terminal or from files, never \
         from the command line. See sl-escrow(1).
         """,
-        subcommands: [List.self, Status.self, Retract.self, Purge.self, Receipts.self, Tracked.self, Open.self, Account.self, Verify.self])
+        subcommands: [List.self, Status.self, Retract.self, Purge.self, Receipts.self, Tracked.self, Open.self, Account.self, Verify.self,
+                      Migrate.self, Copy.self])
 }
 
 struct StoreOptions: ParsableArguments {
     @OptionGroup var config: ConfigurationOption
 
-    @Option(help: ArgumentHelp("Escrow store directory (default: escrow_store, else the state directory's escrow/).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Escrow store: a directory or a postgresql:// URI (default: escrow_store, else the state directory's escrow/).", valueName: "dir|uri"))
     var store: String?
 
     var tool: EscrowTool {
@@ -98,6 +99,24 @@ extension SLEscrow {
         func run() throws {
             try options.tool.open(link: source(linkFile) ?? .terminal, answer: source(answerFile), password: source(passwordFile), asSender: asSender)
         }
+    }
+
+    struct Migrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create or upgrade the escrow tables of a store in PostgreSQL (escrow_store = postgresql://...).",
+            discussion: "Nothing else creates them: packers and portals stop with this command's name when the schema is missing or older. Safe to run on several machines at once.")
+        @OptionGroup var options: StoreOptions
+        func run() throws { try options.tool.migrate() }
+    }
+
+    struct Copy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy the store (and its sealed content) into an empty store in PostgreSQL.",
+            discussion: "Run sl-escrow migrate on the target first and stop packers and portals meanwhile. Nothing is decrypted. The copy is one transaction: if it fails, the target stays empty. Then set escrow_store to the URI.")
+        @OptionGroup var options: StoreOptions
+        @Option(help: ArgumentHelp("The target database, a libpq URI (password in ~/.pgpass, PGPASSFILE or PGPASSWORD).", valueName: "postgresql://..."))
+        var to: String
+        func run() throws { try options.tool.copy(to: to) }
     }
 
     struct Verify: ParsableCommand {

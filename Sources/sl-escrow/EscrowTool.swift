@@ -6,6 +6,7 @@ import SLCommand
 import SLEscrow
 import SLMessage
 import SLPolicy
+import SLPostgres
 
 /// sl-escrow without its argument parsing: the escrow store's administration
 /// (list, status, retract, purge, receipts, accounts, verify) and `open`, which
@@ -208,6 +209,60 @@ public struct EscrowTool {
         for p in problems { Diagnostics.warn(Self.tool, p) }
         if !problems.isEmpty { throw EscrowStoreDamaged(description: "the store has \(problems.count) problem\(problems.count == 1 ? "" : "s")") }
     }
+}
+
+extension EscrowTool {
+    /// The store's location from --store or sl.conf, without opening it.
+    func location() throws -> (String, Configuration) {
+        let configuration = try ConfigurationLocation.loadIfPresent(configurationPath) ?? Configuration()
+        guard let location = storeDirectory ?? configuration.installation.effectiveEscrowStore else {
+            throw ConfigurationError(configuration.source, 0, "no escrow store: set escrow_store or state_directory, or HOME")
+        }
+        return (location, configuration)
+    }
+
+    /// Creates or upgrades the escrow tables of a PostgreSQL store; the only thing
+    /// that does (packers and portals refuse a missing or older schema).
+    public func migrate() throws {
+        let (location, _) = try location()
+        let line: String
+        if EscrowStore.isDatabase(location) {
+            let (from, to) = try EscrowStore.migrate(uri: location)
+            let shown = PostgresURI.redacted(location)
+            line = from == to ? "\(shown): the escrow schema is at version \(to); nothing to do\n"
+                : "\(shown): the escrow schema migrated from version \(from) to \(to)\n"
+        } else {
+            line = "\(location): a store directory makes its own tables; nothing to do\n"
+        }
+        try FileDescriptorIO.writeAll(1, Array(line.utf8))
+    }
+
+    /// Copies the store (usually a directory) into the empty PostgreSQL store at
+    /// `uri`, whose schema `migrate` made; progress on stderr, a summary on stdout.
+    public func copy(to uri: String) throws {
+        guard EscrowStore.isDatabase(uri) else {
+            throw ValidationFailure("--to takes a postgresql:// URI, not \"\(uri)\"")
+        }
+        guard !PostgresURI.containsPassword(uri) else {
+            throw ValidationFailure("put the database password in ~/.pgpass, PGPASSFILE or PGPASSWORD, not in the URI")
+        }
+        let (context, _) = try context()
+        let target = try EscrowStore(location: uri)
+        let summary = try context.store.copy(to: target) { Diagnostics.warn(Self.tool, $0) }
+        let problems = try target.verify()
+        for p in problems { Diagnostics.warn(Self.tool, "after the copy: \(p)") }
+        let rows = summary.rows.keys.sorted().map { "\($0) \(summary.rows[$0]!)" }.joined(separator: ", ")
+        let line = "copied \(context.store.location) into \(target.location): \(rows); \(summary.contents) sealed contents (\(summary.contentBytes) bytes)\n"
+        try FileDescriptorIO.writeAll(1, Array(line.utf8))
+        if !problems.isEmpty { throw EscrowStoreDamaged(description: "the copy has \(problems.count) problem\(problems.count == 1 ? "" : "s")") }
+    }
+}
+
+/// A command line that cannot work (64).
+public struct ValidationFailure: SysexitReporting, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+    public var sysexit: Sysexit { .usage }
 }
 
 public struct EscrowStoreDamaged: SysexitReporting, CustomStringConvertible {

@@ -14,17 +14,17 @@ private final class ErrorBox: @unchecked Sendable {
 @Suite struct EscrowConcurrencyTests {
     /// Two packers at once, each with its own store instance (own connection), as two
     /// filter processes would be: every record lands whole.
-    @Test func twoPackersAtOnce() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func twoPackersAtOnce(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        _ = try EscrowStore(directory: dir)
+        _ = try EscrowStore(location: dir)
         let key = try answerKey("together")
         let errors = ErrorBox()
         let perThread = 50
         let threads = (0..<2).map { t in
             Thread {
                 do {
-                    let store = try EscrowStore(directory: dir)
+                    let store = try EscrowStore(location: dir)
                     for n in 0..<perThread {
                         let m = try Message(bytes: Array("Subject: \(t)-\(n)\n\nbody \(t) \(n)\n".utf8))
                         _ = try store.pack(m, sender: "p\(t)@example.org",
@@ -39,7 +39,7 @@ private final class ErrorBox: @unchecked Sendable {
         for thread in threads { thread.start() }
         while threads.contains(where: { !$0.isFinished }) { usleep(10_000) }
         #expect(errors.all == [])
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         #expect(try store.verify() == [])
         let all = try store.list()
         #expect(all.count == 2 * perThread)

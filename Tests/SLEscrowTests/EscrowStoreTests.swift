@@ -4,10 +4,10 @@ import Testing
 import SLMessage
 
 @Suite struct EscrowRoundTripTests {
-    @Test func eightBitMultipartRoundTripsByteForByte() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func eightBitMultipartRoundTripsByteForByte(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let m = try message(multipartMessage)
         let original = try m.bytes()
         let packed = try store.pack(m, sender: "alice@example.org",
@@ -26,10 +26,10 @@ import SLMessage
         #expect(try store.verify() == [])
     }
 
-    @Test func binaryBodyAndEmptyBodyRoundTrip() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func binaryBodyAndEmptyBodyRoundTrip(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let key = try answerKey("x")
         // Every byte value, and sizes around the 64 KiB chunk boundary.
         for size in [0, 1, 65535, 65536, 65537, 3 * 65536] {
@@ -46,10 +46,10 @@ import SLMessage
     }
 
     /// 100 MB through a spool that spilled to disk, compared 1 MB at a time with memcmp.
-    @Test func hundredMegabyteBodyRoundTrips() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func hundredMegabyteBodyRoundTrips(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let megabyte = 1 << 20
         let base = (0..<megabyte).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
         func block(_ k: Int) -> Bytes {
@@ -93,10 +93,10 @@ import SLMessage
         #expect(window.isEmpty)
     }
 
-    @Test func answerKeyReusedAcrossMessagesOpensEach() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func answerKeyReusedAcrossMessagesOpensEach(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let key = try answerKey("Blue Whale")
         var packs: [(PackedMessage, Bytes)] = []
         for n in 0..<4 {
@@ -123,10 +123,10 @@ import SLMessage
                        created: created, expires: expires)
     }
 
-    @Test func wrongAnswersCountDownThenLockOut() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func wrongAnswersCountDownThenLockOut(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir, maximumAttempts: 3)
+        let store = try EscrowStore(location: dir, maximumAttempts: 3)
         let packed = try packOne(store)
         #expect(escrowError { _ = try opened(store, packed, answer: "dog") } == .wrongAnswer(remaining: 2))
         #expect(try store.status(id: packed.id).recipients[0].failedAttempts == 1)
@@ -138,10 +138,10 @@ import SLMessage
         #expect(status.firstOpen == nil)
     }
 
-    @Test func rightAnswerResetsTheCountAndMissingAnswerDoesNotCount() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func rightAnswerResetsTheCountAndMissingAnswerDoesNotCount(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir, maximumAttempts: 3)
+        let store = try EscrowStore(location: dir, maximumAttempts: 3)
         let packed = try packOne(store)
         #expect(escrowError { _ = try opened(store, packed, answer: "dog") } == .wrongAnswer(remaining: 2))
         #expect(escrowError { _ = try opened(store, packed, answer: nil) } == .wrongAnswer(remaining: 2))
@@ -150,10 +150,10 @@ import SLMessage
         #expect(try store.status(id: packed.id).recipients[0].failedAttempts == 0)
     }
 
-    @Test func wrongLinkAndUnknownMessage() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func wrongLinkAndUnknownMessage(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let packed = try packOne(store)
         let other = try packOne(store)
         func attempt(_ id: String, _ index: Int, _ link: String) -> EscrowError? {
@@ -169,10 +169,10 @@ import SLMessage
         #expect(attempt(packed.id, 0, packed.links[0].secret) == nil)
     }
 
-    @Test func retractedMessageCannotBeOpened() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func retractedMessageCannotBeOpened(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let packed = try packOne(store)
         try store.retract(id: packed.id, now: during)
         #expect(escrowError { _ = try opened(store, packed, answer: "fluffy the cat") } == .retracted)
@@ -182,10 +182,10 @@ import SLMessage
         #expect(try store.verify() == [])
     }
 
-    @Test func expiredAndPurged() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func expiredAndPurged(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let packed = try packOne(store)
         let keep = try packOne(store)
         let after = expires.addingTimeInterval(1)
@@ -201,10 +201,10 @@ import SLMessage
         #expect(try store.verify() == [])
     }
 
-    @Test func orphanContentFilesArePurgedOnceOld() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func orphanContentFilesArePurgedOnceOld(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let orphan = dir + "/content/0123456789abcdef0123456789abcdef.sealed"
         let temporary = dir + "/content/.tmp-1-x"
         #expect(FileManager.default.createFile(atPath: orphan, contents: Data([1, 2, 3])))
@@ -216,10 +216,10 @@ import SLMessage
         #expect(!FileManager.default.fileExists(atPath: temporary))
     }
 
-    @Test func receipts() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func receipts(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let packed = try packOne(store)
         #expect(try store.pendingReceipts().isEmpty)
         _ = try opened(store, packed, answer: "fluffy the cat")
@@ -234,10 +234,10 @@ import SLMessage
         #expect(escrowError { try store.markReceiptSent(id: packed.id, index: 7) } == .notFound)
     }
 
-    @Test func tamperedOrTruncatedContentIsCorrupt() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func tamperedOrTruncatedContentIsCorrupt(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         var m = try message("Subject: t\n\n")
         let body = Spool()
         try body.append(Bytes(repeating: 0x41, count: 200_000))
@@ -273,10 +273,10 @@ import SLMessage
         }
     }
 
-    @Test func verifyReportsAMissingContentFile() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func verifyReportsAMissingContentFile(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let packed = try packOne(store)
         #expect(try store.verify() == [])
         try FileManager.default.removeItem(atPath: dir + "/content/\(packed.id).sealed")
@@ -291,10 +291,10 @@ import SLMessage
 }
 
 @Suite struct EscrowAccountTests {
-    @Test func loginModeRoundTripAndWrongPassword() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func loginModeRoundTripAndWrongPassword(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir, maximumAttempts: 4)
+        let store = try EscrowStore(location: dir, maximumAttempts: 4)
         let m = try message(multipartMessage)
         // Without an account the message is sealed under its link alone, and the
         // link asks for a new password first (MessageCenterTests).
@@ -332,10 +332,10 @@ import SLMessage
         #expect(escrowError { try store.removeAccount(address: "bob@example.net") } == .noAccount("bob@example.net"))
     }
 
-    @Test func messageCenterOpensForTheSender() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func messageCenterOpensForTheSender(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let m = try message(multipartMessage)
         let recipients = try [EscrowRecipient(address: "bob@example.net", verification: .question("q", answerKey("a")))]
         #expect(escrowError {
@@ -359,10 +359,10 @@ import SLMessage
 @Suite struct EscrowSecurityTests {
     /// Nothing that was sealed, nor the answer, nor a link secret, appears anywhere in
     /// the store's files (database, WAL, shared memory, content).
-    @Test func storeHoldsNoPlaintext() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func storeHoldsNoPlaintext(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let text = """
             From: a@example.org\r
             To: b@example.org\r
@@ -422,29 +422,29 @@ import SLMessage
         #expect(database.range(of: Data("Colour?".utf8)) != nil)
     }
 
-    @Test func storeFilesArePrivate() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func storeFilesArePrivate(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        _ = try EscrowStore(directory: dir)
+        _ = try EscrowStore(location: dir)
         for (path, mode) in [(dir, 0o700), (dir + "/content", 0o700), (dir + "/escrow.sqlite", 0o600)] {
             let attributes = try FileManager.default.attributesOfItem(atPath: path)
             #expect((attributes[.posixPermissions] as? Int).map { $0 & 0o777 } == mode, "\(path)")
         }
     }
 
-    @Test func pepperChangesTheKeys() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func pepperChangesTheKeys(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
         let pepper = SecretBytes.random(32)
-        let store = try EscrowStore(directory: dir, pepper: pepper)
+        let store = try EscrowStore(location: dir, pepper: pepper)
         let packed = try store.pack(message("Subject: p\n\nx\n"), sender: "a@example.org",
                                     recipients: [EscrowRecipient(address: "b@example.org", verification: .question("q", answerKey("salt")))],
                                     created: created, expires: expires)
         // Without the pepper (a stolen database) even the right answer does not unwrap.
-        let unpeppered = try EscrowStore(directory: dir)
+        let unpeppered = try EscrowStore(location: dir)
         #expect(escrowError { _ = try opened(unpeppered, packed, answer: "salt") } == .wrongAnswer(remaining: 4))
         #expect(try opened(store, packed, answer: "salt") == Array("Subject: p\n\nx\n".utf8))
-        #expect(escrowError { _ = try EscrowStore(directory: dir, pepper: SecretBytes.random(16)) } != nil)
+        #expect(escrowError { _ = try EscrowStore(location: dir, pepper: SecretBytes.random(16)) } != nil)
     }
 
     @Test func pepperFileMustBePrivateAndLongEnough() throws {
@@ -533,9 +533,9 @@ import SLMessage
 
 /// The pickup preview: what a page shows before it asks for a secret.
 @Suite struct PickupPreviewTests {
-    @Test func aGoodLinkShowsSenderExpiryAndQuestionAndCostsNoAttempt() throws {
-        let dir = temporaryStoreDirectory(); defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir, maximumAttempts: 3)
+    @Test(arguments: Backend.allCases) func aGoodLinkShowsSenderExpiryAndQuestionAndCostsNoAttempt(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend); defer { cleanUp(dir) }
+        let store = try EscrowStore(location: dir, maximumAttempts: 3)
         let packed = try store.pack(try message("From: a@clinic.test\nSubject: s\n\nbody\n"), sender: "a@clinic.test",
                                     recipients: [EscrowRecipient(address: "erin@example.net", verification: .question("Street?", try answerKey("Elm")))],
                                     created: created, expires: expires)
@@ -547,9 +547,9 @@ import SLMessage
         #expect(try opened(store, packed, answer: "elm") == Array("From: a@clinic.test\nSubject: s\n\nbody\n".utf8))
     }
 
-    @Test func aBadLinkOrAClosedMessageShowsNothing() throws {
-        let dir = temporaryStoreDirectory(); defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir, maximumAttempts: 3)
+    @Test(arguments: Backend.allCases) func aBadLinkOrAClosedMessageShowsNothing(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend); defer { cleanUp(dir) }
+        let store = try EscrowStore(location: dir, maximumAttempts: 3)
         try store.createAccount(address: "frank@example.net", password: "correct horse", parameters: fast)
         let packed = try store.pack(try message("Subject: s\n\nbody\n"), sender: "a@clinic.test",
                                     recipients: [EscrowRecipient(address: "erin@example.net", verification: .question("Street?", try answerKey("Elm"))),

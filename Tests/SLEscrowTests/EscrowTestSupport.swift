@@ -1,6 +1,32 @@
 import Foundation
 import SLEscrow
 import SLMessage
+import SLTestPeers
+import Testing
+
+/// Where a test's store lives: every store test runs on both.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    /// A directory: escrow.sqlite and content files.
+    case sqlite
+    /// A database of its own in the test process's PostgreSQL cluster (PostgresPeer),
+    /// its schema made by EscrowStore.migrate as `sl-escrow migrate` does.
+    case postgresql
+
+    var testDescription: String { rawValue }
+}
+
+/// A fresh store location for one test: a directory under NSTemporaryDirectory,
+/// or the URI of a new migrated database. `cleanUp` removes a directory; the
+/// databases go with the cluster when the test process exits.
+func temporaryStore(_ backend: Backend) throws -> String {
+    switch backend {
+    case .sqlite: return temporaryStoreDirectory()
+    case .postgresql:
+        let uri = try PostgresPeer.shared.get().newDatabase()
+        try EscrowStore.migrate(uri: uri)
+        return uri
+    }
+}
 
 /// A fresh store directory under NSTemporaryDirectory, removed by `cleanUp`.
 func temporaryStoreDirectory() -> String {

@@ -19,10 +19,10 @@ import Testing
                        created: created, expires: expires, messageCenter: center)
     }
 
-    @Test func theNoticeLinkSetsUpTheAccountOnceAndMovesTheMessageToIt() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func theNoticeLinkSetsUpTheAccountOnceAndMovesTheMessageToIt(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let original = try message(multipartMessage).bytes()
         let first = try pack(store), second = try pack(store)
         #expect(first.links[0].setsPassword && second.links[0].setsPassword)
@@ -62,10 +62,10 @@ import Testing
         #expect(escrowError { _ = try store.signIn(address: "nobody@example.net", password: "x", parameters: fast) } == .wrongPassword)
     }
 
-    @Test func anAccountOpensOnlyItsOwnMessages() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func anAccountOpensOnlyItsOwnMessages(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         try store.createAccount(address: "bob@example.net", password: "bob's password", parameters: fast)
         try store.createAccount(address: "eve@example.net", password: "eve's password", parameters: fast)
         let toBob = try pack(store)
@@ -85,10 +85,10 @@ import Testing
                 == .expired(expires))
     }
 
-    @Test func theSenderSeesOpensAndRetracts() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func theSenderSeesOpensAndRetracts(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         try store.createAccount(address: "alice@example.org", password: "alice's password", parameters: fast)
         try store.createAccount(address: "bob@example.net", password: "bob's password", parameters: fast)
         let packed = try pack(store, center: true)
@@ -107,10 +107,10 @@ import Testing
         #expect(try store.inbox(for: bob, now: during).first?.state == .retracted)
     }
 
-    @Test func aPasswordResetMakesANewKeyAndOldMessagesStaySealed() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func aPasswordResetMakesANewKeyAndOldMessagesStaySealed(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         try store.createAccount(address: "bob@example.net", password: "forgotten password", parameters: fast)
         let before = try pack(store)
         #expect(try store.issueResetToken(address: "nobody@example.net", now: during) == nil)
@@ -136,10 +136,10 @@ import Testing
         #expect(links.compactMap { $0 }.count == EscrowStore.outstandingResets)
     }
 
-    @Test func aSessionGrantOpensOnlyWithItsCookieKey() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func aSessionGrantOpensOnlyWithItsCookieKey(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         try store.createAccount(address: "bob@example.net", password: "bob's password", parameters: fast)
         let packed = try pack(store)
         let bob = try store.signIn(address: "bob@example.net", password: "bob's password")
@@ -162,12 +162,12 @@ import Testing
         }
     }
 
-    @Test func aVersionOneStoreIsMigrated() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func aVersionOneStoreIsMigrated(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
         // A store as version 1 left it: no account_wrap, no pending_account, no tokens.
         do {
-            let store = try EscrowStore(directory: dir)
+            let store = try EscrowStore(location: dir)
             _ = store
         }
         let db = dir + "/" + EscrowStore.databaseName
@@ -177,7 +177,7 @@ import Testing
             """
         let r = try runSQLite(db, sql)
         #expect(r == 0)
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         try store.createAccount(address: "bob@example.net", password: "bob's password", parameters: fast)
         let packed = try pack(store)
         let bob = try store.signIn(address: "bob@example.net", password: "bob's password")
@@ -186,7 +186,7 @@ import Testing
         // A version 1 binary opened it meanwhile (it writes user_version = 1 each
         // time): the columns are there already, and the next open is not confused.
         #expect(try runSQLite(db, "PRAGMA user_version = 1;") == 0)
-        let again = try EscrowStore(directory: dir)
+        let again = try EscrowStore(location: dir)
         #expect(try again.inbox(for: bob, now: during).map(\.id) == [packed.id])
     }
 

@@ -6,10 +6,10 @@ import Testing
 /// Secure replies (reserved, confirmed or given back, counted against the limit)
 /// and SecureSend messages held for their sender's link.
 @Suite struct RepliesAndInboundTests {
-    @Test func repliesAreCountedAgainstTheLimitAndFailedOnesGiveTheirPlaceBack() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func repliesAreCountedAgainstTheLimitAndFailedOnesGiveTheirPlaceBack(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let packed = try store.pack(try message(multipartMessage), sender: "alice@example.org",
                                     recipients: [EscrowRecipient(address: "bob@example.net", verification: .question("q", answerKey("a")))],
                                     created: created, expires: expires)
@@ -25,10 +25,10 @@ import Testing
         #expect(escrowError { _ = try store.reserveReply(id: packed.id, index: 0, maximum: 2, now: during) } == .replyLimit(2))
     }
 
-    @Test func aHeldMessageIsSealedReleasedOnceByItsLinkAndDestroyed() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func aHeldMessageIsSealedReleasedOnceByItsLinkAndDestroyed(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let m = try message(multipartMessage)
         let held = try store.holdInbound(m, sender: "Visitor@Example.com", recipient: "staff@clinic.example", now: during,
                                          expires: during.addingTimeInterval(3600))
@@ -46,10 +46,10 @@ import Testing
         #expect(try store.inboundCount(sender: "visitor@example.com", since: created) == 1)
     }
 
-    @Test func anUnconfirmedMessageExpiresAndIsPurged() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func anUnconfirmedMessageExpiresAndIsPurged(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let held = try store.holdInbound(try message(multipartMessage), sender: "v@example.com", recipient: "s@clinic.example",
                                          now: during, expires: during.addingTimeInterval(60))
         let later = during.addingTimeInterval(120)

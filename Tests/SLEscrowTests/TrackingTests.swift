@@ -12,10 +12,10 @@ import Testing
                         messageID: "<m1@example.org>", method: method, created: when)
     }
 
-    @Test func aFetchRecordsTheFirstAndTheLastOpen() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func aFetchRecordsTheFirstAndTheLastOpen(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let token = try track(store)
         #expect(token.count == 43 && token.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
         #expect(try store.trackedCopies().map(\.firstOpen) == [nil])
@@ -30,12 +30,12 @@ import Testing
         #expect(!copy.receiptSent)
     }
 
-    @Test(arguments: ["", "short", String(repeating: "A", count: 43), String(repeating: "!", count: 43),
-                      String(repeating: "A", count: 44)])
-    func anUnknownOrMalformedTokenChangesNothing(_ token: String) throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases, ["", "short", String(repeating: "A", count: 43), String(repeating: "!", count: 43),
+                                        String(repeating: "A", count: 44)])
+    func anUnknownOrMalformedTokenChangesNothing(_ backend: Backend, _ token: String) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let real = try track(store)
         #expect(try !store.recordFetch(token: token, now: during))
         #expect(try store.trackedCopies().allSatisfy { $0.firstOpen == nil && $0.lastOpen == nil })
@@ -46,22 +46,22 @@ import Testing
 
     /// The database holds no token: whoever copies it cannot fetch the images and
     /// fake opens; and with a pepper, the hash is keyed.
-    @Test func theStoreKeepsOnlyAKeyedHashOfTheToken() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func theStoreKeepsOnlyAKeyedHashOfTheToken(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir, pepper: SecretBytes.random(32))
+        let store = try EscrowStore(location: dir, pepper: SecretBytes.random(32))
         let token = try track(store)
         let database = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + EscrowStore.databaseName))
             + ((try? Data(contentsOf: URL(fileURLWithPath: dir + "/" + EscrowStore.databaseName + "-wal"))) ?? Data())
         #expect(database.range(of: Data(token.utf8)) == nil)
-        #expect(try EscrowStore(directory: dir).recordFetch(token: token, now: during) == false, "without the pepper")
+        #expect(try EscrowStore(location: dir).recordFetch(token: token, now: during) == false, "without the pepper")
         #expect(try store.recordFetch(token: token, now: during))
     }
 
-    @Test func eachFetchedCopyGetsOneReceiptOnce() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func eachFetchedCopyGetsOneReceiptOnce(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         let first = try track(store, method: "pgp"), second = try track(store, method: "smime", at: created.addingTimeInterval(1))
         _ = try track(store, method: "tls", at: created.addingTimeInterval(2))       // never fetched
         try store.recordFetch(token: second, now: during)
@@ -80,10 +80,10 @@ import Testing
         #expect(copies[2].lastOpen == during.addingTimeInterval(60) && copies[2].firstOpen == during.addingTimeInterval(5))
     }
 
-    @Test func theReceiptNamesTheMessageItsRecipientsAndTheFirstOpen() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func theReceiptNamesTheMessageItsRecipientsAndTheFirstOpen(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         try store.recordFetch(token: try track(store), now: during)
         let copy = try #require(try store.pendingOpenReceipts().first).copy
         let receipt = try ReadReceipt.message(for: copy, from: "MAILER-DAEMON@mx.example.org", date: during)
@@ -96,14 +96,14 @@ import Testing
     }
 
     /// A store made before open tracking gains the table on its next open.
-    @Test func anOlderStoreGainsTheTable() throws {
-        let dir = temporaryStoreDirectory()
+    @Test(arguments: Backend.allCases) func anOlderStoreGainsTheTable(_ backend: Backend) throws {
+        let dir = try temporaryStore(backend)
         defer { cleanUp(dir) }
-        let packed = try EscrowStore(directory: dir).pack(try message(multipartMessage), sender: "alice@example.org",
+        let packed = try EscrowStore(location: dir).pack(try message(multipartMessage), sender: "alice@example.org",
                                                           recipients: [EscrowRecipient(address: "bob@example.net", verification: .login)],
                                                           created: created, expires: expires)
         #expect(try MessageCenterTests().runSQLite(dir + "/" + EscrowStore.databaseName, "DROP TABLE tracked;") == 0)
-        let store = try EscrowStore(directory: dir)
+        let store = try EscrowStore(location: dir)
         #expect(try store.trackedCopies().isEmpty)
         #expect(try store.recordFetch(token: try track(store), now: during))
         #expect(try store.status(id: packed.id).recipients.count == 1)
