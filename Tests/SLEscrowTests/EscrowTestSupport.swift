@@ -92,3 +92,85 @@ let multipartMessage = """
     --b1--\r
 
     """
+
+/// A store as whoever copies it sees it, read and changed past the store's code:
+/// its files, or its database through psql and pg_dump (the server's own tools).
+struct RawStore {
+    let backend: Backend
+    let location: String
+
+    init(_ backend: Backend, _ location: String) {
+        self.backend = backend
+        self.location = location
+    }
+
+    private var database: String { PostgresPeer.database(of: location) }
+    private func peer() throws -> PostgresPeer { try PostgresPeer.shared.get() }
+    private func contentPath(_ id: String) -> String { location + "/content/\(id).sealed" }
+
+    /// Every byte the store keeps, by name: the files of a directory store, or the
+    /// dump of a database (bytea in hex, so `hexNeedles` finds sealed bytes in it).
+    func everything() throws -> [(name: String, data: Data)] {
+        switch backend {
+        case .sqlite:
+            return try FileManager.default.subpathsOfDirectory(atPath: location).compactMap { name in
+                FileManager.default.contents(atPath: location + "/" + name).map { (name, $0) }
+            }
+        case .postgresql:
+            return [("pg_dump", Data(try peer().dump(database).utf8))]
+        }
+    }
+
+    /// `needle` as the dump shows bytea: lowercase hex.
+    static func hex(_ needle: Data) -> Data { Data(needle.map { String(format: "%02x", $0) }.joined().utf8) }
+
+    /// A record's sealed content, nil when it has none.
+    func content(_ id: String) throws -> [UInt8]? {
+        switch backend {
+        case .sqlite:
+            return FileManager.default.contents(atPath: contentPath(id)).map { Array($0) }
+        case .postgresql:
+            let hex = try peer().psql(database, "SELECT encode(data, 'hex') FROM sl_escrow.content WHERE id = '\(id)' ORDER BY seq")
+                .split(separator: "\n").joined()
+            guard !hex.isEmpty else { return nil }
+            var bytes: [UInt8] = []
+            var i = hex.startIndex
+            while i < hex.endIndex {
+                let j = hex.index(i, offsetBy: 2)
+                bytes.append(UInt8(hex[i..<j], radix: 16)!)
+                i = j
+            }
+            return bytes
+        }
+    }
+
+    /// Replaces a record's sealed content (nil: removes it).
+    func setContent(_ id: String, _ bytes: [UInt8]?) throws {
+        switch backend {
+        case .sqlite:
+            if let bytes {
+                try Data(bytes).write(to: URL(fileURLWithPath: contentPath(id)))
+            } else {
+                try FileManager.default.removeItem(atPath: contentPath(id))
+            }
+        case .postgresql:
+            var script = "BEGIN;\nDELETE FROM sl_escrow.content WHERE id = '\(id)';\n"
+            if let bytes {
+                let hex = bytes.map { String(format: "%02x", $0) }.joined()
+                script += "INSERT INTO sl_escrow.content(id, seq, data) VALUES ('\(id)', 0, decode('\(hex)', 'hex'));\n"
+            }
+            try peer().psql(database, script: script + "COMMIT;\n")
+        }
+    }
+
+    /// The ids that have sealed content.
+    func contentIDs() throws -> Set<String> {
+        switch backend {
+        case .sqlite:
+            let names = try FileManager.default.contentsOfDirectory(atPath: location + "/content")
+            return Set(names.filter { $0.hasSuffix(".sealed") }.map { String($0.dropLast(7)) })
+        case .postgresql:
+            return Set(try peer().psql(database, "SELECT DISTINCT id FROM sl_escrow.content").split(separator: "\n").map(String.init))
+        }
+    }
+}

@@ -33,8 +33,10 @@ import Testing
         let held = try store.holdInbound(m, sender: "Visitor@Example.com", recipient: "staff@clinic.example", now: during,
                                          expires: during.addingTimeInterval(3600))
         // Sealed: the marker text is nowhere in the store's files.
-        let files = try FileManager.default.subpathsOfDirectory(atPath: dir).compactMap { FileManager.default.contents(atPath: dir + "/" + $0) }
-        #expect(!files.contains { $0.range(of: Data("Test results".utf8)) != nil })
+        let raw = RawStore(backend, dir)
+        let marker = Data("Test results".utf8)
+        #expect(!(try raw.everything()).contains { $0.data.range(of: marker) != nil || $0.data.range(of: RawStore.hex(marker)) != nil })
+        #expect(try raw.contentIDs() == [held.id])
         #expect(try store.verify().isEmpty)
         #expect(escrowError { _ = try store.releaseInbound(token: String(held.token.reversed()), now: during) } == .wrongToken)
         let released = try store.releaseInbound(token: held.token, now: during)
@@ -42,7 +44,7 @@ import Testing
         #expect(released.message == (try m.bytes()))
         try store.markInboundDelivered(id: held.id, now: during)
         #expect(escrowError { _ = try store.releaseInbound(token: held.token, now: during) } == .wrongToken)
-        #expect(!FileManager.default.fileExists(atPath: dir + "/content/\(held.id).sealed"))
+        #expect(try raw.contentIDs().isEmpty)
         #expect(try store.inboundCount(sender: "visitor@example.com", since: created) == 1)
     }
 
@@ -56,9 +58,9 @@ import Testing
         #expect(escrowError { _ = try store.releaseInbound(token: held.token, now: later) } == .wrongToken)
         // Purge two hours on: the content is gone, not mistaken for a live message before.
         try store.purge(now: during)
-        #expect(FileManager.default.fileExists(atPath: dir + "/content/\(held.id).sealed"))
+        #expect(try RawStore(backend, dir).contentIDs() == [held.id])
         try store.purge(now: later.addingTimeInterval(7200))
-        #expect(!FileManager.default.fileExists(atPath: dir + "/content/\(held.id).sealed"))
+        #expect(try RawStore(backend, dir).contentIDs().isEmpty)
         #expect(try store.verify().isEmpty)
         #expect(try store.inboundCount(sender: "v@example.com", since: created) == 1)
     }

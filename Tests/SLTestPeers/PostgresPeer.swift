@@ -36,6 +36,20 @@ public final class PostgresPeer: @unchecked Sendable {
                        "-U", "postgres", "-d", database, "-c", sql])
     }
 
+    /// Runs a script of any size on psql's standard input (an argument is limited to
+    /// 128 KiB); returns the unaligned rows.
+    @discardableResult
+    public func psql(_ database: String, script: String) throws -> String {
+        try Peers.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)",
+                       "-U", "postgres", "-d", database, "-f", "-"], stdin: script)
+    }
+
+    /// Everything the database holds, as pg_dump writes it (bytea in hex): what
+    /// whoever copies the database gets.
+    public func dump(_ database: String) throws -> String {
+        try Peers.run(["pg_dump", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-d", database])
+    }
+
     /// The database name at the end of one of our URIs.
     public static func database(of uri: String) -> String { String(uri.split(separator: "/").last ?? "") }
 }
