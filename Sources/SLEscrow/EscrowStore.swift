@@ -430,11 +430,15 @@ public final class EscrowStore {
         }
 
         // Charge the attempt now; only a success gives it back.
-        try db.run("""
+        // One statement, so the database serialises it per row: of guesses from any
+        // number of processes and machines at once, exactly maximumAttempts are
+        // charged, each with its own count.
+        let charged = try db.query("""
             UPDATE recipients SET failed_attempts = failed_attempts + 1
             WHERE message_id = ? AND idx = ? AND locked = 0 AND failed_attempts < ?
-            """, [.text(id), .int(index), .int(maximumAttempts)])
-        guard db.changes == 1 else { throw EscrowError.lockedOut }
+            RETURNING failed_attempts
+            """, [.text(id), .int(index), .int(maximumAttempts)]) { $0.int(0) }
+        guard let attempt = charged.first else { throw EscrowError.lockedOut }
 
         let ad = wrapAD(id: id, index: index)
         let contentKey: SecretBytes?
@@ -463,16 +467,10 @@ public final class EscrowStore {
         }
 
         guard let contentKey else {
-            let failed = try db.transaction { () -> Int in
-                try db.run("""
-                    UPDATE recipients SET locked = CASE WHEN failed_attempts >= ? THEN 1 ELSE 0 END
-                    WHERE message_id = ? AND idx = ?
-                    """,
-                           [.int(maximumAttempts), .text(id), .int(index)])
-                return try db.query("SELECT failed_attempts FROM recipients WHERE message_id = ? AND idx = ?",
-                                    [.text(id), .int(index)]) { $0.int(0) }.first ?? maximumAttempts
-            }
-            if isQuestion { throw EscrowError.wrongAnswer(remaining: max(0, maximumAttempts - failed)) }
+            try db.run("""
+                UPDATE recipients SET locked = 1 WHERE message_id = ? AND idx = ? AND failed_attempts >= ?
+                """, [.text(id), .int(index), .int(maximumAttempts)])
+            if isQuestion { throw EscrowError.wrongAnswer(remaining: max(0, maximumAttempts - attempt)) }
             throw EscrowError.wrongPassword
         }
         try db.run("UPDATE recipients SET failed_attempts = 0 WHERE message_id = ? AND idx = ?", [.text(id), .int(index)])
@@ -684,9 +682,23 @@ public final class EscrowStore {
         }
     }
 
-    public func markReceiptSent(id: String, index: Int) throws {
-        try db.run("UPDATE recipients SET receipt_sent = 1 WHERE message_id = ? AND idx = ?", [.text(id), .int(index)])
-        guard db.changes == 1 else { throw EscrowError.notFound }
+    /// Claims the receipt for sending: true for the one run that claims it, false
+    /// when another run (on this machine or another) has, notFound when there is
+    /// no such recipient. A receipt is written only after its claim, so several
+    /// `sl-escrow receipts` at once send each exactly once.
+    @discardableResult
+    public func markReceiptSent(id: String, index: Int) throws -> Bool {
+        try db.run("UPDATE recipients SET receipt_sent = 1 WHERE message_id = ? AND idx = ? AND receipt_sent = 0",
+                   [.text(id), .int(index)])
+        if db.changes == 1 { return true }
+        guard try !db.query("SELECT 1 FROM recipients WHERE message_id = ? AND idx = ?", [.text(id), .int(index)], { $0.int(0) })
+            .isEmpty else { throw EscrowError.notFound }
+        return false
+    }
+
+    /// Gives a claimed receipt back (its message could not be written).
+    public func unmarkReceiptSent(id: String, index: Int) throws {
+        try db.run("UPDATE recipients SET receipt_sent = 0 WHERE message_id = ? AND idx = ?", [.text(id), .int(index)])
     }
 
     // MARK: accounts

@@ -1,4 +1,5 @@
 import Foundation
+import SLMessage
 
 /// Copying a store into an empty PostgreSQL one, for a clinic that outgrows one
 /// machine: every table row as it is and every sealed content byte for byte
@@ -39,13 +40,13 @@ extension EscrowStore {
     /// Writers should be stopped first: what they change meanwhile may be missed.
     public func copy(to target: EscrowStore, progress: (String) -> Void = { _ in }) throws -> CopySummary {
         guard let targetContent = target.content as? PostgresContentStore else {
-            throw EscrowError.storage("\(target.location): the copy goes into a PostgreSQL store (escrow_store = postgresql://…)")
+            throw StoreCopyRefused(description: "\(target.location): the copy goes into a PostgreSQL store (postgresql://…)")
         }
         let occupied = try Self.tables.filter { table in
             try !target.db.query("SELECT 1 FROM \(table.name) LIMIT 1") { $0.int(0) }.isEmpty
         }
         if let first = occupied.first {
-            throw EscrowError.storage("\(target.location): the target store is not empty (table \(first.name) has rows); copy into a new database")
+            throw StoreCopyRefused(description: "\(target.location): the target store is not empty (table \(first.name) has rows); copy into a new database")
         }
         let live = try liveIDs()
         return try target.db.transaction {
@@ -103,4 +104,10 @@ extension PostgresContentStore {
         try writer.flush()
         return writer.total
     }
+}
+
+/// A copy that cannot start: the target is not an empty PostgreSQL store (73).
+public struct StoreCopyRefused: Error, SysexitReporting, CustomStringConvertible {
+    public let description: String
+    public var sysexit: Sysexit { .cantCreate }
 }

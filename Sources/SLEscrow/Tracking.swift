@@ -66,9 +66,21 @@ extension EscrowStore {
                      [], Self.trackedCopy)
     }
 
-    public func markOpenReceiptSent(_ receipt: OpenReceipt) throws {
-        try db.run("UPDATE tracked SET receipt_sent = 1 WHERE rowid = ?", [.int(receipt.row)])
-        guard db.changes == 1 else { throw EscrowError.notFound }
+    /// Claims the receipt for sending, as `markReceiptSent` does: true for the one
+    /// run that claims it.
+    @discardableResult
+    public func markOpenReceiptSent(_ receipt: OpenReceipt) throws -> Bool {
+        try db.run("UPDATE tracked SET receipt_sent = 1 WHERE rowid = ? AND receipt_sent = 0", [.int(receipt.row)])
+        if db.changes == 1 { return true }
+        guard try !db.query("SELECT 1 FROM tracked WHERE rowid = ?", [.int(receipt.row)], { $0.int(0) }).isEmpty else {
+            throw EscrowError.notFound
+        }
+        return false
+    }
+
+    /// Gives a claimed receipt back (its message could not be written).
+    public func unmarkOpenReceiptSent(_ receipt: OpenReceipt) throws {
+        try db.run("UPDATE tracked SET receipt_sent = 0 WHERE rowid = ?", [.int(receipt.row)])
     }
 
     static let trackedColumns =

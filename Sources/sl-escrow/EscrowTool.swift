@@ -95,23 +95,32 @@ public struct EscrowTool {
     /// per recipient who opened a message, and one per tracked copy (open_tracking)
     /// whose image was fetched. A receipt is marked sent once the whole stream is
     /// written, so a failed write sends it again next time rather than never.
+    /// Each receipt is claimed in the store before it is written, so runs on
+    /// several machines at once send it once; if the output cannot be written,
+    /// the claims are given back for the next run. (A crash between the claim and
+    /// the write loses those receipts rather than sending them twice: a receipt
+    /// is a courtesy, a duplicate a nuisance.)
     public func receipts() throws {
         let (ctx, configuration) = try context()
-        let pending = try ctx.store.pendingReceipts()
-        let opens = try ctx.store.pendingOpenReceipts()
+        let pending = try ctx.store.pendingReceipts().filter { try ctx.store.markReceiptSent(id: $0.id, index: $0.index) }
+        let opens = try ctx.store.pendingOpenReceipts().filter { try ctx.store.markOpenReceiptSent($0) }
         guard !pending.isEmpty || !opens.isEmpty else { return }
-        let staged = try StagedOutput()
-        let writer = MboxWriter(sink: staged.sink)
-        let from = configuration.installation.escrow.noticeFrom ?? "MAILER-DAEMON@\(ctx.hostname)"
-        for r in pending where !r.sender.isEmpty {
-            try writer.write(try ReadReceipt.message(for: r, from: from, date: Date()))
+        do {
+            let staged = try StagedOutput()
+            let writer = MboxWriter(sink: staged.sink)
+            let from = configuration.installation.escrow.noticeFrom ?? "MAILER-DAEMON@\(ctx.hostname)"
+            for r in pending where !r.sender.isEmpty {
+                try writer.write(try ReadReceipt.message(for: r, from: from, date: Date()))
+            }
+            for r in opens where !r.copy.sender.isEmpty {
+                try writer.write(try ReadReceipt.message(for: r.copy, from: from, date: Date()))
+            }
+            try staged.commit(to: 1)
+        } catch {
+            for r in pending { try? ctx.store.unmarkReceiptSent(id: r.id, index: r.index) }
+            for r in opens { try? ctx.store.unmarkOpenReceiptSent(r) }
+            throw error
         }
-        for r in opens where !r.copy.sender.isEmpty {
-            try writer.write(try ReadReceipt.message(for: r.copy, from: from, date: Date()))
-        }
-        try staged.commit(to: 1)
-        for r in pending { try ctx.store.markReceiptSent(id: r.id, index: r.index) }
-        for r in opens { try ctx.store.markOpenReceiptSent(r) }
     }
 
     // MARK: open

@@ -1,6 +1,18 @@
 import Foundation
 import Testing
 import SLMessage
+import SLTestPeers
+
+/// Where a tool test's escrow store lives: the tests that use a store run on both.
+enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    /// escrow_store = a directory (escrow.sqlite and content files).
+    case sqlite
+    /// escrow_store = postgresql://… : a database of its own in the test process's
+    /// cluster (PostgresPeer), its schema made with `sl-escrow migrate`.
+    case postgresql
+
+    var testDescription: String { rawValue }
+}
 
 /// sl-escrow-pack and sl-escrow, as built: seal, notify, open, refuse, retract,
 /// expire, lock out, account login, receipts; the store never holds what it seals;
@@ -11,12 +23,17 @@ import SLMessage
     /// tests derive many keys).
     struct Setup {
         let dir: URL
+        let backend: StoreBackend
+        /// The database's URI (postgresql), nil for a directory store.
+        let uri: String?
         var config: String { dir.appendingPathComponent("sl.conf").path }
         var store: String { dir.appendingPathComponent("store").path }
         var state: String { dir.appendingPathComponent("state").path }
 
-        init(_ extra: String = "") throws {
+        init(_ extra: String = "", backend: StoreBackend = .sqlite) throws {
             dir = try Tools.scratch()
+            self.backend = backend
+            uri = backend == .postgresql ? try PostgresPeer.shared.get().newDatabase() : nil
             try """
             BEGIN:VCARD
             VERSION:4.0
@@ -30,7 +47,7 @@ import SLMessage
             try """
             hostname = mx.clinic.test
             state_directory = state
-            escrow_store = store
+            escrow_store = \(uri ?? "store")
             escrow_url = https://portal.clinic.test/escrow
             escrow_kdf_passes = 2
             escrow_kdf_memory = 19
@@ -43,6 +60,10 @@ import SLMessage
             escrow_answer = PN-4711
 
             """.write(toFile: config, atomically: true, encoding: .utf8)
+            if uri != nil {
+                let migrate = try run("sl-escrow", ["migrate"])
+                guard migrate.status == 0 else { throw PeerError("sl-escrow migrate: \(migrate.stderr)") }
+            }
         }
 
         /// sl-escrow takes its options after the subcommand.
@@ -66,8 +87,22 @@ import SLMessage
             return try run("sl-escrow", args)
         }
 
-        /// Every byte the store holds on disk.
+        /// Every byte the store holds: its files, or (PostgreSQL) the database as
+        /// pg_dump writes it, and the bytea values in it decoded from hex.
         func storeBytes() throws -> [(String, Bytes)] {
+            if let uri {
+                let dump = try PostgresPeer.shared.get().dump(PostgresPeer.database(of: uri))
+                var decoded = Bytes()
+                for run in dump.split(whereSeparator: { !$0.isHexDigit }) where run.count >= 16 && run.count % 2 == 0 {
+                    var i = run.startIndex
+                    while i < run.endIndex {
+                        let j = run.index(i, offsetBy: 2)
+                        decoded.append(UInt8(run[i..<j], radix: 16)!)
+                        i = j
+                    }
+                }
+                return [("pg_dump", bytes(dump)), ("pg_dump bytea", decoded)]
+            }
             var out: [(String, Bytes)] = []
             let e = FileManager.default.enumerator(atPath: store)
             while let name = e?.nextObject() as? String {
@@ -78,6 +113,28 @@ import SLMessage
                 }
             }
             return out
+        }
+
+        /// How many records have sealed content.
+        func sealedCount() throws -> Int {
+            if uri != nil { return Int(try sql("SELECT count(DISTINCT id) FROM sl_escrow.content")) ?? -1 }
+            return try storeBytes().filter { $0.0.hasSuffix(".sealed") }.count
+        }
+
+        /// A query's rows, columns joined by |, read past sl (sqlite3 through Python,
+        /// or psql). Table names without the schema: sl_escrow is on the path.
+        func sql(_ query: String) throws -> String {
+            if let uri {
+                let peer = try PostgresPeer.shared.get()
+                return try peer.psql(PostgresPeer.database(of: uri), "SET search_path = sl_escrow; " + query)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let r = try Tools.runCommand(["python3", "-c", """
+                import sqlite3, sys
+                for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):
+                    print("|".join(str(c) for c in row))
+                """, store + "/escrow.sqlite", query], stdin: [])
+            return r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         }
     }
 
@@ -139,8 +196,8 @@ import SLMessage
         return out
     }
 
-    @Test func packThenOpenGivesTheOriginalBackByteForByte() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func packThenOpenGivesTheOriginalBackByteForByte(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         let input = Self.routed()
         let packed = try s.pack(input)
         #expect(packed.status == 0, "\(packed.stderr)")
@@ -177,8 +234,8 @@ import SLMessage
         #expect(through.status == 0 && through.stdout == plain)
     }
 
-    @Test func theStoreHoldsNoneOfWhatItSeals() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func theStoreHoldsNoneOfWhatItSeals(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         let packed = try s.pack(Self.routed(subject: "Subject-Marker-7731", body: "Body-Marker-5521 Grüße"))
         #expect(packed.status == 0, "\(packed.stderr)")
         let b64 = Array(TransferEncoding.encodeBase64(Self.attachment).prefix(60))
@@ -201,8 +258,8 @@ import SLMessage
         return (0...(haystack.count - needle.count)).contains { i in haystack[i] == needle[0] && Array(haystack[i..<i + needle.count]) == needle }
     }
 
-    @Test func wrongAnswersCountAndLockTheRecipientOut() throws {
-        let s = try Setup("escrow_max_attempts = 3")
+    @Test(arguments: StoreBackend.allCases) func wrongAnswersCountAndLockTheRecipientOut(_ backend: StoreBackend) throws {
+        let s = try Setup("escrow_max_attempts = 3", backend: backend)
         let notices = try Self.notices(try s.pack(Self.routed()))
         let link = try Self.link(in: notices["carol@example.org"]!)
         let first = try s.open(link: link, answer: "Rex")
@@ -227,8 +284,8 @@ import SLMessage
         #expect(danStatus["firstOpen"] != nil && danStatus["locked"] as? Bool == false)
     }
 
-    @Test func aWrongLinkSecretDoesNotOpen() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func aWrongLinkSecretDoesNotOpen(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         let notices = try Self.notices(try s.pack(Self.routed()))
         let link = try Self.link(in: notices["carol@example.org"]!)
         var secret = Array(link.split(separator: "#").last!)
@@ -245,8 +302,8 @@ import SLMessage
         #expect(garbage.status == 64, "\(garbage.stderr)")
     }
 
-    @Test func retractedAndExpiredMessagesSayWhy() throws {
-        let s = try Setup("escrow_expiry = 0.00002")      // 1.7 seconds
+    @Test(arguments: StoreBackend.allCases) func retractedAndExpiredMessagesSayWhy(_ backend: StoreBackend) throws {
+        let s = try Setup("escrow_expiry = 0.00002", backend: backend)      // 1.7 seconds
         let notices = try Self.notices(try s.pack(Self.routed()))
         let carolLink = try Self.link(in: notices["carol@example.org"]!)
         let id = String(carolLink.split(separator: "/").dropLast().last!)
@@ -257,10 +314,10 @@ import SLMessage
         #expect(unasked.status == 77 && unasked.stderr.contains("expired"), "\(unasked.stderr)")
         let purge = try s.run("sl-escrow", ["purge"])
         #expect(purge.status == 0, "\(purge.stderr)")
-        #expect(try s.storeBytes().allSatisfy { !$0.0.hasSuffix(".sealed") })
+        #expect(try s.sealedCount() == 0)
         #expect(try s.open(link: carolLink, answer: "Fluffy the cat").stderr.contains("expired"))
 
-        let t = try Setup()
+        let t = try Setup(backend: backend)
         let fresh = try Self.notices(try t.pack(Self.routed()))
         let link = try Self.link(in: fresh["dan@example.net"]!)
         let freshID = String(link.split(separator: "/").dropLast().last!)
@@ -275,8 +332,8 @@ import SLMessage
         #expect(try t.run("sl-escrow", ["retract", "0123456789abcdef0123456789abcdef"]).status == 66)
     }
 
-    @Test func loginRecipientsOpenWithTheirAccountPassword() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func loginRecipientsOpenWithTheirAccountPassword(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         // Without an account Erin still gets her notice: its link lets her choose a
         // password (sl-portal), which makes the account. Carol, in the same copy, too.
         let noAccount = try s.pack(Self.routed(recipients: [("erin@example.com", "escrow=login"),
@@ -308,8 +365,8 @@ import SLMessage
         #expect(right.stdout == (try Self.original(input)))
     }
 
-    @Test func readReceiptsGoToTheSenderOnce() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func readReceiptsGoToTheSenderOnce(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         let notices = try Self.notices(try s.pack(Self.routed()))
         #expect(try s.run("sl-escrow", ["receipts"]).stdout.isEmpty)
         #expect(try s.open(link: try Self.link(in: notices["dan@example.net"]!), answer: "PN-4711").status == 0)
@@ -333,8 +390,8 @@ import SLMessage
         #expect(notice.status == 0 && notice.stdoutText.contains("carol@example.org"), "\(notice.stderr)")
     }
 
-    @Test func theSendersTypedAnswerIsUsedOnceAndDeleted() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func theSendersTypedAnswerIsUsedOnceAndDeleted(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         let pending = s.state + "/pending"
         try FileManager.default.createDirectory(atPath: pending, withIntermediateDirectories: true)
         let token = "0123456789abcdef0123456789abcdef"
@@ -369,8 +426,8 @@ import SLMessage
         #expect(!text.contains("the results are attached"))
     }
 
-    @Test func aBookEntryThatIsGoneIsReportedAndTheOthersArePacked() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func aBookEntryThatIsGoneIsReportedAndTheOthersArePacked(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         let r = try s.pack(Self.routed(recipients: [("zed@example.org", "escrow=question; qa=book:main"),
                                                     ("carol@example.org", "escrow=question; qa=book:main")]))
         #expect(r.status == 0, "\(r.stderr)")
@@ -404,8 +461,8 @@ import SLMessage
         #expect(r.stderr.split(separator: "\n").count == 1)
     }
 
-    @Test func twoPackersAtOnceLeaveASoundStore() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func twoPackersAtOnceLeaveASoundStore(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         let stream = (0..<15).map { i in [UInt8]("From alice@clinic.test Mon Nov 30 09:00:00 2026\n".utf8) + Self.routed(subject: "n \(i)") + [0x0A] }.joined()
         let input = Array(stream)
         final class Runs: @unchecked Sendable { var all: [ToolRun] = []; let lock = NSLock() }
@@ -423,16 +480,11 @@ import SLMessage
         #expect(list.stdoutText.split(separator: "\n").count == 30)
         // Argon2id ran once per recipient per run, though each run packs on several
         // workers: two runs, two recipients, four salts for 60 recipient records.
-        let salts = try Tools.runCommand(["python3", "-c", """
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1])
-            print(db.execute("select count(distinct salt), count(*) from recipients").fetchone())
-            """, s.store + "/escrow.sqlite"], stdin: [])
-        #expect(salts.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "(4, 60)", "\(salts.stdoutText) \(salts.stderr)")
+        #expect(try s.sql("select count(distinct salt), count(*) from recipients") == "4|60")
     }
 
-    @Test func killedWhilePackingTheStoreStaysSound() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func killedWhilePackingTheStoreStaysSound(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         let stream = Array((0..<40).map { i in [UInt8]("From alice@clinic.test Mon Nov 30 09:00:00 2026\n".utf8) + Self.routed(subject: "n \(i)") + [0x0A] }.joined())
         let input = s.dir.appendingPathComponent("stream.mbox")
         try Data(stream).write(to: input)
@@ -463,8 +515,8 @@ import SLMessage
         #expect(clean.status == 0 && cleanCount == 80, "\(clean.stderr)")
     }
 
-    @Test func aHundredMegabyteMessageRoundTripsInBoundedMemory() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func aHundredMegabyteMessageRoundTripsInBoundedMemory(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         var input = bytes("""
         X-SL-Version: 1
         X-SL-Envelope-From: alice@clinic.test
@@ -494,8 +546,8 @@ import SLMessage
         #expect(opened.stdout == (try Self.original(input)))
     }
 
-    @Test func aMessageMayAskForAnotherExpiryWithinLimits() throws {
-        let s = try Setup("escrow_expiry_max = 10")
+    @Test(arguments: StoreBackend.allCases) func aMessageMayAskForAnotherExpiryWithinLimits(_ backend: StoreBackend) throws {
+        let s = try Setup("escrow_expiry_max = 10", backend: backend)
         func expiry(_ field: String) throws -> Double {
             var input = Self.routed(recipients: [("dan@example.net", "escrow=question; qa=default:domain")])
             input = bytes("Expires: \(field)\n") + input
@@ -523,8 +575,8 @@ import SLMessage
 extension EscrowToolTests {
     /// Step 4 of the decision: a recipient with an account in the store is sent by
     /// escrow with login, with no list to keep by hand.
-    @Test func slClassifyFindsLoginAccountsInTheStore() throws {
-        let s = try Setup("fallback = bounce")
+    @Test(arguments: StoreBackend.allCases) func slClassifyFindsLoginAccountsInTheStore(_ backend: StoreBackend) throws {
+        let s = try Setup("fallback = bounce", backend: backend)
         let message = bytes("From: Bob <bob@other.test>\nTo: erin@example.com\nSubject: hi\n\nhello\n")
         let before = try s.run("sl-classify", ["-t", "--explain"], message)
         #expect(before.status == 0, "\(before.stderr)")
@@ -538,8 +590,8 @@ extension EscrowToolTests {
 }
 
 extension EscrowToolTests {
-    @Test func messageCenterLetsTheSenderReopenWithTheirAccount() throws {
-        let s = try Setup("escrow_message_center = yes")
+    @Test(arguments: StoreBackend.allCases) func messageCenterLetsTheSenderReopenWithTheirAccount(_ backend: StoreBackend) throws {
+        let s = try Setup("escrow_message_center = yes", backend: backend)
         let input = Self.routed()
         let refused = try s.pack(input)
         #expect(refused.status == 75 && refused.stdout.isEmpty)
@@ -559,8 +611,8 @@ extension EscrowToolTests {
     /// `open` at a real terminal (a pseudo-terminal driven by Python's pty module):
     /// the prompts go to the terminal, the answer is not echoed, the message goes
     /// to standard output only.
-    @Test func openAtATerminalAsksAndDoesNotEchoTheAnswer() throws {
-        let s = try Setup()
+    @Test(arguments: StoreBackend.allCases) func openAtATerminalAsksAndDoesNotEchoTheAnswer(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
         let input = Self.routed()
         let notices = try Self.notices(try s.pack(input))
         let link = try Self.link(in: notices["carol@example.org"]!)
