@@ -79,7 +79,8 @@ let package = Package(
         // failure policy (DeliveryPolicy.swift: what each trouble does, and its status).
         .target(name: "SLDelivery", dependencies: ["SLMessage", "SLPolicy", "SLTransport"]),
         // Escrow: sealing (libsodium: secretstream, Argon2id, sealed boxes), the store
-        // (SQLite metadata, sealed content files), accounts, the packer, notices, receipts.
+        // (SQLite metadata and sealed content files, or all of it in PostgreSQL through
+        // SLPostgres), accounts, the packer, notices, receipts.
         .target(name: "SLEscrow", dependencies: ["SLMessage", "SLPolicy", "SLPostgres", "CSodium", "CSQLite"]),
         // What sl-contacts does: a contact's key from a file, a GnuPG keyring or WKD
         // (SLHTTPS), a certificate from a file or a signed message, and the card

@@ -45,6 +45,20 @@ import SLMessage
         #expect(try Self.page("man5/sl.conf.5").contains(".Xr sl-contacts 1\nwrites these cards."))
     }
 
+    /// sl-escrow's subcommands, each with its options, are in sl-escrow(1).
+    @Test(arguments: [["list"], ["status"], ["retract"], ["purge"], ["receipts"], ["tracked"], ["open"], ["verify"],
+                      ["migrate"], ["copy"], ["account", "add"], ["account", "remove"], ["account", "passwd"], ["account", "list"]])
+    func everySubcommandOfSlEscrowIsInItsManPage(_ subcommand: [String]) throws {
+        let help = try Tools.run("sl-escrow", subcommand + ["--help"], stdin: [])
+        #expect(help.status == 0, "\(help.stderr)")
+        let page = try Self.page("man1/sl-escrow.1")
+        #expect(page.contains(".Cm \(subcommand.joined(separator: " "))"), "sl-escrow \(subcommand) is not in sl-escrow(1)")
+        let names = try Regex("--([a-z][a-z0-9-]*[a-z0-9])")
+        for o in Set(help.stdoutText.matches(of: names).map { String(help.stdoutText[$0.range].dropFirst(2)) }) where o != "help" && o != "version" {
+            #expect(page.contains("Fl -\(o)"), "sl-escrow \(subcommand) --\(o) is not in sl-escrow(1)")
+        }
+    }
+
     @Test func slSendsOptionsAreInItsManPage() throws {
         let help = try Tools.runCommand([try Installed.bin("sl-send"), "--help"], stdin: [])
         #expect(help.status == 0 && help.stdoutText.hasPrefix("usage: sl-send"))

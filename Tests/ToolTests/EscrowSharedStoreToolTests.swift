@@ -177,6 +177,13 @@ import SLTestPeers
         #expect(runs.allSatisfy { $0.stderr.isEmpty }, "no notices on stderr: \(runs.map(\.stderr))")
         #expect(try peer.psql(PostgresPeer.database(of: uri), "SELECT version FROM sl_schema WHERE component = 'escrow'")
                     .trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+        // The TLS cache can share the database: its own schema beside the store's.
+        let config = try Tools.scratch().appendingPathComponent("sl.conf").path
+        try "escrow_store = \(uri)\ntls_cache = \(uri)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(try Tools.run("sl-tls-probe", ["--config", config, "--migrate"], stdin: []).status == 0)
+        #expect(try peer.psql(PostgresPeer.database(of: uri), "SELECT component || ' ' || version FROM sl_schema ORDER BY component")
+                    .split(separator: "\n") == ["escrow 1", "tls_cache 1"])
+        #expect(try Tools.run("sl-escrow", ["list", "--config", config], stdin: []).status == 0)
     }
 
     /// Before migrate, every tool stops with the command to run (78); a server that

@@ -21,7 +21,8 @@ import SLMessage
 
         /// `extra`: more sl.conf lines (escrow_expiry, escrow_max_attempts); `portal`
         /// the portal_* lines (default: plain HTTP on loopback behind a proxy).
-        init(_ extra: String = "", portal: String = "portal_listen = 127.0.0.1:0\nportal_behind_proxy = yes\n") throws {
+        init(_ extra: String = "", portal: String = "portal_listen = 127.0.0.1:0\nportal_behind_proxy = yes\n",
+             store: String = "store") throws {
             dir = try Tools.scratch()
             try """
             BEGIN:VCARD
@@ -36,7 +37,7 @@ import SLMessage
             try """
             hostname = mx.clinic.test
             state_directory = state
-            escrow_store = store
+            escrow_store = \(store)
             escrow_url = https://portal.clinic.test/sl-escrow
             escrow_kdf_passes = 2
             escrow_kdf_memory = 19
