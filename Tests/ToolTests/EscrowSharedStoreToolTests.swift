@@ -109,21 +109,7 @@ import SLTestPeers
         let s = try Setup(backend: .postgresql)
         let peer = try PostgresPeer.shared.get()
         let database = PostgresPeer.database(of: try #require(s.uri))
-        var input = bytes("""
-            X-SL-Version: 1
-            X-SL-Envelope-From: alice@clinic.test
-            X-SL-Envelope-To: dan@example.net; escrow=question; qa=default:domain
-            X-SL-Method: escrow
-            X-SL-TLS: opportunistic
-            X-SL-Fallback: bounce
-            From: Alice <alice@clinic.test>
-            To: dan@example.net
-            Subject: scans
-
-            """)
-        let line = bytes(String(repeating: "0123456789", count: 7) + "\n")
-        input.reserveCapacity(100 << 20 + 100)
-        while input.count < 100 << 20 { input += line }
+        let input = EscrowToolTests.hundredMegabytes()
         let file = s.dir.appendingPathComponent("big.eml")
         try Data(input).write(to: file)
         let p = Process()

@@ -515,8 +515,8 @@ enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
         #expect(clean.status == 0 && cleanCount == 80, "\(clean.stderr)")
     }
 
-    @Test(arguments: StoreBackend.allCases) func aHundredMegabyteMessageRoundTripsInBoundedMemory(_ backend: StoreBackend) throws {
-        let s = try Setup(backend: backend)
+    /// A 100 MB message to dan by escrow, 8-bit text lines.
+    static func hundredMegabytes() -> Bytes {
         var input = bytes("""
         X-SL-Version: 1
         X-SL-Envelope-From: alice@clinic.test
@@ -532,6 +532,12 @@ enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let line = Array(("0123456789abcdefghijklmnopqrstuvwxyz Grüße, 8-bit: \u{e9}\u{e8}\u{ea}" + String(repeating: "=", count: 20) + "\n").utf8)
         input.reserveCapacity(100 << 20 + 1000)
         while input.count < 100 << 20 { input += line }
+        return input
+    }
+
+    @Test(arguments: StoreBackend.allCases) func aHundredMegabyteMessageRoundTripsInBoundedMemory(_ backend: StoreBackend) throws {
+        let s = try Setup(backend: backend)
+        let input = Self.hundredMegabytes()
         let file = s.dir.appendingPathComponent("big.eml")
         try Data(input).write(to: file)
         let packed = try Tools.run("sl-escrow-pack", ["--config", s.config], stdin: Array(try Data(contentsOf: file)),
