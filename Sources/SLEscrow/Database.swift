@@ -81,10 +81,33 @@ final class PostgresEscrowDatabase: EscrowDatabase {
 
     static let maximumAttempts = 30
 
+    /// Inside BEGIN … COMMIT: a lost connection then fails the transaction, which
+    /// `transaction` runs again on a new one.
+    private var inTransaction = false
+    /// The last failure was the connection's, not a statement's.
+    private var lastWasConnectionLoss = false
+
     init(uri: String) throws {
         connection = try PostgresConnection(uri: uri)
-        try connection.execute("SELECT set_config('search_path', 'sl_escrow, public', false)")
+        try prepareSession()
         try EscrowSchema.postgres.require(on: connection)
+    }
+
+    private func prepareSession() throws {
+        try connection.execute("SELECT set_config('search_path', 'sl_escrow, public', false)")
+    }
+
+    /// A connection the server dropped (a restart, a failover) is made again once,
+    /// so a portal that runs for months outlives its database's restarts.
+    private func reconnectIfLost() -> Bool {
+        guard !connection.isConnected else { return false }
+        do {
+            try connection.reconnect()
+            try prepareSession()
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// `?` becomes $1, $2, …; the statements hold no `?` inside literals.
@@ -100,12 +123,26 @@ final class PostgresEscrowDatabase: EscrowDatabase {
     }
 
     private func perform(_ sql: String, _ values: [SQLValue]) throws -> PostgresResult {
-        do {
-            lastWasConflict = false
-            return try connection.query(numberedPlaceholders(sql), values.map(\.postgres))
-        } catch let e as PostgresError {
-            lastWasConflict = e.isConflict
-            throw EscrowError.storage("escrow database \(e)")
+        lastWasConflict = false
+        lastWasConnectionLoss = false
+        var reconnected = false
+        while true {
+            do {
+                return try connection.query(numberedPlaceholders(sql), values.map(\.postgres))
+            } catch let e as PostgresError {
+                lastWasConflict = e.isConflict
+                lastWasConnectionLoss = e.kind == .connection
+                // Outside a transaction a statement runs again on a new connection.
+                // Usually the loss is found on sending it (the server dropped an idle
+                // connection), so it never ran; if its reply was lost instead, running
+                // it twice is harmless for ours (idempotent, or an attempt charged
+                // twice: the safe side).
+                if lastWasConnectionLoss && !inTransaction && !reconnected && reconnectIfLost() {
+                    reconnected = true
+                    continue
+                }
+                throw EscrowError.storage("escrow database \(e)")
+            }
         }
     }
 
@@ -120,15 +157,30 @@ final class PostgresEscrowDatabase: EscrowDatabase {
 
     func transaction<R>(_ body: () throws -> R) throws -> R {
         var attempt = 0
+        var reconnected = false
         while true {
             attempt += 1
             try run("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            inTransaction = true
+            defer { inTransaction = false }
+            var committing = false
             do {
                 let result = try body()
+                committing = true
                 try run("COMMIT")
                 return result
             } catch {
                 let conflict = lastWasConflict
+                // A connection lost before COMMIT was answered: the server rolled the
+                // transaction back, unless COMMIT itself reached it, in which case
+                // running it again would do it twice. Only a loss before COMMIT is
+                // retried, once, on a new connection.
+                let lostBeforeCommit = lastWasConnectionLoss && !committing
+                inTransaction = false
+                if lostBeforeCommit && !reconnected && reconnectIfLost() {
+                    reconnected = true
+                    continue
+                }
                 _ = try? connection.execute("ROLLBACK")
                 guard conflict, attempt < Self.maximumAttempts else { throw error }
                 // The other writer is finishing; a random pause keeps two retries apart.

@@ -43,6 +43,20 @@ public final class PostgresConnection {
 
     deinit { api.finish(connection) }
 
+    /// True while the connection to the server is up.
+    public var isConnected: Bool { api.status(connection) == CONNECTION_OK }
+
+    /// Connects again with the same parameters (PQreset) after the server dropped
+    /// the connection (a restart, a failover, an administrator's
+    /// pg_terminate_backend); throws when it cannot. Session settings made with
+    /// SET are gone and must be made again.
+    public func reconnect() throws {
+        api.reset(connection)
+        guard isConnected else {
+            throw PostgresError(location, "cannot connect again: \(Self.message(api.errorMessage(connection)))", kind: .connection)
+        }
+    }
+
     /// Runs one statement with `parameters` as $1, $2, … (text format; nil is
     /// NULL) and returns its rows as text.
     @discardableResult

@@ -46,6 +46,14 @@ extension PortalToolTests {
             #expect(right.status == 423, "portal \(i): \(right.status)")
         }
 
+        // The server drops every connection of the portals (as a restart or a
+        // failover would): they connect again on their next request.
+        let dropped = try peer.psql(PostgresPeer.database(of: uri), """
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+            WHERE datname = current_database() AND application_name = 'sl'
+            """).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect((Int(dropped) ?? 0) >= 2, "\(dropped) connections dropped")
+
         // Opened through the second portal: the first open is on record for all.
         let open = try Self.curl(servers[1].local(opened.page), form: [("csrf", sessions[1].csrf), ("secret", opened.secret),
                                                                          ("answer", Self.answer)], jar: sessions[1].jar)

@@ -16,7 +16,7 @@
     X(connectdbParams) X(status) X(errorMessage) X(finish) \
     X(execParams) X(resultStatus) X(resultErrorMessage) X(resultErrorField) \
     X(ntuples) X(nfields) X(getvalue) X(getisnull) X(clear) \
-    X(getlength) X(ftype) X(cmdTuples)
+    X(getlength) X(ftype) X(cmdTuples) X(reset)
 
 /// libpq's functions, each with its own type from libpq-fe.h.
 struct sl_pq {
