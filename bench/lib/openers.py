@@ -23,6 +23,7 @@ TLS in front of it): talking to it directly over loopback, they are carried by h
 import argparse
 import queue
 import re
+import signal
 import sys
 import threading
 import time
@@ -38,6 +39,8 @@ class Stay(urllib.request.HTTPRedirectHandler):
 
 
 def main():
+    # Interrupted (^C), stop at once, as the shell script around expects of a command.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     parser = argparse.ArgumentParser()
     parser.add_argument("links")
     parser.add_argument("openers", type=int)
@@ -111,7 +114,7 @@ def main():
                     markers.add(marker)
 
     start = time.monotonic()
-    threads = [threading.Thread(target=run) for _ in range(args.openers)]
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(args.openers)]
     for t in threads:
         t.start()
     for t in threads:
