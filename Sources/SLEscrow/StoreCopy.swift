@@ -54,8 +54,11 @@ extension EscrowStore {
             for table in Self.tables {
                 let names = table.columns.map(\.0).joined(separator: ", ")
                 let marks = Array(repeating: "?", count: table.columns.count).joined(separator: ", ")
-                let rows = try db.query("SELECT \(names) FROM \(table.name)") { row in
-                    table.columns.enumerated().map { (i, column) -> SQLValue in
+                // Row by row, straight into the target: memory stays flat however
+                // large the store.
+                var rows = 0
+                _ = try db.query("SELECT \(names) FROM \(table.name)") { row in
+                    let values = table.columns.enumerated().map { (i, column) -> SQLValue in
                         let c = Int32(i)
                         if row.isNull(c) { return .null }
                         switch column.1 {
@@ -65,9 +68,8 @@ extension EscrowStore {
                         case .blob: return .blob(row.blob(c) ?? [])
                         }
                     }
-                }
-                for values in rows {
                     try target.db.run("INSERT INTO \(table.name)(\(names)) VALUES (\(marks))", values)
+                    rows += 1
                 }
                 if table.columns.first?.0 == "rowid" {
                     // Identity columns go on from the highest number copied.
@@ -76,8 +78,8 @@ extension EscrowStore {
                                       coalesce(max(rowid), 0) + 1, false) FROM \(table.name)
                         """) { $0.int64(0) }
                 }
-                summary.rows[table.name] = rows.count
-                progress("\(table.name): \(rows.count) row\(rows.count == 1 ? "" : "s")")
+                summary.rows[table.name] = rows
+                progress("\(table.name): \(rows) row\(rows == 1 ? "" : "s")")
             }
             for id in live.sorted() {
                 let found = try content.read(id: id) { source in
