@@ -20,6 +20,15 @@ let package = Package(
         .executable(name: "sl-escrow", targets: ["sl-escrow"]),
         .executable(name: "sl-portal", targets: ["sl-portal"]),
         .executable(name: "sl-contacts", targets: ["sl-contacts"]),
+        // For fuzz/ (a package of its own that builds sl's parsers with libFuzzer),
+        // not an API: sl is its executables.
+        .library(name: "SLMessage", targets: ["SLMessage"]),
+        .library(name: "SLPolicy", targets: ["SLPolicy"]),
+        .library(name: "SLTransport", targets: ["SLTransport"]),
+        .library(name: "SLEscrow", targets: ["SLEscrow"]),
+        .library(name: "SLPortal", targets: ["SLPortal"]),
+        .library(name: "SLContacts", targets: ["SLContacts"]),
+        .library(name: "SLHTML", targets: ["SLHTML"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
