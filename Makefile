@@ -1,7 +1,8 @@
 # sl — build, install, demo and test. See README.md.
 #
 #   make demo                 install build deps, build, install into ./stage, run the example
-#   make test                 install test deps and run the whole test suite
+#   make test                 install test deps, run the whole test suite, then a fuzz smoke run
+#   make fuzz                 every fuzz target for 10 minutes (fuzz/run; on demand)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make bench                benchmarks (on demand; never part of the tests)
 
@@ -22,7 +23,7 @@ TEST_DEPS   = $(BUILD_DEPS) $(DEMO_DEPS) gnupg rnp gpgsm openssl procmail time s
               nsd unbound ldnsutils postgresql \
               chromium chromium-driver nginx
 
-.PHONY: all build deps test-deps install uninstall demo test bench clean
+.PHONY: all build deps test-deps install uninstall demo test fuzz-smoke fuzz bench clean
 
 all: build
 
@@ -69,6 +70,15 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	@scratch=$$(mktemp -d /tmp/sl-tests.XXXXXX) && chmod 0755 "$$scratch" && \
 	  TMPDIR="$$scratch" $(SWIFT) test --skip-build; rc=$$?; rm -rf "$$scratch"; exit $$rc
+	$(MAKE) fuzz-smoke
+
+# Every fuzz target for a few seconds from its seeds: the targets keep building and
+# the seeds (each a past finding or a fixture) keep passing. See fuzz/README.md.
+fuzz-smoke:
+	SWIFT=$(SWIFT) fuzz/run --time 10
+
+fuzz:
+	SWIFT=$(SWIFT) fuzz/run --time 600
 
 bench: build
 	bench/classify
@@ -83,4 +93,4 @@ bench: build
 	bench/tls-probe
 
 clean:
-	rm -rf .build stage
+	rm -rf .build stage fuzz/.build
