@@ -34,7 +34,13 @@ public struct MessageStreamReader<Source: ByteSource> {
     public var checksStreamLength = true
 
     public init(_ source: Source, framing: Framing = .automatic, spoolMemoryLimit: Int = Spool.defaultMemoryLimit) {
-        lines = LineReader(source)
+        self.init(source, framing: framing, spoolMemoryLimit: spoolMemoryLimit, maxPiece: 64 << 10)
+    }
+
+    /// With the pieces of a long line as small as `maxPiece`, so that tests and fuzzing
+    /// reach the code that joins them with small inputs.
+    init(_ source: Source, framing: Framing, spoolMemoryLimit: Int, maxPiece: Int) {
+        lines = LineReader(source, maxPiece: maxPiece)
         switch framing {
         case .automatic: mode = .undetermined
         case .single: mode = .single
