@@ -119,6 +119,19 @@ public struct MessageStreamReader<Source: ByteSource> {
                     piece = piece.dropFirst()
                 }
             }
+            if inHeader && startsLine && piece.last != ASCII.lf && !HeaderSection.isKindDecided(byLineStart: piece) {
+                // A line longer than a piece whose start is all field-name bytes: whether
+                // it is a field depends on a colon further on. Read on until that is
+                // clear (the section is held in memory and bounded anyway), so the
+                // reader splits header from body where HeaderSection.scan does.
+                var line = Array(piece)
+                while !HeaderSection.isKindDecided(byLineStart: line), line.count <= HeaderSection.maximumSize,
+                      let more = try nextPiece() {
+                    line += more.piece
+                    if more.piece.last == ASCII.lf { break }
+                }
+                piece = line[...]
+            }
             if inHeader {
                 if startsLine {
                     switch HeaderSection.kind(ofLine: piece) {
