@@ -206,7 +206,11 @@ public final class MboxWriter {
     /// that the next stage can tell a whole message from one cut off by a stage
     /// that died while writing it (see StreamLength).
     public func write(_ message: Message, envelopeSender: String? = nil, declareLength: Bool = false) throws {
-        try sink.write(message.fromLine ?? Self.fromLine(sender: envelopeSender))
+        var from = message.fromLine ?? Self.fromLine(sender: envelopeSender)
+        // A From line read at the very end of the input has no line feed; written as it
+        // is, the header's first line would become part of it.
+        if from.last != ASCII.lf { from.append(ASCII.lf) }
+        try sink.write(from)
         var header = message.header
         if declareLength && header.fields.contains(where: HeaderSection.isEnvelopeField) {
             header.remove(StreamLength.field)

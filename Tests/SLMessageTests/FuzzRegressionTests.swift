@@ -30,4 +30,22 @@ import Testing
         let scan = try HeaderSection.scan(input[...])
         #expect(m.header == scan.header)
     }
+
+    /// mbox target, "From a Mon Nov 30 000:Content-Type:::00 multip 06art/" (a From
+    /// line at the end of the input, without a line feed): MboxWriter wrote the From
+    /// line as it was, so the header's first line joined it and reading the output
+    /// back gave another From line. The writer now ends the From line.
+    @Test func fromLineWithoutLineFeedIsEndedWhenWritten() throws {
+        var reader = MessageStreamReader(MemorySource(b("From a Mon Nov 30 00:00:00 2026")))
+        let m = try #require(try reader.next())
+        #expect(m.fromLine == b("From a Mon Nov 30 00:00:00 2026"))
+        var withHeader = m
+        try withHeader.header.add("Subject", "s")
+        let sink = MemorySink()
+        try MboxWriter(sink: sink).write(withHeader)
+        var again = MessageStreamReader(MemorySource(sink.bytes))
+        let back = try #require(try again.next())
+        #expect(back.fromLine == b("From a Mon Nov 30 00:00:00 2026\n"))
+        #expect(back.header.fields.map(\.name) == ["Subject"])
+    }
 }
