@@ -48,4 +48,35 @@ import Testing
         #expect(back.fromLine == b("From a Mon Nov 30 00:00:00 2026\n"))
         #expect(back.header.fields.map(\.name) == ["Subject"])
     }
+
+    /// addresses target, "xn--daj6fgehfvwxn": an A-label whose U-label is "«±¦¨¥­§£¯"
+    /// (symbols the Unicode path refuses) was accepted because the ASCII path only
+    /// checked that it decodes. toASCII(toUnicode(x)) then failed for a domain toASCII
+    /// had accepted. A-labels are now checked as RFC 5891 5.4 asks: the U-label must be
+    /// valid and encode back to the same A-label.
+    @Test(arguments: ["xn--daj6fgehfvwxn", "a@xn--daj6fgehfvwxn"])
+    func aLabelWithARefusedULabelIsRefused(_ input: String) {
+        if input.contains("@") {
+            #expect(throws: AddressError.self) { try EmailAddress(parsing: input) }
+        } else {
+            #expect(throws: AddressError.self) { try IDNA.toASCII(input) }
+        }
+    }
+
+    @Test func validALabelsStillPass() throws {
+        #expect(try IDNA.toASCII("xn--bcher-kva.example") == "xn--bcher-kva.example")
+        #expect(try IDNA.toASCII("bücher.example") == "xn--bcher-kva.example")
+        // Not NFC (u + combining diaeresis encoded as such): not the A-label of any name.
+        let decomposed = try #require(Punycode.encode([Unicode.Scalar("b"), "u", "\u{0308}", "c", "h", "e", "r"]))
+        #expect(throws: AddressError.self) { try IDNA.toASCII("xn--" + decomposed) }
+    }
+
+    /// Found reading IDNA.swift for the addresses target's idempotence invariant: the
+    /// Kelvin sign lowercases to ASCII "k", and the Unicode path Punycode-encoded the
+    /// all-ASCII result as "xn--k-", a label toASCII itself refuses. A label that maps
+    /// to ASCII is now an ASCII label.
+    @Test func labelThatLowercasesToASCIIIsAnASCIILabel() throws {
+        #expect(try IDNA.toASCII("\u{212A}.example") == "k.example")
+        #expect(try IDNA.toASCII(IDNA.toASCII("\u{212A}.example")) == "k.example")
+    }
 }
