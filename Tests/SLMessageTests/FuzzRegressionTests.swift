@@ -79,4 +79,17 @@ import Testing
         #expect(try IDNA.toASCII("\u{212A}.example") == "k.example")
         #expect(try IDNA.toASCII(IDNA.toASCII("\u{212A}.example")) == "k.example")
     }
+
+    /// envelope target, an X-SL-Original-Message-Id holding an ESC: read kept the
+    /// control character, write (OneLine) turned it into a space, so a read envelope
+    /// written back read differently. Read now normalises as write does.
+    @Test func originalMessageIDIsReadAsItIsWritten() throws {
+        let input = b("X-SL-Version: 1\nX-SL-Envelope-From: a@b\nX-SL-Envelope-To: c@d\nX-SL-Method: tls\nX-SL-TLS: required\nX-SL-Fallback: bounce\nX-SL-Original-Message-Id: <a\u{1B}b@x>\u{1B}\n\n")
+        let header = try HeaderSection.scan(input[...]).header
+        let envelope = try #require(try Envelope.read(from: header))
+        #expect(envelope.originalMessageID == "<a b@x>")
+        var written = HeaderSection(separator: [0x0A], lineEnding: [0x0A])
+        try envelope.write(into: &written)
+        #expect(try Envelope.read(from: written) == envelope)
+    }
 }
