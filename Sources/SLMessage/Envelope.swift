@@ -209,7 +209,9 @@ extension Envelope {
         guard !recipients.isEmpty else { throw MessageError.malformed("\(Field.to) is missing") }
         var envelope = Envelope(sender: sender, recipients: recipients, method: method, tls: tls, fallback: fallback, account: account)
         envelope.escrowID = header.first(Field.escrowID)?.unfoldedValue
-        envelope.originalMessageID = header.first(Field.originalMessageID)?.unfoldedValue
+        // Written through OneLine (it came from outside); read the same way, so that what
+        // is read is what would be written.
+        envelope.originalMessageID = header.first(Field.originalMessageID).map { OneLine.of($0.unfoldedValue).trimmingWSP() }
         if let digest = header.first(Field.messageDigest)?.unfoldedValue {
             guard isToken(digest) else { throw MessageError.malformed("\(Field.messageDigest) \"\(digest)\" is not a token") }
             envelope.messageDigest = digest

@@ -142,6 +142,22 @@ extension HeaderSection {
         return j < line.endIndex && line[j] == ASCII.colon ? .field : .other
     }
 
+    /// Whether the start of a line (a piece of it, without its line end) already
+    /// decides what `kind(ofLine:)` says of the whole line. Not while it holds only
+    /// field-name bytes and white space after them: a colon may still come, making it
+    /// a field. The streaming reader, which gets long lines in pieces, reads on until
+    /// this holds, so that it and `scan` agree.
+    public static func isKindDecided<C: Collection>(byLineStart start: C) -> Bool where C.Element == UInt8, C.Index == Int {
+        guard let first = start.first else { return false }
+        if ASCII.isWSP(first) { return true }
+        if first == ASCII.cr { return start.count > 1 }      // "\r" may be half of "\r\n"
+        var j = start.startIndex
+        while j < start.endIndex && ASCII.isFieldNameByte(start[j]) { j += 1 }
+        guard j > start.startIndex else { return true }
+        while j < start.endIndex && ASCII.isWSP(start[j]) { j += 1 }
+        return j < start.endIndex
+    }
+
     /// Parses a header section from the start of `bytes`. Lenient the way Postfix is:
     /// the section ends at the first empty line, or at the first line that is neither a
     /// field nor a continuation of one (that line then begins the body, and `separator`

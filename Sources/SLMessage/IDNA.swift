@@ -66,11 +66,26 @@ public enum IDNA {
                       !u.unicodeScalars.allSatisfy({ $0.isASCII }) else {
                     throw AddressError("domain label \"\(lower)\" is not valid Punycode")
                 }
+                // And (RFC 5891 5.4) its U-label must be one this code accepts, and encode
+                // back to the same A-label: otherwise a label refused in Unicode (symbols,
+                // uppercase, not NFC) would get in spelt as Punycode, and the two forms
+                // of one name would not map to each other.
+                guard (try? unicodeLabelToASCII(u)) == lower else {
+                    throw AddressError("domain label \"\(lower)\" is not a valid A-label")
+                }
             }
             return lower
         }
+        return try unicodeLabelToASCII(label)
+    }
+
+    /// A label with non-ASCII characters to its A-label (or, when lowercasing maps it to
+    /// ASCII, such as the Kelvin sign to "k", to that ASCII label).
+    static func unicodeLabelToASCII(_ label: String) throws -> String {
         // Lowercase before NFC: case mapping can leave a decomposed sequence.
         let mapped = label.lowercased().precomposedStringWithCanonicalMapping
+        // Punycode of an all-ASCII label ("xn--k-") is no name anyone owns.
+        if mapped.utf8.allSatisfy({ $0 < 0x80 }) { return try labelToASCII(mapped) }
         let scalars = Array(mapped.unicodeScalars)
         guard let first = scalars.first else { throw AddressError("domain has an empty label") }
         if first.properties.generalCategory.isMark {

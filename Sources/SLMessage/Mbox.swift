@@ -34,7 +34,13 @@ public struct MessageStreamReader<Source: ByteSource> {
     public var checksStreamLength = true
 
     public init(_ source: Source, framing: Framing = .automatic, spoolMemoryLimit: Int = Spool.defaultMemoryLimit) {
-        lines = LineReader(source)
+        self.init(source, framing: framing, spoolMemoryLimit: spoolMemoryLimit, maxPiece: 64 << 10)
+    }
+
+    /// With the pieces of a long line as small as `maxPiece`, so that tests and fuzzing
+    /// reach the code that joins them with small inputs.
+    init(_ source: Source, framing: Framing, spoolMemoryLimit: Int, maxPiece: Int) {
+        lines = LineReader(source, maxPiece: maxPiece)
         switch framing {
         case .automatic: mode = .undetermined
         case .single: mode = .single
@@ -113,6 +119,19 @@ public struct MessageStreamReader<Source: ByteSource> {
                     piece = piece.dropFirst()
                 }
             }
+            if inHeader && startsLine && piece.last != ASCII.lf && !HeaderSection.isKindDecided(byLineStart: piece) {
+                // A line longer than a piece whose start is all field-name bytes: whether
+                // it is a field depends on a colon further on. Read on until that is
+                // clear (the section is held in memory and bounded anyway), so the
+                // reader splits header from body where HeaderSection.scan does.
+                var line = Array(piece)
+                while !HeaderSection.isKindDecided(byLineStart: line), line.count <= HeaderSection.maximumSize,
+                      let more = try nextPiece() {
+                    line += more.piece
+                    if more.piece.last == ASCII.lf { break }
+                }
+                piece = line[...]
+            }
             if inHeader {
                 if startsLine {
                     switch HeaderSection.kind(ofLine: piece) {
@@ -187,7 +206,11 @@ public final class MboxWriter {
     /// that the next stage can tell a whole message from one cut off by a stage
     /// that died while writing it (see StreamLength).
     public func write(_ message: Message, envelopeSender: String? = nil, declareLength: Bool = false) throws {
-        try sink.write(message.fromLine ?? Self.fromLine(sender: envelopeSender))
+        var from = message.fromLine ?? Self.fromLine(sender: envelopeSender)
+        // A From line read at the very end of the input has no line feed; written as it
+        // is, the header's first line would become part of it.
+        if from.last != ASCII.lf { from.append(ASCII.lf) }
+        try sink.write(from)
         var header = message.header
         if declareLength && header.fields.contains(where: HeaderSection.isEnvelopeField) {
             header.remove(StreamLength.field)
