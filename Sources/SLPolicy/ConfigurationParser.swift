@@ -27,7 +27,10 @@ extension Configuration {
         var c = Configuration()
         c.source = source
         var section = Section.global
-        for (n, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Lines end in LF or CRLF. Split on Characters, "\r\n" is one Character (one
+        // grapheme), not a "\r" and a "\n": splitting on "\n" alone would leave a
+        // CRLF file one line, whose first free-text value swallowed the rest.
+        for (n, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let lineNumber = n + 1
             func fail(_ m: String) -> ConfigurationError { ConfigurationError(source, lineNumber, m) }
             var line = Substring(rawLine)

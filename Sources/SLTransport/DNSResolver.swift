@@ -156,17 +156,21 @@ public final class DNSResolver {
     /// 3.3, as MTA-STS and TLSRPT records are read); nil when the name has none.
     public func txt(_ name: String) throws -> [String]? {
         guard let records = try query(name, type: ns_t_txt) else { return nil }
-        return try records.map { r in
-            var text = [UInt8]()
-            var i = 0
-            while i < r.rdata.count {
-                let n = Int(r.rdata[i])
-                guard i + 1 + n <= r.rdata.count else { throw DNSError.invalid("\(name): malformed TXT record") }
-                text += r.rdata[(i + 1)..<(i + 1 + n)]
-                i += 1 + n
-            }
-            return String(decoding: text, as: UTF8.self)
+        return try records.map { try Self.txtText($0.rdata, name: name) }
+    }
+
+    /// One TXT record's character-strings joined (a separate step so that it can be
+    /// tested, and fuzzed, without a DNS server).
+    static func txtText(_ rdata: [UInt8], name: String) throws -> String {
+        var text = [UInt8]()
+        var i = 0
+        while i < rdata.count {
+            let n = Int(rdata[i])
+            guard i + 1 + n <= rdata.count else { throw DNSError.invalid("\(name): malformed TXT record") }
+            text += rdata[(i + 1)..<(i + 1 + n)]
+            i += 1 + n
         }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// A letter-digit-hyphen host name of at most 253 octets (what an MX target and a
