@@ -2,6 +2,8 @@
 #
 #   make demo                 install build deps, build, install into ./stage, run the example
 #   make test                 install test deps and run the whole test suite
+#   make check-sanitizers     the tests under ThreadSanitizer, then AddressSanitizer
+#                             (SCOPE=unit: all but ToolTests, the default; SCOPE=all)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make bench                benchmarks (on demand; never part of the tests)
 
@@ -22,7 +24,7 @@ TEST_DEPS   = $(BUILD_DEPS) $(DEMO_DEPS) gnupg rnp gpgsm openssl procmail time s
               nsd unbound ldnsutils postgresql \
               chromium chromium-driver nginx
 
-.PHONY: all build deps test-deps install uninstall demo test bench clean
+.PHONY: all build deps test-deps install uninstall demo test check-sanitizers bench clean
 
 all: build
 
@@ -69,6 +71,13 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	@scratch=$$(mktemp -d /tmp/sl-tests.XXXXXX) && chmod 0755 "$$scratch" && \
 	  TMPDIR="$$scratch" $(SWIFT) test --skip-build; rc=$$?; rm -rf "$$scratch"; exit $$rc
+
+# The tests built with -sanitize=thread, then =address, into .build-tsan and
+# .build-asan (not .build); fails on a failed test or any sanitizer report. See
+# build-aux/check-sanitizers.
+SCOPE ?= unit
+check-sanitizers: test-deps
+	SWIFT=$(SWIFT) build-aux/check-sanitizers --scope $(SCOPE)
 
 bench: build
 	bench/classify
