@@ -25,6 +25,11 @@ enum Tools {
 
     static var examples: URL { repository.appendingPathComponent("examples") }
 
+    /// Set by make check-sanitizers (to thread or address): the tools' peak RSS is
+    /// then mostly the sanitizer's shadow memory and quarantine, so the memory
+    /// bounds are not checked; the runs themselves still are.
+    static var underSanitizer: Bool { ProcessInfo.processInfo.environment["SL_TEST_SANITIZER"] != nil }
+
     /// What tests leave for a reviewer to look at (screenshots): .build/test-output.
     static var outputDirectory: URL {
         let d = repository.appendingPathComponent(".build/test-output")
