@@ -3,7 +3,7 @@
 #   make demo                 install build deps, build, install into ./stage, run the example
 #   make test                 install test deps and run the whole test suite
 #   make check-sanitizers     the tests under ThreadSanitizer, then AddressSanitizer
-#                             (SCOPE=unit: all but ToolTests, the default; SCOPE=all)
+#                             (SCOPE=unit, the default: all but ToolTests; SCOPE=all)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make bench                benchmarks (on demand; never part of the tests)
 
