@@ -3,6 +3,8 @@
 #   make demo                 install build deps, build, install into ./stage, run the example
 #   make test                 install test deps, run the whole test suite, then a fuzz smoke run
 #   make fuzz                 every fuzz target for 10 minutes (fuzz/run; on demand)
+#   make check-sanitizers     the tests under ThreadSanitizer, then AddressSanitizer
+#                             (SCOPE=unit, the default: all but ToolTests; SCOPE=all)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make bench                benchmarks (on demand; never part of the tests)
 
@@ -23,7 +25,7 @@ TEST_DEPS   = $(BUILD_DEPS) $(DEMO_DEPS) gnupg rnp gpgsm openssl procmail time s
               nsd unbound ldnsutils postgresql \
               chromium chromium-driver nginx
 
-.PHONY: all build deps test-deps install uninstall demo test fuzz-smoke fuzz bench clean
+.PHONY: all build deps test-deps install uninstall demo test fuzz-smoke fuzz check-sanitizers bench clean
 
 all: build
 
@@ -79,6 +81,13 @@ fuzz-smoke:
 
 fuzz:
 	SWIFT=$(SWIFT) fuzz/run --time 600
+
+# The tests built with -sanitize=thread, then =address, into .build-tsan and
+# .build-asan (not .build); fails on a failed test or any sanitizer report. See
+# build-aux/check-sanitizers.
+SCOPE ?= unit
+check-sanitizers: test-deps
+	SWIFT=$(SWIFT) build-aux/check-sanitizers --scope $(SCOPE)
 
 bench: build
 	bench/classify

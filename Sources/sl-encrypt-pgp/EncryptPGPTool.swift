@@ -152,7 +152,13 @@ final class Keyrings: @unchecked Sendable {
         if worker == 0, let warming { warming.wait(); warming.signal() }
         lock.lock(); defer { lock.unlock() }
         if let k = opened[worker] { return k }
-        let k = PGPKeyring(locatingHome: { [self] in try homePath() })
+        // Weakly: the keyring lives in `opened`, and a strong capture made a cycle
+        // that kept every worker's GPGME context and librnp keyring alive past the
+        // run (LeakSanitizer). Keyrings outlives its keyrings' use.
+        let k = PGPKeyring(locatingHome: { [weak self] in
+            guard let self else { throw PGPHomeError(description: "internal error: the keyrings were closed") }
+            return try self.homePath()
+        })
         opened[worker] = k
         return k
     }

@@ -45,6 +45,17 @@ public final class Gateway: Sendable {
         var argv = [Peers.script, "gateway", "start", "--dir", dir, "--address", address, "--port", "\(port)",
                     "--hostname", hostname, "--local-domains", domains.joined(separator: ","),
                     "--filter-service", service]
+        var main = main
+        // Under make check-sanitizers the filter Postfix starts gets the sanitizer's
+        // options too (its report files, suppressions, exit status), which Postfix
+        // would otherwise strip from its children's environment.
+        let sanitizer = ["TSAN_OPTIONS", "ASAN_OPTIONS", "LSAN_OPTIONS"].filter { ProcessInfo.processInfo.environment[$0] != nil }
+        if !sanitizer.isEmpty {
+            let names = sanitizer.joined(separator: " ")
+            main["import_environment"] = main["import_environment"]
+                ?? "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ XAUTHORITY DISPLAY LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME \(names)"
+            main["export_environment"] = main["export_environment"] ?? "TZ MAIL_CONFIG LANG \(names)"
+        }
         for key in main.keys.sorted() {
             argv += ["--main", "\(key)=\(main[key]!)"]
         }

@@ -251,7 +251,7 @@ extension DeliverToolTests {
         let (p, stderr) = try setup.started(input: stdin)
         try stdin.fileHandleForWriting.write(contentsOf: Data(input))
         try stdin.fileHandleForWriting.close()
-        usleep(250_000)
+        usleep(UInt32(250_000 * Tools.slowdown))
         kill(p.processIdentifier, SIGTERM)
         let complaint = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()

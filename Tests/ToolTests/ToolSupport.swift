@@ -25,6 +25,15 @@ enum Tools {
 
     static var examples: URL { repository.appendingPathComponent("examples") }
 
+    /// Set by make check-sanitizers (to thread or address): the tools' peak RSS is
+    /// then mostly the sanitizer's shadow memory and quarantine, so the memory
+    /// bounds are not checked; the runs themselves still are.
+    static var underSanitizer: Bool { ProcessInfo.processInfo.environment["SL_TEST_SANITIZER"] != nil }
+
+    /// How many times slower the tools run than in a plain debug build (set by make
+    /// check-sanitizers): waits that let a tool get somewhere stretch by it.
+    static var slowdown: Double { Double(ProcessInfo.processInfo.environment["SL_TEST_SLOWDOWN"] ?? "").map { max(1, $0) } ?? 1 }
+
     /// What tests leave for a reviewer to look at (screenshots): .build/test-output.
     static var outputDirectory: URL {
         let d = repository.appendingPathComponent(".build/test-output")
