@@ -60,8 +60,9 @@ public struct NoticeTemplates: Sendable {
         var out = ""
         var rest = template[...]
         while let open = rest.firstIndex(of: "{") {
-            out += rest[..<open]
+            // An unclosed "{" is text like the rest: leave it, and what precedes it, to `rest`.
             guard let close = rest[open...].firstIndex(of: "}") else { break }
+            out += rest[..<open]
             let name = String(rest[rest.index(after: open)..<close])
             if let v = values[name] {
                 out += escape(v)

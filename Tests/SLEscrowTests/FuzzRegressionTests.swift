@@ -14,4 +14,12 @@ import Testing
         #expect(EscrowLink(parsing: "https://p.test/e/\(String(repeating: "\u{FF10}", count: 32))/3#\(secret)") == nil)
         #expect(EscrowLink(parsing: "https://p.test/e/0123456789abcdef0123456789abcdef/3#\(secret)")?.id == "0123456789abcdef0123456789abcdef")
     }
+
+    /// escrow-link: the template "{unknown} {" rendered as "{unknown}  {". render
+    /// appended the text before a "{" and then, finding no "}", returned it again
+    /// with the rest: the text before an unclosed brace came out twice.
+    @Test func textBeforeAnUnclosedBraceIsWrittenOnce() {
+        #expect(NoticeTemplates.render("{unknown} {", [:]) == "{unknown} {")
+        #expect(NoticeTemplates.render("Hello {sender}, a { b", ["sender": "Al"]) == "Hello Al, a { b")
+    }
 }
