@@ -60,8 +60,9 @@ public struct NoticeTemplates: Sendable {
         var out = ""
         var rest = template[...]
         while let open = rest.firstIndex(of: "{") {
-            out += rest[..<open]
+            // An unclosed "{" is text like the rest: leave it, and what precedes it, to `rest`.
             guard let close = rest[open...].firstIndex(of: "}") else { break }
+            out += rest[..<open]
             let name = String(rest[rest.index(after: open)..<close])
             if let v = values[name] {
                 out += escape(v)
@@ -147,7 +148,8 @@ public struct EscrowLink: Sendable, Equatable {
         let parts = s[..<hash].split(separator: "/")
         guard parts.count >= 2, let index = Int(parts[parts.count - 1]), index >= 0, index < 10_000 else { return nil }
         let id = String(parts[parts.count - 2])
-        guard id.count == 32, id.allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
+        // On octets: Character.isHexDigit holds for the fullwidth forms (U+FF10...) too.
+        guard id.utf8.count == 32, id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }),
               (40...64).contains(secret.count),
               secret.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else { return nil }
         self.init(id: id, index: index, secret: secret)
