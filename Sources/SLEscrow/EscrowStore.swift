@@ -74,10 +74,9 @@ public final class EscrowStore {
 
     private convenience init(postgres uri: String, pepper: SecretBytes?, maximumAttempts: Int) throws {
         try Self.checkPepper(pepper)
-        let db: PostgresEscrowDatabase
-        do { db = try PostgresEscrowDatabase(uri: uri) } catch let e as PostgresError {
-            throw EscrowError.storage("escrow database \(e)")
-        }
+        // PostgresError as it is: its exit tells a server that is down (75, the
+        // message waits) from refused credentials or a password in the URI (78).
+        let db = try PostgresEscrowDatabase(uri: uri)
         try self.init(database: db, content: PostgresContentStore(db: db), location: db.connection.location,
                       pepper: pepper, maximumAttempts: maximumAttempts)
     }

@@ -19,6 +19,12 @@ public final class PostgresConnection {
     /// may be back later, and the caller keeps the message meanwhile.
     public init(uri: String, connectTimeout: Int = 10) throws {
         location = PostgresURI.redacted(uri)
+        // Whatever the URI came from (sl.conf, or --store on a command line that
+        // every user sees in ps), a password does not belong in it.
+        guard !PostgresURI.containsPassword(uri) else {
+            throw PostgresError(location, "put the database password in ~/.pgpass, PGPASSFILE or PGPASSWORD, not in the URI",
+                                kind: .setup)
+        }
         var loadError: UnsafePointer<CChar>?
         guard let table = sl_pq_load(&loadError) else {
             throw PostgresError(location, "cannot load libpq: \(loadError.map { String(cString: $0) } ?? "unknown error") (apt-get install libpq5)",

@@ -252,9 +252,6 @@ extension EscrowTool {
         guard EscrowStore.isDatabase(uri) else {
             throw ValidationFailure("--to takes a postgresql:// URI, not \"\(uri)\"")
         }
-        guard !PostgresURI.containsPassword(uri) else {
-            throw ValidationFailure("put the database password in ~/.pgpass, PGPASSFILE or PGPASSWORD, not in the URI")
-        }
         let (context, _) = try context()
         let target = try EscrowStore(location: uri)
         let summary = try context.store.copy(to: target) { Diagnostics.warn(Self.tool, $0) }

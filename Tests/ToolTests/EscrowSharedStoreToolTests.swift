@@ -189,6 +189,14 @@ import SLTestPeers
         let config = try s.file("secret.conf", "escrow_store = postgresql://postgres:secret@127.0.0.1:5432/escrow\n")
         let r = try Tools.run("sl-escrow", ["list", "--config", config], stdin: [])
         #expect(r.status == 78 && r.stderr.contains("PGPASSFILE") && !r.stderr.contains("secret@"), "\(r.stderr)")
+        // Nor on a command line, where every user of the machine sees it in ps.
+        for tool in ["sl-escrow", "sl-escrow-pack"] {
+            let argv = tool == "sl-escrow" ? ["list", "--store", "postgresql://postgres:secret@127.0.0.1:5432/escrow"]
+                                           : ["--store", "postgresql://postgres:secret@127.0.0.1:5432/escrow"]
+            let run = try s.run(tool, argv, EscrowToolTests.routed())
+            #expect(run.status == 78 && run.stderr.contains("PGPASSFILE") && !run.stderr.contains("secret@") && run.stdout.isEmpty,
+                    "\(tool): \(run.stderr)")
+        }
     }
 
     /// A clinic outgrows one machine: `sl-escrow copy` moves its SQLite store, sealed
