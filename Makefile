@@ -102,4 +102,4 @@ bench: build
 	bench/tls-probe
 
 clean:
-	rm -rf .build stage fuzz/.build
+	rm -rf .build .build-tsan .build-asan stage fuzz/.build
