@@ -2,7 +2,7 @@
 #
 #   make demo                 install build deps, build, install into ./stage, run the example
 #   make test                 install test deps, run the whole test suite, then a fuzz smoke run
-#   make fuzz                 every fuzz target for 10 minutes (fuzz/run; on demand)
+#   make fuzz                 every fuzz target for 10 minutes, a core each (fuzz/run; on demand)
 #   make check-sanitizers     the tests under ThreadSanitizer, then AddressSanitizer
 #                             (SCOPE=unit, the default: all but ToolTests; SCOPE=all)
 #   make install PREFIX=/usr/local [DESTDIR=...]
@@ -76,11 +76,13 @@ test: test-deps
 
 # Every fuzz target for a few seconds from its seeds: the targets keep building and
 # the seeds (each a past finding or a fixture) keep passing. See fuzz/README.md.
+# As many targets at once as there are cores.
+FUZZ_JOBS  ?= $(shell nproc 2>/dev/null || echo 1)
 fuzz-smoke:
-	SWIFT=$(SWIFT) fuzz/run --time 10
+	SWIFT=$(SWIFT) fuzz/run --time 10 --jobs $(FUZZ_JOBS)
 
 fuzz:
-	SWIFT=$(SWIFT) fuzz/run --time 600
+	SWIFT=$(SWIFT) fuzz/run --time 600 --jobs $(FUZZ_JOBS)
 
 # The tests built with -sanitize=thread, then =address, into .build-tsan and
 # .build-asan (not .build); fails on a failed test or any sanitizer report. See
