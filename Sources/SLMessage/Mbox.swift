@@ -96,6 +96,17 @@ public struct MessageStreamReader<Source: ByteSource> {
         let body = Spool(memoryLimit: spoolMemoryLimit)
         var heldBlankLine = false        // mboxrd: a "\n" line that may be the separator
         var heldSeparator = false        // mboxrd: the same, right after the header fields
+        var unquoter = FromUnquoter()    // mboxrd: body lines' `>From` quoting
+        // With no header lines, the line ending for fields a stage adds comes from the
+        // body's first line, as HeaderSection.scan takes it from the message's first.
+        var bodyLineEnding: Bytes?
+        var byteBefore: UInt8?           // the last byte of the body's previous piece
+        func noteFirstBodyLine(_ piece: ArraySlice<UInt8>) {
+            guard headerBytes.isEmpty, bodyLineEnding == nil, !piece.isEmpty else { return }
+            guard let lf = piece.firstIndex(of: ASCII.lf) else { byteBefore = piece.last; return }
+            let cr = lf > piece.startIndex ? piece[lf - 1] == ASCII.cr : byteBefore == ASCII.cr
+            bodyLineEnding = cr ? [ASCII.cr, ASCII.lf] : [ASCII.lf]
+        }
 
         func nextPiece() throws -> (piece: ArraySlice<UInt8>, startsLine: Bool)? {
             if let f = firstPiece { firstPiece = nil; return f }
@@ -110,14 +121,9 @@ public struct MessageStreamReader<Source: ByteSource> {
             guard let next = try nextPiece() else { break }
             var piece = next.piece
             let startsLine = next.startsLine
-            if inMbox && startsLine {
-                if piece.hasBytePrefix("From ") {
-                    nextFromLine = try restOfLine(piece)
-                    break
-                }
-                if piece.first == ASCII.greaterThan, piece.drop(while: { $0 == ASCII.greaterThan }).hasBytePrefix("From ") {
-                    piece = piece.dropFirst()
-                }
+            if inMbox && startsLine && piece.hasBytePrefix("From ") {
+                nextFromLine = try restOfLine(piece)
+                break
             }
             if inHeader && startsLine && piece.last != ASCII.lf && !HeaderSection.isKindDecided(byLineStart: piece) {
                 // A line longer than a piece whose start is all field-name bytes: whether
@@ -131,6 +137,17 @@ public struct MessageStreamReader<Source: ByteSource> {
                     if more.piece.last == ASCII.lf { break }
                 }
                 piece = line[...]
+            }
+            if inMbox {
+                if inHeader && startsLine {
+                    // A header line is in hand as far as its kind is decided (joined
+                    // above), which is past any `>*From `: undo the quoting at once.
+                    if piece.first == ASCII.greaterThan && FromQuoter.fromPrefixState(piece) == .quote {
+                        piece = piece.dropFirst()
+                    }
+                } else if !inHeader {
+                    piece = unquoter.filter(piece, startsLine: startsLine)
+                }
             }
             if inHeader {
                 if startsLine {
@@ -171,8 +188,12 @@ public struct MessageStreamReader<Source: ByteSource> {
                 continue
             }
             if heldBlankLine { try body.append([ASCII.lf]); heldBlankLine = false }
+            noteFirstBodyLine(piece)
             try body.append(piece)
         }
+        // The input ended inside a line that began like a quoted From line.
+        let held = unquoter.finish()
+        if !held.isEmpty { try body.append(held[...]) }
         if !inMbox { mode = .done }
         var scan: HeaderSection.Scan
         do {
@@ -183,6 +204,7 @@ public struct MessageStreamReader<Source: ByteSource> {
             throw RejectedMessage(index: index, reason: why, fromLine: fromLine, header: headerBytes, body: body)
         }
         precondition(scan.bodyStart == headerBytes.count, "streaming and in-memory header parsers disagree")
+        if let ending = bodyLineEnding { scan.header.lineEnding = ending }
         if inMbox && checksStreamLength, let declared = scan.header[StreamLength.field] {
             scan.header.remove(StreamLength.field)
             guard let octets = Int(declared.trimmingCharacters(in: .whitespaces)), octets == body.count else {
@@ -257,56 +279,69 @@ public final class MboxWriter {
 }
 
 /// Adds one `>` before every line matching `^>*From `, across chunk boundaries.
+/// The `>` goes in at the end of the line's run of `>`, right before `From `: the
+/// same bytes as at the line's start, since the run is all `>`, but the run can
+/// pass through as it comes. Only a partly matched `From ` (at most four bytes) is
+/// held between chunks, so a line of megabytes of `>` costs no memory and no
+/// copying (holding the whole run made each chunk copy it again: quadratic).
 final class FromQuoter {
     private let sink: ByteSink
-    private var atLineStart = true
-    private var carry = Bytes()          // a line start that may still become ">*From "
+    private var deciding = true          // at a line's start, its `>*From ` not settled
+    private var held = 0                 // bytes of "From " matched at a chunk's end, not yet written
     private(set) var endsWithLineFeed = true
+    static let from: [UInt8] = Array("From ".utf8)
 
     init(sink: ByteSink) { self.sink = sink }
 
     func write(_ chunk: ArraySlice<UInt8>) throws {
         guard !chunk.isEmpty else { return }
         var data = chunk
-        if !carry.isEmpty { data = (carry + chunk)[...]; carry = [] }
-        var runStart = data.startIndex
+        if held > 0 { data = (Self.from[0..<held] + chunk)[...]; held = 0 }
+        var written = data.startIndex    // bytes before this are written
+        var matchStart = data.startIndex // where the "From " being matched begins
+        var matched = 0
         var i = data.startIndex
         while i < data.endIndex {
-            if atLineStart {
-                switch Self.fromPrefixState(data[i...]) {
-                case .quote:
-                    try sink.write(data[runStart..<i])
+            if deciding {
+                let b = data[i]
+                if matched == 0 && b == ASCII.greaterThan { i += 1; continue }
+                if b == Self.from[matched] {
+                    if matched == 0 { matchStart = i }
+                    matched += 1
+                    i += 1
+                    if matched < Self.from.count { continue }
+                    try sink.write(data[written..<matchStart])
                     try sink.write([ASCII.greaterThan])
-                    runStart = i
-                case .undecided:
-                    try sink.write(data[runStart..<i])
-                    carry = Array(data[i...])
-                    return
-                case .no:
-                    break
+                    written = matchStart
                 }
-                atLineStart = false
+                deciding = false
+                matched = 0
             }
             guard let lf = data[i...].firstIndex(of: ASCII.lf) else { i = data.endIndex; break }
             i = lf + 1
-            atLineStart = true
+            deciding = true
         }
-        try sink.write(data[runStart..<data.endIndex])
-        endsWithLineFeed = data.last == ASCII.lf
+        if deciding && matched > 0 {
+            try sink.write(data[written..<matchStart])
+            held = matched
+            endsWithLineFeed = false
+        } else {
+            try sink.write(data[written..<data.endIndex])
+            endsWithLineFeed = data.last == ASCII.lf
+        }
     }
 
     func finish() throws {
-        if !carry.isEmpty {
-            try sink.write(carry[...])
-            endsWithLineFeed = carry.last == ASCII.lf
-            carry = []
+        if held > 0 {
+            try sink.write(Self.from[0..<held])
+            held = 0
         }
     }
 
     enum PrefixState { case quote, no, undecided }
 
+    /// Whether a line starting with `s` matches `^>*From `, or `s` is too short to tell.
     static func fromPrefixState(_ s: ArraySlice<UInt8>) -> PrefixState {
-        let from: [UInt8] = Array("From ".utf8)
         var i = s.startIndex
         while i < s.endIndex && s[i] == ASCII.greaterThan { i += 1 }
         var k = 0
@@ -316,6 +351,60 @@ final class FromQuoter {
             i += 1; k += 1
         }
         return .quote
+    }
+}
+
+/// Undoes FromQuoter on a body's lines as the reader gets them, in pieces: a line
+/// matching `^>+From ` loses one `>`. Whether a line matches shows only after its
+/// run of `>`, which may go on for pieces; the run passes through as it comes but
+/// for its last `>`, held back until the line shows whether it is a quoted From
+/// line. Memory stays bounded however long the run.
+struct FromUnquoter {
+    private var deciding = false
+    private var heldQuote = false        // the run's last `>`, not yet passed on
+    private var matched = 0              // bytes of "From " after the run, not yet passed on
+
+    /// The bytes of `piece` to keep. `startsLine`: the piece begins a line.
+    mutating func filter(_ piece: ArraySlice<UInt8>, startsLine: Bool) -> ArraySlice<UInt8> {
+        if startsLine {
+            // Most lines: not quoted, nothing to decide, nothing copied.
+            guard piece.first == ASCII.greaterThan else { deciding = false; return piece }
+            deciding = true
+            heldQuote = false
+            matched = 0
+        }
+        guard deciding else { return piece }
+        var kept = Bytes()
+        var i = piece.startIndex
+        while i < piece.endIndex {
+            let b = piece[i]
+            if matched == 0 && b == ASCII.greaterThan {
+                if heldQuote { kept.append(b) }
+                heldQuote = true
+                i += 1
+                continue
+            }
+            if b == FromQuoter.from[matched] {
+                matched += 1
+                i += 1
+                if matched < FromQuoter.from.count { continue }
+                kept += FromQuoter.from          // a quoted From line: the held `>` goes
+            } else {
+                kept.append(ASCII.greaterThan)   // not one: give back what was held
+                kept += FromQuoter.from[0..<matched]
+            }
+            deciding = false
+            break
+        }
+        kept += piece[i...]
+        return kept[...]
+    }
+
+    /// What is still held when the input ends inside an undecided line.
+    mutating func finish() -> Bytes {
+        guard deciding else { return [] }
+        deciding = false
+        return (heldQuote ? [ASCII.greaterThan] : []) + FromQuoter.from[0..<matched]
     }
 }
 

@@ -49,6 +49,69 @@ import Testing
         #expect(back.header.fields.map(\.name) == ["Subject"])
     }
 
+    /// Found reading the code, and now within the mbox target's reach (it reads in small
+    /// pieces before reading back in the default ones): a body line whose run of `>`
+    /// before `From ` is longer than the reader's piece (64 KiB) got its quoting `>`
+    /// from MboxWriter, but the reader looked for `>*From ` in the line's first piece
+    /// only, so the `>` stayed, one more at every sl stage. The writer also held the
+    /// whole run between chunks and copied it again with each one. Both now pass the
+    /// run through and decide at its end (FromQuoter, FromUnquoter).
+    @Test(arguments: [1, 7, 8, 9, 70_000])
+    func quotedFromLineWithALongRunOfGreaterThanRoundTrips(_ run: Int) throws {
+        let quotes = String(repeating: ">", count: run)
+        let body = b("first\n\(quotes)From someone\n\(quotes)Fromage\n\(quotes)\n\(quotes)Fro")
+        let message = Message(fromLine: b("From a@example.org Mon Nov 30 00:00:00 2026\n"),
+                              header: try HeaderSection.parse(b("Subject: s\n\n")), body: try spool(body))
+        let sink = MemorySink()
+        try MboxWriter(sink: sink).write(message)
+        // Exactly the From line gains a `>`, and the unfinished last line gets its line end.
+        let expectedBody = b("first\n>\(quotes)From someone\n\(quotes)Fromage\n\(quotes)\n\(quotes)Fro\n")
+        #expect(sink.bytes == b("From a@example.org Mon Nov 30 00:00:00 2026\nSubject: s\n\n") + expectedBody + b("\n"))
+        for piece in [8, 64 << 10] {
+            var reader = MessageStreamReader(MemorySource(sink.bytes), framing: .automatic, spoolMemoryLimit: 1 << 20, maxPiece: piece)
+            let back = try #require(try reader.next())
+            #expect(try back.body.readAll() == body + b("\n"), "pieces of \(piece)")
+            #expect(try reader.next() == nil)
+        }
+    }
+
+    /// The writer gives the same bytes however the body is cut into chunks, a cut
+    /// inside `>>>Fr|om ` included.
+    @Test func fromQuotingDoesNotDependOnChunkBoundaries() throws {
+        let body = b(">>>From a\nFrom b\n>Fromage\nFrom\n>>From\tx\nx From y\n>>>Fr")
+        func quoted(_ cuts: [Int]) throws -> Bytes {
+            let sink = MemorySink()
+            let quoter = FromQuoter(sink: sink)
+            var start = 0
+            for cut in cuts + [body.count] { try quoter.write(body[start..<cut]); start = cut }
+            try quoter.finish()
+            return sink.bytes
+        }
+        let whole = try quoted([])
+        #expect(whole == b(">>>>From a\n>From b\n>Fromage\nFrom\n>>From\tx\nx From y\n>>>Fr"))
+        for i in 0...body.count {
+            #expect(try quoted([i]) == whole, "cut at \(i)")
+            for j in i...body.count { #expect(try quoted([i, j]) == whole, "cuts at \(i), \(j)") }
+        }
+    }
+
+    /// mbox target (its exception for this case is gone): for a message with no header
+    /// lines, HeaderSection.scan takes the line ending for new fields from the first
+    /// (body) line, but the stream reader fell back to CRLF, so a stage added CRLF
+    /// fields to an LF message. The reader now takes it from the body's first line,
+    /// also when that line's CR and LF come in different pieces.
+    @Test(arguments: [("no header\nline\n", "\n"), ("no header\r\nline\n", "\r\n"), (" continuation first\nx\n", "\n"),
+                      ("1234567\r\n", "\r\n"), ("12345678\r\n", "\r\n"), ("no line end at all", "\r\n")])
+    func headerlessMessageTakesItsLineEndingFromTheBody(_ input: String, _ ending: String) throws {
+        for piece in [8, 64 << 10] {
+            var reader = MessageStreamReader(MemorySource(b(input)), framing: .bare, spoolMemoryLimit: 1 << 20, maxPiece: piece)
+            let m = try #require(try reader.next())
+            #expect(m.header.fields.isEmpty)
+            #expect(m.header.lineEnding == b(ending), "pieces of \(piece)")
+            #expect(m.header.lineEnding == (try HeaderSection.scan(b(input)[...])).header.lineEnding)
+        }
+    }
+
     /// addresses target, "xn--daj6fgehfvwxn": an A-label whose U-label is "«±¦¨¥­§£¯"
     /// (symbols the Unicode path refuses) was accepted because the ASCII path only
     /// checked that it decodes. toASCII(toUnicode(x)) then failed for a domain toASCII
@@ -92,4 +155,10 @@ import Testing
         try envelope.write(into: &written)
         #expect(try Envelope.read(from: written) == envelope)
     }
+}
+
+private func spool(_ bytes: Bytes) throws -> Spool {
+    let s = Spool(memoryLimit: 1 << 20)
+    try s.append(bytes)
+    return s
 }
