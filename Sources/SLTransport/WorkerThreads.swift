@@ -16,20 +16,44 @@ public enum WorkerThreads {
         let pool = Pool<Output>(count: count)
         let workers = max(1, min(threads, count))
         let states = try (0..<workers).map { _ in try makeState() }
-        let group = DispatchGroup()
+        var started: [pthread_t] = []
         for state in states {
-            let context = Unchecked((state, job, finished))
-            group.enter()
-            let thread = Thread {
-                let (state, job, finished) = context.value
-                while let i = pool.claim() { pool.store(i, job(state, i), finished) }
-                group.leave()
-            }
-            thread.stackSize = 1 << 20
-            thread.start()
+            let work = Work { while let i = pool.claim() { pool.store(i, job(state, i), finished) } }
+            if let thread = work.start(stackSize: 1 << 20) { started.append(thread) }
         }
-        group.wait()
+        // Joined, not just waited for: map returns once every worker has exited, its
+        // thread-exit destructors run (OpenSSL frees each thread's random generators
+        // there). A tool that exits right after map (sl-tls-probe, sl-deliver) would
+        // otherwise race its own workers' teardown, which LeakSanitizer saw as leaks.
+        for thread in started { pthread_join(thread, nil) }
+        // No thread at all (the process is at its limit): the jobs run here.
+        if started.isEmpty, let state = states.first {
+            while let i = pool.claim() { pool.store(i, job(state, i), finished) }
+        }
         return pool.outputs()
+    }
+
+    /// One worker's loop, handed to pthread_create: plain POSIX threads because
+    /// Foundation's Thread cannot be joined.
+    private final class Work {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+
+        /// The started thread, or nil when it could not be made.
+        func start(stackSize: Int) -> pthread_t? {
+            var attributes = pthread_attr_t()
+            pthread_attr_init(&attributes)
+            defer { pthread_attr_destroy(&attributes) }
+            pthread_attr_setstacksize(&attributes, stackSize)
+            let retained = Unmanaged.passRetained(self)
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, &attributes, { raw in
+                Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue().body()
+                return nil
+            }, retained.toOpaque())
+            guard rc == 0 else { retained.release(); return nil }
+            return thread
+        }
     }
 
     /// Hands out indexes and collects outputs under one lock.
@@ -59,10 +83,5 @@ public enum WorkerThreads {
             lock.lock(); defer { lock.unlock() }
             return slots.map { $0! }
         }
-    }
-
-    struct Unchecked<T>: @unchecked Sendable {
-        let value: T
-        init(_ v: T) { value = v }
     }
 }
